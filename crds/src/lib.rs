@@ -5,6 +5,9 @@
 //!
 //! This crate has no API client: it is types and pure functions only.
 
+// kube-derive's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod common;
 pub mod crdgen;
 pub mod flashsale;

@@ -1,4 +1,23 @@
-//! The Storefront operator.
+//! The Storefront operator: a Storefront controller that turns a shop into running commerce
+//! services, a ServiceShard controller that runs each shard's pods, pure desired-state
+//! builders, status computation, metrics and leader election.
+//!
+//! ```text
+//!  plan ──► build::desired(storefront, sales, now) ──► controller::children::sync (SSA + prune)
+//!                                                   └► status::compute ──► status (if changed)
+//! ```
+
+pub mod build;
+pub mod controller;
+pub mod error;
+pub mod labels;
+pub mod metrics;
+pub mod plan;
+pub mod run;
+pub mod status;
+pub mod subset;
+#[cfg(test)]
+pub(crate) mod testutil;
 
 use std::path::Path;
 

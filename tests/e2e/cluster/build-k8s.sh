@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 K8S_VERSION=v1.34.4
-COREDNS_VERSION=$(awk '/github.com\/coredns\/coredns /{print $2}' "$here/coredns/go.mod")
+COREDNS_VERSION=$(sed -n 's/.*github.com\/coredns\/coredns \(v[0-9.]*\).*/\1/p' "$here/coredns/go.mod" | head -1)
 CACHE=${K8S_CACHE:-$HOME/.cache/storefront/k8s-$K8S_VERSION}
 mkdir -p "$CACHE/bin"
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod

@@ -1,0 +1,171 @@
+//! ConfigMaps the workloads read: the gateway's route table (one route per enabled service,
+//! with its tier and cluster-wide rate limit) and each sharded service's ring.
+//!
+//! Content is JSON serialized from ordered structs, so the same spec always yields the same
+//! bytes and an unchanged Storefront makes no writes.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde::Serialize;
+use storefront_crds::{RateLimit, ServiceName};
+
+use super::{Owner, deployment::GRPC_PORT};
+use crate::{
+    labels,
+    plan::{ServicePlan, Sizing},
+};
+
+/// Ring epoch published until resharding (a later piece) raises it.
+pub const INITIAL_RING_EPOCH: i64 = 1;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Routes<'a> {
+    storefront: &'a str,
+    routes: Vec<Route>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Route {
+    service: String,
+    prefix: String,
+    tier: String,
+    /// `host:port` of the service, or of the ring ConfigMap for sharded services.
+    upstream: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<Limit>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Limit {
+    requests_per_minute: u32,
+    burst: u32,
+}
+
+impl From<&RateLimit> for Limit {
+    fn from(r: &RateLimit) -> Self {
+        Limit {
+            requests_per_minute: r.requests_per_minute,
+            burst: r.effective_burst(),
+        }
+    }
+}
+
+fn address(owner: &Owner<'_>, name: &str) -> String {
+    format!("{name}.{}.svc:{GRPC_PORT}", owner.namespace)
+}
+
+fn config_map(
+    owner: &Owner<'_>,
+    name: String,
+    component: &str,
+    key: &str,
+    json: String,
+) -> ConfigMap {
+    ConfigMap {
+        metadata: owner.meta(name, component, &BTreeMap::new()),
+        data: Some(BTreeMap::from([(key.to_string(), json)])),
+        ..ConfigMap::default()
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    // Serializing plain structs of strings and integers cannot fail.
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
+}
+
+/// The gateway's route table.
+pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
+    let routes = plans
+        .iter()
+        .filter(|p| p.service != ServiceName::Gateway)
+        .map(|p| {
+            let service = p.service.as_str();
+            let sharded = matches!(p.sizing, Sizing::Sharded { .. });
+            Route {
+                service: service.to_string(),
+                prefix: format!("/api/{service}"),
+                tier: p.tier.as_str().to_string(),
+                upstream: address(owner, &labels::service_object_name(owner.name, service)),
+                ring: sharded.then(|| labels::ring_name(owner.name, service)),
+                rate_limit: p.rate_limit.as_ref().map(Limit::from),
+            }
+        })
+        .collect();
+    let gateway_limit = plans
+        .iter()
+        .find(|p| p.service == ServiceName::Gateway)
+        .and_then(|p| p.rate_limit.as_ref())
+        .map(Limit::from);
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Doc<'a> {
+        #[serde(flatten)]
+        routes: Routes<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gateway_rate_limit: Option<Limit>,
+    }
+    let doc = Doc {
+        routes: Routes {
+            storefront: owner.name,
+            routes,
+        },
+        gateway_rate_limit: gateway_limit,
+    };
+    config_map(
+        owner,
+        labels::gateway_config_name(owner.name),
+        "gateway",
+        "routes.json",
+        to_json(&doc),
+    )
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Ring {
+    service: String,
+    epoch: i64,
+    algorithm: &'static str,
+    shards: Vec<RingShard>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RingShard {
+    index: i32,
+    name: String,
+    address: String,
+}
+
+/// The ring of a sharded service: shard ordinals and their addresses, with an epoch.
+pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32) -> ConfigMap {
+    let service = service.as_str();
+    let ring = Ring {
+        service: service.to_string(),
+        epoch: INITIAL_RING_EPOCH,
+        algorithm: "jump",
+        shards: (0..shards)
+            .map(|index| {
+                let name = labels::shard_name(owner.name, service, index);
+                RingShard {
+                    index,
+                    address: address(owner, &name),
+                    name,
+                }
+            })
+            .collect(),
+    };
+    config_map(
+        owner,
+        labels::ring_name(owner.name, service),
+        service,
+        "ring.json",
+        to_json(&ring),
+    )
+}

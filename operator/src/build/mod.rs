@@ -1,0 +1,168 @@
+//! Desired state: `desired(storefront, sales, now)` builds every child object of a Storefront.
+//!
+//! Pure — no client, no clock — so it carries most of the unit tests. One file per child kind
+//! (`deployment.rs`, `service.rs`, …), in the stackable style. The controller applies the result
+//! with server-side apply and prunes every labelled child that is not in it.
+//!
+//! ```text
+//!  Storefront ─┬─ per unsharded service: Deployment, Service, ServiceAccount, [HPA], [PDB]
+//!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
+//!              └─ gateway enabled:       route table ConfigMap (routes + rate limits)
+//! ```
+
+mod config;
+mod deployment;
+mod hpa;
+mod pdb;
+mod service;
+mod service_account;
+mod shard;
+
+use std::collections::BTreeMap;
+
+pub use deployment::{ContainerSpec, database_schema, workload};
+use jiff::Timestamp;
+use k8s_openapi::{
+    api::{
+        apps::v1::Deployment,
+        autoscaling::v2::HorizontalPodAutoscaler,
+        core::v1::{ConfigMap, Service, ServiceAccount},
+        policy::v1::PodDisruptionBudget,
+    },
+    apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
+};
+use kube::{Resource, ResourceExt};
+pub use service::service_for;
+use storefront_crds::{
+    FlashSale, ServiceShard, Storefront, StorefrontSpec,
+    validate::{self, InvalidSpec},
+};
+
+use crate::{
+    labels,
+    plan::{self, ServicePlan, Sizing},
+};
+
+/// Why a Storefront cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("invalid spec: {0}")]
+    InvalidSpec(#[from] InvalidSpec),
+    #[error("storefront has no {0} (not read from the API server?)")]
+    MissingMetadata(&'static str),
+}
+
+/// Everything a Storefront should own right now.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub plans: Vec<ServicePlan>,
+    /// Names of the sales that changed something.
+    pub active_sales: Vec<String>,
+    pub deployments: Vec<Deployment>,
+    pub services: Vec<Service>,
+    pub service_accounts: Vec<ServiceAccount>,
+    pub hpas: Vec<HorizontalPodAutoscaler>,
+    pub pdbs: Vec<PodDisruptionBudget>,
+    pub config_maps: Vec<ConfigMap>,
+    pub shards: Vec<ServiceShard>,
+}
+
+/// What every builder needs to know about the owning Storefront.
+pub struct Owner<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub owner_ref: OwnerReference,
+    pub spec: &'a StorefrontSpec,
+}
+
+impl<'a> Owner<'a> {
+    /// Reads name, namespace and owner reference of a Storefront.
+    pub fn of(sf: &'a Storefront) -> Result<Self, BuildError> {
+        Ok(Owner {
+            name: sf
+                .metadata
+                .name
+                .as_deref()
+                .ok_or(BuildError::MissingMetadata("name"))?,
+            namespace: sf
+                .metadata
+                .namespace
+                .as_deref()
+                .ok_or(BuildError::MissingMetadata("namespace"))?,
+            owner_ref: sf
+                .controller_owner_ref(&())
+                .ok_or(BuildError::MissingMetadata("uid"))?,
+            spec: &sf.spec,
+        })
+    }
+
+    /// Metadata of a child named `name` for `component`, with extra labels.
+    pub fn meta(
+        &self,
+        name: String,
+        component: &str,
+        extra: &BTreeMap<String, String>,
+    ) -> ObjectMeta {
+        let mut l = labels::labels(self.name, component);
+        l.extend(extra.clone());
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.to_string()),
+            labels: Some(l),
+            owner_references: Some(vec![self.owner_ref.clone()]),
+            ..ObjectMeta::default()
+        }
+    }
+}
+
+/// Builds every child of `sf` under the `sales` (all FlashSales of its namespace) at `now`.
+pub fn desired(
+    sf: &Storefront,
+    sales: &[FlashSale],
+    now: Timestamp,
+) -> Result<Desired, BuildError> {
+    validate::storefront(&sf.spec)?;
+    let owner = Owner::of(sf)?;
+    let active = plan::active_sales(&sf.name_any(), sales, now);
+    let plans = plan::plan(&sf.spec, &active);
+    let mut d = Desired {
+        active_sales: active
+            .iter()
+            .filter_map(|a| a.sale.metadata.name.clone())
+            .collect(),
+        ..Desired::default()
+    };
+    for p in &plans {
+        d.service_accounts
+            .push(service_account::build(&owner, p.service.as_str()));
+        match p.sizing {
+            Sizing::Sharded {
+                shards,
+                replicas_per_shard,
+            } => {
+                for index in 0..shards {
+                    d.shards
+                        .push(shard::build(&owner, p, index, shards, replicas_per_shard));
+                }
+                d.config_maps.push(config::ring(&owner, p.service, shards));
+            }
+            Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
+                d.deployments.push(deployment::build(&owner, p));
+                d.services.push(service::build(&owner, p.service.as_str()));
+                d.hpas.extend(hpa::build(&owner, p));
+                d.pdbs.extend(pdb::build(&owner, p));
+            }
+        }
+    }
+    if plans
+        .iter()
+        .any(|p| p.service == storefront_crds::ServiceName::Gateway)
+    {
+        d.config_maps.push(config::gateway_routes(&owner, &plans));
+    }
+    d.plans = plans;
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! ClusterIP Service of a service (or of one shard): `http` 8080 and `grpc` 50051.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::{
+    api::core::v1::{Service, ServicePort, ServiceSpec},
+    apimachinery::pkg::util::intstr::IntOrString,
+};
+
+use super::{
+    Owner,
+    deployment::{GRPC_PORT, HTTP_PORT},
+};
+use crate::labels;
+
+fn port(name: &str, port: i32) -> ServicePort {
+    ServicePort {
+        name: Some(name.to_string()),
+        port,
+        target_port: Some(IntOrString::String(name.to_string())),
+        protocol: Some("TCP".to_string()),
+        ..ServicePort::default()
+    }
+}
+
+/// A Service named `name` selecting `selector`, labelled for `component`.
+pub fn service_for(
+    owner: &Owner<'_>,
+    name: String,
+    component: &str,
+    selector: BTreeMap<String, String>,
+    extra_labels: &BTreeMap<String, String>,
+) -> Service {
+    Service {
+        metadata: owner.meta(name, component, extra_labels),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            selector: Some(selector),
+            ports: Some(vec![port("http", HTTP_PORT), port("grpc", GRPC_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+pub fn build(owner: &Owner<'_>, service: &str) -> Service {
+    service_for(
+        owner,
+        labels::service_object_name(owner.name, service),
+        service,
+        labels::selector(owner.name, service),
+        &BTreeMap::new(),
+    )
+}

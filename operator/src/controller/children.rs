@@ -1,0 +1,148 @@
+//! Apply and prune the children of one owner, generically over kinds.
+//!
+//! For each desired object: skip it when the live object (from the shared store) already
+//! contains it ([`crate::subset`]), otherwise server-side apply it with our field manager and
+//! `force`. Then delete every labelled child of the owner that is no longer desired. A reconcile
+//! with nothing to change therefore makes no writes.
+
+use std::{collections::HashSet, fmt::Debug};
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::reflector::Store,
+};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{error::Error, labels, metrics::Metrics, subset};
+
+/// What one sync changed, by object name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub applied: Vec<String>,
+    pub pruned: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.applied.is_empty() && self.pruned.is_empty()
+    }
+}
+
+/// Whether the live object already says everything `desired` says.
+pub fn up_to_date<K: Serialize>(live: Option<&K>, desired: &K) -> Result<bool, Error> {
+    let Some(live) = live else { return Ok(false) };
+    let live = serde_json::to_value(live).map_err(|e| Error::Serialize("live object", e))?;
+    let want = serde_json::to_value(desired).map_err(|e| Error::Serialize("desired object", e))?;
+    Ok(subset::contains(&live, &want))
+}
+
+/// What a sync must do: which desired objects to apply, which live children to delete.
+#[derive(Debug)]
+pub struct SyncPlan<'a, K> {
+    pub apply: Vec<&'a K>,
+    pub prune: Vec<String>,
+}
+
+/// Decides a sync without calling the API server: apply what is missing or different, prune
+/// what is labelled for `instance`, controlled by `owner_uid`, in `namespace`, and not desired.
+pub fn plan_sync<'a, K>(
+    live: &[std::sync::Arc<K>],
+    namespace: &str,
+    instance: &str,
+    owner_uid: &str,
+    desired: &'a [K],
+) -> Result<SyncPlan<'a, K>, Error>
+where
+    K: Resource<DynamicType = ()> + Serialize,
+{
+    let mut plan = SyncPlan {
+        apply: Vec::new(),
+        prune: Vec::new(),
+    };
+    let mut keep = HashSet::new();
+    for obj in desired {
+        let name = obj
+            .meta()
+            .name
+            .clone()
+            .ok_or(Error::MissingField("metadata.name"))?;
+        let current = live.iter().find(|l| {
+            l.meta().name.as_deref() == Some(name.as_str())
+                && l.meta().namespace.as_deref() == Some(namespace)
+        });
+        if !up_to_date(current.map(|c| c.as_ref()), obj)? {
+            plan.apply.push(obj);
+        }
+        keep.insert(name);
+    }
+    for l in live {
+        let owned = l
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == owner_uid && o.controller == Some(true));
+        let labelled = l.labels().get(labels::INSTANCE).map(String::as_str) == Some(instance)
+            && l.labels().get(labels::MANAGED_BY).map(String::as_str) == Some(labels::MANAGER);
+        let name = l.name_any();
+        if l.meta().namespace.as_deref() == Some(namespace)
+            && owned
+            && labelled
+            && !keep.contains(&name)
+            && l.meta().deletion_timestamp.is_none()
+        {
+            plan.prune.push(name);
+        }
+    }
+    Ok(plan)
+}
+
+/// Applies `desired` children of `owner_uid` in `namespace` and prunes the rest of its children
+/// of this kind (those labelled for `instance` and owned by `owner_uid`).
+#[allow(clippy::too_many_arguments)]
+pub async fn sync<K>(
+    client: &Client,
+    metrics: &Metrics,
+    store: &Store<K>,
+    namespace: &str,
+    instance: &str,
+    owner_uid: &str,
+    field_manager: &str,
+    desired: &[K],
+) -> Result<Changes, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let kind = K::kind(&());
+    let plan = plan_sync(&store.state(), namespace, instance, owner_uid, desired)?;
+    let mut changes = Changes::default();
+    for obj in plan.apply {
+        let name = obj.name_any();
+        api.patch(
+            &name,
+            &PatchParams::apply(field_manager).force(),
+            &Patch::Apply(obj),
+        )
+        .await?;
+        metrics.write(&kind, "apply");
+        changes.applied.push(name);
+    }
+    for name in plan.prune {
+        match api.delete(&name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        metrics.write(&kind, "delete");
+        changes.pruned.push(name);
+    }
+    Ok(changes)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,208 @@
+//! The ServiceShard controller: runs one shard's pods (a Deployment and a Service owned by
+//! the ServiceShard) and reports ready replicas, phase and the shard's expected share of the
+//! ring. Resharding (handoff, draining, retiring) is a later piece; until then a shard is
+//! `Joining` until its pods are ready, then `Active`.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{controller::Action, reflector::ObjectRef},
+};
+use serde_json::json;
+use storefront_crds::{
+    ServiceName, ServiceShard, ServiceShardStatus, ShardPhase, common::condition,
+};
+
+use super::{Context, children, jittered};
+use crate::{
+    build::{self, ContainerSpec, Owner},
+    error::{Error, Result},
+    labels,
+    status::keep_transition_times,
+};
+
+const KIND: &str = "ServiceShard";
+const FIELD_MANAGER: &str = "storefront-operator-shards";
+const STATUS_MANAGER: &str = "storefront-operator-shards-status";
+
+/// The share of keys jump consistent hashing gives each of `shards` shards, in percent.
+pub fn expected_share_percent(shards: i32) -> String {
+    format!("{:.1}", 100.0 / f64::from(shards.max(1)))
+}
+
+/// Reconciles one ServiceShard.
+pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(KIND);
+    let ns = shard
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = shard.name_any();
+    let Some(sf) = ctx
+        .stores
+        .storefronts
+        .get(&ObjectRef::new(&shard.spec.storefront).within(&ns))
+    else {
+        // The owner is gone or not seen yet; garbage collection removes orphans.
+        return Ok(Action::requeue(Duration::from_secs(10)));
+    };
+    let uid = shard.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let mut owner = Owner::of(&sf)?;
+    owner.owner_ref = shard
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    let service = shard.spec.service.as_str();
+    let tier = sf
+        .spec
+        .services
+        .get(service)
+        .zip(ServiceName::parse(service))
+        .map_or(storefront_crds::Tier::Core, |(s, n)| s.effective_tier(n));
+    let extra = BTreeMap::from([(labels::SHARD.to_string(), shard.spec.index.to_string())]);
+    let deployment = build::workload(
+        &owner,
+        ContainerSpec {
+            name: name.clone(),
+            service,
+            tier,
+            replicas: Some(shard.spec.replicas),
+            resources: sf
+                .spec
+                .services
+                .get(service)
+                .and_then(|s| s.resources.clone()),
+            extra_labels: extra.clone(),
+            env: vec![
+                ("SHARD_INDEX".into(), shard.spec.index.to_string()),
+                ("SHARD_COUNT".into(), shard.spec.shard_count.to_string()),
+                ("RING_EPOCH".into(), shard.spec.ring_epoch.to_string()),
+            ],
+            database_schema: build::database_schema(
+                &shard.spec.storefront,
+                &format!("{service}_{}", shard.spec.index),
+            ),
+        },
+    );
+    let mut selector = labels::selector(owner.name, service);
+    selector.extend(extra.clone());
+    let svc = build::service_for(&owner, name.clone(), service, selector, &extra);
+    let instance = shard.spec.storefront.as_str();
+    let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
+    children::sync(
+        c,
+        m,
+        &s.deployments,
+        &ns,
+        instance,
+        &uid,
+        FIELD_MANAGER,
+        &[deployment],
+    )
+    .await?;
+    children::sync(
+        c,
+        m,
+        &s.services,
+        &ns,
+        instance,
+        &uid,
+        FIELD_MANAGER,
+        &[svc],
+    )
+    .await?;
+
+    let ready = s
+        .deployments
+        .get(&ObjectRef::new(&name).within(&ns))
+        .and_then(|d| d.status.as_ref().and_then(|st| st.ready_replicas))
+        .unwrap_or(0);
+    let all_ready = ready >= shard.spec.replicas;
+    let phase = if all_ready {
+        ShardPhase::Active
+    } else {
+        ShardPhase::Joining
+    };
+    let cond = |t: &str, ok: bool, reason: &str, msg: String| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: t.to_string(),
+            status: if ok { "True" } else { "False" }.to_string(),
+            reason: reason.to_string(),
+            message: msg,
+            observed_generation: shard.metadata.generation,
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH,
+            ),
+        }
+    };
+    let counts = format!("{ready}/{} pods ready", shard.spec.replicas);
+    let conds = vec![
+        cond(
+            condition::READY,
+            all_ready,
+            if all_ready {
+                "PodsReady"
+            } else {
+                "PodsNotReady"
+            },
+            counts.clone(),
+        ),
+        cond(
+            condition::PROGRESSING,
+            !all_ready,
+            if all_ready { "Converged" } else { "Starting" },
+            counts,
+        ),
+        cond(
+            condition::DEGRADED,
+            false,
+            "AsExpected",
+            "no failure".into(),
+        ),
+    ];
+    let now = jiff::Timestamp::now();
+    let prev = shard.status.as_ref();
+    let st = ServiceShardStatus {
+        observed_generation: shard.metadata.generation,
+        conditions: keep_transition_times(conds, prev.map(|p| p.conditions.as_slice()), now),
+        ready_replicas: ready,
+        key_share_percent: Some(expected_share_percent(shard.spec.shard_count)),
+        phase: Some(phase),
+        handoff_percent: None,
+    };
+    if prev != Some(&st) {
+        let api: Api<ServiceShard> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({
+            "apiVersion": "commerce.storefront.dev/v1alpha1",
+            "kind": "ServiceShard",
+            "status": st,
+        });
+        api.patch_status(
+            &name,
+            &PatchParams::apply(STATUS_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        ctx.metrics.write(KIND, "status");
+    }
+    Ok(Action::requeue(Duration::from_secs(300)))
+}
+
+/// Transient errors back off with jitter.
+pub fn error_policy(shard: Arc<ServiceShard>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, err.metric_label());
+    tracing::warn!(shard = %shard.name_any(), error = %err, "reconcile failed");
+    Action::requeue(jittered(Duration::from_secs(5)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_share_is_uniform() {
+        assert_eq!(expected_share_percent(4), "25.0");
+        assert_eq!(expected_share_percent(3), "33.3");
+        assert_eq!(expected_share_percent(0), "100.0");
+    }
+}

@@ -1,0 +1,290 @@
+//! The Storefront controller: fetch → validate → build → apply → status.
+//!
+//! Thin on purpose: validation and building are pure ([`crate::build::desired`]), status is
+//! pure ([`crate::status::compute`]); this file reads the stores, applies, and writes status
+//! only when it changed.
+
+use std::{sync::Arc, time::Duration};
+
+use jiff::Timestamp;
+use kube::{
+    Api, Resource, ResourceExt,
+    api::{Patch, PatchParams},
+    runtime::{
+        controller::Action,
+        events::{Event, EventType},
+        reflector::ObjectRef,
+    },
+};
+use serde_json::json;
+use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
+
+use super::{Context, children, jittered};
+use crate::{
+    build::{self, BuildError, Desired},
+    error::{Error, Result},
+    labels,
+    status::{self, Observed, Outcome, Workload},
+};
+
+/// Kind label for metrics.
+const KIND: &str = "Storefront";
+/// Field manager of status writes (server-side apply: removed entries are removed).
+const STATUS_MANAGER: &str = "storefront-operator-status";
+/// Resync even when nothing happens, to catch what watches may have missed.
+const RESYNC: Duration = Duration::from_secs(300);
+
+/// Reconciles one Storefront.
+pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile(KIND);
+    let ns = sf
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = sf.name_any();
+    // Read the latest copy: the trigger may be an older event.
+    let sf = ctx
+        .stores
+        .storefronts
+        .get(&ObjectRef::new(&name).within(&ns))
+        .unwrap_or(sf);
+    if sf.meta().deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let now = Timestamp::now();
+    let sales: Vec<FlashSale> = ctx
+        .stores
+        .sales
+        .state()
+        .iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+        .map(|s| (**s).clone())
+        .collect();
+
+    let desired = match build::desired(&sf, &sales, now) {
+        Ok(d) => d,
+        Err(BuildError::InvalidSpec(invalid)) => {
+            let msg = invalid.to_string();
+            let st = status::compute(
+                &name,
+                sf.metadata.generation,
+                Outcome::Invalid(&msg),
+                &Observed::new(),
+                sf.status.as_ref(),
+                now,
+            );
+            if write_status(&ctx, &sf, st).await? {
+                publish(&ctx, &sf, EventType::Warning, "InvalidSpec", &msg).await;
+            }
+            return Ok(Action::await_change());
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let apply_error = if sf.spec.paused {
+        None
+    } else {
+        apply(&ctx, &sf, &ns, &desired).await.err()
+    };
+    let observed = observe(&ctx, &ns, &name);
+    let msg = apply_error.as_ref().map(ToString::to_string);
+    let outcome = if sf.spec.paused {
+        Outcome::Paused(&desired)
+    } else {
+        Outcome::Applied(&desired, msg.as_deref())
+    };
+    let st = status::compute(
+        &name,
+        sf.metadata.generation,
+        outcome,
+        &observed,
+        sf.status.as_ref(),
+        now,
+    );
+    let requeue = next_check(&st, now);
+    write_status(&ctx, &sf, st).await?;
+    match apply_error {
+        Some(e) => Err(e),
+        None => Ok(Action::requeue(requeue)),
+    }
+}
+
+/// Applies every child kind and prunes what is no longer desired; one event per change.
+async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<()> {
+    let name = sf.name_any();
+    let uid = sf.uid().ok_or(Error::MissingField("metadata.uid"))?;
+    let s = &ctx.stores;
+    let (c, m, fm) = (&ctx.client, ctx.metrics.as_ref(), labels::FIELD_MANAGER);
+    // Order matters: identities and config before the pods that use them; HPAs after their
+    // Deployments.
+    let changes = [
+        (
+            "ServiceAccount",
+            children::sync(
+                c,
+                m,
+                &s.service_accounts,
+                ns,
+                &name,
+                &uid,
+                fm,
+                &d.service_accounts,
+            )
+            .await?,
+        ),
+        (
+            "ConfigMap",
+            children::sync(c, m, &s.config_maps, ns, &name, &uid, fm, &d.config_maps).await?,
+        ),
+        (
+            "Service",
+            children::sync(c, m, &s.services, ns, &name, &uid, fm, &d.services).await?,
+        ),
+        (
+            "Deployment",
+            children::sync(c, m, &s.deployments, ns, &name, &uid, fm, &d.deployments).await?,
+        ),
+        (
+            "HorizontalPodAutoscaler",
+            children::sync(c, m, &s.hpas, ns, &name, &uid, fm, &d.hpas).await?,
+        ),
+        (
+            "PodDisruptionBudget",
+            children::sync(c, m, &s.pdbs, ns, &name, &uid, fm, &d.pdbs).await?,
+        ),
+        (
+            "ServiceShard",
+            children::sync(c, m, &s.shards, ns, &name, &uid, fm, &d.shards).await?,
+        ),
+    ];
+    for (kind, ch) in changes {
+        if !ch.applied.is_empty() {
+            let note = format!("applied {kind} {}", ch.applied.join(", "));
+            publish(ctx, sf, EventType::Normal, "Applied", &note).await;
+        }
+        if !ch.pruned.is_empty() {
+            let note = format!(
+                "deleted {kind} {} (no longer desired)",
+                ch.pruned.join(", ")
+            );
+            publish(ctx, sf, EventType::Normal, "Pruned", &note).await;
+        }
+        if kind == "Deployment" || kind == "HorizontalPodAutoscaler" || kind == "ServiceShard" {
+            for p in d
+                .plans
+                .iter()
+                .filter(|p| ch.applied.iter().any(|n| n.contains(p.service.as_str())))
+            {
+                let note = format!("{}: {}", p.service, p.reason);
+                publish(ctx, sf, EventType::Normal, "Scaled", &note).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ready pods and health of the Storefront's workloads, from the stores.
+fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
+    let mut observed = Observed::new();
+    let mine = |labels: &std::collections::BTreeMap<String, String>| {
+        labels.get(labels::INSTANCE).map(String::as_str) == Some(storefront)
+    };
+    for d in ctx.stores.deployments.state() {
+        if d.namespace().as_deref() != Some(ns) || !mine(d.labels()) {
+            continue;
+        }
+        let status = d.status.clone().unwrap_or_default();
+        let stuck = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.type_ == "Progressing" && c.status == "False")
+            .and_then(|c| c.reason);
+        observed.insert(
+            d.name_any(),
+            Workload {
+                ready: status.ready_replicas.unwrap_or(0),
+                created: d.creation_timestamp().map(|t| t.0),
+                stuck,
+                phase: None,
+            },
+        );
+    }
+    for sh in ctx.stores.shards.state() {
+        if sh.namespace().as_deref() != Some(ns) || sh.spec.storefront != storefront {
+            continue;
+        }
+        let status = sh.status.clone().unwrap_or_default();
+        observed.insert(
+            sh.name_any(),
+            Workload {
+                ready: status.ready_replicas,
+                created: sh.creation_timestamp().map(|t| t.0),
+                stuck: None,
+                phase: status.phase.map(phase_name),
+            },
+        );
+    }
+    observed
+}
+
+fn phase_name(p: ShardPhase) -> String {
+    format!("{p:?}")
+}
+
+/// When to look again: soon while something is starting (failure points have a grace period),
+/// otherwise at the periodic resync.
+fn next_check(st: &StorefrontStatus, _now: Timestamp) -> Duration {
+    let waiting = st.services.values().any(|s| s.ready < s.desired);
+    if waiting {
+        Duration::from_secs(status::STARTUP_GRACE_SECS as u64 / 3)
+    } else {
+        RESYNC
+    }
+}
+
+/// Writes status when it differs from the stored one; returns whether it wrote.
+async fn write_status(ctx: &Context, sf: &Storefront, st: StorefrontStatus) -> Result<bool> {
+    if sf.status.as_ref() == Some(&st) {
+        return Ok(false);
+    }
+    let ns = sf
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<Storefront> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = json!({
+        "apiVersion": "commerce.storefront.dev/v1alpha1",
+        "kind": "Storefront",
+        "status": st,
+    });
+    let params = PatchParams::apply(STATUS_MANAGER).force();
+    api.patch_status(&sf.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
+    ctx.metrics.write(KIND, "status");
+    Ok(true)
+}
+
+/// Publishes an event on the Storefront; failures are logged, never fatal.
+async fn publish(ctx: &Context, sf: &Storefront, type_: EventType, reason: &str, note: &str) {
+    let ev = Event {
+        type_,
+        reason: reason.to_string(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Reconcile".to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &sf.object_ref(&())).await {
+        tracing::warn!(error = %e, "failed to publish event");
+    }
+}
+
+/// Transient errors back off with jitter.
+pub fn error_policy(sf: Arc<Storefront>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(KIND, err.metric_label());
+    tracing::warn!(storefront = %sf.name_any(), error = %err, "reconcile failed");
+    Action::requeue(jittered(Duration::from_secs(5)))
+}
+
+/// Which Storefront a FlashSale affects.
+pub fn sale_to_storefront(sale: Arc<FlashSale>) -> Option<ObjectRef<Storefront>> {
+    Some(ObjectRef::new(&sale.spec.storefront_ref).within(&sale.namespace()?))
+}

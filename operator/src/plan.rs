@@ -1,0 +1,301 @@
+//! The sizing and admission decision for each service: spec, then active FlashSales, then
+//! `stopped`. Pure: no client, no clock (`now` is an argument).
+//!
+//! ```text
+//!   StorefrontSpec ──► base sizing (replicas | autoscaling | sharding) + rateLimit
+//!         │
+//!   FlashSales active at `now` ──► raise floors/ceilings (overlaps: maximum wins),
+//!         │                         override rate limits (from `start`, not during pre-warm)
+//!   spec.stopped ──► everything to zero (HPA removed, replicas 0)
+//!         ▼
+//!   ServicePlan { sizing, rate_limit, reason }   ← "orders: min 12 because FlashSale bf is Active"
+//! ```
+//!
+//! A sale raises the HPA floor and ceiling; it never sets `replicas` on an autoscaled service.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use storefront_crds::{
+    FlashSale, RateLimit, ServiceName, StorefrontSpec, Tier, flashsale::SaleService,
+    validate::parse_duration,
+};
+
+/// Default CPU utilization target of an autoscaled service.
+pub const DEFAULT_TARGET_CPU: i32 = 70;
+/// Default lead time of a sale's capacity before its window opens.
+pub const DEFAULT_PREWARM_SECS: u64 = 300;
+const MAX_REPLICAS: i32 = 1000;
+
+/// How a service's pods are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizing {
+    /// The operator sets `replicas`.
+    Fixed { replicas: i32 },
+    /// A HorizontalPodAutoscaler owns `replicas` between `min` and `max`.
+    Autoscaled { min: i32, max: i32, target_cpu: i32 },
+    /// One ServiceShard per shard, each with `replicas_per_shard` pods.
+    Sharded {
+        shards: i32,
+        replicas_per_shard: i32,
+    },
+}
+
+/// What the operator decided for one enabled service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan {
+    pub service: ServiceName,
+    pub tier: Tier,
+    pub sizing: Sizing,
+    pub rate_limit: Option<RateLimit>,
+    pub resources: Option<ResourceRequirements>,
+    /// Why the service has the pods it has, for status and events.
+    pub reason: String,
+}
+
+impl ServicePlan {
+    /// Pods the operator wants: the replicas, the autoscaler's floor, or all shards' pods.
+    pub fn desired_pods(&self) -> i32 {
+        match self.sizing {
+            Sizing::Fixed { replicas } => replicas,
+            Sizing::Autoscaled { min, .. } => min,
+            Sizing::Sharded {
+                shards,
+                replicas_per_shard,
+            } => shards * replicas_per_shard,
+        }
+    }
+}
+
+/// Which parts of a sale are in force at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SaleEffect {
+    /// Capacity is raised (from `start - prewarm` to `end`).
+    pub capacity: bool,
+    /// Rate-limit overrides apply (from `start` to `end`).
+    pub limits: bool,
+}
+
+/// A sale with the parts of it in force now.
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveSale<'a> {
+    pub sale: &'a FlashSale,
+    pub effect: SaleEffect,
+}
+
+impl ActiveSale<'_> {
+    fn name(&self) -> &str {
+        self.sale.metadata.name.as_deref().unwrap_or("unnamed")
+    }
+}
+
+/// What a sale does at `now`; `None` when it does nothing.
+///
+/// One-off windows only; recurring windows are evaluated by the FlashSale controller (a later
+/// piece) and count as inactive here until then.
+pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<SaleEffect> {
+    let (start, end) = (sale.spec.start.as_ref()?.0, sale.spec.end.as_ref()?.0);
+    let prewarm = sale
+        .spec
+        .prewarm
+        .as_deref()
+        .and_then(parse_duration)
+        .unwrap_or(std::time::Duration::from_secs(DEFAULT_PREWARM_SECS));
+    let warm_from = start
+        .checked_sub(jiff::SignedDuration::try_from(prewarm).ok()?)
+        .ok()?;
+    let effect = SaleEffect {
+        capacity: warm_from <= now && now < end,
+        limits: start <= now && now < end,
+    };
+    (effect.capacity || effect.limits).then_some(effect)
+}
+
+/// The sales of `storefront` that do something at `now`, in name order.
+pub fn active_sales<'a>(
+    storefront: &str,
+    sales: &'a [FlashSale],
+    now: Timestamp,
+) -> Vec<ActiveSale<'a>> {
+    let mut active: Vec<_> = sales
+        .iter()
+        .filter(|s| s.spec.storefront_ref == storefront)
+        .filter_map(|sale| sale_effect(sale, now).map(|effect| ActiveSale { sale, effect }))
+        .collect();
+    active.sort_by(|a, b| a.name().cmp(b.name()));
+    active
+}
+
+fn scaled(n: i32, factor: f64) -> i32 {
+    let v = (f64::from(n) * factor).ceil();
+    if v >= f64::from(MAX_REPLICAS) {
+        MAX_REPLICAS
+    } else {
+        v as i32
+    }
+}
+
+/// Applies one sale's capacity change to a sizing; returns the new sizing.
+fn raise(sizing: Sizing, change: &SaleService) -> Sizing {
+    let factor = change.factor.unwrap_or(1.0);
+    let (floor, ceiling) = change
+        .scale
+        .as_ref()
+        .map_or((0, 0), |s| (s.min_replicas, s.max_replicas));
+    match sizing {
+        Sizing::Fixed { replicas } => Sizing::Fixed {
+            replicas: scaled(replicas, factor).max(floor),
+        },
+        Sizing::Autoscaled {
+            min,
+            max,
+            target_cpu,
+        } => {
+            let min = scaled(min, factor).max(floor);
+            Sizing::Autoscaled {
+                min,
+                max: scaled(max, factor).max(ceiling).max(min),
+                target_cpu,
+            }
+        }
+        Sizing::Sharded {
+            shards,
+            replicas_per_shard,
+        } => Sizing::Sharded {
+            shards,
+            replicas_per_shard: scaled(replicas_per_shard, factor).max(floor),
+        },
+    }
+}
+
+/// The larger of two sizings of the same kind (overlapping sales: maximum wins).
+fn max_sizing(a: Sizing, b: Sizing) -> Sizing {
+    match (a, b) {
+        (Sizing::Fixed { replicas: x }, Sizing::Fixed { replicas: y }) => {
+            Sizing::Fixed { replicas: x.max(y) }
+        }
+        (
+            Sizing::Autoscaled {
+                min: a_min,
+                max: a_max,
+                target_cpu,
+            },
+            Sizing::Autoscaled {
+                min: b_min,
+                max: b_max,
+                ..
+            },
+        ) => Sizing::Autoscaled {
+            min: a_min.max(b_min),
+            max: a_max.max(b_max),
+            target_cpu,
+        },
+        (
+            Sizing::Sharded {
+                shards,
+                replicas_per_shard: x,
+            },
+            Sizing::Sharded {
+                replicas_per_shard: y,
+                ..
+            },
+        ) => Sizing::Sharded {
+            shards,
+            replicas_per_shard: x.max(y),
+        },
+        (a, _) => a,
+    }
+}
+
+fn describe(sizing: Sizing) -> String {
+    match sizing {
+        Sizing::Fixed { replicas } => format!("replicas {replicas}"),
+        Sizing::Autoscaled { min, max, .. } => format!("min {min}, max {max}"),
+        Sizing::Sharded {
+            shards,
+            replicas_per_shard,
+        } => format!("{shards} shards x {replicas_per_shard}"),
+    }
+}
+
+/// Plans every enabled service of `spec` under the sales active now.
+pub fn plan(spec: &StorefrontSpec, sales: &[ActiveSale<'_>]) -> Vec<ServicePlan> {
+    spec.enabled_services()
+        .map(|(service, svc)| {
+            let base = match (&svc.sharding, &svc.autoscaling) {
+                (Some(sh), _) => Sizing::Sharded {
+                    shards: sh.shards,
+                    replicas_per_shard: sh.replicas_per_shard,
+                },
+                (None, Some(a)) => Sizing::Autoscaled {
+                    min: a.min,
+                    max: a.max.max(a.min),
+                    target_cpu: a.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU),
+                },
+                (None, None) => Sizing::Fixed {
+                    replicas: svc.replicas.unwrap_or(1),
+                },
+            };
+            let mut sizing = base;
+            let mut raised_by = Vec::new();
+            let mut rate_limit = svc.rate_limit.clone();
+            let mut limited_by = None;
+            for active in sales {
+                let Some(change) = active.sale.spec.services.get(service.as_str()) else {
+                    continue;
+                };
+                if active.effect.capacity {
+                    let raised = raise(base, change);
+                    if raised != base {
+                        raised_by.push(active.name().to_string());
+                    }
+                    sizing = max_sizing(sizing, raised);
+                }
+                if let (true, Some(limit)) = (active.effect.limits, &change.rate_limit) {
+                    let wins = match (&limited_by, &rate_limit) {
+                        (Some(_), Some(cur)) => limit.requests_per_minute > cur.requests_per_minute,
+                        _ => true,
+                    };
+                    if wins {
+                        rate_limit = Some(limit.clone());
+                        limited_by = Some(active.name().to_string());
+                    }
+                }
+            }
+            let mut reason = if raised_by.is_empty() {
+                format!("{} from spec", describe(sizing))
+            } else {
+                format!(
+                    "{} because FlashSale {} is {}",
+                    describe(sizing),
+                    raised_by.join(", "),
+                    if sales.iter().any(|s| s.effect.limits) {
+                        "Active"
+                    } else {
+                        "PreWarming"
+                    }
+                )
+            };
+            if spec.stopped {
+                sizing = match sizing {
+                    Sizing::Sharded { shards, .. } => Sizing::Sharded {
+                        shards,
+                        replicas_per_shard: 0,
+                    },
+                    _ => Sizing::Fixed { replicas: 0 },
+                };
+                reason = "0 because the Storefront is stopped".to_string();
+            }
+            ServicePlan {
+                service,
+                tier: svc.effective_tier(service),
+                sizing,
+                rate_limit,
+                resources: svc.resources.clone(),
+                reason,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

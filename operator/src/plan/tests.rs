@@ -1,0 +1,222 @@
+use super::*;
+use crate::testutil::{sale, sample_storefront, storefront, ts};
+
+fn find(plans: &[ServicePlan], name: ServiceName) -> &ServicePlan {
+    plans
+        .iter()
+        .find(|p| p.service == name)
+        .expect("service planned")
+}
+
+#[test]
+fn sample_plans_every_service_from_spec() {
+    let sf = sample_storefront();
+    let plans = plan(&sf.spec, &[]);
+    assert_eq!(plans.len(), 7);
+    let gw = find(&plans, ServiceName::Gateway);
+    assert_eq!(
+        gw.sizing,
+        Sizing::Autoscaled {
+            min: 2,
+            max: 10,
+            target_cpu: 70
+        }
+    );
+    assert_eq!(gw.reason, "min 2, max 10 from spec");
+    assert_eq!(gw.tier, Tier::Core);
+    let inv = find(&plans, ServiceName::Inventory);
+    assert_eq!(
+        inv.sizing,
+        Sizing::Sharded {
+            shards: 4,
+            replicas_per_shard: 1
+        }
+    );
+    assert_eq!(inv.desired_pods(), 4);
+    assert_eq!(find(&plans, ServiceName::Catalog).tier, Tier::Supporting);
+    assert_eq!(
+        find(&plans, ServiceName::Recommendations).tier,
+        Tier::Supporting
+    );
+    assert_eq!(gw.rate_limit.as_ref().unwrap().requests_per_minute, 5000);
+}
+
+#[test]
+fn disabled_and_unlisted_services_are_not_planned() {
+    let sf = storefront("gateway: {}\ncatalog: {enabled: false}\n");
+    let plans = plan(&sf.spec, &[]);
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].sizing, Sizing::Fixed { replicas: 1 });
+}
+
+#[test]
+fn stopped_scales_everything_to_zero() {
+    let mut sf = sample_storefront();
+    sf.spec.stopped = true;
+    for p in plan(&sf.spec, &[]) {
+        assert_eq!(p.desired_pods(), 0, "{}", p.service);
+        assert!(
+            !matches!(p.sizing, Sizing::Autoscaled { .. }),
+            "no HPA while stopped"
+        );
+        assert_eq!(p.reason, "0 because the Storefront is stopped");
+    }
+}
+
+#[test]
+fn sale_raises_hpa_floor_and_ceiling_and_opens_limits_only_from_start() {
+    let sf = sample_storefront();
+    let bf = sale(
+        "bf",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "10m",
+    );
+    let sales = [bf];
+    // Pre-warm: capacity up, limits still the spec's.
+    let warm = active_sales("acme", &sales, ts("2026-11-27T07:55:00Z"));
+    assert_eq!(warm.len(), 1);
+    assert_eq!(
+        warm[0].effect,
+        SaleEffect {
+            capacity: true,
+            limits: false
+        }
+    );
+    let plans = plan(&sf.spec, &warm);
+    let gw = find(&plans, ServiceName::Gateway);
+    assert_eq!(
+        gw.sizing,
+        Sizing::Autoscaled {
+            min: 6,
+            max: 20,
+            target_cpu: 70
+        }
+    );
+    assert_eq!(
+        gw.reason,
+        "min 6, max 20 because FlashSale bf is PreWarming"
+    );
+    assert_eq!(gw.rate_limit.as_ref().unwrap().requests_per_minute, 5000);
+    // Active: limits open too; orders (fixed 2) times factor 3.
+    let active = active_sales("acme", &sales, ts("2026-11-27T08:00:00Z"));
+    let plans = plan(&sf.spec, &active);
+    let gw = find(&plans, ServiceName::Gateway);
+    assert_eq!(gw.rate_limit.as_ref().unwrap().requests_per_minute, 20000);
+    let orders = find(&plans, ServiceName::Orders);
+    assert_eq!(orders.sizing, Sizing::Fixed { replicas: 6 });
+    assert_eq!(orders.reason, "replicas 6 because FlashSale bf is Active");
+    // Services the sale does not name are untouched.
+    assert_eq!(
+        find(&plans, ServiceName::Auth).reason,
+        "replicas 2 from spec"
+    );
+    // After the end: exactly the spec again.
+    let after = active_sales("acme", &sales, ts("2026-11-27T20:00:00Z"));
+    assert!(after.is_empty());
+    assert_eq!(plan(&sf.spec, &after), plan(&sf.spec, &[]));
+}
+
+#[test]
+fn before_prewarm_and_other_storefronts_sales_do_nothing() {
+    let sales = [
+        sale(
+            "bf",
+            "acme",
+            "2026-11-27T08:00:00Z",
+            "2026-11-27T20:00:00Z",
+            "10m",
+        ),
+        sale(
+            "other",
+            "globex",
+            "2026-11-27T00:00:00Z",
+            "2026-11-28T00:00:00Z",
+            "1m",
+        ),
+    ];
+    assert!(active_sales("acme", &sales, ts("2026-11-27T07:49:59Z")).is_empty());
+    assert_eq!(
+        active_sales("acme", &sales, ts("2026-11-27T09:00:00Z")).len(),
+        1
+    );
+}
+
+#[test]
+fn overlapping_sales_maximum_wins() {
+    let sf = sample_storefront();
+    let mut small = sale(
+        "a-small",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "1m",
+    );
+    let mut big = small.clone();
+    big.metadata.name = Some("b-big".into());
+    small
+        .spec
+        .services
+        .get_mut("gateway")
+        .unwrap()
+        .scale
+        .as_mut()
+        .unwrap()
+        .min_replicas = 3;
+    big.spec
+        .services
+        .get_mut("gateway")
+        .unwrap()
+        .rate_limit
+        .as_mut()
+        .unwrap()
+        .requests_per_minute = 30000;
+    let sales = [small, big];
+    let active = active_sales("acme", &sales, ts("2026-11-27T10:00:00Z"));
+    let plans = plan(&sf.spec, &active);
+    let gw = find(&plans, ServiceName::Gateway);
+    assert_eq!(
+        gw.sizing,
+        Sizing::Autoscaled {
+            min: 6,
+            max: 20,
+            target_cpu: 70
+        }
+    );
+    assert_eq!(gw.rate_limit.as_ref().unwrap().requests_per_minute, 30000);
+    assert_eq!(
+        gw.reason,
+        "min 6, max 20 because FlashSale a-small, b-big is Active"
+    );
+}
+
+#[test]
+fn factor_scales_shards_pods_and_caps_at_1000() {
+    let sf = storefront(
+        "inventory: {sharding: {shards: 4, replicasPerShard: 2}}\ngateway: {replicas: 600}\n",
+    );
+    let mut s = sale(
+        "s",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "1m",
+    );
+    s.spec.services =
+        serde_yaml::from_str("inventory: {factor: 1.5}\ngateway: {factor: 2}\n").unwrap();
+    let sales = [s];
+    let active = active_sales("acme", &sales, ts("2026-11-27T10:00:00Z"));
+    let plans = plan(&sf.spec, &active);
+    assert_eq!(
+        find(&plans, ServiceName::Inventory).sizing,
+        Sizing::Sharded {
+            shards: 4,
+            replicas_per_shard: 3
+        }
+    );
+    assert_eq!(
+        find(&plans, ServiceName::Gateway).sizing,
+        Sizing::Fixed { replicas: 1000 }
+    );
+}

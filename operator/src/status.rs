@@ -1,0 +1,330 @@
+//! Storefront status from what the operator decided and what it observes: per-service
+//! desired/ready, shard rollup, failure points and the `Ready`/`Progressing`/`Degraded`/`Paused`
+//! conditions. Pure (previous status and `now` are arguments) so that an unchanged world yields
+//! an identical status and no write.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use storefront_crds::{
+    FailurePoint, StorefrontStatus,
+    common::condition,
+    storefront::{ServiceStatus, ShardRollup},
+};
+
+use crate::{
+    build::Desired,
+    labels,
+    plan::{ServicePlan, Sizing},
+};
+
+/// How long a workload may have no ready pod after it was created before that counts as a
+/// failure point (pods starting are progress, not failure).
+pub const STARTUP_GRACE_SECS: i64 = 90;
+
+/// What the operator observed of one workload (a Deployment or a ServiceShard).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Workload {
+    pub ready: i32,
+    pub created: Option<Timestamp>,
+    /// Reason of a Deployment's failed `Progressing` condition (e.g. `ProgressDeadlineExceeded`).
+    pub stuck: Option<String>,
+    /// ServiceShard phase.
+    pub phase: Option<String>,
+}
+
+/// Observed workloads by object name.
+pub type Observed = BTreeMap<String, Workload>;
+
+/// What happened in this reconcile.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    /// The spec breaks a rule; nothing was applied.
+    Invalid(&'a str),
+    /// `spec.paused`: nothing was applied.
+    Paused(&'a Desired),
+    /// Children were applied; `Some(error)` when an apply failed.
+    Applied(&'a Desired, Option<&'a str>),
+}
+
+/// Computes the status of `storefront` (its name) at `generation`.
+pub fn compute(
+    storefront: &str,
+    generation: Option<i64>,
+    outcome: Outcome<'_>,
+    observed: &Observed,
+    previous: Option<&StorefrontStatus>,
+    now: Timestamp,
+) -> StorefrontStatus {
+    let mut st = StorefrontStatus {
+        observed_generation: generation,
+        ..StorefrontStatus::default()
+    };
+    let desired = match outcome {
+        Outcome::Invalid(_) => None,
+        Outcome::Paused(d) | Outcome::Applied(d, _) => Some(d),
+    };
+    let mut failures = Vec::new();
+    if let Some(d) = desired {
+        st.active_flash_sales = d.active_sales.clone();
+        for p in &d.plans {
+            let (ready, svc_failures, shards) = observe_plan(storefront, p, observed, now);
+            failures.extend(svc_failures);
+            st.shards.extend(shards);
+            st.services.insert(
+                p.service.as_str().to_string(),
+                ServiceStatus {
+                    desired: p.desired_pods(),
+                    ready,
+                    tier: p.tier,
+                    replicas_reason: p.reason.clone(),
+                },
+            );
+        }
+    } else if let Some(prev) = previous {
+        // An invalid spec changes nothing in the cluster: keep reporting what runs.
+        st.services = prev.services.clone();
+        st.shards = prev.shards.clone();
+        st.active_flash_sales = prev.active_flash_sales.clone();
+    }
+    let ready_services = st
+        .services
+        .values()
+        .filter(|s| s.ready >= s.desired)
+        .count();
+    st.ready_services = format!("{ready_services}/{}", st.services.len());
+    st.failure_points = keep_since(failures, previous, now);
+    st.failure_count = i32::try_from(st.failure_points.len()).unwrap_or(i32::MAX);
+
+    let all_ready = ready_services == st.services.len();
+    let stopped = desired.is_some_and(|d| d.plans.iter().all(|p| p.desired_pods() == 0));
+    let mut conds = Vec::new();
+    let mut set = |type_: &str, ok: bool, reason: &str, message: String| {
+        conds.push(condition(type_, ok, reason, message, generation));
+    };
+    match outcome {
+        Outcome::Invalid(msg) => {
+            set(condition::READY, false, "InvalidSpec", msg.to_string());
+            set(
+                condition::PROGRESSING,
+                false,
+                "InvalidSpec",
+                "waiting for a valid spec".into(),
+            );
+            set(condition::DEGRADED, true, "InvalidSpec", msg.to_string());
+        }
+        Outcome::Paused(_) | Outcome::Applied(..) => {
+            let (reason, msg) = if !all_ready {
+                ("ServicesNotReady", not_ready_message(&st))
+            } else if stopped {
+                ("Stopped", "every service is scaled to zero".to_string())
+            } else {
+                (
+                    "AllServicesReady",
+                    format!("{} services ready", st.services.len()),
+                )
+            };
+            set(condition::READY, all_ready, reason, msg);
+            let apply_error = match outcome {
+                Outcome::Applied(_, e) => e,
+                _ => None,
+            };
+            if matches!(outcome, Outcome::Paused(_)) {
+                set(
+                    condition::PROGRESSING,
+                    false,
+                    "Paused",
+                    "spec.paused is set: children are not changed".into(),
+                );
+            } else if all_ready {
+                set(
+                    condition::PROGRESSING,
+                    false,
+                    "Converged",
+                    "children match the spec".into(),
+                );
+            } else {
+                set(
+                    condition::PROGRESSING,
+                    true,
+                    "Reconciling",
+                    "waiting for pods to become ready".into(),
+                );
+            }
+            if let Some(e) = apply_error {
+                set(condition::DEGRADED, true, "ApplyFailed", e.to_string());
+            } else if !st.failure_points.is_empty() {
+                let names: Vec<_> = st
+                    .failure_points
+                    .iter()
+                    .map(|f| format!("{} {} {}", f.kind, f.name, f.reason))
+                    .collect();
+                set(condition::DEGRADED, true, "FailurePoints", names.join("; "));
+            } else {
+                set(
+                    condition::DEGRADED,
+                    false,
+                    "AsExpected",
+                    "no failure points".into(),
+                );
+            }
+        }
+    }
+    let paused = matches!(outcome, Outcome::Paused(_));
+    set(
+        condition::PAUSED,
+        paused,
+        if paused { "Paused" } else { "Reconciling" },
+        if paused {
+            "spec.paused is set".into()
+        } else {
+            "the operator reconciles this Storefront".into()
+        },
+    );
+    st.conditions = keep_transition_times(conds, previous.map(|p| p.conditions.as_slice()), now);
+    st
+}
+
+fn not_ready_message(st: &StorefrontStatus) -> String {
+    let waiting: Vec<_> = st
+        .services
+        .iter()
+        .filter(|(_, s)| s.ready < s.desired)
+        .map(|(n, s)| format!("{n} {}/{}", s.ready, s.desired))
+        .collect();
+    format!("not ready: {}", waiting.join(", "))
+}
+
+fn past_grace(w: &Workload, now: Timestamp) -> bool {
+    w.created
+        .is_some_and(|c| now.as_second() - c.as_second() >= STARTUP_GRACE_SECS)
+}
+
+fn failure(kind: &str, name: &str, reason: &str, message: String) -> FailurePoint {
+    FailurePoint {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        reason: reason.to_string(),
+        message,
+        since: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Ready pods of a plan's workloads, its failure points and (for sharded services) shards.
+fn observe_plan(
+    storefront: &str,
+    p: &ServicePlan,
+    observed: &Observed,
+    now: Timestamp,
+) -> (i32, Vec<FailurePoint>, Vec<ShardRollup>) {
+    let service = p.service.as_str();
+    let mut failures = Vec::new();
+    match p.sizing {
+        Sizing::Sharded {
+            shards,
+            replicas_per_shard,
+        } => {
+            let mut ready = 0;
+            let mut rollup = Vec::new();
+            for index in 0..shards {
+                let name = labels::shard_name(storefront, service, index);
+                let w = observed.get(&name).cloned().unwrap_or_default();
+                ready += w.ready;
+                if replicas_per_shard > 0 && w.ready == 0 && past_grace(&w, now) {
+                    failures.push(failure(
+                        "Shard",
+                        &name,
+                        "NoReadyReplicas",
+                        format!("shard {index} of {service} has no ready pod"),
+                    ));
+                }
+                rollup.push(ShardRollup {
+                    service: service.to_string(),
+                    index,
+                    name,
+                    replicas: replicas_per_shard,
+                    ready: w.ready,
+                    phase: w.phase.unwrap_or_default(),
+                });
+            }
+            (ready, failures, rollup)
+        }
+        Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
+            let name = labels::service_object_name(storefront, service);
+            let w = observed.get(&name).cloned().unwrap_or_default();
+            if p.desired_pods() > 0 && w.ready == 0 && past_grace(&w, now) {
+                failures.push(failure(
+                    "Service",
+                    service,
+                    "NoReadyReplicas",
+                    format!("{service} has no ready pod"),
+                ));
+            }
+            if let Some(reason) = &w.stuck {
+                failures.push(failure(
+                    "Service",
+                    service,
+                    reason,
+                    format!("rollout of {name} is not progressing"),
+                ));
+            }
+            (w.ready, failures, Vec::new())
+        }
+    }
+}
+
+/// Keeps `since` of failure points that were already there.
+fn keep_since(
+    mut failures: Vec<FailurePoint>,
+    previous: Option<&StorefrontStatus>,
+    now: Timestamp,
+) -> Vec<FailurePoint> {
+    for f in &mut failures {
+        f.since = previous
+            .and_then(|p| {
+                p.failure_points
+                    .iter()
+                    .find(|o| o.kind == f.kind && o.name == f.name && o.reason == f.reason)
+            })
+            .map_or(Time(now), |o| o.since.clone());
+    }
+    failures
+}
+
+fn condition(
+    type_: &str,
+    ok: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Keeps `lastTransitionTime` of conditions whose status did not change.
+pub fn keep_transition_times(
+    mut conds: Vec<Condition>,
+    previous: Option<&[Condition]>,
+    now: Timestamp,
+) -> Vec<Condition> {
+    for c in &mut conds {
+        c.last_transition_time = previous
+            .and_then(|p| {
+                p.iter()
+                    .find(|o| o.type_ == c.type_ && o.status == c.status)
+            })
+            .map_or(Time(now), |o| o.last_transition_time.clone());
+    }
+    conds
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+use super::*;
+use crate::{
+    build::desired,
+    testutil::{sample_storefront, ts},
+};
+
+fn cond<'a>(st: &'a StorefrontStatus, t: &str) -> &'a Condition {
+    st.conditions
+        .iter()
+        .find(|c| c.type_ == t)
+        .expect("condition present")
+}
+
+/// Every workload of the sample with `ready` pods, created at `created`.
+fn observed_all(ready: i32, created: &str) -> Observed {
+    let mut o = Observed::new();
+    for n in [
+        "gateway",
+        "auth",
+        "catalog",
+        "orders",
+        "payments",
+        "recommendations",
+    ] {
+        o.insert(
+            format!("acme-{n}"),
+            Workload {
+                ready,
+                created: Some(ts(created)),
+                ..Workload::default()
+            },
+        );
+    }
+    for i in 0..4 {
+        o.insert(
+            format!("acme-inventory-{i}"),
+            Workload {
+                ready: ready.min(1),
+                created: Some(ts(created)),
+                phase: Some("Active".into()),
+                ..Workload::default()
+            },
+        );
+    }
+    o
+}
+
+#[test]
+fn all_ready_is_ready_and_converged() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let now = ts("2026-11-25T12:10:00Z");
+    let st = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &observed_all(2, "2026-11-25T12:00:00Z"),
+        None,
+        now,
+    );
+    assert_eq!(st.observed_generation, Some(3));
+    assert_eq!(cond(&st, "Ready").status, "True");
+    assert_eq!(cond(&st, "Ready").reason, "AllServicesReady");
+    assert_eq!(cond(&st, "Ready").observed_generation, Some(3));
+    assert_eq!(cond(&st, "Progressing").status, "False");
+    assert_eq!(cond(&st, "Degraded").status, "False");
+    assert_eq!(cond(&st, "Paused").status, "False");
+    assert_eq!(st.ready_services, "7/7");
+    assert_eq!(st.failure_count, 0);
+    assert_eq!(st.services["inventory"].desired, 4);
+    assert_eq!(st.services["inventory"].ready, 4);
+    assert_eq!(
+        st.services["gateway"].replicas_reason,
+        "min 2, max 10 from spec"
+    );
+    assert_eq!(st.shards.len(), 4);
+    assert_eq!(st.shards[1].phase, "Active");
+}
+
+#[test]
+fn starting_pods_are_progress_then_failure_points_after_grace() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let mut o = observed_all(2, "2026-11-25T12:00:00Z");
+    o.get_mut("acme-payments").unwrap().ready = 0;
+    let early = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        None,
+        ts("2026-11-25T12:00:30Z"),
+    );
+    assert_eq!(cond(&early, "Ready").status, "False");
+    assert_eq!(cond(&early, "Ready").message, "not ready: payments 0/2");
+    assert_eq!(cond(&early, "Progressing").status, "True");
+    assert!(early.failure_points.is_empty());
+    let late_now = ts("2026-11-25T12:05:00Z");
+    let late = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        Some(&early),
+        late_now,
+    );
+    assert_eq!(late.failure_points.len(), 1);
+    let fp = &late.failure_points[0];
+    assert_eq!(
+        (fp.kind.as_str(), fp.name.as_str(), fp.reason.as_str()),
+        ("Service", "payments", "NoReadyReplicas")
+    );
+    assert_eq!(fp.since.0, late_now);
+    assert_eq!(cond(&late, "Degraded").status, "True");
+    assert_eq!(cond(&late, "Degraded").reason, "FailurePoints");
+    assert_eq!(late.ready_services, "6/7");
+    // Ready was already False: its transition time is kept; `since` is kept too.
+    assert_eq!(
+        cond(&late, "Ready").last_transition_time,
+        cond(&early, "Ready").last_transition_time
+    );
+    let later = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        Some(&late),
+        ts("2026-11-25T12:09:00Z"),
+    );
+    assert_eq!(later.failure_points[0].since.0, late_now);
+    // Same world, same status: nothing to write.
+    let again = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        Some(&later),
+        ts("2026-11-25T12:09:30Z"),
+    );
+    assert_eq!(again, later);
+}
+
+#[test]
+fn shard_without_ready_pods_is_a_failure_point() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let mut o = observed_all(2, "2026-11-25T12:00:00Z");
+    o.get_mut("acme-inventory-3").unwrap().ready = 0;
+    let st = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        None,
+        ts("2026-11-25T13:00:00Z"),
+    );
+    assert_eq!(st.failure_points[0].kind, "Shard");
+    assert_eq!(st.failure_points[0].name, "acme-inventory-3");
+    assert_eq!(st.services["inventory"].ready, 3);
+}
+
+#[test]
+fn invalid_spec_is_degraded_and_keeps_reporting_what_runs() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let now = ts("2026-11-25T12:10:00Z");
+    let good = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &observed_all(2, "2026-11-25T12:00:00Z"),
+        None,
+        now,
+    );
+    let bad = compute(
+        "acme",
+        Some(4),
+        Outcome::Invalid("spec.services.gateway.replicas: must be between 0 and 1000, got -1"),
+        &Observed::new(),
+        Some(&good),
+        now,
+    );
+    assert_eq!(cond(&bad, "Degraded").reason, "InvalidSpec");
+    assert_eq!(cond(&bad, "Degraded").status, "True");
+    assert!(cond(&bad, "Degraded").message.contains("replicas"));
+    assert_eq!(cond(&bad, "Ready").status, "False");
+    assert_eq!(bad.observed_generation, Some(4));
+    assert_eq!(bad.services, good.services);
+}
+
+#[test]
+fn paused_and_stopped_are_reported() {
+    let mut sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let now = ts("2026-11-25T12:10:00Z");
+    let paused = compute(
+        "acme",
+        Some(3),
+        Outcome::Paused(&d),
+        &observed_all(2, "2026-11-25T12:00:00Z"),
+        None,
+        now,
+    );
+    assert_eq!(cond(&paused, "Paused").status, "True");
+    assert_eq!(cond(&paused, "Progressing").reason, "Paused");
+    sf.spec.stopped = true;
+    let d = desired(&sf, &[], now).unwrap();
+    let stopped = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &observed_all(0, "2026-11-25T12:00:00Z"),
+        None,
+        now,
+    );
+    assert_eq!(cond(&stopped, "Ready").status, "True");
+    assert_eq!(cond(&stopped, "Ready").reason, "Stopped");
+    assert!(stopped.failure_points.is_empty());
+}
+
+#[test]
+fn apply_errors_are_degraded() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let st = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, Some("forbidden")),
+        &observed_all(2, "2026-11-25T12:00:00Z"),
+        None,
+        ts("2026-11-25T12:10:00Z"),
+    );
+    assert_eq!(cond(&st, "Degraded").reason, "ApplyFailed");
+    assert_eq!(cond(&st, "Degraded").message, "forbidden");
+}
