@@ -1,6 +1,6 @@
 # Shared settings and helpers for the local single-node cluster scripts (up, down, load-image,
 # stub-image, smoke). Sourced, not run. Everything the cluster writes lives under $SF_CLUSTER_DIR.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_VERSION=$(sed -n 's/^K8S_VERSION=//p' "$HERE/build-k8s.sh")

@@ -1,1 +1,257 @@
-//! placeholder
+//! End-to-end harness: runs against whatever cluster `KUBECONFIG` points at (kind, or the local
+//! cluster from `tests/e2e/cluster/up`). It installs the CRDs and the operator **in the
+//! cluster** from `manifests/` (so its RBAC is tested too), gives each test its own namespace,
+//! waits on conditions with timeouts, and on failure dumps the objects, events and pod logs the
+//! test touched.
+//!
+//! Images: `E2E_OPERATOR_IMAGE` (default `storefront/operator:dev`) and `E2E_WORKLOAD_IMAGE`
+//! (default `storefront/workload-stub:dev`, the stand-in until the workload image exists).
+
+use std::{
+    future::Future,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Namespace};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DynamicObject, ObjectMeta, Patch, PatchParams, PostParams},
+    discovery::{Discovery, Scope},
+};
+use serde::Deserialize;
+use storefront_crds::Storefront;
+use tokio::sync::OnceCell;
+
+/// Namespace the operator is installed in.
+pub const OPERATOR_NAMESPACE: &str = "storefront-system";
+const FIELD_MANAGER: &str = "storefront-e2e";
+
+/// The workload image for test Storefronts.
+pub fn workload_image() -> String {
+    std::env::var("E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "storefront/workload-stub:dev".into())
+}
+
+fn operator_image() -> String {
+    std::env::var("E2E_OPERATOR_IMAGE").unwrap_or_else(|_| "storefront/operator:dev".into())
+}
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A client for the cluster in `KUBECONFIG`.
+pub async fn client() -> anyhow::Result<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        bail!("KUBECONFIG is not set: bring a cluster up with tests/e2e/cluster/up (or kind) first");
+    }
+    Client::try_default().await.context("failed to create a client from KUBECONFIG")
+}
+
+/// Polls `check` every 500 ms until it returns `Some`, or fails after `timeout` with `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut last_err = None;
+    loop {
+        match check().await {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => last_err = Some(e),
+        }
+        if start.elapsed() > timeout {
+            let detail = last_err.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
+            bail!("timed out after {timeout:?} waiting for {what}{detail}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Server-side applies every document of a multi-document YAML string.
+pub async fn apply_yaml(client: &Client, discovery: &Discovery, yaml: &str) -> anyhow::Result<()> {
+    for doc in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_yaml::Value::deserialize(doc)?;
+        if value.is_null() {
+            continue;
+        }
+        let obj: DynamicObject = serde_yaml::from_value(value)?;
+        let tm = obj.types.clone().context("document without apiVersion/kind")?;
+        let gvk = kube::api::GroupVersionKind::try_from(&tm)?;
+        let (ar, caps) = discovery
+            .resolve_gvk(&gvk)
+            .with_context(|| format!("the API server does not serve {gvk:?}"))?;
+        let api: Api<DynamicObject> = match (caps.scope, obj.namespace()) {
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), &ns, &ar),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
+            (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
+        };
+        api.patch(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
+            .await
+            .with_context(|| format!("failed to apply {} {}", tm.kind, obj.name_any()))?;
+    }
+    Ok(())
+}
+
+fn read_dir_yaml(dir: &str) -> anyhow::Result<String> {
+    let mut files: Vec<_> = std::fs::read_dir(repo().join(dir))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut all = String::new();
+    for f in files {
+        all.push_str(&std::fs::read_to_string(&f)?);
+        all.push_str("\n---\n");
+    }
+    Ok(all)
+}
+
+/// Installs the CRDs (and waits until they are served).
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let discovery = Discovery::new(client.clone()).run().await?;
+    apply_yaml(client, &discovery, &read_dir_yaml("manifests/crds")?).await?;
+    wait_for("the Storefront CRDs to be served", Duration::from_secs(60), || async {
+        let d = Discovery::new(client.clone()).run().await?;
+        Ok(d.groups().any(|g| g.name() == storefront_crds::common::GROUP).then_some(()))
+    })
+    .await
+}
+
+static INSTALLED: OnceCell<()> = OnceCell::const_new();
+
+/// Installs the CRDs and the operator from `manifests/` once per test binary, and waits until
+/// the operator is Available.
+pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
+    INSTALLED
+        .get_or_try_init(|| async {
+            install_crds(client).await?;
+            let discovery = Discovery::new(client.clone()).run().await?;
+            let manifests = read_dir_yaml("manifests/operator")?
+                .replace("image: storefront/operator:dev", &format!("image: {}", operator_image()));
+            apply_yaml(client, &discovery, &manifests).await?;
+            wait_operator_available(client).await
+        })
+        .await
+        .map(|_| ())
+}
+
+/// Waits until the operator Deployment has an available, up-to-date pod.
+pub async fn wait_operator_available(client: &Client) -> anyhow::Result<()> {
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    wait_for("the operator to be Available", Duration::from_secs(180), || async {
+        let d = deploys.get("storefront-operator").await?;
+        let s = d.status.unwrap_or_default();
+        let gen_ok = s.observed_generation == d.metadata.generation;
+        Ok((gen_ok && s.available_replicas.unwrap_or(0) >= 1 && s.updated_replicas.unwrap_or(0) >= 1).then_some(()))
+    })
+    .await
+}
+
+/// A namespace for one test; dumps what is in it when the test panics, then deletes it.
+pub struct TestNamespace {
+    pub name: String,
+    pub client: Client,
+}
+
+impl TestNamespace {
+    /// Creates `e2e-<prefix>-<random>`.
+    pub async fn new(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        let name = format!("e2e-{prefix}-{:04x}", rand_suffix());
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("storefront.dev/e2e".to_string(), "true".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("failed to create namespace {name}"))?;
+        Ok(TestNamespace { name, client: client.clone() })
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Prints objects, events and logs of this namespace (and the operator's logs) to stderr.
+    pub fn dump(&self) {
+        let kubectl = |args: &[&str]| {
+            match std::process::Command::new("kubectl").args(args).output() {
+                Ok(o) => eprintln!(
+                    "$ kubectl {}\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+                Err(e) => eprintln!("(kubectl not available for the failure dump: {e})"),
+            }
+        };
+        eprintln!("===== dump of namespace {} =====", self.name);
+        kubectl(&["get", "storefronts,serviceshards,flashsales", "-n", &self.name, "-o", "yaml"]);
+        kubectl(&["get", "deploy,rs,pods,svc,sa,cm,hpa,pdb", "-n", &self.name, "-o", "wide"]);
+        kubectl(&["get", "events", "-n", &self.name, "--sort-by=.lastTimestamp"]);
+        kubectl(&["logs", "-n", &self.name, "--all-containers", "--prefix", "--tail=50", "-l", "app.kubernetes.io/managed-by=storefront-operator"]);
+        kubectl(&["logs", "-n", OPERATOR_NAMESPACE, "deploy/storefront-operator", "--tail=100"]);
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump();
+        }
+        let _ = std::process::Command::new("kubectl")
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .output();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    (nanos ^ std::process::id().rotate_left(16)) & 0xffff
+}
+
+/// A Storefront from YAML with the test image and namespace.
+pub fn storefront_from(yaml: &str, ns: &str) -> anyhow::Result<Storefront> {
+    let mut sf: Storefront = serde_yaml::from_str(yaml)?;
+    sf.spec.image = workload_image();
+    sf.metadata.namespace = Some(ns.to_string());
+    Ok(sf)
+}
+
+/// The committed sample `manifests/samples/<file>`.
+pub fn sample(file: &str) -> anyhow::Result<String> {
+    Ok(std::fs::read_to_string(repo().join("manifests/samples").join(file))?)
+}
+
+/// Status of condition `type_` of a Storefront (`None` if absent).
+pub fn condition<'a>(sf: &'a Storefront, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    sf.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Waits until the Storefront's `Ready` condition is `status` for its current generation;
+/// returns the Storefront.
+pub async fn wait_ready(api: &Api<Storefront>, name: &str, status: &str, timeout: Duration) -> anyhow::Result<Storefront> {
+    wait_for(&format!("Storefront {name} Ready={status}"), timeout, || async {
+        let sf = api.get(name).await?;
+        let ok = condition(&sf, "Ready").is_some_and(|c| c.status == status && c.observed_generation == sf.metadata.generation)
+            && sf.status.as_ref().and_then(|s| s.observed_generation) == sf.metadata.generation;
+        Ok(ok.then_some(sf))
+    })
+    .await
+}
