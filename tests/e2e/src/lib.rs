@@ -45,9 +45,13 @@ pub fn repo() -> PathBuf {
 /// A client for the cluster in `KUBECONFIG`.
 pub async fn client() -> anyhow::Result<Client> {
     if std::env::var_os("KUBECONFIG").is_none() {
-        bail!("KUBECONFIG is not set: bring a cluster up with tests/e2e/cluster/up (or kind) first");
+        bail!(
+            "KUBECONFIG is not set: bring a cluster up with tests/e2e/cluster/up (or kind) first"
+        );
     }
-    Client::try_default().await.context("failed to create a client from KUBECONFIG")
+    Client::try_default()
+        .await
+        .context("failed to create a client from KUBECONFIG")
 }
 
 /// Polls `check` every 500 ms until it returns `Some`, or fails after `timeout` with `what`.
@@ -65,7 +69,9 @@ where
             Err(e) => last_err = Some(e),
         }
         if start.elapsed() > timeout {
-            let detail = last_err.map(|e| format!(" (last error: {e:#})")).unwrap_or_default();
+            let detail = last_err
+                .map(|e| format!(" (last error: {e:#})"))
+                .unwrap_or_default();
             bail!("timed out after {timeout:?} waiting for {what}{detail}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -80,7 +86,10 @@ pub async fn apply_yaml(client: &Client, discovery: &Discovery, yaml: &str) -> a
             continue;
         }
         let obj: DynamicObject = serde_yaml::from_value(value)?;
-        let tm = obj.types.clone().context("document without apiVersion/kind")?;
+        let tm = obj
+            .types
+            .clone()
+            .context("document without apiVersion/kind")?;
         let gvk = kube::api::GroupVersionKind::try_from(&tm)?;
         let (ar, caps) = discovery
             .resolve_gvk(&gvk)
@@ -90,9 +99,13 @@ pub async fn apply_yaml(client: &Client, discovery: &Discovery, yaml: &str) -> a
             (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), &ar),
             (Scope::Cluster, _) => Api::all_with(client.clone(), &ar),
         };
-        api.patch(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&obj))
-            .await
-            .with_context(|| format!("failed to apply {} {}", tm.kind, obj.name_any()))?;
+        api.patch(
+            &obj.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&obj),
+        )
+        .await
+        .with_context(|| format!("failed to apply {} {}", tm.kind, obj.name_any()))?;
     }
     Ok(())
 }
@@ -116,10 +129,16 @@ fn read_dir_yaml(dir: &str) -> anyhow::Result<String> {
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let discovery = Discovery::new(client.clone()).run().await?;
     apply_yaml(client, &discovery, &read_dir_yaml("manifests/crds")?).await?;
-    wait_for("the Storefront CRDs to be served", Duration::from_secs(60), || async {
-        let d = Discovery::new(client.clone()).run().await?;
-        Ok(d.groups().any(|g| g.name() == storefront_crds::common::GROUP).then_some(()))
-    })
+    wait_for(
+        "the Storefront CRDs to be served",
+        Duration::from_secs(60),
+        || async {
+            let d = Discovery::new(client.clone()).run().await?;
+            Ok(d.groups()
+                .any(|g| g.name() == storefront_crds::common::GROUP)
+                .then_some(()))
+        },
+    )
     .await
 }
 
@@ -132,8 +151,10 @@ pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
         .get_or_try_init(|| async {
             install_crds(client).await?;
             let discovery = Discovery::new(client.clone()).run().await?;
-            let manifests = read_dir_yaml("manifests/operator")?
-                .replace("image: storefront/operator:dev", &format!("image: {}", operator_image()));
+            let manifests = read_dir_yaml("manifests/operator")?.replace(
+                "image: storefront/operator:dev",
+                &format!("image: {}", operator_image()),
+            );
             apply_yaml(client, &discovery, &manifests).await?;
             wait_operator_available(client).await
         })
@@ -144,12 +165,19 @@ pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
 /// Waits until the operator Deployment has an available, up-to-date pod.
 pub async fn wait_operator_available(client: &Client) -> anyhow::Result<()> {
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    wait_for("the operator to be Available", Duration::from_secs(180), || async {
-        let d = deploys.get("storefront-operator").await?;
-        let s = d.status.unwrap_or_default();
-        let gen_ok = s.observed_generation == d.metadata.generation;
-        Ok((gen_ok && s.available_replicas.unwrap_or(0) >= 1 && s.updated_replicas.unwrap_or(0) >= 1).then_some(()))
-    })
+    wait_for(
+        "the operator to be Available",
+        Duration::from_secs(180),
+        || async {
+            let d = deploys.get("storefront-operator").await?;
+            let s = d.status.unwrap_or_default();
+            let gen_ok = s.observed_generation == d.metadata.generation;
+            Ok((gen_ok
+                && s.available_replicas.unwrap_or(0) >= 1
+                && s.updated_replicas.unwrap_or(0) >= 1)
+                .then_some(()))
+        },
+    )
     .await
 }
 
@@ -175,7 +203,10 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .with_context(|| format!("failed to create namespace {name}"))?;
-        Ok(TestNamespace { name, client: client.clone() })
+        Ok(TestNamespace {
+            name,
+            client: client.clone(),
+        })
     }
 
     pub fn api<K>(&self) -> Api<K>
@@ -187,8 +218,8 @@ impl TestNamespace {
 
     /// Prints objects, events and logs of this namespace (and the operator's logs) to stderr.
     pub fn dump(&self) {
-        let kubectl = |args: &[&str]| {
-            match std::process::Command::new("kubectl").args(args).output() {
+        let kubectl =
+            |args: &[&str]| match std::process::Command::new("kubectl").args(args).output() {
                 Ok(o) => eprintln!(
                     "$ kubectl {}\n{}{}",
                     args.join(" "),
@@ -196,14 +227,48 @@ impl TestNamespace {
                     String::from_utf8_lossy(&o.stderr)
                 ),
                 Err(e) => eprintln!("(kubectl not available for the failure dump: {e})"),
-            }
-        };
+            };
         eprintln!("===== dump of namespace {} =====", self.name);
-        kubectl(&["get", "storefronts,serviceshards,flashsales", "-n", &self.name, "-o", "yaml"]);
-        kubectl(&["get", "deploy,rs,pods,svc,sa,cm,hpa,pdb", "-n", &self.name, "-o", "wide"]);
-        kubectl(&["get", "events", "-n", &self.name, "--sort-by=.lastTimestamp"]);
-        kubectl(&["logs", "-n", &self.name, "--all-containers", "--prefix", "--tail=50", "-l", "app.kubernetes.io/managed-by=storefront-operator"]);
-        kubectl(&["logs", "-n", OPERATOR_NAMESPACE, "deploy/storefront-operator", "--tail=100"]);
+        kubectl(&[
+            "get",
+            "storefronts,serviceshards,flashsales",
+            "-n",
+            &self.name,
+            "-o",
+            "yaml",
+        ]);
+        kubectl(&[
+            "get",
+            "deploy,rs,pods,svc,sa,cm,hpa,pdb",
+            "-n",
+            &self.name,
+            "-o",
+            "wide",
+        ]);
+        kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &self.name,
+            "--sort-by=.lastTimestamp",
+        ]);
+        kubectl(&[
+            "logs",
+            "-n",
+            &self.name,
+            "--all-containers",
+            "--prefix",
+            "--tail=50",
+            "-l",
+            "app.kubernetes.io/managed-by=storefront-operator",
+        ]);
+        kubectl(&[
+            "logs",
+            "-n",
+            OPERATOR_NAMESPACE,
+            "deploy/storefront-operator",
+            "--tail=100",
+        ]);
     }
 }
 
@@ -236,22 +301,42 @@ pub fn storefront_from(yaml: &str, ns: &str) -> anyhow::Result<Storefront> {
 
 /// The committed sample `manifests/samples/<file>`.
 pub fn sample(file: &str) -> anyhow::Result<String> {
-    Ok(std::fs::read_to_string(repo().join("manifests/samples").join(file))?)
+    Ok(std::fs::read_to_string(
+        repo().join("manifests/samples").join(file),
+    )?)
 }
 
 /// Status of condition `type_` of a Storefront (`None` if absent).
-pub fn condition<'a>(sf: &'a Storefront, type_: &str) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    sf.status.as_ref()?.conditions.iter().find(|c| c.type_ == type_)
+pub fn condition<'a>(
+    sf: &'a Storefront,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    sf.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
 }
 
 /// Waits until the Storefront's `Ready` condition is `status` for its current generation;
 /// returns the Storefront.
-pub async fn wait_ready(api: &Api<Storefront>, name: &str, status: &str, timeout: Duration) -> anyhow::Result<Storefront> {
-    wait_for(&format!("Storefront {name} Ready={status}"), timeout, || async {
-        let sf = api.get(name).await?;
-        let ok = condition(&sf, "Ready").is_some_and(|c| c.status == status && c.observed_generation == sf.metadata.generation)
-            && sf.status.as_ref().and_then(|s| s.observed_generation) == sf.metadata.generation;
-        Ok(ok.then_some(sf))
-    })
+pub async fn wait_ready(
+    api: &Api<Storefront>,
+    name: &str,
+    status: &str,
+    timeout: Duration,
+) -> anyhow::Result<Storefront> {
+    wait_for(
+        &format!("Storefront {name} Ready={status}"),
+        timeout,
+        || async {
+            let sf = api.get(name).await?;
+            let ok = condition(&sf, "Ready").is_some_and(|c| {
+                c.status == status && c.observed_generation == sf.metadata.generation
+            }) && sf.status.as_ref().and_then(|s| s.observed_generation)
+                == sf.metadata.generation;
+            Ok(ok.then_some(sf))
+        },
+    )
     .await
 }

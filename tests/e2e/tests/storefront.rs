@@ -63,17 +63,26 @@ spec:
 
 async fn create_minimal(ns: &TestNamespace) -> Api<Storefront> {
     let sfs: Api<Storefront> = ns.api();
-    sfs.create(&PostParams::default(), &storefront_from(MINIMAL, &ns.name).unwrap())
+    sfs.create(
+        &PostParams::default(),
+        &storefront_from(MINIMAL, &ns.name).unwrap(),
+    )
+    .await
+    .unwrap();
+    wait_ready(&sfs, "mini", "True", READY_TIMEOUT)
         .await
         .unwrap();
-    wait_ready(&sfs, "mini", "True", READY_TIMEOUT).await.unwrap();
     sfs
 }
 
 async fn patch_spec(api: &Api<Storefront>, name: &str, spec: serde_json::Value) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({ "spec": spec })))
-        .await
-        .unwrap();
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({ "spec": spec })),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -87,25 +96,45 @@ async fn sample_storefront_converges_with_every_child_and_ready_pods() {
 
     let deployments: Api<Deployment> = ns.api();
     let shards: Api<ServiceShard> = ns.api();
-    wait_for("every child of the sample to exist", READY_TIMEOUT, || async {
-        let d = names(&deployments, &sel).await;
-        let s = names(&shards, &sel).await;
-        Ok((d.len() == 6 + 4 && s.len() == 4).then_some(()))
-    })
+    wait_for(
+        "every child of the sample to exist",
+        READY_TIMEOUT,
+        || async {
+            let d = names(&deployments, &sel).await;
+            let s = names(&shards, &sel).await;
+            Ok((d.len() == 6 + 4 && s.len() == 4).then_some(()))
+        },
+    )
     .await
     .unwrap();
     let children_after = t0.elapsed();
 
-    let ready = wait_ready(&sfs, "acme", "True", READY_TIMEOUT).await.unwrap();
+    let ready = wait_ready(&sfs, "acme", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
     let ready_after = t0.elapsed();
-    println!("figure: sample apply -> all children exist: {:.1}s", children_after.as_secs_f64());
-    println!("figure: sample apply -> Ready: {:.1}s", ready_after.as_secs_f64());
+    println!(
+        "figure: sample apply -> all children exist: {:.1}s",
+        children_after.as_secs_f64()
+    );
+    println!(
+        "figure: sample apply -> Ready: {:.1}s",
+        ready_after.as_secs_f64()
+    );
 
     assert_eq!(
         names(&deployments, &sel).await,
         [
-            "acme-auth", "acme-catalog", "acme-gateway", "acme-inventory-0", "acme-inventory-1",
-            "acme-inventory-2", "acme-inventory-3", "acme-orders", "acme-payments", "acme-recommendations"
+            "acme-auth",
+            "acme-catalog",
+            "acme-gateway",
+            "acme-inventory-0",
+            "acme-inventory-1",
+            "acme-inventory-2",
+            "acme-inventory-3",
+            "acme-orders",
+            "acme-payments",
+            "acme-recommendations"
         ]
     );
     let services: Api<Service> = ns.api();
@@ -115,32 +144,68 @@ async fn sample_storefront_converges_with_every_child_and_ready_pods() {
     let hpas: Api<HorizontalPodAutoscaler> = ns.api();
     assert_eq!(names(&hpas, &sel).await, ["acme-catalog", "acme-gateway"]);
     let pdbs: Api<PodDisruptionBudget> = ns.api();
-    assert_eq!(names(&pdbs, &sel).await, ["acme-auth", "acme-gateway", "acme-orders", "acme-payments"]);
+    assert_eq!(
+        names(&pdbs, &sel).await,
+        ["acme-auth", "acme-gateway", "acme-orders", "acme-payments"]
+    );
     let cms: Api<ConfigMap> = ns.api();
-    assert_eq!(names(&cms, &sel).await, ["acme-gateway-routes", "acme-inventory-ring"]);
+    assert_eq!(
+        names(&cms, &sel).await,
+        ["acme-gateway-routes", "acme-inventory-ring"]
+    );
     let routes = cms.get("acme-gateway-routes").await.unwrap();
     assert!(routes.data.unwrap()["routes.json"].contains("\"requestsPerMinute\": 5000"));
 
     // Real pods run and are ready; the HPA-managed gateway got its floor from the HPA.
-    for d in deployments.list(&ListParams::default().labels(&sel)).await.unwrap() {
+    for d in deployments
+        .list(&ListParams::default().labels(&sel))
+        .await
+        .unwrap()
+    {
         let st = d.status.clone().unwrap_or_default();
-        assert!(st.available_replicas.unwrap_or(0) >= 1, "{} not available: {st:?}", d.name_any());
+        assert!(
+            st.available_replicas.unwrap_or(0) >= 1,
+            "{} not available: {st:?}",
+            d.name_any()
+        );
     }
     let pods: Api<Pod> = ns.api();
-    let running = pods.list(&ListParams::default().labels(&sel)).await.unwrap().items.into_iter().filter(|p| {
-        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
-    }).count();
-    assert!(running >= 14, "expected at least 14 running pods, got {running}");
+    let running = pods
+        .list(&ListParams::default().labels(&sel))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .count();
+    assert!(
+        running >= 14,
+        "expected at least 14 running pods, got {running}"
+    );
 
     let status = ready.status.unwrap();
     assert_eq!(status.ready_services, "7/7");
     assert_eq!(status.services["inventory"].desired, 4);
     assert_eq!(status.services["gateway"].desired, 2);
     assert_eq!(status.shards.len(), 4);
-    assert!(status.shards.iter().all(|s| s.phase == "Active" && s.ready == 1), "{:?}", status.shards);
-    assert!(status.failure_points.is_empty(), "{:?}", status.failure_points);
+    assert!(
+        status
+            .shards
+            .iter()
+            .all(|s| s.phase == "Active" && s.ready == 1),
+        "{:?}",
+        status.shards
+    );
+    assert!(
+        status.failure_points.is_empty(),
+        "{:?}",
+        status.failure_points
+    );
     let shard = shards.get("acme-inventory-1").await.unwrap();
-    assert_eq!(shard.status.unwrap().key_share_percent.as_deref(), Some("25.0"));
+    assert_eq!(
+        shard.status.unwrap().key_share_percent.as_deref(),
+        Some("25.0")
+    );
     drop(client);
 }
 
@@ -154,36 +219,66 @@ async fn drift_is_repaired_and_switched_off_services_are_pruned() {
     // A deleted child is recreated.
     let old_uid = deployments.get("mini-catalog").await.unwrap().uid();
     let t0 = Instant::now();
-    deployments.delete("mini-catalog", &DeleteParams::default()).await.unwrap();
+    deployments
+        .delete("mini-catalog", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_for("mini-catalog to be recreated", CHANGE_TIMEOUT, || async {
-        Ok(deployments.get_opt("mini-catalog").await?.filter(|d| d.uid() != old_uid).map(|_| ()))
+        Ok(deployments
+            .get_opt("mini-catalog")
+            .await?
+            .filter(|d| d.uid() != old_uid)
+            .map(|_| ()))
     })
     .await
     .unwrap();
-    println!("figure: deleted Deployment recreated after {:.1}s", t0.elapsed().as_secs_f64());
+    println!(
+        "figure: deleted Deployment recreated after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // A hand-edited child is put back.
     let t0 = Instant::now();
     deployments
-        .patch("mini-gateway", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 3}})))
+        .patch(
+            "mini-gateway",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
         .await
         .unwrap();
-    cms.patch("mini-gateway-routes", &PatchParams::default(), &Patch::Merge(&json!({"data": {"routes.json": "{}"}})))
-        .await
-        .unwrap();
+    cms.patch(
+        "mini-gateway-routes",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"routes.json": "{}"}})),
+    )
+    .await
+    .unwrap();
     wait_for("hand edits to be reverted", CHANGE_TIMEOUT, || async {
         let d = deployments.get("mini-gateway").await?;
         let cm = cms.get("mini-gateway-routes").await?;
         let ok = d.spec.and_then(|s| s.replicas) == Some(1)
-            && cm.data.unwrap_or_default().get("routes.json").is_some_and(|r| r.contains("requestsPerMinute"));
+            && cm
+                .data
+                .unwrap_or_default()
+                .get("routes.json")
+                .is_some_and(|r| r.contains("requestsPerMinute"));
         Ok(ok.then_some(()))
     })
     .await
     .unwrap();
-    println!("figure: hand-edited Deployment and ConfigMap reverted after {:.1}s", t0.elapsed().as_secs_f64());
+    println!(
+        "figure: hand-edited Deployment and ConfigMap reverted after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
 
     // A service switched off is pruned: Deployment, Service, ServiceAccount.
-    patch_spec(&sfs, "mini", json!({"services": {"catalog": {"enabled": false}}})).await;
+    patch_spec(
+        &sfs,
+        "mini",
+        json!({"services": {"catalog": {"enabled": false}}}),
+    )
+    .await;
     let services: Api<Service> = ns.api();
     let sas: Api<ServiceAccount> = ns.api();
     wait_for("catalog children to be pruned", CHANGE_TIMEOUT, || async {
@@ -194,7 +289,9 @@ async fn drift_is_repaired_and_switched_off_services_are_pruned() {
     })
     .await
     .unwrap();
-    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT).await.unwrap();
+    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(sf.status.unwrap().ready_services, "1/1");
 }
 
@@ -205,22 +302,49 @@ async fn paused_freezes_and_stopped_scales_to_zero_and_back() {
     let deployments: Api<Deployment> = ns.api();
 
     // Paused: a spec change is observed (status says Paused) but not applied.
-    patch_spec(&sfs, "mini", json!({"paused": true, "services": {"catalog": {"replicas": 2}}})).await;
-    wait_for("Paused=True for the new generation", CHANGE_TIMEOUT, || async {
-        let sf = sfs.get("mini").await?;
-        Ok(condition(&sf, "Paused")
-            .is_some_and(|c| c.status == "True" && c.observed_generation == sf.metadata.generation)
-            .then_some(()))
-    })
+    patch_spec(
+        &sfs,
+        "mini",
+        json!({"paused": true, "services": {"catalog": {"replicas": 2}}}),
+    )
+    .await;
+    wait_for(
+        "Paused=True for the new generation",
+        CHANGE_TIMEOUT,
+        || async {
+            let sf = sfs.get("mini").await?;
+            Ok(condition(&sf, "Paused")
+                .is_some_and(|c| {
+                    c.status == "True" && c.observed_generation == sf.metadata.generation
+                })
+                .then_some(()))
+        },
+    )
     .await
     .unwrap();
-    let replicas = deployments.get("mini-catalog").await.unwrap().spec.unwrap().replicas;
-    assert_eq!(replicas, Some(1), "a paused Storefront must not change its children");
+    let replicas = deployments
+        .get("mini-catalog")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .replicas;
+    assert_eq!(
+        replicas,
+        Some(1),
+        "a paused Storefront must not change its children"
+    );
 
     // Unpaused: the change lands.
     patch_spec(&sfs, "mini", json!({"paused": false})).await;
     wait_for("catalog to get 2 replicas", CHANGE_TIMEOUT, || async {
-        Ok((deployments.get("mini-catalog").await?.spec.and_then(|s| s.replicas) == Some(2)).then_some(()))
+        Ok((deployments
+            .get("mini-catalog")
+            .await?
+            .spec
+            .and_then(|s| s.replicas)
+            == Some(2))
+        .then_some(()))
     })
     .await
     .unwrap();
@@ -229,19 +353,33 @@ async fn paused_freezes_and_stopped_scales_to_zero_and_back() {
     patch_spec(&sfs, "mini", json!({"stopped": true})).await;
     let pods: Api<Pod> = ns.api();
     wait_for("every pod to be gone", READY_TIMEOUT, || async {
-        let deps = deployments.list(&ListParams::default().labels(&selector("mini"))).await?;
-        let zero = deps.items.len() == 2 && deps.items.iter().all(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(0));
-        let no_pods = pods.list(&ListParams::default().labels(&selector("mini"))).await?.items.is_empty();
+        let deps = deployments
+            .list(&ListParams::default().labels(&selector("mini")))
+            .await?;
+        let zero = deps.items.len() == 2
+            && deps
+                .items
+                .iter()
+                .all(|d| d.spec.as_ref().and_then(|s| s.replicas) == Some(0));
+        let no_pods = pods
+            .list(&ListParams::default().labels(&selector("mini")))
+            .await?
+            .items
+            .is_empty();
         Ok((zero && no_pods).then_some(()))
     })
     .await
     .unwrap();
-    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT).await.unwrap();
+    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(condition(&sf, "Ready").unwrap().reason, "Stopped");
 
     // And back.
     patch_spec(&sfs, "mini", json!({"stopped": false})).await;
-    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT).await.unwrap();
+    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
     assert_eq!(condition(&sf, "Ready").unwrap().reason, "AllServicesReady");
     assert_eq!(sf.status.unwrap().services["catalog"].ready, 2);
 }
@@ -250,13 +388,26 @@ async fn paused_freezes_and_stopped_scales_to_zero_and_back() {
 async fn datastore_secrets_are_wired_into_pods() {
     let (_client, ns) = setup("invalid").await;
     let sfs = create_minimal(&ns).await;
-    patch_spec(&sfs, "mini", json!({"datastores": {"postgres": {"secretName": "missing-db"}}})).await;
+    patch_spec(
+        &sfs,
+        "mini",
+        json!({"datastores": {"postgres": {"secretName": "missing-db"}}}),
+    )
+    .await;
     let deployments: Api<Deployment> = ns.api();
-    wait_for("DATABASE_URL to be wired from the Secret", CHANGE_TIMEOUT, || async {
-        let d = deployments.get("mini-catalog").await?;
-        let env = d.spec.and_then(|s| s.template.spec).map(|s| s.containers[0].env.clone().unwrap_or_default()).unwrap_or_default();
-        Ok(env.iter().any(|e| e.name == "DATABASE_URL").then_some(()))
-    })
+    wait_for(
+        "DATABASE_URL to be wired from the Secret",
+        CHANGE_TIMEOUT,
+        || async {
+            let d = deployments.get("mini-catalog").await?;
+            let env = d
+                .spec
+                .and_then(|s| s.template.spec)
+                .map(|s| s.containers[0].env.clone().unwrap_or_default())
+                .unwrap_or_default();
+            Ok(env.iter().any(|e| e.name == "DATABASE_URL").then_some(()))
+        },
+    )
     .await
     .unwrap();
 }
@@ -265,19 +416,25 @@ async fn datastore_secrets_are_wired_into_pods() {
 async fn deleting_the_storefront_garbage_collects_every_child() {
     let (_client, ns) = setup("gc").await;
     let sfs = create_minimal(&ns).await;
-    sfs.delete("mini", &DeleteParams::foreground()).await.unwrap();
+    sfs.delete("mini", &DeleteParams::foreground())
+        .await
+        .unwrap();
     let deployments: Api<Deployment> = ns.api();
     let services: Api<Service> = ns.api();
     let sas: Api<ServiceAccount> = ns.api();
     let cms: Api<ConfigMap> = ns.api();
     let sel = selector("mini");
-    wait_for("every child to be garbage-collected", READY_TIMEOUT, || async {
-        let left = names(&deployments, &sel).await.len()
-            + names(&services, &sel).await.len()
-            + names(&sas, &sel).await.len()
-            + names(&cms, &sel).await.len();
-        Ok((left == 0 && sfs.get_opt("mini").await?.is_none()).then_some(()))
-    })
+    wait_for(
+        "every child to be garbage-collected",
+        READY_TIMEOUT,
+        || async {
+            let left = names(&deployments, &sel).await.len()
+                + names(&services, &sel).await.len()
+                + names(&sas, &sel).await.len()
+                + names(&cms, &sel).await.len();
+            Ok((left == 0 && sfs.get_opt("mini").await?.is_none()).then_some(()))
+        },
+    )
     .await
     .unwrap();
 }
@@ -298,16 +455,36 @@ async fn operator_restart_loses_nothing_and_reconverges() {
 
     // Kill the operator pod; change the spec while it is down.
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
-    for p in pods.list(&ListParams::default().labels("app.kubernetes.io/name=storefront-operator")).await.unwrap() {
-        pods.delete(&p.name_any(), &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
-            .await
-            .unwrap();
+    for p in pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=storefront-operator"))
+        .await
+        .unwrap()
+    {
+        pods.delete(
+            &p.name_any(),
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await
+        .unwrap();
     }
     let t0 = Instant::now();
-    patch_spec(&sfs, "mini", json!({"services": {"gateway": {"replicas": 2}}})).await;
+    patch_spec(
+        &sfs,
+        "mini",
+        json!({"services": {"gateway": {"replicas": 2}}}),
+    )
+    .await;
     wait_operator_available(&client).await.unwrap();
-    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT).await.unwrap();
-    println!("figure: operator pod killed -> change applied and Ready: {:.1}s", t0.elapsed().as_secs_f64());
+    let sf = wait_ready(&sfs, "mini", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
+    println!(
+        "figure: operator pod killed -> change applied and Ready: {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     assert_eq!(sf.status.unwrap().services["gateway"].ready, 2);
     let after: Vec<_> = deployments
         .list(&ListParams::default().labels(&selector("mini")))
@@ -317,5 +494,8 @@ async fn operator_restart_loses_nothing_and_reconverges() {
         .iter()
         .map(|d| (d.name_any(), d.uid()))
         .collect();
-    assert_eq!(before, after, "children must survive an operator restart untouched");
+    assert_eq!(
+        before, after,
+        "children must survive an operator restart untouched"
+    );
 }
