@@ -51,7 +51,10 @@ pub struct RunArgs {
 #[derive(Clone)]
 struct Health {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    /// This replica holds the Lease (or runs without leader election).
+    leading: Arc<AtomicBool>,
+    /// The child caches have their initial lists.
+    synced: Arc<AtomicBool>,
 }
 
 async fn metrics(
@@ -67,13 +70,18 @@ async fn metrics(
     )
 }
 
+/// A standby replica is ready (it must be, for rolling updates to proceed while another
+/// replica holds the Lease); a leader is ready once its caches are synced.
 async fn readyz(State(h): State<Health>) -> (StatusCode, &'static str) {
-    if h.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok\n")
+    let leading = h.leading.load(Ordering::Relaxed);
+    if !leading {
+        (StatusCode::OK, "standby\n")
+    } else if h.synced.load(Ordering::Relaxed) {
+        (StatusCode::OK, "leading\n")
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not leading or caches not synced\n",
+            "leading, caches not synced yet\n",
         )
     }
 }
@@ -151,9 +159,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     check_crds(&client).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
+    let leading = Arc::new(AtomicBool::new(false));
     let health = Health {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        leading: leading.clone(),
+        synced: ready.clone(),
     };
     let server = tokio::spawn(serve(args.metrics_addr, health));
 
@@ -176,9 +186,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = shutdown_signal() => return Ok(()),
         }
         tracing::info!(identity = %args.identity, "leading");
+        leading.store(true, Ordering::Relaxed);
         leadership = Some((channel, task));
     }
 
+    leading.store(true, Ordering::Relaxed);
     let ns = args.namespace.as_deref();
     let (sf_store, sf_stream) = stores::storefronts(&client, ns);
     let watches = stores::Watches::new(&client, ns);
@@ -195,9 +207,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         stores: stores.clone(),
         metrics,
         recorder,
+        synced: ready.clone(),
     });
 
+    let (sf_deleted, sf_deleted_rx) = futures::channel::mpsc::unbounded();
+    let (shard_deleted, shard_deleted_rx) = futures::channel::mpsc::unbounded();
+    let deleted = stores::Deleted {
+        storefronts: sf_deleted,
+        shards: shard_deleted,
+    };
     let sf_controller = Controller::for_stream(sf_stream, sf_store)
+        .reconcile_on(sf_deleted_rx)
         .owns_shared_stream(watches.deployments.subscribe())
         .owns_shared_stream(watches.services.subscribe())
         .owns_shared_stream(watches.service_accounts.subscribe())
@@ -213,14 +233,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Controller::for_shared_stream(watches.shards.subscribe(), stores.shards.clone())
             .owns_shared_stream(watches.deployments.subscribe())
             .owns_shared_stream(watches.services.subscribe())
+            .reconcile_on(shard_deleted_rx)
             .graceful_shutdown_on(shutdown_signal())
             .run(shard::reconcile, shard::error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(()));
-    let _watch_tasks = watches.start();
+    let _watch_tasks = watches.start(&deleted);
     let ready_flag = ready.clone();
     let stores_ready = stores.clone();
     tokio::spawn(async move {
-        if stores_ready.wait_ready().await.is_ok() {
+        if stores_ready.wait_secondary_ready().await.is_ok() {
             ready_flag.store(true, Ordering::Relaxed);
             tracing::info!("caches synced");
         }

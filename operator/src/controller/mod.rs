@@ -7,7 +7,13 @@ pub mod shard;
 pub mod storefront;
 pub mod stores;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use kube::{Client, runtime::events::Recorder};
 use rand::Rng;
@@ -20,6 +26,17 @@ pub struct Context {
     pub stores: stores::Stores,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Set once every child store has its initial list: until then a reconcile would see no
+    /// children and re-apply them all, so reconciles wait.
+    pub synced: Arc<AtomicBool>,
+}
+
+impl Context {
+    /// `Some(action)` to come back later when the child caches are not synced yet.
+    pub fn wait_for_caches(&self) -> Option<kube::runtime::controller::Action> {
+        (!self.synced.load(Ordering::Relaxed))
+            .then(|| kube::runtime::controller::Action::requeue(Duration::from_millis(500)))
+    }
 }
 
 /// Backoff for transient errors: a base delay with ±25% jitter so that many failing objects do

@@ -34,6 +34,9 @@ pub fn expected_share_percent(shards: i32) -> String {
 
 /// Reconciles one ServiceShard.
 pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Action> {
+    if let Some(later) = ctx.wait_for_caches() {
+        return Ok(later);
+    }
     let _timer = ctx.metrics.reconcile(KIND);
     let ns = shard
         .namespace()

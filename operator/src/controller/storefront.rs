@@ -36,6 +36,9 @@ const RESYNC: Duration = Duration::from_secs(300);
 
 /// Reconciles one Storefront.
 pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action> {
+    if let Some(later) = ctx.wait_for_caches() {
+        return Ok(later);
+    }
     let _timer = ctx.metrics.reconcile(KIND);
     let ns = sf
         .namespace()

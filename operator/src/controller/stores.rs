@@ -10,7 +10,7 @@
 
 use std::{fmt::Debug, hash::Hash, sync::Arc};
 
-use futures::{Stream, StreamExt, future::ready};
+use futures::{Stream, StreamExt, channel::mpsc, future::ready};
 use k8s_openapi::{
     NamespaceResourceScope,
     api::{
@@ -24,7 +24,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     runtime::{
         WatchStreamExt, predicates,
-        reflector::{self, Store, store::Writer},
+        reflector::{self, ObjectRef, Store, store::Writer},
         watcher,
     },
 };
@@ -79,10 +79,17 @@ where
     }
 
     /// Starts the watch in the background; the store fills and subscribers get events.
-    pub fn start(self) -> tokio::task::JoinHandle<()> {
+    /// Shared streams carry only applied objects, so deletions are reported to `deleted`
+    /// (the owners of a deleted child are reconciled: a deleted child is recreated at once).
+    pub fn start(self, deleted: Deleted) -> tokio::task::JoinHandle<()> {
         let stream = watcher(self.api, self.config)
             .default_backoff()
             .modify(trim::<K>)
+            .inspect(move |ev| {
+                if let Ok(watcher::Event::Delete(obj)) = ev {
+                    deleted.notify(obj);
+                }
+            })
             .reflect_shared(self.writer)
             .for_each(|r| {
                 if let Err(e) = r {
@@ -91,6 +98,41 @@ where
                 ready(())
             });
         tokio::spawn(stream)
+    }
+}
+
+/// Where deletions of children are reported: to the controller of their owner's kind.
+#[derive(Clone)]
+pub struct Deleted {
+    pub storefronts: mpsc::UnboundedSender<ObjectRef<Storefront>>,
+    pub shards: mpsc::UnboundedSender<ObjectRef<ServiceShard>>,
+}
+
+impl Deleted {
+    fn notify<K: Resource>(&self, obj: &K) {
+        let Some(ns) = obj.meta().namespace.as_deref() else {
+            return;
+        };
+        for owner in obj
+            .owner_references()
+            .iter()
+            .filter(|o| o.controller == Some(true))
+        {
+            // A closed channel only means the controller stopped; nothing to do then.
+            match owner.kind.as_str() {
+                "Storefront" => {
+                    let _ = self
+                        .storefronts
+                        .unbounded_send(ObjectRef::new(&owner.name).within(ns));
+                }
+                "ServiceShard" => {
+                    let _ = self
+                        .shards
+                        .unbounded_send(ObjectRef::new(&owner.name).within(ns));
+                }
+                _ => {}
+            }
+        }
     }
 }
 
@@ -185,26 +227,28 @@ impl Watches {
     }
 
     /// Starts every watch.
-    pub fn start(self) -> Vec<tokio::task::JoinHandle<()>> {
+    pub fn start(self, deleted: &Deleted) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
-            self.sales.start(),
-            self.shards.start(),
-            self.deployments.start(),
-            self.services.start(),
-            self.service_accounts.start(),
-            self.hpas.start(),
-            self.pdbs.start(),
-            self.config_maps.start(),
+            self.sales.start(deleted.clone()),
+            self.shards.start(deleted.clone()),
+            self.deployments.start(deleted.clone()),
+            self.services.start(deleted.clone()),
+            self.service_accounts.start(deleted.clone()),
+            self.hpas.start(deleted.clone()),
+            self.pdbs.start(deleted.clone()),
+            self.config_maps.start(deleted.clone()),
         ]
     }
 }
 
 impl Stores {
-    /// Resolves when every store has its initial list.
-    pub async fn wait_ready(&self) -> Result<(), reflector::store::WriterDropped> {
-        self.storefronts.wait_until_ready().await?;
+    /// Resolves when every store that no controller waits on has its initial list.
+    ///
+    /// The Storefront and ServiceShard stores are the controllers' own: each controller waits
+    /// for its store itself, and a store's readiness wakes only one waiter, so they are not
+    /// awaited here too.
+    pub async fn wait_secondary_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.sales.wait_until_ready().await?;
-        self.shards.wait_until_ready().await?;
         self.deployments.wait_until_ready().await?;
         self.services.wait_until_ready().await?;
         self.service_accounts.wait_until_ready().await?;
