@@ -340,3 +340,22 @@ pub async fn wait_ready(
     )
     .await
 }
+
+/// The operator's `/metrics`, fetched through the API server's service proxy.
+pub async fn operator_metrics(client: &Client) -> anyhow::Result<String> {
+    let path = format!(
+        "/api/v1/namespaces/{OPERATOR_NAMESPACE}/services/storefront-operator-metrics:metrics/proxy/metrics"
+    );
+    let req = http::Request::get(path).body(Vec::new())?;
+    Ok(client.request_text(req).await?)
+}
+
+/// Sum of a counter's samples whose line starts with `prefix` (e.g.
+/// `storefront_operator_writes_total{`).
+pub fn counter_sum(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
