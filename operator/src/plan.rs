@@ -88,11 +88,9 @@ impl ActiveSale<'_> {
     }
 }
 
-/// What a sale does at `now`; `None` when it does nothing.
-///
-/// One-off windows only; recurring windows are evaluated by the FlashSale controller (a later
-/// piece) and count as inactive here until then.
-pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<SaleEffect> {
+/// The instants at which a one-off sale changes what it does: capacity up (`start - prewarm`),
+/// limits open (`start`), everything back (`end`).
+fn boundaries(sale: &FlashSale) -> Option<[Timestamp; 3]> {
     let (start, end) = (sale.spec.start.as_ref()?.0, sale.spec.end.as_ref()?.0);
     let prewarm = sale
         .spec
@@ -103,11 +101,32 @@ pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<SaleEffect> {
     let warm_from = start
         .checked_sub(jiff::SignedDuration::try_from(prewarm).ok()?)
         .ok()?;
+    Some([warm_from, start, end])
+}
+
+/// What a sale does at `now`; `None` when it does nothing.
+///
+/// One-off windows only; recurring windows are evaluated by the FlashSale controller (a later
+/// piece) and count as inactive here until then.
+pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<SaleEffect> {
+    let [warm_from, start, end] = boundaries(sale)?;
     let effect = SaleEffect {
         capacity: warm_from <= now && now < end,
         limits: start <= now && now < end,
     };
     (effect.capacity || effect.limits).then_some(effect)
+}
+
+/// The next instant after `now` at which a sale of `storefront` changes the plan, so the
+/// controller can requeue exactly then instead of waiting for a resync.
+pub fn next_boundary(storefront: &str, sales: &[FlashSale], now: Timestamp) -> Option<Timestamp> {
+    sales
+        .iter()
+        .filter(|s| s.spec.storefront_ref == storefront)
+        .filter_map(boundaries)
+        .flatten()
+        .filter(|t| *t > now)
+        .min()
 }
 
 /// The sales of `storefront` that do something at `now`, in name order.

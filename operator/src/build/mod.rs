@@ -56,6 +56,8 @@ pub enum BuildError {
 #[derive(Debug, Clone, Default)]
 pub struct Desired {
     pub plans: Vec<ServicePlan>,
+    /// When a sale next changes this plan (requeue exactly then).
+    pub next_change: Option<Timestamp>,
     /// Names of the sales that changed something.
     pub active_sales: Vec<String>,
     pub deployments: Vec<Deployment>,
@@ -126,6 +128,7 @@ pub fn desired(
     let active = plan::active_sales(&sf.name_any(), sales, now);
     let plans = plan::plan(&sf.spec, &active);
     let mut d = Desired {
+        next_change: plan::next_boundary(&sf.name_any(), sales, now),
         active_sales: active
             .iter()
             .filter_map(|a| a.sale.metadata.name.clone())

@@ -103,7 +103,7 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         sf.status.as_ref(),
         now,
     );
-    let requeue = next_check(&st, now);
+    let requeue = next_check(&st, desired.next_change, now);
     write_status(&ctx, &sf, st).await?;
     match apply_error {
         Some(e) => Err(e),
@@ -234,15 +234,19 @@ fn phase_name(p: ShardPhase) -> String {
     format!("{p:?}")
 }
 
-/// When to look again: soon while something is starting (failure points have a grace period),
-/// otherwise at the periodic resync.
-fn next_check(st: &StorefrontStatus, _now: Timestamp) -> Duration {
+/// When to look again: at the next sale boundary, soon while something is starting (failure
+/// points have a grace period), otherwise at the periodic resync.
+fn next_check(st: &StorefrontStatus, next_change: Option<Timestamp>, now: Timestamp) -> Duration {
     let waiting = st.services.values().any(|s| s.ready < s.desired);
-    if waiting {
-        Duration::from_secs(status::STARTUP_GRACE_SECS as u64 / 3)
+    let base = if waiting {
+        Duration::from_secs(status::STARTUP_GRACE_SECS.unsigned_abs() / 3)
     } else {
         RESYNC
-    }
+    };
+    let until_change = next_change
+        .and_then(|t| Duration::try_from(t.duration_since(now)).ok())
+        .unwrap_or(base);
+    base.min(until_change)
 }
 
 /// Writes status when it differs from the stored one; returns whether it wrote.

@@ -220,3 +220,48 @@ fn factor_scales_shards_pods_and_caps_at_1000() {
         Sizing::Fixed { replicas: 1000 }
     );
 }
+
+#[test]
+fn next_boundary_is_the_next_prewarm_start_or_end() {
+    let sales = [
+        sale(
+            "bf",
+            "acme",
+            "2026-11-27T08:00:00Z",
+            "2026-11-27T20:00:00Z",
+            "10m",
+        ),
+        sale(
+            "late",
+            "acme",
+            "2026-11-28T08:00:00Z",
+            "2026-11-28T09:00:00Z",
+            "1m",
+        ),
+        sale(
+            "other",
+            "globex",
+            "2026-11-26T00:00:00Z",
+            "2026-11-26T01:00:00Z",
+            "1m",
+        ),
+    ];
+    let next = |now: &str| next_boundary("acme", &sales, ts(now));
+    assert_eq!(
+        next("2026-11-25T00:00:00Z"),
+        Some(ts("2026-11-27T07:50:00Z"))
+    );
+    assert_eq!(
+        next("2026-11-27T07:50:00Z"),
+        Some(ts("2026-11-27T08:00:00Z"))
+    );
+    assert_eq!(
+        next("2026-11-27T08:00:00Z"),
+        Some(ts("2026-11-27T20:00:00Z"))
+    );
+    assert_eq!(
+        next("2026-11-27T20:00:00Z"),
+        Some(ts("2026-11-28T07:59:00Z"))
+    );
+    assert_eq!(next("2026-11-28T09:00:00Z"), None);
+}

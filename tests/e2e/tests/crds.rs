@@ -1,6 +1,9 @@
 //! The CRDs install, the samples are accepted, and every bad input of the foundation issue is
 //! refused by the API server with a message that names the field.
 
+// Tests may unwrap: a failure is a panic with the dump of what the test touched.
+#![allow(clippy::unwrap_used)]
+
 use kube::{
     Api,
     api::{DynamicObject, PostParams},

@@ -2,6 +2,9 @@
 //! `storefront_operator_writes_total`, and the reconciles one spec change costs (printed).
 //! Its own test binary: binaries run one after another, so no other test writes meanwhile.
 
+// Tests may unwrap: a failure is a panic with the dump of what the test touched.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;

@@ -2,6 +2,9 @@
 //! convergence of the sample, drift repair, pruning, `paused`, `stopped`, garbage collection,
 //! and an operator restart. Timings are printed (baselines, not assertions).
 
+// Tests may unwrap: a failure is a panic with the dump of what the test touched.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::{
