@@ -32,8 +32,10 @@ struct Route {
     service: String,
     prefix: String,
     tier: String,
-    /// `host:port` of the service, or of the ring ConfigMap for sharded services.
-    upstream: String,
+    /// `host:port` of the service (unsharded services).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<String>,
+    /// Ring ConfigMap of a sharded service: shard addresses by ordinal, with an epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     ring: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +93,8 @@ pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
                 service: service.to_string(),
                 prefix: format!("/api/{service}"),
                 tier: p.tier.as_str().to_string(),
-                upstream: address(owner, &labels::service_object_name(owner.name, service)),
+                upstream: (!sharded)
+                    .then(|| address(owner, &labels::service_object_name(owner.name, service))),
                 ring: sharded.then(|| labels::ring_name(owner.name, service)),
                 rate_limit: p.rate_limit.as_ref().map(Limit::from),
             }
