@@ -225,6 +225,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .owns_shared_stream(watches.pdbs.subscribe())
         .owns_shared_stream(watches.config_maps.subscribe())
         .owns_shared_stream(watches.shards.subscribe())
+        .owns_shared_stream(watches.network_policies.subscribe())
         .watches_shared_stream(watches.sales.subscribe(), storefront::sale_to_storefront)
         .graceful_shutdown_on(shutdown_signal())
         .run(storefront::reconcile, storefront::error_policy, ctx.clone())

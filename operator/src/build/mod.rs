@@ -7,12 +7,14 @@
 //! ```text
 //!  Storefront ─┬─ per unsharded service: Deployment, Service, ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
-//!              └─ gateway enabled:       route table ConfigMap (routes + rate limits)
+//!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits)
+//!              └─ security.networkPolicies: a NetworkPolicy per service
 //! ```
 
 mod config;
 mod deployment;
 mod hpa;
+mod network_policy;
 mod pdb;
 mod service;
 mod service_account;
@@ -27,6 +29,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{ConfigMap, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
@@ -67,6 +70,7 @@ pub struct Desired {
     pub pdbs: Vec<PodDisruptionBudget>,
     pub config_maps: Vec<ConfigMap>,
     pub shards: Vec<ServiceShard>,
+    pub network_policies: Vec<NetworkPolicy>,
 }
 
 /// What every builder needs to know about the owning Storefront.
@@ -138,6 +142,7 @@ pub fn desired(
     for p in &plans {
         d.service_accounts
             .push(service_account::build(&owner, p.service.as_str()));
+        d.network_policies.extend(network_policy::build(&owner, p));
         match p.sizing {
             Sizing::Sharded {
                 shards,

@@ -214,3 +214,17 @@ fn snapshot_shard_and_hpa() {
     insta::assert_yaml_snapshot!("inventory_shard_0", d.shards[0]);
     insta::assert_yaml_snapshot!("gateway_hpa", d.hpas[0]);
 }
+
+#[test]
+fn network_policies_only_when_asked_for() {
+    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    assert!(d.network_policies.is_empty());
+    let mut sf = sample_storefront();
+    sf.spec.security = Some(storefront_crds::storefront::Security {
+        network_policies: true,
+        ..Default::default()
+    });
+    let d = desired(&sf, &[], now()).unwrap();
+    assert_eq!(d.network_policies.len(), 7);
+    insta::assert_yaml_snapshot!("orders_network_policy", d.network_policies[3]);
+}

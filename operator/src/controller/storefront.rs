@@ -158,6 +158,20 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
             "ServiceShard",
             children::sync(c, m, &s.shards, ns, &name, &uid, fm, &d.shards).await?,
         ),
+        (
+            "NetworkPolicy",
+            children::sync(
+                c,
+                m,
+                &s.network_policies,
+                ns,
+                &name,
+                &uid,
+                fm,
+                &d.network_policies,
+            )
+            .await?,
+        ),
     ];
     for (kind, ch) in changes {
         if !ch.applied.is_empty() {

@@ -17,6 +17,7 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{ConfigMap, Service, ServiceAccount},
+        networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
 };
@@ -148,6 +149,7 @@ pub struct Stores {
     pub hpas: Store<HorizontalPodAutoscaler>,
     pub pdbs: Store<PodDisruptionBudget>,
     pub config_maps: Store<ConfigMap>,
+    pub network_policies: Store<NetworkPolicy>,
 }
 
 /// Every shared watch, before they are started.
@@ -160,6 +162,7 @@ pub struct Watches {
     pub hpas: SharedWatch<HorizontalPodAutoscaler>,
     pub pdbs: SharedWatch<PodDisruptionBudget>,
     pub config_maps: SharedWatch<ConfigMap>,
+    pub network_policies: SharedWatch<NetworkPolicy>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -208,6 +211,7 @@ impl Watches {
             hpas: SharedWatch::new(api(client, namespace), m),
             pdbs: SharedWatch::new(api(client, namespace), m),
             config_maps: SharedWatch::new(api(client, namespace), m),
+            network_policies: SharedWatch::new(api(client, namespace), m),
         }
     }
 
@@ -223,6 +227,7 @@ impl Watches {
             hpas: self.hpas.store.clone(),
             pdbs: self.pdbs.store.clone(),
             config_maps: self.config_maps.store.clone(),
+            network_policies: self.network_policies.store.clone(),
         }
     }
 
@@ -237,6 +242,7 @@ impl Watches {
             self.hpas.start(deleted.clone()),
             self.pdbs.start(deleted.clone()),
             self.config_maps.start(deleted.clone()),
+            self.network_policies.start(deleted.clone()),
         ]
     }
 }
@@ -254,6 +260,7 @@ impl Stores {
         self.service_accounts.wait_until_ready().await?;
         self.hpas.wait_until_ready().await?;
         self.pdbs.wait_until_ready().await?;
-        self.config_maps.wait_until_ready().await
+        self.config_maps.wait_until_ready().await?;
+        self.network_policies.wait_until_ready().await
     }
 }

@@ -156,6 +156,18 @@ pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
                 &format!("image: {}", operator_image()),
             );
             apply_yaml(client, &discovery, &manifests).await?;
+            // The image tag may be reused with new content (a fresh build loaded under the
+            // same tag): roll the pods so the operator under test is the one just loaded.
+            let restarted = serde_json::json!({"spec": {"template": {"metadata": {"annotations": {
+                "storefront.dev/e2e-started": format!("{:?}", std::time::SystemTime::now()),
+            }}}}});
+            Api::<Deployment>::namespaced(client.clone(), OPERATOR_NAMESPACE)
+                .patch(
+                    "storefront-operator",
+                    &PatchParams::default(),
+                    &Patch::Merge(&restarted),
+                )
+                .await?;
             wait_operator_available(client).await
         })
         .await
@@ -171,11 +183,13 @@ pub async fn wait_operator_available(client: &Client) -> anyhow::Result<()> {
         || async {
             let d = deploys.get("storefront-operator").await?;
             let s = d.status.unwrap_or_default();
-            let gen_ok = s.observed_generation == d.metadata.generation;
-            Ok((gen_ok
-                && s.available_replicas.unwrap_or(0) >= 1
-                && s.updated_replicas.unwrap_or(0) >= 1)
-                .then_some(()))
+            let want = d.spec.and_then(|sp| sp.replicas).unwrap_or(1);
+            // Rolled out: the current generation observed, every pod updated, no old pod left.
+            let done = s.observed_generation == d.metadata.generation
+                && s.updated_replicas.unwrap_or(0) == want
+                && s.replicas.unwrap_or(0) == want
+                && s.available_replicas.unwrap_or(0) >= want;
+            Ok(done.then_some(()))
         },
     )
     .await

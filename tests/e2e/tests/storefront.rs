@@ -502,3 +502,30 @@ async fn operator_restart_loses_nothing_and_reconverges() {
         "children must survive an operator restart untouched"
     );
 }
+
+#[tokio::test]
+async fn network_policies_follow_the_security_switch() {
+    let (_client, ns) = setup("netpol").await;
+    let sfs = create_minimal(&ns).await;
+    let policies: Api<k8s_openapi::api::networking::v1::NetworkPolicy> = ns.api();
+    let sel = selector("mini");
+    patch_spec(&sfs, "mini", json!({"security": {"networkPolicies": true}})).await;
+    wait_for("a NetworkPolicy per service", CHANGE_TIMEOUT, || async {
+        Ok((names(&policies, &sel).await == ["mini-catalog", "mini-gateway"]).then_some(()))
+    })
+    .await
+    .unwrap();
+    patch_spec(
+        &sfs,
+        "mini",
+        json!({"security": {"networkPolicies": false}}),
+    )
+    .await;
+    wait_for(
+        "the NetworkPolicies to be pruned",
+        CHANGE_TIMEOUT,
+        || async { Ok(names(&policies, &sel).await.is_empty().then_some(())) },
+    )
+    .await
+    .unwrap();
+}
