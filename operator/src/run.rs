@@ -194,7 +194,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ns = args.namespace.as_deref();
     let (sf_store, sf_stream) = stores::storefronts(&client, ns);
     let watches = stores::Watches::new(&client, ns);
-    let stores = watches.stores(sf_store.clone());
+    let (pod_store, _pod_task) = stores::pods(&client, ns);
+    let stores = watches.stores(sf_store.clone(), pod_store);
     let recorder = Recorder::new(
         client.clone(),
         Reporter {

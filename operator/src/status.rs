@@ -32,6 +32,28 @@ pub struct Workload {
     pub stuck: Option<String>,
     /// ServiceShard phase.
     pub phase: Option<String>,
+    /// Pods of this workload stuck failing: (pod name, waiting reason, restarts).
+    pub failing_pods: Vec<(String, String, i32)>,
+}
+
+/// Container waiting reasons that make a pod a failure point.
+pub const FAILING_REASONS: [&str; 5] = [
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+];
+
+fn pod_failures<'a>(service: &'a str, w: &'a Workload) -> impl Iterator<Item = FailurePoint> + 'a {
+    w.failing_pods.iter().map(move |(pod, reason, restarts)| {
+        failure(
+            "Pod",
+            pod,
+            reason,
+            format!("{service} pod is {reason} (restarted {restarts} times)"),
+        )
+    })
 }
 
 /// Observed workloads by object name.
@@ -231,6 +253,7 @@ fn observe_plan(
                 let name = labels::shard_name(storefront, service, index);
                 let w = observed.get(&name).cloned().unwrap_or_default();
                 ready += w.ready;
+                failures.extend(pod_failures(service, &w));
                 if replicas_per_shard > 0 && w.ready == 0 && past_grace(&w, now) {
                     failures.push(failure(
                         "Shard",
@@ -261,6 +284,7 @@ fn observe_plan(
                     format!("{service} has no ready pod"),
                 ));
             }
+            failures.extend(pod_failures(service, &w));
             if let Some(reason) = &w.stuck {
                 failures.push(failure(
                     "Service",

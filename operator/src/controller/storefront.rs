@@ -223,6 +223,7 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 created: d.creation_timestamp().map(|t| t.0),
                 stuck,
                 phase: None,
+                failing_pods: Vec::new(),
             },
         );
     }
@@ -238,8 +239,42 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 created: sh.creation_timestamp().map(|t| t.0),
                 stuck: None,
                 phase: status.phase.map(phase_name),
+                failing_pods: Vec::new(),
             },
         );
+    }
+    for pod in ctx.stores.pods.state() {
+        if pod.namespace().as_deref() != Some(ns) || !mine(pod.labels()) {
+            continue;
+        }
+        let Some(component) = pod.labels().get(labels::COMPONENT) else {
+            continue;
+        };
+        let workload = match pod.labels().get(labels::SHARD) {
+            Some(index) => format!("{storefront}-{component}-{index}"),
+            None => labels::service_object_name(storefront, component),
+        };
+        let statuses = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref());
+        for c in statuses.into_iter().flatten() {
+            let reason = c
+                .state
+                .as_ref()
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref());
+            if let Some(reason) = reason.filter(|r| status::FAILING_REASONS.contains(r)) {
+                observed
+                    .entry(workload.clone())
+                    .or_default()
+                    .failing_pods
+                    .push((pod.name_any(), reason.to_string(), c.restart_count));
+            }
+        }
+    }
+    for w in observed.values_mut() {
+        w.failing_pods.sort();
     }
     observed
 }

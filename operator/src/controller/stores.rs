@@ -16,7 +16,9 @@ use k8s_openapi::{
     api::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
-        core::v1::{ConfigMap, Service, ServiceAccount},
+        core::v1::{
+            ConfigMap, ContainerState, ContainerStatus, Pod, PodStatus, Service, ServiceAccount,
+        },
         networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
     },
@@ -150,6 +152,7 @@ pub struct Stores {
     pub pdbs: Store<PodDisruptionBudget>,
     pub config_maps: Store<ConfigMap>,
     pub network_policies: Store<NetworkPolicy>,
+    pub pods: Store<Pod>,
 }
 
 /// Every shared watch, before they are started.
@@ -215,8 +218,9 @@ impl Watches {
         }
     }
 
-    /// The stores (with the Storefront store from [`storefronts`]).
-    pub fn stores(&self, storefronts: Store<Storefront>) -> Stores {
+    /// The stores (with the Storefront store from [`storefronts`] and the pod store from
+    /// [`pods`]).
+    pub fn stores(&self, storefronts: Store<Storefront>, pods: Store<Pod>) -> Stores {
         Stores {
             storefronts,
             sales: self.sales.store.clone(),
@@ -228,6 +232,7 @@ impl Watches {
             pdbs: self.pdbs.store.clone(),
             config_maps: self.config_maps.store.clone(),
             network_policies: self.network_policies.store.clone(),
+            pods,
         }
     }
 
@@ -261,6 +266,55 @@ impl Stores {
         self.hpas.wait_until_ready().await?;
         self.pdbs.wait_until_ready().await?;
         self.config_maps.wait_until_ready().await?;
-        self.network_policies.wait_until_ready().await
+        self.network_policies.wait_until_ready().await?;
+        self.pods.wait_until_ready().await
     }
+}
+
+/// Keeps of a pod only what failure detection reads: metadata (labels) and, per container, its
+/// name, readiness, restart count and waiting reason. Pods are the most numerous objects the
+/// operator watches; this keeps each to a few hundred bytes.
+fn trim_pod(p: &mut Pod) {
+    trim(p);
+    p.spec = None;
+    let Some(st) = p.status.as_mut() else { return };
+    let containers = st.container_statuses.take().map(|cs| {
+        cs.into_iter()
+            .map(|c| ContainerStatus {
+                name: c.name,
+                ready: c.ready,
+                restart_count: c.restart_count,
+                state: c.state.map(|s| ContainerState {
+                    waiting: s.waiting,
+                    ..ContainerState::default()
+                }),
+                ..ContainerStatus::default()
+            })
+            .collect()
+    });
+    *st = PodStatus {
+        phase: st.phase.take(),
+        container_statuses: containers,
+        ..PodStatus::default()
+    };
+}
+
+/// Watches the pods of managed workloads (trimmed) into a store. Nothing is triggered by pod
+/// events: Deployment and shard status changes already trigger reconciles.
+pub fn pods(client: &Client, namespace: Option<&str>) -> (Store<Pod>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store();
+    let config = watcher::Config::default()
+        .any_semantic()
+        .labels(&labels::managed_selector());
+    let task = watcher(api::<Pod>(client, namespace), config)
+        .default_backoff()
+        .modify(trim_pod)
+        .reflect(writer)
+        .for_each(|r| {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, kind = "Pod", "watch failed; retrying");
+            }
+            ready(())
+        });
+    (reader, tokio::spawn(task))
 }

@@ -233,3 +233,41 @@ fn apply_errors_are_degraded() {
     assert_eq!(cond(&st, "Degraded").reason, "ApplyFailed");
     assert_eq!(cond(&st, "Degraded").message, "forbidden");
 }
+
+#[test]
+fn crash_looping_pods_are_failure_points_at_once() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let mut o = observed_all(2, "2026-11-25T12:00:00Z");
+    o.get_mut("acme-orders").unwrap().failing_pods =
+        vec![("acme-orders-abc".into(), "CrashLoopBackOff".into(), 4)];
+    o.get_mut("acme-inventory-2").unwrap().failing_pods =
+        vec![("acme-inventory-2-xyz".into(), "ImagePullBackOff".into(), 0)];
+    let st = compute(
+        "acme",
+        Some(3),
+        Outcome::Applied(&d, None),
+        &o,
+        None,
+        ts("2026-11-25T12:00:10Z"),
+    );
+    let fps: Vec<_> = st
+        .failure_points
+        .iter()
+        .map(|f| (f.kind.as_str(), f.name.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(
+        fps,
+        [
+            ("Pod", "acme-orders-abc", "CrashLoopBackOff"),
+            ("Pod", "acme-inventory-2-xyz", "ImagePullBackOff")
+        ]
+    );
+    assert_eq!(
+        st.failure_points[0].message,
+        "orders pod is CrashLoopBackOff (restarted 4 times)"
+    );
+    assert_eq!(cond(&st, "Degraded").status, "True");
+    // Ready is about pods ready, not failures: the other pods still serve.
+    assert_eq!(cond(&st, "Ready").status, "True");
+}

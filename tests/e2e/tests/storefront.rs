@@ -529,3 +529,44 @@ async fn network_policies_follow_the_security_switch() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn crash_looping_pods_are_reported_as_failure_points() {
+    let (_client, ns) = setup("crash").await;
+    let sfs: Api<Storefront> = ns.api();
+    // The operator image exits at once when asked to run `catalog`: a real crash loop.
+    let mut sf = storefront_from(MINIMAL, &ns.name).unwrap();
+    sf.metadata.name = Some("crashy".into());
+    sf.spec.image =
+        std::env::var("E2E_OPERATOR_IMAGE").unwrap_or_else(|_| "storefront/operator:dev".into());
+    sf.spec.services.remove("gateway");
+    sfs.create(&PostParams::default(), &sf).await.unwrap();
+    let t0 = Instant::now();
+    let sf = wait_for(
+        "a CrashLoopBackOff failure point",
+        Duration::from_secs(150),
+        || async {
+            let sf = sfs.get("crashy").await?;
+            let crashing = sf.status.as_ref().is_some_and(|s| {
+                s.failure_points.iter().any(|f| {
+                    f.kind == "Pod"
+                        && f.reason == "CrashLoopBackOff"
+                        && f.name.starts_with("crashy-catalog-")
+                })
+            });
+            Ok(crashing.then_some(sf))
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "figure: crash loop reported as a failure point after {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    let degraded = condition(&sf, "Degraded").unwrap();
+    assert_eq!(
+        (degraded.status.as_str(), degraded.reason.as_str()),
+        ("True", "FailurePoints")
+    );
+    assert_eq!(condition(&sf, "Ready").unwrap().status, "False");
+}
