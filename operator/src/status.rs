@@ -316,7 +316,8 @@ fn keep_since(
     failures
 }
 
-fn condition(
+/// A condition of `type_` (transition time to be filled by [`keep_transition_times`]).
+pub fn condition(
     type_: &str,
     ok: bool,
     reason: &str,

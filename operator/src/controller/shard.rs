@@ -20,7 +20,7 @@ use crate::{
     build::{self, ContainerSpec, Owner},
     error::{Error, Result},
     labels,
-    status::keep_transition_times,
+    status::{condition as new_condition, keep_transition_times},
 };
 
 const KIND: &str = "ServiceShard";
@@ -126,17 +126,9 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
     } else {
         ShardPhase::Joining
     };
+    let generation = shard.metadata.generation;
     let cond = |t: &str, ok: bool, reason: &str, msg: String| {
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
-            type_: t.to_string(),
-            status: if ok { "True" } else { "False" }.to_string(),
-            reason: reason.to_string(),
-            message: msg,
-            observed_generation: shard.metadata.generation,
-            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                jiff::Timestamp::UNIX_EPOCH,
-            ),
-        }
+        new_condition(t, ok, reason, msg, generation)
     };
     let counts = format!("{ready}/{} pods ready", shard.spec.replicas);
     let conds = vec![
