@@ -144,5 +144,40 @@ where
     Ok(changes)
 }
 
+/// Server-side applies `status` to the status subresource of `obj` with `field_manager`
+/// (entries no longer in `status` are removed), and counts the write.
+pub async fn apply_status<K, S>(
+    client: &Client,
+    metrics: &Metrics,
+    obj: &K,
+    field_manager: &str,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+    S: Serialize,
+{
+    let ns = obj
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(field_manager).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    metrics.write(&K::kind(&()), "status");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests;

@@ -6,11 +6,9 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use kube::{
-    Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    Resource, ResourceExt,
     runtime::{controller::Action, reflector::ObjectRef},
 };
-use serde_json::json;
 use storefront_crds::{
     ServiceName, ServiceShard, ServiceShardStatus, ShardPhase, common::condition,
 };
@@ -166,19 +164,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
         handoff_percent: None,
     };
     if prev != Some(&st) {
-        let api: Api<ServiceShard> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({
-            "apiVersion": "commerce.storefront.dev/v1alpha1",
-            "kind": "ServiceShard",
-            "status": st,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(STATUS_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics.write(KIND, "status");
+        children::apply_status(c, m, shard.as_ref(), STATUS_MANAGER, &st).await?;
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -8,15 +8,13 @@ use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
 use kube::{
-    Api, Resource, ResourceExt,
-    api::{Patch, PatchParams},
+    Resource, ResourceExt,
     runtime::{
         controller::Action,
         events::{Event, EventType},
         reflector::ObjectRef,
     },
 };
-use serde_json::json;
 use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
 
 use super::{Context, children, jittered};
@@ -303,19 +301,7 @@ async fn write_status(ctx: &Context, sf: &Storefront, st: StorefrontStatus) -> R
     if sf.status.as_ref() == Some(&st) {
         return Ok(false);
     }
-    let ns = sf
-        .namespace()
-        .ok_or(Error::MissingField("metadata.namespace"))?;
-    let api: Api<Storefront> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({
-        "apiVersion": "commerce.storefront.dev/v1alpha1",
-        "kind": "Storefront",
-        "status": st,
-    });
-    let params = PatchParams::apply(STATUS_MANAGER).force();
-    api.patch_status(&sf.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
-    ctx.metrics.write(KIND, "status");
+    children::apply_status(&ctx.client, &ctx.metrics, sf, STATUS_MANAGER, &st).await?;
     Ok(true)
 }
 
