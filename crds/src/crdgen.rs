@@ -59,7 +59,7 @@ mod tests {
             let names = &crd.spec.names;
             assert_eq!(
                 names.categories.as_deref(),
-                Some(&["storefront".to_string()][..])
+                Some(&["commerce".to_string()][..])
             );
             assert_eq!(names.short_names.as_ref().map(Vec::len), Some(1));
             let version = &crd.spec.versions[0];
@@ -71,6 +71,32 @@ mod tests {
                     .unwrap()
                     .is_empty()
             );
+        }
+    }
+
+    /// kubectl expands a category before it looks up a kind, so a category spelled like any
+    /// kind's singular, plural or short name makes `kubectl get <that name>` list every kind of
+    /// the category (and `describe`/`delete` of one object fail).
+    #[test]
+    fn no_category_shadows_a_resource_name() {
+        let all = crds();
+        let names: Vec<String> = all
+            .iter()
+            .flat_map(|(_, crd)| {
+                let n = &crd.spec.names;
+                let mut v = vec![n.plural.clone(), n.kind.to_lowercase()];
+                v.extend(n.singular.clone());
+                v.extend(n.short_names.clone().unwrap_or_default());
+                v
+            })
+            .collect();
+        for (file, crd) in &all {
+            for category in crd.spec.names.categories.iter().flatten() {
+                assert!(
+                    !names.contains(category),
+                    "{file}: category {category:?} equals a resource name of one of our kinds"
+                );
+            }
         }
     }
 

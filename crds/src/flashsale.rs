@@ -27,7 +27,7 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
     namespaced,
     status = "FlashSaleStatus",
     shortname = "fsale",
-    category = "storefront",
+    category = "commerce",
     doc = "A FlashSale is a scheduled change of capacity and admission for a Storefront.",
     printcolumn(
         name = "Storefront",

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
     namespaced,
     status = "ServiceShardStatus",
     shortname = "ssh",
-    category = "storefront",
+    category = "commerce",
     doc = "A ServiceShard is one shard of a sharded stateful service, created by its Storefront.",
     printcolumn(name = "Storefront", type_ = "string", json_path = ".spec.storefront"),
     printcolumn(name = "Service", type_ = "string", json_path = ".spec.service"),

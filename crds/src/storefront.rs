@@ -25,7 +25,7 @@ use crate::common::{FailurePoint, RateLimit, ServiceName, Tier};
     namespaced,
     status = "StorefrontStatus",
     shortname = "sf",
-    category = "storefront",
+    category = "commerce",
     doc = "A Storefront is a shop: the commerce services to run, how to size them, what they connect to.",
     printcolumn(
         name = "Ready",
