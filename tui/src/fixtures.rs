@@ -1,0 +1,359 @@
+//! Sample data: the `acme` shop of `manifests/samples/` with status, shards, a flash sale,
+//! pods, events and Prometheus numbers, as an [`App`] in a known state. Used by the snapshot
+//! tests and by `--demo` (render the console with no cluster, for docs and measurements).
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+use storefront_crds::{FlashSale, ServiceShard, Storefront};
+
+use crate::{
+    app::{Action, App, Scope, Settings, Update},
+    metrics::{Circuit, PromSnapshot, ServiceKey, ServiceMetrics},
+    model::{DeploymentInfo, EventInfo, PodInfo},
+};
+
+/// The fixed "now" of every fixture: noon on Black Friday 2026.
+pub fn now() -> Timestamp {
+    Timestamp::from_second(1_795_780_800).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn ago(secs: i64) -> Timestamp {
+    now() - SignedDuration::from_secs(secs)
+}
+
+const NS: &str = "shop";
+
+/// (service, tier, desired, ready, reason) of the healthy shop.
+const SERVICES: [(&str, &str, i32, &str); 7] = [
+    ("gateway", "core", 2, "min 2, max 10"),
+    ("auth", "core", 2, "replicas 2"),
+    ("catalog", "supporting", 1, "min 1, max 6"),
+    ("orders", "core", 2, "replicas 2"),
+    ("payments", "core", 2, "replicas 2"),
+    ("inventory", "core", 4, "4 shards x 1"),
+    ("recommendations", "supporting", 1, "replicas 1"),
+];
+
+fn storefront(broken: bool) -> Storefront {
+    let services: serde_json::Map<String, serde_json::Value> = SERVICES
+        .iter()
+        .map(|(name, tier, desired, reason)| {
+            let ready = if broken && *name == "payments" {
+                0
+            } else {
+                *desired
+            };
+            (
+                name.to_string(),
+                json!({"desired": desired, "ready": ready, "tier": tier, "replicasReason": reason}),
+            )
+        })
+        .collect();
+    let failure_points = if broken {
+        json!([{"kind": "Service", "name": "payments", "reason": "NoReadyReplicas",
+                "message": "payments has no ready pod", "since": ago(150).to_string()}])
+    } else {
+        json!([])
+    };
+    let ready = if broken { "False" } else { "True" };
+    let v = json!({
+        "apiVersion": "commerce.storefront.dev/v1alpha1", "kind": "Storefront",
+        "metadata": {"name": "acme", "namespace": NS, "generation": 3},
+        "spec": {
+            "image": "storefront/workload:dev",
+            "services": {
+                "gateway": {"autoscaling": {"min": 2, "max": 10}},
+                "auth": {"replicas": 2}, "catalog": {"autoscaling": {"min": 1, "max": 6}},
+                "orders": {"replicas": 2}, "payments": {"replicas": 2},
+                "inventory": {"sharding": {"shards": 4, "replicasPerShard": 1}},
+                "recommendations": {"replicas": 1, "tier": "supporting"}
+            },
+            "datastores": {"postgres": {"secretName": "acme-pg"}, "redis": {"secretName": "acme-redis"},
+                           "broker": {"secretName": "acme-nats"}}
+        },
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": ready, "reason": "AllServicesReady", "message": "",
+                            "lastTransitionTime": ago(3600).to_string(), "observedGeneration": 3}],
+            "services": services,
+            "activeFlashSales": ["black-friday"],
+            "failurePoints": failure_points,
+            "failureCount": if broken { 1 } else { 0 },
+            "readyServices": if broken { "6/7" } else { "7/7" }
+        }
+    });
+    serde_json::from_value(v).expect("the fixture Storefront is valid")
+}
+
+fn shards() -> Vec<ServiceShard> {
+    (0..4)
+        .filter_map(|i| {
+            serde_json::from_value(json!({
+                "apiVersion": "commerce.storefront.dev/v1alpha1", "kind": "ServiceShard",
+                "metadata": {"name": format!("acme-inventory-{i}"), "namespace": NS},
+                "spec": {"storefront": "acme", "service": "inventory", "index": i, "shardCount": 4,
+                         "replicas": 1, "ringEpoch": 1},
+                "status": {"readyReplicas": 1, "keySharePercent": "25.0", "phase": "Active"}
+            }))
+            .ok()
+        })
+        .collect()
+}
+
+fn sales() -> Vec<FlashSale> {
+    let v = json!([
+        {"apiVersion": "commerce.storefront.dev/v1alpha1", "kind": "FlashSale",
+         "metadata": {"name": "black-friday", "namespace": NS},
+         "spec": {"storefrontRef": "acme", "start": "2026-11-27T08:00:00Z", "end": "2026-11-27T20:00:00Z",
+                  "prewarm": "10m", "services": {
+                      "gateway": {"scale": {"minReplicas": 6, "maxReplicas": 20},
+                                  "rateLimit": {"requestsPerMinute": 20000, "burst": 2000}},
+                      "orders": {"factor": 3.0, "rateLimit": {"requestsPerMinute": 15000}}}},
+         "status": {"phase": "Active", "nextTransitionTime": "2026-11-27T20:00:00Z",
+                    "plan": {"additionalPods": 8, "fits": true}}},
+        {"apiVersion": "commerce.storefront.dev/v1alpha1", "kind": "FlashSale",
+         "metadata": {"name": "cyber-monday", "namespace": NS},
+         "spec": {"storefrontRef": "acme", "start": "2026-11-30T08:00:00Z", "end": "2026-11-30T20:00:00Z",
+                  "services": {"payments": {"factor": 4.0}}},
+         "status": {"phase": "Scheduled", "nextTransitionTime": "2026-11-30T07:55:00Z",
+                    "plan": {"additionalPods": 40, "fits": false,
+                             "message": "needs 40 pods, the cluster fits 25 more"}}}
+    ]);
+    serde_json::from_value(v).unwrap_or_default()
+}
+
+fn deployments(broken: bool) -> Vec<DeploymentInfo> {
+    let mut v: Vec<DeploymentInfo> = SERVICES
+        .iter()
+        .filter(|(s, ..)| *s != "inventory")
+        .map(|(s, _, desired, _)| DeploymentInfo {
+            namespace: NS.into(),
+            name: format!("acme-{s}"),
+            storefront: Some("acme".into()),
+            component: Some(s.to_string()),
+            shard: None,
+            desired: *desired,
+            ready: if broken && *s == "payments" {
+                0
+            } else {
+                *desired
+            },
+            updated: *desired,
+        })
+        .collect();
+    v.extend((0..4).map(|i| DeploymentInfo {
+        namespace: NS.into(),
+        name: format!("acme-inventory-{i}"),
+        storefront: Some("acme".into()),
+        component: Some("inventory".into()),
+        shard: Some(i.to_string()),
+        desired: 1,
+        ready: 1,
+        updated: 1,
+    }));
+    v
+}
+
+fn pods(broken: bool) -> Vec<PodInfo> {
+    let mut v = Vec::new();
+    for (s, _, desired, _) in SERVICES.iter().filter(|(s, ..)| *s != "inventory") {
+        for i in 0..*desired {
+            let bad = broken && *s == "payments";
+            v.push(PodInfo {
+                namespace: NS.into(),
+                name: format!("acme-{s}-7d9f-{i}"),
+                storefront: Some("acme".into()),
+                component: Some(s.to_string()),
+                shard: None,
+                phase: "Running".into(),
+                ready: !bad,
+                restarts: if bad { 6 } else { 0 },
+                waiting_reason: bad.then(|| "CrashLoopBackOff".into()),
+                message: if bad {
+                    "back-off 2m40s".into()
+                } else {
+                    String::new()
+                },
+                created: Some(ago(7200)),
+            });
+        }
+    }
+    v
+}
+
+fn events(broken: bool) -> Vec<EventInfo> {
+    let ev = |secs, kind: &str, object: &str, type_: &str, reason: &str, message: &str| EventInfo {
+        namespace: NS.into(),
+        kind: kind.into(),
+        object: object.into(),
+        type_: type_.into(),
+        reason: reason.into(),
+        message: message.into(),
+        count: 1,
+        last: Some(ago(secs)),
+    };
+    let mut v = vec![
+        ev(
+            4 * 3600,
+            "FlashSale",
+            "black-friday",
+            "Normal",
+            "PreWarming",
+            "capacity rises 10m before the window",
+        ),
+        ev(
+            14400 - 600,
+            "Storefront",
+            "acme",
+            "Normal",
+            "Scaled",
+            "gateway: min 6 because FlashSale black-friday is Active",
+        ),
+        ev(
+            900,
+            "Deployment",
+            "acme-orders",
+            "Normal",
+            "ScalingReplicaSet",
+            "Scaled up replica set acme-orders-7d9f to 2",
+        ),
+    ];
+    if broken {
+        let mut back = ev(
+            20,
+            "Pod",
+            "acme-payments-7d9f-0",
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container payments",
+        );
+        back.count = 6;
+        v.push(back);
+    }
+    v
+}
+
+fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
+    let mut snap = PromSnapshot::empty(at);
+    let numbers = [
+        ("gateway", 412.0, 0.002, 0.061, 3.5, 0.21),
+        ("auth", 96.0, 0.0, 0.012, 0.0, 0.06),
+        ("catalog", 250.0, 0.001, 0.034, 0.0, 0.05),
+        ("orders", 38.0, 0.0, 0.088, 1.2, 0.15),
+        ("payments", 31.0, 0.0, 0.240, 0.0, 0.03),
+        ("inventory", 44.0, 0.0, 0.019, 0.0, 0.04),
+        ("recommendations", 180.0, 0.0, 0.045, 0.0, 0.02),
+    ];
+    for (service, rps, err, p99, throttled, use_) in numbers {
+        let failing = broken && service == "payments";
+        snap.services.insert(
+            ServiceKey {
+                namespace: NS.into(),
+                storefront: Some("acme".into()),
+                service: service.into(),
+            },
+            ServiceMetrics {
+                rps: Some(if failing { 0.0 } else { rps }),
+                error_ratio: if failing { None } else { Some(err) },
+                p99_seconds: if failing { None } else { Some(p99) },
+                throttled_rps: Some(if broken { throttled } else { 0.0 }),
+                ratelimit_use: Some(use_),
+                circuit: Some(if failing {
+                    Circuit::Open
+                } else {
+                    Circuit::Closed
+                }),
+            },
+        );
+    }
+    snap.operator.reconciles = Some(1200.0);
+    snap.operator.writes = Some(85.0);
+    snap
+}
+
+fn base(settings: Settings) -> App {
+    App::new(now(), settings, Scope::default())
+}
+
+fn settings() -> Settings {
+    Settings {
+        context: Some("storefront-local".into()),
+        prometheus_url: Some("http://prometheus:9090".into()),
+    }
+}
+
+fn feed(app: &mut App, broken: bool) {
+    for u in [
+        Update::Storefronts(vec![storefront(broken)]),
+        Update::Shards(shards()),
+        Update::Sales(sales()),
+        Update::Deployments(deployments(broken)),
+        Update::Pods(pods(broken)),
+        Update::Events(events(broken)),
+        Update::ApiSynced,
+    ] {
+        app.update(Action::Data(u));
+    }
+}
+
+/// The shop, all well, metrics 3 s old.
+pub fn healthy() -> App {
+    let mut app = base(settings());
+    feed(&mut app, false);
+    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
+        ago(3),
+        false,
+    )))));
+    app
+}
+
+/// Payments down (no ready pod, crash-looping, circuit open), gateway throttling.
+pub fn degraded() -> App {
+    let mut app = base(settings());
+    feed(&mut app, true);
+    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
+        ago(3),
+        true,
+    )))));
+    app
+}
+
+/// The shop with Prometheus unreachable for two minutes: last-known numbers and their age.
+pub fn prometheus_down() -> App {
+    let mut app = base(settings());
+    feed(&mut app, false);
+    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
+        ago(125),
+        false,
+    )))));
+    app.update(Action::Data(Update::Prometheus(Err(
+        "failed to query Prometheus: connection refused".into(),
+    ))));
+    app
+}
+
+/// The shop with the API server gone for 45 s: last-known objects.
+pub fn api_down() -> App {
+    let mut app = base(settings());
+    app.now = now() - SignedDuration::from_secs(45);
+    feed(&mut app, false);
+    app.update(Action::Tick(now()));
+    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
+        ago(3),
+        false,
+    )))));
+    app.update(Action::Data(Update::ApiError(
+        "failed to watch Storefront: connection refused".into(),
+    )));
+    app
+}
+
+/// A synced cluster without Storefronts, and no Prometheus configured.
+pub fn empty() -> App {
+    let mut app = base(Settings {
+        context: Some("storefront-local".into()),
+        prometheus_url: None,
+    });
+    app.update(Action::Data(Update::ApiSynced));
+    app
+}

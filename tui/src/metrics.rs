@@ -1,0 +1,424 @@
+//! What Prometheus told us, and how old it is.
+//!
+//! * [`queries`]: the PromQL the console runs (the recording rules under
+//!   `manifests/monitoring/` precompute the same expressions).
+//! * [`PromSnapshot`]: one poll's answers, per service and for the operator.
+//! * [`CounterRate`]: a rate from successive readings of a counter, resets included — used
+//!   for the operator's counters, which the console reads raw.
+//! * [`Freshness`] and [`fmt_age`]: staleness of last-known values. A value the console does
+//!   not have is shown as `–`, never as zero.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+
+/// The console's PromQL. Per-service series are grouped by `namespace`, `storefront` (the
+/// `app.kubernetes.io/instance` label, relabelled by the scrape config) and `service`.
+pub mod queries {
+    pub const RPS: &str =
+        "sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
+    pub const ERROR_RATIO: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=~\"5..\"}[1m])) / sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
+    pub const THROTTLED: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=\"429\"}[1m]))";
+    pub const P99: &str = "histogram_quantile(0.99, sum by (namespace, storefront, service, le) (rate(storefront_request_duration_seconds_bucket[1m])))";
+    pub const RATELIMIT_USE: &str = "sum by (namespace, storefront, service) (rate(storefront_ratelimit_admitted_total[1m])) * 60 / max by (namespace, storefront, service) (storefront_ratelimit_budget_requests_per_minute)";
+    pub const CIRCUIT: &str = "max by (namespace, storefront, service) (storefront_circuit_state)";
+    pub const OPERATOR_RECONCILES: &str = "sum(storefront_operator_reconciles_total)";
+    pub const OPERATOR_ERRORS: &str = "sum(storefront_operator_reconcile_errors_total)";
+    pub const OPERATOR_WRITES: &str = "sum(storefront_operator_writes_total)";
+    pub const OPERATOR_P99: &str = "histogram_quantile(0.99, sum by (le) (rate(storefront_operator_reconcile_duration_seconds_bucket[5m])))";
+
+    /// Every per-service query with the name of its recording rule.
+    pub const RECORDED: [(&str, &str); 6] = [
+        ("storefront:service_requests:rate1m", RPS),
+        ("storefront:service_errors:ratio1m", ERROR_RATIO),
+        ("storefront:service_throttled:rate1m", THROTTLED),
+        ("storefront:service_latency_seconds:p99_1m", P99),
+        ("storefront:service_ratelimit_use:ratio1m", RATELIMIT_USE),
+        ("storefront:service_circuit_state:max", CIRCUIT),
+    ];
+}
+
+/// Which service a per-service series is about.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub namespace: String,
+    /// Missing when the scrape config does not add the `storefront` label.
+    pub storefront: Option<String>,
+    pub service: String,
+}
+
+/// Circuit breaker state as `storefront_circuit_state` encodes it (0, 1, 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Circuit {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+impl Circuit {
+    pub fn from_value(v: f64) -> Self {
+        if v >= 1.5 {
+            Circuit::Open
+        } else if v >= 0.5 {
+            Circuit::HalfOpen
+        } else {
+            Circuit::Closed
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Circuit::Closed => "closed",
+            Circuit::HalfOpen => "half",
+            Circuit::Open => "OPEN",
+        }
+    }
+}
+
+/// Live numbers of one service; `None` where Prometheus has no series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServiceMetrics {
+    pub rps: Option<f64>,
+    pub error_ratio: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub throttled_rps: Option<f64>,
+    /// Admitted rate over the budget, 0..1.
+    pub ratelimit_use: Option<f64>,
+    pub circuit: Option<Circuit>,
+}
+
+/// The operator's own numbers: raw counters (turned into rates by [`CounterRate`]) and p99.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OperatorMetrics {
+    pub reconciles: Option<f64>,
+    pub errors: Option<f64>,
+    pub writes: Option<f64>,
+    pub p99_seconds: Option<f64>,
+}
+
+/// One successful poll of Prometheus.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PromSnapshot {
+    pub at: Timestamp,
+    pub services: BTreeMap<ServiceKey, ServiceMetrics>,
+    pub operator: OperatorMetrics,
+}
+
+impl PromSnapshot {
+    pub fn empty(at: Timestamp) -> Self {
+        PromSnapshot {
+            at,
+            services: BTreeMap::new(),
+            operator: OperatorMetrics::default(),
+        }
+    }
+
+    /// Numbers of `service` of `storefront` in `namespace`. Series without a `storefront`
+    /// label match any Storefront of the namespace.
+    pub fn service(
+        &self,
+        namespace: &str,
+        storefront: &str,
+        service: &str,
+    ) -> Option<&ServiceMetrics> {
+        let exact = ServiceKey {
+            namespace: namespace.to_string(),
+            storefront: Some(storefront.to_string()),
+            service: service.to_string(),
+        };
+        self.services.get(&exact).or_else(|| {
+            self.services.get(&ServiceKey {
+                storefront: None,
+                ..exact
+            })
+        })
+    }
+}
+
+/// The Prometheus side of the app: last successful poll, last error, operator rates.
+#[derive(Clone, Debug)]
+pub struct PromState {
+    /// Whether a Prometheus URL is configured at all (no URL: metrics are simply absent).
+    pub configured: bool,
+    pub last: Option<PromSnapshot>,
+    /// Error of the latest poll, cleared by the next success.
+    pub error: Option<String>,
+    pub reconciles: CounterRate,
+    pub reconcile_errors: CounterRate,
+    pub writes: CounterRate,
+}
+
+impl Default for PromState {
+    fn default() -> Self {
+        let w = SignedDuration::from_secs(120);
+        PromState {
+            configured: false,
+            last: None,
+            error: None,
+            reconciles: CounterRate::new(w),
+            reconcile_errors: CounterRate::new(w),
+            writes: CounterRate::new(w),
+        }
+    }
+}
+
+impl PromState {
+    /// Records a poll's outcome: a success replaces the snapshot and feeds the counter rates;
+    /// a failure keeps the last-known snapshot and notes the error.
+    pub fn record(&mut self, result: Result<PromSnapshot, String>) {
+        match result {
+            Ok(snap) => {
+                let op = &snap.operator;
+                for (rate, v) in [
+                    (&mut self.reconciles, op.reconciles),
+                    (&mut self.reconcile_errors, op.errors),
+                    (&mut self.writes, op.writes),
+                ] {
+                    if let Some(v) = v {
+                        rate.push(snap.at, v);
+                    }
+                }
+                self.last = Some(snap);
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    /// Numbers of one service from the last-known snapshot.
+    pub fn service(
+        &self,
+        namespace: &str,
+        storefront: &str,
+        service: &str,
+    ) -> Option<&ServiceMetrics> {
+        self.last.as_ref()?.service(namespace, storefront, service)
+    }
+}
+
+/// Rate of a counter from readings taken over a sliding window, tolerant of resets (a
+/// restarted process starts its counter at zero again: the new value counts as the increase).
+#[derive(Clone, Debug)]
+pub struct CounterRate {
+    window: SignedDuration,
+    readings: VecDeque<(Timestamp, f64)>,
+}
+
+impl CounterRate {
+    pub fn new(window: SignedDuration) -> Self {
+        CounterRate {
+            window,
+            readings: VecDeque::new(),
+        }
+    }
+
+    /// Adds a reading; readings older than the window (relative to this one) are dropped, but
+    /// at least two are kept so a rate exists after a gap.
+    pub fn push(&mut self, at: Timestamp, value: f64) {
+        if self.readings.back().is_some_and(|(t, _)| *t >= at) {
+            return;
+        }
+        self.readings.push_back((at, value));
+        while self.readings.len() > 2
+            && self
+                .readings
+                .front()
+                .is_some_and(|(t, _)| at.duration_since(*t) > self.window)
+        {
+            self.readings.pop_front();
+        }
+    }
+
+    /// Increase per second over the readings, `None` with fewer than two.
+    pub fn per_second(&self) -> Option<f64> {
+        let (first, _) = *self.readings.front()?;
+        let (last, _) = *self.readings.back()?;
+        let secs = last.duration_since(first).as_secs_f64();
+        if secs <= 0.0 {
+            return None;
+        }
+        let mut increase = 0.0;
+        let mut prev: Option<f64> = None;
+        for (_, v) in &self.readings {
+            if let Some(p) = prev {
+                increase += if *v >= p { v - p } else { *v };
+            }
+            prev = Some(*v);
+        }
+        Some(increase / secs)
+    }
+}
+
+/// How old a last-known value is allowed to be before it is called stale.
+pub const STALE_AFTER: SignedDuration = SignedDuration::from_secs(30);
+
+/// Whether a value observed at some time is still current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    Fresh,
+    /// Older than [`STALE_AFTER`], with its age.
+    Stale(SignedDuration),
+    /// Never observed.
+    Missing,
+}
+
+impl Freshness {
+    pub fn of(observed: Option<Timestamp>, now: Timestamp) -> Self {
+        match observed {
+            None => Freshness::Missing,
+            Some(at) => {
+                let age = now.duration_since(at);
+                if age > STALE_AFTER {
+                    Freshness::Stale(age)
+                } else {
+                    Freshness::Fresh
+                }
+            }
+        }
+    }
+}
+
+/// A compact age: `4s`, `2m05s`, `3h10m`, `2d4h`. Negative ages (clock skew) read `0s`.
+pub fn fmt_age(age: SignedDuration) -> String {
+    let s = age.as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// Requests per second: `–` when unknown, `0` for a true zero, otherwise 3 significant digits.
+pub fn fmt_rate(v: Option<f64>) -> String {
+    match v {
+        None => "–".into(),
+        Some(0.0) => "0".into(),
+        Some(v) if v < 10.0 => format!("{v:.2}"),
+        Some(v) if v < 100.0 => format!("{v:.1}"),
+        Some(v) if v < 10_000.0 => format!("{v:.0}"),
+        Some(v) => format!("{:.1}k", v / 1000.0),
+    }
+}
+
+/// A latency in seconds as `850µs`, `45ms`, `1.2s`; `–` when unknown (or NaN: no traffic).
+pub fn fmt_latency(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => {
+            if v < 0.001 {
+                format!("{:.0}µs", v * 1e6)
+            } else if v < 1.0 {
+                format!("{:.0}ms", v * 1e3)
+            } else {
+                format!("{v:.1}s")
+            }
+        }
+        _ => "–".into(),
+    }
+}
+
+/// A ratio 0..1 as a percentage, `–` when unknown.
+pub fn fmt_percent(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{:.1}%", v * 100.0),
+        _ => "–".into(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    #[test]
+    fn rate_from_counters_spans_the_window() {
+        let mut r = CounterRate::new(SignedDuration::from_secs(60));
+        assert_eq!(r.per_second(), None);
+        r.push(t(0), 100.0);
+        assert_eq!(r.per_second(), None);
+        r.push(t(10), 150.0);
+        r.push(t(20), 300.0);
+        assert_eq!(r.per_second(), Some(10.0));
+    }
+
+    #[test]
+    fn a_counter_reset_counts_the_new_value_as_increase() {
+        let mut r = CounterRate::new(SignedDuration::from_secs(60));
+        r.push(t(0), 1000.0);
+        r.push(t(10), 1100.0);
+        // the process restarted: 1100 -> 0 -> 40
+        r.push(t(20), 40.0);
+        assert_eq!(r.per_second(), Some(140.0 / 20.0));
+    }
+
+    #[test]
+    fn old_readings_leave_the_window_but_two_stay() {
+        let mut r = CounterRate::new(SignedDuration::from_secs(30));
+        r.push(t(0), 0.0);
+        r.push(t(100), 100.0);
+        assert_eq!(
+            r.per_second(),
+            Some(1.0),
+            "a gap keeps the last two readings"
+        );
+        r.push(t(110), 300.0);
+        r.push(t(120), 500.0);
+        assert_eq!(r.per_second(), Some(20.0));
+        // out-of-order readings are ignored
+        r.push(t(115), 0.0);
+        assert_eq!(r.per_second(), Some(20.0));
+    }
+
+    #[test]
+    fn staleness_and_ages() {
+        assert_eq!(Freshness::of(None, t(0)), Freshness::Missing);
+        assert_eq!(Freshness::of(Some(t(0)), t(30)), Freshness::Fresh);
+        assert_eq!(
+            Freshness::of(Some(t(0)), t(31)),
+            Freshness::Stale(SignedDuration::from_secs(31))
+        );
+        let ages: Vec<_> = [0, 59, 60, 125, 3600 + 600, 86400 * 2 + 3600 * 4]
+            .into_iter()
+            .map(|s| fmt_age(SignedDuration::from_secs(s)))
+            .collect();
+        assert_eq!(ages, ["0s", "59s", "1m00s", "2m05s", "1h10m", "2d4h"]);
+        assert_eq!(fmt_age(SignedDuration::from_secs(-5)), "0s");
+    }
+
+    #[test]
+    fn unknown_values_never_read_as_zero() {
+        assert_eq!(fmt_rate(None), "–");
+        assert_eq!(fmt_rate(Some(0.0)), "0");
+        assert_eq!(fmt_rate(Some(1.234)), "1.23");
+        assert_eq!(fmt_rate(Some(12345.0)), "12.3k");
+        assert_eq!(fmt_latency(Some(f64::NAN)), "–");
+        assert_eq!(fmt_latency(Some(0.045)), "45ms");
+        assert_eq!(fmt_percent(None), "–");
+        assert_eq!(fmt_percent(Some(0.125)), "12.5%");
+    }
+
+    #[test]
+    fn series_without_a_storefront_label_match_any_storefront() {
+        let mut s = PromSnapshot::empty(t(0));
+        let m = ServiceMetrics {
+            rps: Some(5.0),
+            ..ServiceMetrics::default()
+        };
+        s.services.insert(
+            ServiceKey {
+                namespace: "shop".into(),
+                storefront: None,
+                service: "gateway".into(),
+            },
+            m.clone(),
+        );
+        assert_eq!(s.service("shop", "acme", "gateway"), Some(&m));
+        assert_eq!(s.service("other", "acme", "gateway"), None);
+        assert_eq!(Circuit::from_value(2.0), Circuit::Open);
+        assert_eq!(Circuit::from_value(0.0), Circuit::Closed);
+    }
+}

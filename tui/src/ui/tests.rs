@@ -1,0 +1,156 @@
+//! Snapshot tests of every view at 80×24 (and a big terminal), in every degraded state, from
+//! the fixtures — no cluster needed. Colors are checked cell by cell where they carry meaning.
+
+#![allow(clippy::unwrap_used)]
+
+use ratatui::style::Color;
+
+use super::{FAILURE, render, to_text};
+use crate::{
+    app::{Action, App, View},
+    diagram, fixtures, topology,
+};
+
+fn frame(app: &App, view: View) -> String {
+    let mut app = app.clone();
+    app.update(Action::Show(view));
+    to_text(&render(&app, 80, 24))
+}
+
+macro_rules! views_of {
+    ($name:ident, $fixture:expr) => {
+        #[test]
+        fn $name() {
+            let app = $fixture;
+            for v in View::ALL {
+                insta::assert_snapshot!(
+                    format!("{}_{}", stringify!($name), v.command()),
+                    frame(&app, v)
+                );
+            }
+        }
+    };
+}
+
+views_of!(healthy, fixtures::healthy());
+views_of!(degraded, fixtures::degraded());
+views_of!(prometheus_down, fixtures::prometheus_down());
+views_of!(api_down, fixtures::api_down());
+views_of!(empty, fixtures::empty());
+
+#[test]
+fn topology_uses_a_big_terminal() {
+    let text = to_text(&render(&fixtures::degraded(), 132, 40));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn overlays() {
+    let mut app = fixtures::healthy();
+    app.update(Action::Help);
+    insta::assert_snapshot!("overlay_help", to_text(&render(&app, 80, 24)));
+    app.update(Action::Back);
+    app.update(Action::Show(View::Services));
+    app.update(Action::Down);
+    app.update(Action::Down);
+    app.update(Action::Enter);
+    insta::assert_snapshot!("overlay_detail_service", to_text(&render(&app, 80, 24)));
+    app.update(Action::Back);
+    app.update(Action::Picker);
+    insta::assert_snapshot!("overlay_picker", to_text(&render(&app, 80, 24)));
+    app.update(Action::Back);
+    app.update(Action::Command);
+    app.update(Action::Input('f'));
+    insta::assert_snapshot!("palette_typing", to_text(&render(&app, 80, 24)));
+}
+
+#[test]
+fn a_failed_service_is_red_on_screen_and_a_healthy_one_blue() {
+    let find = |app: &App, word: &str| {
+        let buf = render(app, 80, 24);
+        let text = to_text(&buf);
+        let (y, line) = text
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(&format!("─▶ {word}")))
+            .unwrap();
+        let col = line[..line.find(&format!("─▶ {word}")).unwrap()]
+            .chars()
+            .count()
+            + 3;
+        buf[(col as u16, y as u16)].clone()
+    };
+    let cell = find(&fixtures::degraded(), "payments");
+    assert_eq!(cell.bg, FAILURE, "payments has no ready pod");
+    let cell = find(&fixtures::healthy(), "payments");
+    assert_eq!(cell.fg, Color::Blue);
+    let cell = find(&fixtures::healthy(), "catalog");
+    assert_eq!(cell.fg, Color::Green, "catalog is supporting");
+}
+
+#[test]
+fn every_service_with_its_replicas_is_on_the_topology_at_80x24() {
+    let text = frame(&fixtures::healthy(), View::Topology);
+    for (service, replicas) in [
+        ("gateway", "2/2"),
+        ("auth", "2/2"),
+        ("catalog", "1/1"),
+        ("orders", "2/2"),
+        ("payments", "2/2"),
+        ("inventory", "4/4"),
+        ("recommendations", "1/1"),
+    ] {
+        assert!(
+            text.contains(&format!("{service} {replicas}")),
+            "{service} {replicas} missing:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("412/s"),
+        "gateway traffic on its edge:\n{text}"
+    );
+}
+
+#[test]
+fn degraded_sources_never_show_zeros_for_unknown_values() {
+    let text = frame(&fixtures::prometheus_down(), View::Services);
+    assert!(text.contains("Prometheus unreachable"), "{text}");
+    assert!(
+        text.contains("2m05s ago"),
+        "the age of the last-known values:\n{text}"
+    );
+    assert!(
+        text.contains("412"),
+        "last-known gateway rate kept:\n{text}"
+    );
+    let empty = frame(&fixtures::empty(), View::Topology);
+    assert!(!empty.contains(" 0/s"), "{empty}");
+}
+
+#[test]
+fn mermaid_diagram_of_the_degraded_shop() {
+    let app = fixtures::degraded();
+    let topo = topology::build(app.focus().unwrap(), &app.cluster, &app.prom, &app.failures);
+    let text = diagram::mermaid(&topo);
+    assert!(
+        text.contains("class payments failure")
+            || text.contains(",payments failure")
+            || text.contains("payments,")
+    );
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn svg_diagram_has_every_node_in_its_class_color() {
+    let app = fixtures::degraded();
+    let topo = topology::build(app.focus().unwrap(), &app.cluster, &app.prom, &app.failures);
+    let svg = diagram::svg(&topo);
+    assert!(svg.starts_with("<svg"));
+    assert!(svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<g class=").count(), topo.nodes.len());
+    assert_eq!(
+        svg.matches("<g class=\"failure\"").count(),
+        topo.nodes.iter().filter(|n| n.failed).count()
+    );
+    assert!(svg.contains("#cf222e") && svg.contains("#1f6feb") && svg.contains("#2da44e"));
+}

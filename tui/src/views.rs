@@ -1,0 +1,467 @@
+//! Row models of the views: what each table shows for the Storefronts in scope, after the
+//! `/` filter and sort, and the key/value lines of the Enter detail pane. Pure functions of
+//! [`App`]; [`crate::ui`] only lays them out.
+
+use jiff::{SignedDuration, Timestamp};
+use storefront_crds::{SalePhase, ServiceName, Tier};
+
+use crate::{
+    app::{App, SortBy, View},
+    failures::Failure,
+    metrics::{ServiceMetrics, fmt_age, fmt_latency, fmt_percent, fmt_rate},
+    model::{EventInfo, sf_key},
+    topology,
+};
+
+/// One service of one Storefront.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceRow {
+    pub namespace: String,
+    pub storefront: String,
+    pub service: String,
+    pub tier: Tier,
+    pub ready: Option<i32>,
+    pub desired: Option<i32>,
+    /// Why that many: the operator's `replicasReason`, plus active sales.
+    pub why: String,
+    pub metrics: ServiceMetrics,
+    pub failed: bool,
+}
+
+/// One shard.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardRow {
+    pub namespace: String,
+    pub storefront: String,
+    pub service: String,
+    pub name: String,
+    pub index: i32,
+    pub phase: String,
+    pub share: String,
+    pub handoff: Option<i32>,
+    pub ready: i32,
+    pub desired: i32,
+    pub epoch: Option<i64>,
+}
+
+/// One flash sale.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SaleRow {
+    pub namespace: String,
+    pub name: String,
+    pub storefront: String,
+    pub phase: String,
+    pub next: Option<Timestamp>,
+    pub window: String,
+    /// `service: planned → actual` capacity lines.
+    pub plans: Vec<String>,
+    pub warning: Option<String>,
+}
+
+fn label_of(f: &Failure) -> String {
+    format!("{} {} {} {}", f.kind, f.name, f.reason, f.message)
+}
+
+/// The nodes listed by the topology view (services then their shards), for selection.
+pub fn topology_rows(app: &App) -> Vec<String> {
+    let Some(sf) = app.focus() else {
+        return Vec::new();
+    };
+    let topo = topology::build(sf, &app.cluster, &app.prom, &app.failures);
+    let (rows, _) = topology::rows(&topo, usize::MAX);
+    rows.into_iter().map(|r| r.node.to_string()).collect()
+}
+
+/// Services of every Storefront in scope.
+pub fn services(app: &App) -> Vec<ServiceRow> {
+    let mut rows = Vec::new();
+    for sf in app.storefronts() {
+        let (ns, name) = sf_key(sf);
+        let topo = topology::build(sf, &app.cluster, &app.prom, &app.failures);
+        let status = sf.status.clone().unwrap_or_default();
+        let on_sale = !status.active_flash_sales.is_empty();
+        for (service, spec) in sf.spec.enabled_services() {
+            let id = service.as_str();
+            let node = topo.node(id);
+            let st = status.services.get(id);
+            let mut why = st.map(|s| s.replicas_reason.clone()).unwrap_or_default();
+            if on_sale {
+                why = format!("{why} +sale").trim().to_string();
+            }
+            rows.push(ServiceRow {
+                namespace: ns.clone(),
+                storefront: name.clone(),
+                service: id.to_string(),
+                tier: st.map_or_else(|| spec.effective_tier(service), |s| s.tier),
+                ready: node.and_then(|n| n.replicas).map(|r| r.0),
+                desired: node.and_then(|n| n.replicas).map(|r| r.1),
+                why,
+                metrics: app
+                    .prom
+                    .service(&ns, &name, id)
+                    .cloned()
+                    .unwrap_or_default(),
+                failed: node.is_some_and(|n| n.failed),
+            });
+        }
+    }
+    rows.retain(|r| {
+        app.matches(&format!(
+            "{} {} {} {}",
+            r.storefront,
+            r.service,
+            r.tier.as_str(),
+            r.why
+        ))
+    });
+    let key =
+        |v: Option<f64>| std::cmp::Reverse(v.filter(|x| x.is_finite()).map(|x| (x * 1e6) as i64));
+    match app.sort {
+        SortBy::Name => {}
+        SortBy::Rps => rows.sort_by_key(|r| key(r.metrics.rps)),
+        SortBy::Errors => rows.sort_by_key(|r| key(r.metrics.error_ratio)),
+        SortBy::P99 => rows.sort_by_key(|r| key(r.metrics.p99_seconds)),
+        SortBy::Ready => {
+            rows.sort_by_key(|r| (r.ready.unwrap_or(0) >= r.desired.unwrap_or(0), r.ready))
+        }
+    }
+    rows
+}
+
+/// Shards of every sharded service in scope.
+pub fn shards(app: &App) -> Vec<ShardRow> {
+    let mut rows = Vec::new();
+    for sf in app.storefronts() {
+        let (ns, name) = sf_key(sf);
+        let topo = topology::build(sf, &app.cluster, &app.prom, &app.failures);
+        for n in topo.layer(3) {
+            let obj = app.cluster.shards.iter().find(|s| {
+                s.metadata.namespace.as_deref() == Some(&ns)
+                    && s.metadata.name.as_deref() == Some(&n.id)
+            });
+            let st = obj.and_then(|s| s.status.clone()).unwrap_or_default();
+            let (ready, desired) = n.replicas.unwrap_or((0, 0));
+            rows.push(ShardRow {
+                namespace: ns.clone(),
+                storefront: name.clone(),
+                service: n.parent.clone().unwrap_or_default(),
+                name: n.id.clone(),
+                index: obj.map_or_else(
+                    || {
+                        n.id.rsplit('-')
+                            .next()
+                            .and_then(|i| i.parse().ok())
+                            .unwrap_or(0)
+                    },
+                    |s| s.spec.index,
+                ),
+                phase: st
+                    .phase
+                    .map(|p| format!("{p:?}"))
+                    .unwrap_or_else(|| n.note.clone()),
+                share: st
+                    .key_share_percent
+                    .map(|p| format!("{p}%"))
+                    .unwrap_or_else(|| "–".into()),
+                handoff: st.handoff_percent,
+                ready,
+                desired,
+                epoch: obj.map(|s| s.spec.ring_epoch),
+            });
+        }
+    }
+    rows.retain(|r| app.matches(&format!("{} {} {}", r.name, r.service, r.phase)));
+    rows
+}
+
+/// Flash sales of the Storefronts in scope, soonest transition first.
+pub fn sales(app: &App) -> Vec<SaleRow> {
+    let in_scope: Vec<(String, String)> = app.storefronts().into_iter().map(sf_key).collect();
+    let mut rows: Vec<SaleRow> = app
+        .cluster
+        .sales
+        .iter()
+        .filter(|s| {
+            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            in_scope.contains(&(ns.clone(), s.spec.storefront_ref.clone()))
+                || (app.scope.storefront.is_none()
+                    && app.scope.namespace.as_deref().is_none_or(|n| n == ns))
+        })
+        .map(|s| {
+            let st = s.status.clone().unwrap_or_default();
+            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            let sf = app
+                .cluster
+                .storefronts
+                .iter()
+                .find(|sf| sf_key(sf) == (ns.clone(), s.spec.storefront_ref.clone()));
+            let window = match (&s.spec.start, &s.spec.end, &s.spec.schedule) {
+                (Some(a), Some(b), _) => window(a.0, b.0),
+                (_, _, Some(w)) => format!("{} for {} ({})", w.cron, w.duration, w.time_zone),
+                _ => String::new(),
+            };
+            let plans = s
+                .spec
+                .services
+                .iter()
+                .map(|(svc, change)| {
+                    let planned = match (&change.scale, change.factor) {
+                        (Some(sc), _) => format!("{}..{}", sc.min_replicas, sc.max_replicas),
+                        (None, Some(f)) => format!("×{f}"),
+                        _ => "=".into(),
+                    };
+                    let actual = sf
+                        .and_then(|sf| sf.status.as_ref()?.services.get(svc))
+                        .map_or_else(|| "–".into(), |st| format!("{}/{}", st.ready, st.desired));
+                    let limit = change
+                        .rate_limit
+                        .as_ref()
+                        .map(|r| format!(" limit {}/min", r.requests_per_minute))
+                        .unwrap_or_default();
+                    format!("{svc}: {planned} now {actual}{limit}")
+                })
+                .collect();
+            SaleRow {
+                namespace: ns,
+                name: s.metadata.name.clone().unwrap_or_default(),
+                storefront: s.spec.storefront_ref.clone(),
+                phase: st.phase.map_or_else(|| "Pending".into(), phase_name),
+                next: st.next_transition_time.map(|t| t.0),
+                window,
+                plans,
+                warning: st.plan.filter(|p| !p.fits).map(|p| {
+                    if p.message.is_empty() {
+                        format!("needs {} more pods than fit", p.additional_pods)
+                    } else {
+                        p.message
+                    }
+                }),
+            }
+        })
+        .collect();
+    rows.retain(|r| app.matches(&format!("{} {} {}", r.name, r.storefront, r.phase)));
+    rows.sort_by(|a, b| {
+        a.next
+            .is_none()
+            .cmp(&b.next.is_none())
+            .then(a.next.cmp(&b.next))
+            .then(a.name.cmp(&b.name))
+    });
+    rows
+}
+
+fn phase_name(p: SalePhase) -> String {
+    format!("{p:?}")
+}
+
+/// A one-off window in UTC: `11-27 08:00–20:00`, or `11-27 08:00–11-30 20:00`.
+pub fn window(start: Timestamp, end: Timestamp) -> String {
+    let same_day = start.strftime("%Y%m%d").to_string() == end.strftime("%Y%m%d").to_string();
+    if same_day {
+        format!("{}–{}", short_time(start), end.strftime("%H:%M"))
+    } else {
+        format!("{}–{}", short_time(start), short_time(end))
+    }
+}
+
+/// `11-27 08:00` in UTC.
+pub fn short_time(t: Timestamp) -> String {
+    t.strftime("%m-%d %H:%M").to_string()
+}
+
+/// Countdown to `t`: `in 4m10s`, or `4m10s ago`.
+pub fn countdown(t: Option<Timestamp>, now: Timestamp) -> String {
+    match t {
+        None => "–".into(),
+        Some(t) => {
+            let d = t.duration_since(now);
+            if d >= SignedDuration::ZERO {
+                format!("in {}", fmt_age(d))
+            } else {
+                format!("{} ago", fmt_age(-d))
+            }
+        }
+    }
+}
+
+/// Failures after the filter.
+pub fn failures(app: &App) -> Vec<&Failure> {
+    app.failures
+        .iter()
+        .filter(|f| app.matches(&label_of(f)))
+        .collect()
+}
+
+/// Events of the Storefronts in scope and their children, newest first.
+pub fn events(app: &App) -> Vec<&EventInfo> {
+    let sfs: Vec<(String, String)> = app.storefronts().into_iter().map(sf_key).collect();
+    let mut v: Vec<&EventInfo> = app
+        .cluster
+        .events
+        .iter()
+        .filter(|e| {
+            sfs.iter()
+                .any(|(ns, name)| *ns == e.namespace && e.concerns(name))
+        })
+        .filter(|e| {
+            app.matches(&format!(
+                "{} {} {} {} {}",
+                e.type_, e.kind, e.object, e.reason, e.message
+            ))
+        })
+        .collect();
+    v.sort_by(|a, b| b.last.cmp(&a.last).then_with(|| a.object.cmp(&b.object)));
+    v
+}
+
+/// Key/value lines of the selected row's detail pane, with its title.
+pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
+    let i = app.selection();
+    let kv = |k: &str, v: String| (k.to_string(), v);
+    match app.view {
+        View::Topology | View::Services => {
+            let rows = services(app);
+            let id = if app.view == View::Topology {
+                topology_rows(app).get(i).cloned()
+            } else {
+                rows.get(i).map(|r| r.service.clone())
+            };
+            if let Some(shard) = id.as_ref().filter(|id| ServiceName::parse(id).is_none()) {
+                return shard_detail(app, shard);
+            }
+            let Some(r) = id.and_then(|id| rows.into_iter().find(|r| r.service == id)) else {
+                return ("nothing selected".into(), Vec::new());
+            };
+            let m = &r.metrics;
+            let pods: Vec<String> = app
+                .cluster
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.namespace == r.namespace
+                        && p.storefront.as_deref() == Some(&r.storefront)
+                        && p.component.as_deref() == Some(&r.service)
+                })
+                .map(|p| {
+                    let state = p.waiting_reason.clone().unwrap_or_else(|| p.phase.clone());
+                    format!(
+                        "{} {} {} restarts",
+                        p.name,
+                        if p.ready { "ready" } else { &state },
+                        p.restarts
+                    )
+                })
+                .collect();
+            let mut lines = vec![
+                kv("storefront", format!("{}/{}", r.namespace, r.storefront)),
+                kv("tier", r.tier.as_str().into()),
+                kv(
+                    "replicas",
+                    format!("{}/{} ready", opt(r.ready), opt(r.desired)),
+                ),
+                kv("why", r.why.clone()),
+                kv("requests/s", fmt_rate(m.rps)),
+                kv("errors", fmt_percent(m.error_ratio)),
+                kv("p99", fmt_latency(m.p99_seconds)),
+                kv("429/s", fmt_rate(m.throttled_rps)),
+                kv("rate limit use", fmt_percent(m.ratelimit_use)),
+                kv("circuit", m.circuit.map_or("–", |c| c.as_str()).into()),
+            ];
+            lines.extend(
+                app.failures
+                    .iter()
+                    .filter(|f| f.node.as_deref() == Some(&r.service))
+                    .map(|f| kv("failure", format!("{} {}", f.reason, f.message))),
+            );
+            lines.extend(pods.into_iter().map(|p| kv("pod", p)));
+            (format!("service {}", r.service), lines)
+        }
+        View::Shards => match shards(app).get(i) {
+            Some(r) => shard_detail(app, &r.name),
+            None => ("nothing selected".into(), Vec::new()),
+        },
+        View::Sales => match sales(app).into_iter().nth(i) {
+            Some(r) => {
+                let mut lines = vec![
+                    kv("storefront", format!("{}/{}", r.namespace, r.storefront)),
+                    kv("phase", r.phase),
+                    kv("next transition", countdown(r.next, app.now)),
+                    kv("window", r.window),
+                ];
+                lines.extend(r.plans.into_iter().map(|p| kv("service", p)));
+                lines.extend(r.warning.map(|w| kv("preflight", w)));
+                (format!("flash sale {}", r.name), lines)
+            }
+            None => ("nothing selected".into(), Vec::new()),
+        },
+        View::Failures => match failures(app).get(i) {
+            Some(f) => (
+                format!("{} {}", f.kind, f.name),
+                vec![
+                    kv(
+                        "storefront",
+                        format!(
+                            "{}/{}",
+                            f.namespace,
+                            f.storefront.clone().unwrap_or_default()
+                        ),
+                    ),
+                    kv("reason", f.reason.clone()),
+                    kv("message", f.message.clone()),
+                    kv(
+                        "since",
+                        format!(
+                            "{} ({} ago)",
+                            f.since,
+                            fmt_age(app.now.duration_since(f.since))
+                        ),
+                    ),
+                ],
+            ),
+            None => ("nothing selected".into(), Vec::new()),
+        },
+        View::Events => match events(app).get(i) {
+            Some(e) => (
+                format!("{} {}", e.kind, e.object),
+                vec![
+                    kv("type", e.type_.clone()),
+                    kv("reason", e.reason.clone()),
+                    kv("message", e.message.clone()),
+                    kv("count", e.count.to_string()),
+                    kv("last", e.last.map_or_else(|| "–".into(), |t| t.to_string())),
+                ],
+            ),
+            None => ("nothing selected".into(), Vec::new()),
+        },
+    }
+}
+
+fn shard_detail(app: &App, name: &str) -> (String, Vec<(String, String)>) {
+    let Some(r) = shards(app).into_iter().find(|r| r.name == name) else {
+        return (format!("shard {name}"), Vec::new());
+    };
+    let kv = |k: &str, v: String| (k.to_string(), v);
+    (
+        format!("shard {}", r.name),
+        vec![
+            kv("service", r.service),
+            kv("index", r.index.to_string()),
+            kv("phase", r.phase),
+            kv("key share", r.share),
+            kv(
+                "handoff",
+                r.handoff.map_or_else(|| "–".into(), |h| format!("{h}%")),
+            ),
+            kv("replicas", format!("{}/{} ready", r.ready, r.desired)),
+            kv(
+                "ring epoch",
+                r.epoch.map_or_else(|| "–".into(), |e| e.to_string()),
+            ),
+        ],
+    )
+}
+
+/// An optional count, `–` when unknown.
+pub fn opt(v: Option<i32>) -> String {
+    v.map_or_else(|| "–".into(), |v| v.to_string())
+}
