@@ -93,18 +93,23 @@ pub struct FlashSaleSpec {
 }
 
 /// A window that repeats.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new("duration(self.duration) > duration('0s')")
+    .message("schedule.duration must be longer than 0").reason(kube::core::Reason::FieldValueInvalid).field_path(".duration"))]
 pub struct RecurringWindow {
-    /// Standard 5-field cron expression for the window's start, e.g. `0 20 * * FRI`.
-    #[schemars(regex(pattern = r"^\S+( \S+){4}$"), length(max = 128))]
+    /// Standard 5-field cron expression (minute hour day-of-month month day-of-week) for the
+    /// window's start, read in `timeZone`, e.g. `0 20 * * FRI`. Day of week 0 and 7 are Sunday.
+    /// A wall-clock time skipped by a DST change starts the window after the gap; one that
+    /// happens twice starts it at the first occurrence only.
+    #[schemars(regex(pattern = r"^[0-9A-Za-z*,/-]+( +[0-9A-Za-z*,/-]+){4}$"), length(max = 128))]
     pub cron: String,
     /// How long each window lasts (Go duration, e.g. `2h`).
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]
     pub duration: String,
-    /// IANA time zone the cron expression is read in. Defaults to `UTC`.
+    /// IANA time zone the cron expression is read in, e.g. `Europe/Berlin`. Defaults to `UTC`.
     #[serde(default = "default_tz")]
-    #[schemars(length(min = 1, max = 64))]
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_+/-]+$"), length(min = 1, max = 64))]
     pub time_zone: String,
 }
 
@@ -155,14 +160,15 @@ pub enum SalePhase {
     Failed,
 }
 
-/// Observed state of a sale.
+/// Observed state of a sale: enough for a countdown and for planned-versus-actual per service.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FlashSaleStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Degraded`.
+    /// `Ready`, `Progressing`, `Degraded`, `CapacityLate` (limits wait for capacity that is not
+    /// Ready at the start), `CapacityAtRisk` (the preflight says the peak does not fit).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Current phase.
@@ -171,20 +177,71 @@ pub struct FlashSaleStatus {
     /// When the phase changes next.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_transition_time: Option<Time>,
+    /// Start of the window in progress, or else of the next one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_start: Option<Time>,
+    /// End of that window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<Time>,
+    /// Whether the sale's rate limits are in force: from the window's start once its raised
+    /// capacity is Ready, until its end.
+    #[serde(default)]
+    pub limits_open: bool,
+    /// Per service the sale changes: what it plans and what runs now.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub services: BTreeMap<String, SaleServiceStatus>,
     /// Preflight: pods the sale needs against the cluster's allocatable capacity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<SalePlan>,
+}
+
+/// Planned versus actual for one service of a sale.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SaleServiceStatus {
+    /// Pods the service runs at its floor outside the sale.
+    pub base_replicas: i32,
+    /// Pods the sale raises the floor to (replicas, or the autoscaler's minimum).
+    pub planned_replicas: i32,
+    /// The autoscaler's ceiling during the sale, when the service autoscales.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_max_replicas: Option<i32>,
+    /// Pods the operator wants for the service right now (all sales merged).
+    pub desired_replicas: i32,
+    /// Pods that are Ready now.
+    pub ready_replicas: i32,
+    /// The sale's rate limit for the service (requests per minute), if it sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// Preflight capacity check of a sale.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SalePlan {
-    /// Extra pods the sale needs at its peak.
+    /// Extra pods the sale needs at its floor (replicas or autoscaler minimum).
     pub additional_pods: i32,
-    /// Whether the cluster's allocatable capacity fits them.
+    /// Extra pods at the autoscalers' raised ceilings (what the peak may take).
+    #[serde(default)]
+    pub peak_additional_pods: i32,
+    /// CPU the extra pods request, in millicores.
+    #[serde(default)]
+    pub additional_cpu_millis: i64,
+    /// Memory the extra pods request, in MiB.
+    #[serde(default)]
+    pub additional_memory_mib: i64,
+    /// CPU free for requests on schedulable nodes (allocatable minus requested), millicores.
+    #[serde(default)]
+    pub free_cpu_millis: i64,
+    /// Memory free for requests on schedulable nodes, MiB.
+    #[serde(default)]
+    pub free_memory_mib: i64,
+    /// Whether the extra pods fit the nodes (and the namespace ResourceQuota, if any).
     pub fits: bool,
-    /// Human-readable warning when it does not.
+    /// What was checked, and what is short when it does not fit.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// When this preflight ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_at: Option<Time>,
 }

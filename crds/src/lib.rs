@@ -10,7 +10,10 @@
 
 pub mod common;
 pub mod crdgen;
+pub mod cron;
 pub mod flashsale;
+pub mod ring;
+pub mod schedule;
 pub mod shard;
 pub mod storefront;
 pub mod validate;

@@ -13,7 +13,9 @@ pub mod error;
 pub mod labels;
 pub mod metrics;
 pub mod plan;
+pub mod preflight;
 pub mod run;
+pub mod sale;
 pub mod status;
 pub mod subset;
 #[cfg(test)]

@@ -16,14 +16,13 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use storefront_crds::{
-    FlashSale, RateLimit, ServiceName, StorefrontSpec, Tier, flashsale::SaleService,
-    validate::parse_duration,
+    FlashSale, RateLimit, SalePhase, ServiceName, StorefrontSpec, Tier,
+    flashsale::SaleService,
+    schedule::{SaleEffect, SaleState, Schedule},
 };
 
 /// Default CPU utilization target of an autoscaled service.
 pub const DEFAULT_TARGET_CPU: i32 = 70;
-/// Default lead time of a sale's capacity before its window opens.
-pub const DEFAULT_PREWARM_SECS: u64 = 300;
 const MAX_REPLICAS: i32 = 1000;
 
 /// How a service's pods are counted.
@@ -40,6 +39,28 @@ pub enum Sizing {
     },
 }
 
+impl Sizing {
+    /// Pods at the floor: the replicas, the autoscaler's minimum, or all shards' pods.
+    pub fn floor_pods(self) -> i32 {
+        match self {
+            Sizing::Fixed { replicas } => replicas,
+            Sizing::Autoscaled { min, .. } => min,
+            Sizing::Sharded {
+                shards,
+                replicas_per_shard,
+            } => shards * replicas_per_shard,
+        }
+    }
+
+    /// Pods at the ceiling (the autoscaler's maximum where there is one).
+    pub fn ceiling_pods(self) -> i32 {
+        match self {
+            Sizing::Autoscaled { max, .. } => max,
+            other => other.floor_pods(),
+        }
+    }
+}
+
 /// What the operator decided for one enabled service.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePlan {
@@ -50,35 +71,22 @@ pub struct ServicePlan {
     pub resources: Option<ResourceRequirements>,
     /// Why the service has the pods it has, for status and events.
     pub reason: String,
+    /// Where the rate limit comes from, for events ("20000 rpm from FlashSale bf").
+    pub limit_reason: String,
 }
 
 impl ServicePlan {
     /// Pods the operator wants: the replicas, the autoscaler's floor, or all shards' pods.
     pub fn desired_pods(&self) -> i32 {
-        match self.sizing {
-            Sizing::Fixed { replicas } => replicas,
-            Sizing::Autoscaled { min, .. } => min,
-            Sizing::Sharded {
-                shards,
-                replicas_per_shard,
-            } => shards * replicas_per_shard,
-        }
+        self.sizing.floor_pods()
     }
-}
-
-/// Which parts of a sale are in force at a given time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SaleEffect {
-    /// Capacity is raised (from `start - prewarm` to `end`).
-    pub capacity: bool,
-    /// Rate-limit overrides apply (from `start` to `end`).
-    pub limits: bool,
 }
 
 /// A sale with the parts of it in force now.
 #[derive(Debug, Clone, Copy)]
 pub struct ActiveSale<'a> {
     pub sale: &'a FlashSale,
+    pub phase: SalePhase,
     pub effect: SaleEffect,
 }
 
@@ -88,33 +96,29 @@ impl ActiveSale<'_> {
     }
 }
 
-/// The instants at which a one-off sale changes what it does: capacity up (`start - prewarm`),
-/// limits open (`start`), everything back (`end`).
-fn boundaries(sale: &FlashSale) -> Option<[Timestamp; 3]> {
-    let (start, end) = (sale.spec.start.as_ref()?.0, sale.spec.end.as_ref()?.0);
-    let prewarm = sale
-        .spec
-        .prewarm
-        .as_deref()
-        .and_then(parse_duration)
-        .unwrap_or(std::time::Duration::from_secs(DEFAULT_PREWARM_SECS));
-    let warm_from = start
-        .checked_sub(jiff::SignedDuration::try_from(prewarm).ok()?)
-        .ok()?;
-    Some([warm_from, start, end])
+/// Where a sale stands at `now` by the clock alone; `None` when its spec cannot be scheduled
+/// (the FlashSale controller reports that; the Storefront ignores the sale).
+pub fn sale_state(sale: &FlashSale, now: Timestamp) -> Option<SaleState> {
+    Some(Schedule::from_spec(&sale.spec, now).ok()?.state(now))
 }
 
 /// What a sale does at `now`; `None` when it does nothing.
 ///
-/// One-off windows only; recurring windows are evaluated by the FlashSale controller (a later
-/// piece) and count as inactive here until then.
-pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<SaleEffect> {
-    let [warm_from, start, end] = boundaries(sale)?;
+/// Capacity follows the clock. Limits follow the clock **and** the FlashSale controller's
+/// decision that the window's raised capacity is Ready (`status.limitsOpen` for the current
+/// `status.windowStart`): limits open at the start or when capacity is Ready, whichever is
+/// later, and close at the end whatever the status says.
+pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<(SalePhase, SaleEffect)> {
+    let st = sale_state(sale, now)?;
+    let opened = sale.status.as_ref().is_some_and(|s| {
+        s.limits_open
+            && s.window_start.as_ref().map(|t| t.0) == st.window.map(|w| w.start)
+    });
     let effect = SaleEffect {
-        capacity: warm_from <= now && now < end,
-        limits: start <= now && now < end,
+        capacity: st.effect.capacity,
+        limits: st.effect.limits && opened,
     };
-    (effect.capacity || effect.limits).then_some(effect)
+    (effect.capacity || effect.limits).then_some((st.phase, effect))
 }
 
 /// The next instant after `now` at which a sale of `storefront` changes the plan, so the
@@ -123,9 +127,7 @@ pub fn next_boundary(storefront: &str, sales: &[FlashSale], now: Timestamp) -> O
     sales
         .iter()
         .filter(|s| s.spec.storefront_ref == storefront)
-        .filter_map(boundaries)
-        .flatten()
-        .filter(|t| *t > now)
+        .filter_map(|s| sale_state(s, now)?.next_transition)
         .min()
 }
 
@@ -138,7 +140,13 @@ pub fn active_sales<'a>(
     let mut active: Vec<_> = sales
         .iter()
         .filter(|s| s.spec.storefront_ref == storefront)
-        .filter_map(|sale| sale_effect(sale, now).map(|effect| ActiveSale { sale, effect }))
+        .filter_map(|sale| {
+            sale_effect(sale, now).map(|(phase, effect)| ActiveSale {
+                sale,
+                phase,
+                effect,
+            })
+        })
         .collect();
     active.sort_by(|a, b| a.name().cmp(b.name()));
     active
@@ -154,7 +162,7 @@ fn scaled(n: i32, factor: f64) -> i32 {
 }
 
 /// Applies one sale's capacity change to a sizing; returns the new sizing.
-fn raise(sizing: Sizing, change: &SaleService) -> Sizing {
+pub fn raise(sizing: Sizing, change: &SaleService) -> Sizing {
     let factor = change.factor.unwrap_or(1.0);
     let (floor, ceiling) = change
         .scale
@@ -236,26 +244,42 @@ fn describe(sizing: Sizing) -> String {
     }
 }
 
+/// How a service is sized by its spec alone.
+pub fn base_sizing(svc: &storefront_crds::ServiceSpec) -> Sizing {
+    match (&svc.sharding, &svc.autoscaling) {
+        (Some(sh), _) => Sizing::Sharded {
+            shards: sh.shards,
+            replicas_per_shard: sh.replicas_per_shard,
+        },
+        (None, Some(a)) => Sizing::Autoscaled {
+            min: a.min,
+            max: a.max.max(a.min),
+            target_cpu: a.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU),
+        },
+        (None, None) => Sizing::Fixed {
+            replicas: svc.replicas.unwrap_or(1),
+        },
+    }
+}
+
+fn describe_limit(limit: Option<&RateLimit>) -> String {
+    match limit {
+        Some(l) => format!("{} rpm", l.requests_per_minute),
+        None => "no rate limit".to_string(),
+    }
+}
+
 /// Plans every enabled service of `spec` under the sales active now.
+///
+/// Overlapping sales: each sale's change is applied to the spec's sizing on its own, and the
+/// largest floor and the largest ceiling win (so two sales never multiply each other); the
+/// highest rate limit among the sales whose limits are open wins.
 pub fn plan(spec: &StorefrontSpec, sales: &[ActiveSale<'_>]) -> Vec<ServicePlan> {
     spec.enabled_services()
         .map(|(service, svc)| {
-            let base = match (&svc.sharding, &svc.autoscaling) {
-                (Some(sh), _) => Sizing::Sharded {
-                    shards: sh.shards,
-                    replicas_per_shard: sh.replicas_per_shard,
-                },
-                (None, Some(a)) => Sizing::Autoscaled {
-                    min: a.min,
-                    max: a.max.max(a.min),
-                    target_cpu: a.target_cpu_utilization.unwrap_or(DEFAULT_TARGET_CPU),
-                },
-                (None, None) => Sizing::Fixed {
-                    replicas: svc.replicas.unwrap_or(1),
-                },
-            };
+            let base = base_sizing(svc);
             let mut sizing = base;
-            let mut raised_by = Vec::new();
+            let mut raised_by: Vec<&ActiveSale<'_>> = Vec::new();
             let mut rate_limit = svc.rate_limit.clone();
             let mut limited_by = None;
             for active in sales {
@@ -265,7 +289,7 @@ pub fn plan(spec: &StorefrontSpec, sales: &[ActiveSale<'_>]) -> Vec<ServicePlan>
                 if active.effect.capacity {
                     let raised = raise(base, change);
                     if raised != base {
-                        raised_by.push(active.name().to_string());
+                        raised_by.push(active);
                     }
                     sizing = max_sizing(sizing, raised);
                 }
@@ -283,16 +307,29 @@ pub fn plan(spec: &StorefrontSpec, sales: &[ActiveSale<'_>]) -> Vec<ServicePlan>
             let mut reason = if raised_by.is_empty() {
                 format!("{} from spec", describe(sizing))
             } else {
+                let names: Vec<&str> = raised_by.iter().map(|a| a.name()).collect();
+                // The phase of the sale that matters most: Active over PreWarming over Restoring.
+                let phase = raised_by
+                    .iter()
+                    .map(|a| a.phase)
+                    .min_by_key(|p| match p {
+                        SalePhase::Active => 0,
+                        SalePhase::PreWarming => 1,
+                        _ => 2,
+                    })
+                    .unwrap_or(SalePhase::Active);
                 format!(
-                    "{} because FlashSale {} is {}",
+                    "{} because FlashSale {} is {phase:?}",
                     describe(sizing),
-                    raised_by.join(", "),
-                    if sales.iter().any(|s| s.effect.limits) {
-                        "Active"
-                    } else {
-                        "PreWarming"
-                    }
+                    names.join(", "),
                 )
+            };
+            let limit_reason = match &limited_by {
+                Some(sale) => format!(
+                    "{} from FlashSale {sale}",
+                    describe_limit(rate_limit.as_ref())
+                ),
+                None => format!("{} from spec", describe_limit(rate_limit.as_ref())),
             };
             if spec.stopped {
                 sizing = match sizing {
@@ -311,6 +348,7 @@ pub fn plan(spec: &StorefrontSpec, sales: &[ActiveSale<'_>]) -> Vec<ServicePlan>
                 rate_limit,
                 resources: svc.resources.clone(),
                 reason,
+                limit_reason,
             }
         })
         .collect()

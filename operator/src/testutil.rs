@@ -45,6 +45,14 @@ pub fn sale(name: &str, storefront: &str, start: &str, end: &str, prewarm: &str)
         end,
     )));
     s.spec.prewarm = Some(prewarm.into());
+    // As the FlashSale controller leaves it once the window's capacity is Ready.
+    s.status = Some(storefront_crds::FlashSaleStatus {
+        limits_open: true,
+        window_start: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(
+            start,
+        ))),
+        ..Default::default()
+    });
     s
 }
 

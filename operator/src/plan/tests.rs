@@ -112,10 +112,90 @@ fn sale_raises_hpa_floor_and_ceiling_and_opens_limits_only_from_start() {
         find(&plans, ServiceName::Auth).reason,
         "replicas 2 from spec"
     );
-    // After the end: exactly the spec again.
-    let after = active_sales("acme", &sales, ts("2026-11-27T20:00:00Z"));
+    // At the end limits close at once; capacity follows after the restore grace.
+    let restoring = active_sales("acme", &sales, ts("2026-11-27T20:00:00Z"));
+    assert_eq!(restoring[0].phase, SalePhase::Restoring);
+    let plans = plan(&sf.spec, &restoring);
+    let gw = find(&plans, ServiceName::Gateway);
+    assert_eq!(gw.rate_limit.as_ref().unwrap().requests_per_minute, 5000);
+    assert_eq!(gw.limit_reason, "5000 rpm from spec");
+    assert_eq!(gw.reason, "min 6, max 20 because FlashSale bf is Restoring");
+    // After the grace: exactly the spec again.
+    let after = active_sales("acme", &sales, ts("2026-11-27T20:00:10Z"));
     assert!(after.is_empty());
     assert_eq!(plan(&sf.spec, &after), plan(&sf.spec, &[]));
+}
+
+#[test]
+fn limits_wait_for_the_sale_controller_to_see_capacity_ready_in_this_window() {
+    let sf = sample_storefront();
+    let mut bf = sale(
+        "bf",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "10m",
+    );
+    let at_start = ts("2026-11-27T08:00:00Z");
+    let gateway_rpm = |sales: &[FlashSale]| {
+        let active = active_sales("acme", sales, at_start);
+        let plans = plan(&sf.spec, &active);
+        let gw = find(&plans, ServiceName::Gateway);
+        (
+            gw.rate_limit.as_ref().unwrap().requests_per_minute,
+            gw.limit_reason.clone(),
+        )
+    };
+    assert_eq!(
+        gateway_rpm(std::slice::from_ref(&bf)),
+        (20000, "20000 rpm from FlashSale bf".to_string())
+    );
+    // Capacity not Ready yet: the sale is on (capacity raised) but its limits are not.
+    bf.status.as_mut().unwrap().limits_open = false;
+    assert_eq!(
+        gateway_rpm(std::slice::from_ref(&bf)),
+        (5000, "5000 rpm from spec".to_string())
+    );
+    // Opened for another (earlier) window: does not count for this one.
+    let st = bf.status.as_mut().unwrap();
+    st.limits_open = true;
+    st.window_start = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(
+        "2026-11-20T08:00:00Z",
+    )));
+    assert_eq!(gateway_rpm(std::slice::from_ref(&bf)).0, 5000);
+}
+
+#[test]
+fn recurring_sales_raise_capacity_in_each_window() {
+    let sf = sample_storefront();
+    let mut s = sale(
+        "weekly",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "1m",
+    );
+    s.spec.start = None;
+    s.spec.end = None;
+    s.spec.schedule = Some(
+        serde_yaml::from_str("{cron: '0 20 * * FRI', duration: 3h, timeZone: Europe/Berlin}")
+            .unwrap(),
+    );
+    let sales = [s];
+    // Friday 20:30 Berlin (19:30Z): capacity raised.
+    let active = active_sales("acme", &sales, ts("2026-11-27T19:30:00Z"));
+    assert_eq!(active.len(), 1);
+    let plans = plan(&sf.spec, &active);
+    assert_eq!(
+        find(&plans, ServiceName::Orders).sizing,
+        Sizing::Fixed { replicas: 6 }
+    );
+    // Saturday: nothing.
+    assert!(active_sales("acme", &sales, ts("2026-11-28T19:30:00Z")).is_empty());
+    assert_eq!(
+        next_boundary("acme", &sales, ts("2026-11-28T19:30:00Z")),
+        Some(ts("2026-12-04T18:59:00Z"))
+    );
 }
 
 #[test]
@@ -261,7 +341,15 @@ fn next_boundary_is_the_next_prewarm_start_or_end() {
     );
     assert_eq!(
         next("2026-11-27T20:00:00Z"),
+        Some(ts("2026-11-27T20:00:10Z"))
+    );
+    assert_eq!(
+        next("2026-11-27T20:00:10Z"),
         Some(ts("2026-11-28T07:59:00Z"))
     );
-    assert_eq!(next("2026-11-28T09:00:00Z"), None);
+    assert_eq!(
+        next("2026-11-28T09:00:00Z"),
+        Some(ts("2026-11-28T09:00:10Z"))
+    );
+    assert_eq!(next("2026-11-28T09:00:10Z"), None);
 }

@@ -1,0 +1,62 @@
+//! Ring lookup cost (DESIGN.md: ≤ 50 ns): hashing a SKU and placing it with jump consistent
+//! hash, for the smallest and largest shard counts a Storefront allows.
+//!
+//! `cargo bench -p storefront-crds --bench ring`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use storefront_crds::ring::{Ring, RingDocument, RingShard, jump, key_hash};
+
+fn ring(shards: i32) -> Ring {
+    let doc = RingDocument {
+        service: "inventory".into(),
+        epoch: 1,
+        algorithm: "jump".into(),
+        shards: (0..shards)
+            .map(|index| RingShard {
+                index,
+                name: format!("shop-inventory-{index}"),
+                address: format!("shop-inventory-{index}.shop.svc:9090"),
+            })
+            .collect(),
+    };
+    match Ring::from_document(doc) {
+        Ok(ring) => ring,
+        Err(e) => panic!("failed to build the benchmark ring: {e}"),
+    }
+}
+
+fn lookups(c: &mut Criterion) {
+    let skus: Vec<String> = (0..1024).map(|i| format!("SKU-{:04}-{i:06}", i % 97)).collect();
+    let mut group = c.benchmark_group("ring");
+    for shards in [3, 16, 64] {
+        let ring = ring(shards);
+        group.bench_with_input(BenchmarkId::new("lookup", shards), &ring, |b, ring| {
+            let mut i = 0usize;
+            b.iter(|| {
+                i = (i + 1) & 1023;
+                black_box(ring.shard(black_box(&skus[i])));
+            });
+        });
+        let n = shards as u32;
+        group.bench_with_input(BenchmarkId::new("jump", shards), &n, |b, &n| {
+            let mut k = 0u64;
+            b.iter(|| {
+                k = k.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                black_box(jump(black_box(k), n));
+            });
+        });
+    }
+    group.bench_function("key_hash", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            black_box(key_hash(black_box(&skus[i])));
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookups);
+criterion_main!(benches);
