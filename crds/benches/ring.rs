@@ -28,7 +28,9 @@ fn ring(shards: i32) -> Ring {
 }
 
 fn lookups(c: &mut Criterion) {
-    let skus: Vec<String> = (0..1024).map(|i| format!("SKU-{:04}-{i:06}", i % 97)).collect();
+    let skus: Vec<String> = (0..1024)
+        .map(|i| format!("SKU-{:04}-{i:06}", i % 97))
+        .collect();
     let mut group = c.benchmark_group("ring");
     for shards in [3, 16, 64] {
         let ring = ring(shards);

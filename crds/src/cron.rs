@@ -335,7 +335,10 @@ mod tests {
             ("0 0 0 * *", "day of month field: 0"),
             ("0 0 * 13 *", "month field: 13"),
             ("0 0 * * 8", "day of week field: 8"),
-            ("0 0 * * funday", "day of week field: \"funday\" is not a number"),
+            (
+                "0 0 * * funday",
+                "day of week field: \"funday\" is not a number",
+            ),
             ("0 10-2 * * *", "runs backwards"),
             ("*/0 * * * *", "step \"0\" must be a positive number"),
         ] {

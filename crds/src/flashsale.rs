@@ -102,7 +102,10 @@ pub struct RecurringWindow {
     /// window's start, read in `timeZone`, e.g. `0 20 * * FRI`. Day of week 0 and 7 are Sunday.
     /// A wall-clock time skipped by a DST change starts the window after the gap; one that
     /// happens twice starts it at the first occurrence only.
-    #[schemars(regex(pattern = r"^[0-9A-Za-z*,/-]+( +[0-9A-Za-z*,/-]+){4}$"), length(max = 128))]
+    #[schemars(
+        regex(pattern = r"^[0-9A-Za-z*,/-]+( +[0-9A-Za-z*,/-]+){4}$"),
+        length(max = 128)
+    )]
     pub cron: String,
     /// How long each window lasts (Go duration, e.g. `2h`).
     #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"), length(max = 32))]

@@ -287,7 +287,10 @@ mod tests {
             let busiest = counts.iter().copied().max().unwrap_or(0) as f64;
             let ratio = busiest / mean;
             worst_balance = worst_balance.max(ratio);
-            assert!(ratio <= 1.05, "{n} shards: busiest {busiest} / mean {mean:.0} = {ratio:.4}");
+            assert!(
+                ratio <= 1.05,
+                "{n} shards: busiest {busiest} / mean {mean:.0} = {ratio:.4}"
+            );
             if n == 64 {
                 break;
             }
@@ -296,7 +299,12 @@ mod tests {
             for (o, &h) in owner.iter_mut().zip(&hashes) {
                 let next = jump(h, n + 1);
                 if next != *o {
-                    assert_eq!(next, n, "a key moved between old shards at {n} -> {}", n + 1);
+                    assert_eq!(
+                        next,
+                        n,
+                        "a key moved between old shards at {n} -> {}",
+                        n + 1
+                    );
                     moved += 1;
                     *o = next;
                 }
@@ -304,7 +312,11 @@ mod tests {
             let ideal = KEYS as f64 / f64::from(n + 1);
             let off = (moved as f64 - ideal).abs() / ideal;
             worst_move = worst_move.max(off);
-            assert!(off <= 0.05, "{n} -> {}: moved {moved}, ideal {ideal:.0}", n + 1);
+            assert!(
+                off <= 0.05,
+                "{n} -> {}: moved {moved}, ideal {ideal:.0}",
+                n + 1
+            );
         }
         eprintln!(
             "ring: busiest/mean worst {worst_balance:.4}; moved vs ideal worst {:.2}%",
@@ -375,13 +387,34 @@ mod tests {
     fn refuses_bad_documents() {
         let good = operator_document(3);
         let cases = [
-            (good.replace("\"jump\"", "\"ketama\""), "unsupported ring algorithm"),
-            (good.replace("\"epoch\": 1", "\"epoch\": 0"), "epoch must be positive"),
-            (good.replace("\"index\": 1", "\"index\": 5"), "ordinals must be exactly 0..3"),
-            (good.replace("\"index\": 1", "\"index\": 0"), "ordinals must be exactly 0..3"),
-            (good.replace("\"index\": 1", "\"index\": -1"), "ordinals must be exactly 0..3"),
-            (good.replace("shop-inventory-2.ns.svc:9090", " "), "shard 2 has an empty address"),
-            (good.replace("\"name\": \"shop-inventory-0\"", "\"name\": \"\""), "empty name"),
+            (
+                good.replace("\"jump\"", "\"ketama\""),
+                "unsupported ring algorithm",
+            ),
+            (
+                good.replace("\"epoch\": 1", "\"epoch\": 0"),
+                "epoch must be positive",
+            ),
+            (
+                good.replace("\"index\": 1", "\"index\": 5"),
+                "ordinals must be exactly 0..3",
+            ),
+            (
+                good.replace("\"index\": 1", "\"index\": 0"),
+                "ordinals must be exactly 0..3",
+            ),
+            (
+                good.replace("\"index\": 1", "\"index\": -1"),
+                "ordinals must be exactly 0..3",
+            ),
+            (
+                good.replace("shop-inventory-2.ns.svc:9090", " "),
+                "shard 2 has an empty address",
+            ),
+            (
+                good.replace("\"name\": \"shop-inventory-0\"", "\"name\": \"\""),
+                "empty name",
+            ),
             (good.replace("\"algorithm\"", "\"algo\""), "failed to parse"),
             ("{".to_string(), "failed to parse"),
             (

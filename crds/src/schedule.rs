@@ -115,7 +115,12 @@ fn err(field: &'static str, message: impl Into<String>) -> ScheduleError {
 fn signed(field: &'static str, text: &str) -> Result<SignedDuration, ScheduleError> {
     parse_duration(text)
         .and_then(|d| SignedDuration::try_from(d).ok())
-        .ok_or_else(|| err(field, format!("not a duration: {text:?} (use e.g. 10m, 1h30m)")))
+        .ok_or_else(|| {
+            err(
+                field,
+                format!("not a duration: {text:?} (use e.g. 10m, 1h30m)"),
+            )
+        })
 }
 
 impl Schedule {

@@ -111,8 +111,7 @@ pub fn sale_state(sale: &FlashSale, now: Timestamp) -> Option<SaleState> {
 pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<(SalePhase, SaleEffect)> {
     let st = sale_state(sale, now)?;
     let opened = sale.status.as_ref().is_some_and(|s| {
-        s.limits_open
-            && s.window_start.as_ref().map(|t| t.0) == st.window.map(|w| w.start)
+        s.limits_open && s.window_start.as_ref().map(|t| t.0) == st.window.map(|w| w.start)
     });
     let effect = SaleEffect {
         capacity: st.effect.capacity,

@@ -95,7 +95,11 @@ pub fn need(sale: &FlashSale, sf: &Storefront) -> (Amount, i64) {
 pub fn free_on_nodes(nodes: &[Node], pods: &[Pod]) -> Amount {
     let mut free = Amount::default();
     for n in nodes {
-        let schedulable = !n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false);
+        let schedulable = !n
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false);
         let status = n.status.clone().unwrap_or_default();
         let ready = status
             .conditions
@@ -139,7 +143,13 @@ pub fn quota_room(quotas: &[ResourceQuota]) -> (Option<i64>, Option<i64>, Option
     for q in quotas {
         let st = q.status.clone().unwrap_or_default();
         let (hard, used) = (st.hard.unwrap_or_default(), st.used.unwrap_or_default());
-        for (key, slot) in [("requests.cpu", 0), ("cpu", 0), ("requests.memory", 1), ("memory", 1), ("pods", 2)] {
+        for (key, slot) in [
+            ("requests.cpu", 0),
+            ("cpu", 0),
+            ("requests.memory", 1),
+            ("memory", 1),
+            ("pods", 2),
+        ] {
             let Some(h) = hard.get(key) else { continue };
             let u = used.get(key);
             let left = match slot {
@@ -170,7 +180,11 @@ pub fn check(
 ) -> SalePlan {
     let mut short = Vec::new();
     if need.pods > free.pods {
-        short.push(format!("{} pods but the nodes take {} more", need.pods, free.pods.max(0)));
+        short.push(format!(
+            "{} pods but the nodes take {} more",
+            need.pods,
+            free.pods.max(0)
+        ));
     }
     if need.cpu_millis > free.cpu_millis {
         short.push(format!(
@@ -192,7 +206,10 @@ pub fn check(
         ("pods", need.pods, quota.2),
     ] {
         if let Some(r) = room.filter(|r| needed > *r) {
-            short.push(format!("{needed} {what} but the namespace quota leaves {}", r.max(0)));
+            short.push(format!(
+                "{needed} {what} but the namespace quota leaves {}",
+                r.max(0)
+            ));
         }
     }
     let fits = short.is_empty();
@@ -282,18 +299,62 @@ mod tests {
     #[test]
     fn the_sample_sale_needs_its_extra_floor_pods() {
         let sf = sample_storefront();
-        let bf = sale("bf", "acme", "2026-11-27T08:00:00Z", "2026-11-27T20:00:00Z", "10m");
+        let bf = sale(
+            "bf",
+            "acme",
+            "2026-11-27T08:00:00Z",
+            "2026-11-27T20:00:00Z",
+            "10m",
+        );
         let (floor, peak) = need(&bf, &sf);
         // gateway min 2→6, orders 2→6 (factor 3), payments 2→4 (factor 2), catalog min 2→3.
         assert!(floor.pods > 0, "{floor:?}");
         assert!(peak >= floor.pods);
-        let fits = check(floor, peak, Amount { cpu_millis: 100_000, memory_mib: 100_000, pods: 100 }, (None, None, None), ts("2026-11-27T07:00:00Z"));
+        let fits = check(
+            floor,
+            peak,
+            Amount {
+                cpu_millis: 100_000,
+                memory_mib: 100_000,
+                pods: 100,
+            },
+            (None, None, None),
+            ts("2026-11-27T07:00:00Z"),
+        );
         assert!(fits.fits, "{}", fits.message);
-        let short = check(floor, peak, Amount { cpu_millis: 100_000, memory_mib: 100_000, pods: 2 }, (None, None, None), ts("2026-11-27T07:00:00Z"));
+        let short = check(
+            floor,
+            peak,
+            Amount {
+                cpu_millis: 100_000,
+                memory_mib: 100_000,
+                pods: 2,
+            },
+            (None, None, None),
+            ts("2026-11-27T07:00:00Z"),
+        );
         assert!(!short.fits);
-        assert!(short.message.contains("but the nodes take 2 more"), "{}", short.message);
-        let quota = check(floor, peak, Amount { cpu_millis: 100_000, memory_mib: 100_000, pods: 100 }, (None, None, Some(1)), ts("2026-11-27T07:00:00Z"));
+        assert!(
+            short.message.contains("but the nodes take 2 more"),
+            "{}",
+            short.message
+        );
+        let quota = check(
+            floor,
+            peak,
+            Amount {
+                cpu_millis: 100_000,
+                memory_mib: 100_000,
+                pods: 100,
+            },
+            (None, None, Some(1)),
+            ts("2026-11-27T07:00:00Z"),
+        );
         assert!(!quota.fits);
-        assert!(quota.message.contains("namespace quota leaves 1"), "{}", quota.message);
+        assert!(
+            quota.message.contains("namespace quota leaves 1"),
+            "{}",
+            quota.message
+        );
     }
 }

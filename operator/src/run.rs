@@ -24,7 +24,7 @@ use kube::{
 use storefront_crds::{ServiceShard, Storefront};
 
 use crate::{
-    controller::{Context, shard, storefront, stores},
+    controller::{Context, sale, shard, storefront, stores},
     metrics::Metrics,
 };
 
@@ -239,6 +239,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .graceful_shutdown_on(shutdown_signal())
             .run(shard::reconcile, shard::error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(()));
+    let sale_controller =
+        Controller::for_shared_stream(watches.sales.subscribe(), stores.sales.clone())
+            .graceful_shutdown_on(shutdown_signal())
+            .run(sale::reconcile, sale::error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()));
     let _watch_tasks = watches.start(&deleted);
     let ready_flag = ready.clone();
     let stores_ready = stores.clone();
@@ -262,7 +267,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     tokio::select! {
-        _ = futures::future::join(sf_controller, shard_controller) => tracing::info!("controllers stopped"),
+        _ = futures::future::join3(sf_controller, shard_controller, sale_controller) => tracing::info!("controllers stopped"),
         _ = lost => {
             ready.store(false, Ordering::Relaxed);
             bail!("lost leadership; exiting so that a fresh process can campaign again");

@@ -182,9 +182,8 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Outcome {
         );
     }
 
-    let was_open = prev.is_some_and(|p| {
-        p.limits_open && p.window_start.as_ref().map(|t| t.0) == window_start
-    });
+    let was_open =
+        prev.is_some_and(|p| p.limits_open && p.window_start.as_ref().map(|t| t.0) == window_start);
     let limits_open = st.effect.limits && (was_open || short.is_empty());
     let late = st.effect.limits && !limits_open;
     let phase = st.phase;
@@ -207,15 +206,15 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Outcome {
         ),
         SalePhase::PreWarming => (
             "PreWarming",
-            format!("capacity is rising; rate limits open at {}", at(window_start)),
+            format!(
+                "capacity is rising; rate limits open at {}",
+                at(window_start)
+            ),
         ),
         SalePhase::Active if late => ("CapacityLate", late_msg.clone()),
         SalePhase::Active => (
             "Active",
-            format!(
-                "sale is on until {}",
-                at(st.window.map(|w| w.end))
-            ),
+            format!("sale is on until {}", at(st.window.map(|w| w.end))),
         ),
         SalePhase::Restoring => (
             "Restoring",
@@ -237,13 +236,21 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Outcome {
             "CapacityLate",
             late,
             if late { "CapacityLate" } else { "OnTime" },
-            if late { late_msg.clone() } else { String::new() },
+            if late {
+                late_msg.clone()
+            } else {
+                String::new()
+            },
             generation,
         ),
         condition(
             "CapacityAtRisk",
             at_risk,
-            if at_risk { "InsufficientCapacity" } else { "Fits" },
+            if at_risk {
+                "InsufficientCapacity"
+            } else {
+                "Fits"
+            },
             plan.as_ref().map(|p| p.message.clone()).unwrap_or_default(),
             generation,
         ),
@@ -263,7 +270,10 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Outcome {
             SalePhase::Scheduled => format!("next window at {}", at(window_start)),
             _ => "everything back to the Storefront spec".to_string(),
         };
-        events.push(normal("PhaseChanged", format!("{from} → {phase:?}: {what}")));
+        events.push(normal(
+            "PhaseChanged",
+            format!("{from} → {phase:?}: {what}"),
+        ));
     }
     if late && !had(prev, "CapacityLate", &late_msg) {
         events.push(warning("CapacityLate", late_msg));
@@ -278,10 +288,11 @@ pub fn evaluate(inputs: &Inputs<'_>) -> Outcome {
             format!("rate limits in force: {}", limits.join(", ")),
         ));
     }
-    if let Some(p) = plan.as_ref().filter(|p| !p.fits) {
-        if !had(prev, "CapacityAtRisk", &p.message) {
-            events.push(warning("CapacityAtRisk", p.message.clone()));
-        }
+    if let Some(p) = plan
+        .as_ref()
+        .filter(|p| !p.fits && !had(prev, "CapacityAtRisk", &p.message))
+    {
+        events.push(warning("CapacityAtRisk", p.message.clone()));
     }
 
     let requeue = if late {

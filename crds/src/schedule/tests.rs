@@ -44,7 +44,11 @@ fn one_off_walks_every_phase_and_names_the_next_boundary() {
     // Boundaries are inclusive at their start.
     assert_eq!(
         phase(&s, "2026-11-27T19:50:00Z"),
-        (SalePhase::PreWarming, CAPACITY, next("2026-11-27T20:00:00Z"))
+        (
+            SalePhase::PreWarming,
+            CAPACITY,
+            next("2026-11-27T20:00:00Z")
+        )
     );
     assert_eq!(
         phase(&s, "2026-11-27T20:00:00Z"),
@@ -162,11 +166,31 @@ fn a_short_recurring_window_cycles_active_restoring_scheduled() {
     // Every minute for 20 s, as in the e2e test.
     let s = schedule("schedule: {cron: '* * * * *', duration: 20s}\nprewarm: 5s");
     let seq = [
-        ("2026-11-27T10:00:54Z", SalePhase::Scheduled, "2026-11-27T10:00:55Z"),
-        ("2026-11-27T10:00:55Z", SalePhase::PreWarming, "2026-11-27T10:01:00Z"),
-        ("2026-11-27T10:01:00Z", SalePhase::Active, "2026-11-27T10:01:20Z"),
-        ("2026-11-27T10:01:20Z", SalePhase::Restoring, "2026-11-27T10:01:30Z"),
-        ("2026-11-27T10:01:30Z", SalePhase::Scheduled, "2026-11-27T10:01:55Z"),
+        (
+            "2026-11-27T10:00:54Z",
+            SalePhase::Scheduled,
+            "2026-11-27T10:00:55Z",
+        ),
+        (
+            "2026-11-27T10:00:55Z",
+            SalePhase::PreWarming,
+            "2026-11-27T10:01:00Z",
+        ),
+        (
+            "2026-11-27T10:01:00Z",
+            SalePhase::Active,
+            "2026-11-27T10:01:20Z",
+        ),
+        (
+            "2026-11-27T10:01:20Z",
+            SalePhase::Restoring,
+            "2026-11-27T10:01:30Z",
+        ),
+        (
+            "2026-11-27T10:01:30Z",
+            SalePhase::Scheduled,
+            "2026-11-27T10:01:55Z",
+        ),
     ];
     for (now, want, next) in seq {
         let (p, _, n) = phase(&s, now);

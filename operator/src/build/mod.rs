@@ -63,6 +63,8 @@ pub struct Desired {
     pub next_change: Option<Timestamp>,
     /// Names of the sales that changed something.
     pub active_sales: Vec<String>,
+    /// Services whose rate limit some sale of this Storefront overrides (now or later).
+    pub sale_limited: Vec<storefront_crds::ServiceName>,
     pub deployments: Vec<Deployment>,
     pub services: Vec<Service>,
     pub service_accounts: Vec<ServiceAccount>,
@@ -136,6 +138,18 @@ pub fn desired(
         active_sales: active
             .iter()
             .filter_map(|a| a.sale.metadata.name.clone())
+            .collect(),
+        sale_limited: storefront_crds::ServiceName::ALL
+            .into_iter()
+            .filter(|svc| {
+                sales.iter().any(|s| {
+                    s.spec.storefront_ref == sf.name_any()
+                        && s.spec
+                            .services
+                            .get(svc.as_str())
+                            .is_some_and(|c| c.rate_limit.is_some())
+                })
+            })
             .collect(),
         ..Desired::default()
     };

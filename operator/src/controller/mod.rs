@@ -1,8 +1,9 @@
 //! Controllers and their shared context: one reconcile + error_policy per kind
-//! (`storefront.rs`, `shard.rs`), shared trimmed watches (`stores.rs`) and the generic
+//! (`storefront.rs`, `shard.rs`, `sale.rs`), shared trimmed watches (`stores.rs`) and the generic
 //! apply-and-prune of children (`children.rs`).
 
 pub mod children;
+pub mod sale;
 pub mod shard;
 pub mod storefront;
 pub mod stores;

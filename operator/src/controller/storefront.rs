@@ -183,6 +183,23 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
             );
             publish(ctx, sf, EventType::Normal, "Pruned", &note).await;
         }
+        if kind == "ConfigMap"
+            && ch
+                .applied
+                .iter()
+                .any(|n| *n == labels::gateway_config_name(&name))
+        {
+            // Say where every limit a sale touches comes from now ("gateway: 20000 rpm from
+            // FlashSale bf", or back "from spec").
+            for p in d
+                .plans
+                .iter()
+                .filter(|p| d.sale_limited.contains(&p.service))
+            {
+                let note = format!("{}: {}", p.service, p.limit_reason);
+                publish(ctx, sf, EventType::Normal, "RateLimit", &note).await;
+            }
+        }
         if kind == "Deployment" || kind == "HorizontalPodAutoscaler" || kind == "ServiceShard" {
             for p in d
                 .plans

@@ -85,12 +85,20 @@ where
     /// Shared streams carry only applied objects, so deletions are reported to `deleted`
     /// (the owners of a deleted child are reconciled: a deleted child is recreated at once).
     pub fn start(self, deleted: Deleted) -> tokio::task::JoinHandle<()> {
+        self.start_with(move |obj: &K| deleted.notify(obj))
+    }
+
+    /// Like [`SharedWatch::start`], with what to do on a deletion.
+    pub fn start_with(
+        self,
+        on_delete: impl Fn(&K) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let stream = watcher(self.api, self.config)
             .default_backoff()
             .modify(trim::<K>)
             .inspect(move |ev| {
                 if let Ok(watcher::Event::Delete(obj)) = ev {
-                    deleted.notify(obj);
+                    on_delete(obj);
                 }
             })
             .reflect_shared(self.writer)
@@ -239,7 +247,16 @@ impl Watches {
     /// Starts every watch.
     pub fn start(self, deleted: &Deleted) -> Vec<tokio::task::JoinHandle<()>> {
         vec![
-            self.sales.start(deleted.clone()),
+            // A deleted sale owns nothing, but its Storefront must drop it at once.
+            self.sales.start_with({
+                let storefronts = deleted.storefronts.clone();
+                move |sale: &FlashSale| {
+                    if let Some(ns) = sale.namespace() {
+                        let _ = storefronts
+                            .unbounded_send(ObjectRef::new(&sale.spec.storefront_ref).within(&ns));
+                    }
+                }
+            }),
             self.shards.start(deleted.clone()),
             self.deployments.start(deleted.clone()),
             self.services.start(deleted.clone()),
