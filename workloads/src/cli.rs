@@ -1,0 +1,267 @@
+//! The command line: a subcommand per service, plus `seed` and `migrate`. Services that are
+//! not built yet exit non-zero with a "not implemented yet" error instead of pretending.
+
+use std::{
+    fs::File,
+    io::{BufWriter, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::{
+    catalog::seed,
+    config::{CommonArgs, ProviderArgs},
+};
+
+/// Storefront's commerce services.
+#[derive(Parser, Debug)]
+#[command(name = "storefront-workloads", version, about)]
+pub struct Cli {
+    /// Log format: `json` (default, for clusters) or `text`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "json", global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The public HTTP/JSON API.
+    Gateway(CommonArgs),
+    /// Users, passwords and tokens.
+    Auth(CommonArgs),
+    /// Products and search.
+    Catalog(CommonArgs),
+    /// Event-sourced orders and the checkout saga.
+    Orders(CommonArgs),
+    /// Stock and reservations on one shard.
+    Inventory(CommonArgs),
+    /// Charges against the simulated provider.
+    Payments {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        provider: ProviderArgs,
+    },
+    /// Bought-together recommendations.
+    Recommendations(CommonArgs),
+    /// Writes a deterministic catalog as JSON Lines.
+    Seed(SeedArgs),
+    /// Creates or upgrades the database schemas.
+    Migrate(CommonArgs),
+}
+
+/// `seed` settings.
+#[derive(clap::Args, Debug)]
+pub struct SeedArgs {
+    /// The seed number: the same number gives the same catalog.
+    #[arg(long, env = "SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// How many products.
+    #[arg(long, env = "SEED_PRODUCTS", default_value_t = seed::DEFAULT_PRODUCTS)]
+    pub products: usize,
+    /// Where to write (default: standard output).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+impl Command {
+    /// The subcommand's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Gateway(_) => "gateway",
+            Self::Auth(_) => "auth",
+            Self::Catalog(_) => "catalog",
+            Self::Orders(_) => "orders",
+            Self::Inventory(_) => "inventory",
+            Self::Payments { .. } => "payments",
+            Self::Recommendations(_) => "recommendations",
+            Self::Seed(_) => "seed",
+            Self::Migrate(_) => "migrate",
+        }
+    }
+}
+
+/// Runs a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Seed(args) => write_seed(&args),
+        Command::Payments { common, provider } => {
+            common.storefront()?;
+            provider.provider()?;
+            not_implemented("payments")
+        }
+        other => not_implemented(other.name()),
+    }
+}
+
+fn not_implemented(name: &str) -> Result<()> {
+    bail!("failed to start {name}: not implemented yet (see issue 6)")
+}
+
+fn write_seed(args: &SeedArgs) -> Result<()> {
+    let products = seed::generate(args.seed, args.products);
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            File::create(path).with_context(|| format!("failed to create {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    for product in &products {
+        serde_json::to_writer(&mut out, product).context("failed to write a product")?;
+        out.write_all(b"\n").context("failed to write a product")?;
+    }
+    out.flush().context("failed to write the catalog")?;
+    tracing::info!(
+        products = products.len(),
+        seed = args.seed,
+        "catalog written"
+    );
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The binary's entry point: parse, log, run, and map errors to a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let name = cli.command.name();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(command = name, "{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("storefront-workloads").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn every_service_has_a_subcommand() {
+        for name in [
+            "gateway",
+            "auth",
+            "catalog",
+            "orders",
+            "inventory",
+            "payments",
+            "recommendations",
+            "seed",
+            "migrate",
+        ] {
+            let cli = parse(&[name]).expect(name);
+            assert_eq!(cli.command.name(), name);
+        }
+        assert!(parse(&["warehouse"]).is_err());
+    }
+
+    #[test]
+    fn unbuilt_services_fail_with_a_clear_error() {
+        let err = run(parse(&["orders"]).expect("parses")).expect_err("not built");
+        assert_eq!(
+            err.to_string(),
+            "failed to start orders: not implemented yet (see issue 6)"
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid_settings_are_named() {
+        let cli = parse(&["payments", "--payment-failure-rate", "0.1"]).expect("parses");
+        let err = run(cli).expect_err("no storefront");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --storefront or set STOREFRONT_NAME"
+        );
+        let cli = parse(&[
+            "payments",
+            "--storefront",
+            "shop",
+            "--payment-failure-rate",
+            "2",
+        ])
+        .expect("parses");
+        let err = run(cli).expect_err("bad rate");
+        assert!(
+            err.to_string()
+                .starts_with("invalid setting --payment-failure-rate"),
+            "{err}"
+        );
+        let cli = parse(&["auth", "--storefront", "shop"]).expect("parses");
+        let Command::Auth(common) = cli.command else {
+            panic!("auth parses as auth");
+        };
+        let err = common.signing_keys().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some("missing setting: pass --jwt-keys-dir or set JWT_KEYS_DIR")
+        );
+    }
+
+    #[test]
+    fn jwt_keys_load_from_the_mounted_secret() {
+        let dir = std::env::temp_dir().join(format!("sf-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pem = crate::auth::domain::SigningKeys::seed_to_pkcs8_pem([5; 32]).expect("pem");
+        std::fs::write(dir.join("private.pem"), pem).expect("write");
+        let dir_arg = dir.to_string_lossy().to_string();
+        let cli = parse(&["auth", "--jwt-keys-dir", &dir_arg]).expect("parses");
+        let Command::Auth(common) = cli.command else {
+            panic!("auth parses as auth");
+        };
+        assert!(common.signing_keys().is_ok());
+        std::fs::write(dir.join("private.pem"), "garbage").expect("write");
+        let err = common
+            .signing_keys()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("failed to load the JWT key from"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn seed_writes_json_lines() {
+        let path = std::env::temp_dir().join(format!("sf-seed-{}.jsonl", std::process::id()));
+        let out = path.to_string_lossy().to_string();
+        run(parse(&["seed", "--seed", "3", "--products", "25", "--output", &out]).expect("parses"))
+            .expect("writes");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let products: Vec<seed::Product> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a product per line"))
+            .collect();
+        assert_eq!(products, seed::generate(3, 25));
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -1,0 +1,154 @@
+//! Settings shared by every subcommand, from flags or the environment the operator renders
+//! (`STOREFRONT_NAME`, `DATABASE_URL`, `JWT_KEYS_DIR`, ...), with one clear error that names
+//! both the flag and the variable when a required setting is missing.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Args;
+use thiserror::Error;
+
+use crate::{
+    auth::domain::{KeyError, SigningKeys},
+    payments::domain::{ProviderConfig, ProviderConfigError},
+};
+
+/// The file in `JWT_KEYS_DIR` (the mounted JWT Secret) that holds the PKCS#8 PEM private key.
+pub const JWT_PRIVATE_KEY_FILE: &str = "private.pem";
+
+/// A setting that is missing or unusable.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("missing setting: pass {flag} or set {env}")]
+    Missing {
+        flag: &'static str,
+        env: &'static str,
+    },
+    #[error("invalid setting {flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
+    #[error("failed to read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("failed to load the JWT key from {path}: {source}")]
+    Key { path: PathBuf, source: KeyError },
+}
+
+/// The value of a required setting, or [`ConfigError::Missing`] naming flag and variable.
+pub fn required<T>(
+    value: Option<T>,
+    flag: &'static str,
+    env: &'static str,
+) -> Result<T, ConfigError> {
+    value.ok_or(ConfigError::Missing { flag, env })
+}
+
+/// Settings every service has.
+#[derive(Args, Clone, Debug)]
+pub struct CommonArgs {
+    /// The Storefront this service belongs to.
+    #[arg(long, env = "STOREFRONT_NAME")]
+    pub storefront: Option<String>,
+    /// Where /healthz, /readyz and /metrics answer.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Where the gRPC server listens.
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:9090")]
+    pub grpc_addr: SocketAddr,
+    /// PostgreSQL connection URL.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This service's (or shard's) own database schema.
+    #[arg(long, env = "DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+    /// Redis URL.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// NATS URL (JetStream enabled).
+    #[arg(long, env = "NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+    /// The directory of the mounted JWT Secret (holds `private.pem`).
+    #[arg(long, env = "JWT_KEYS_DIR")]
+    pub jwt_keys_dir: Option<PathBuf>,
+    /// Seconds to finish in-flight requests after SIGTERM.
+    #[arg(long, env = "DRAIN_SECONDS", default_value_t = 20)]
+    pub drain_seconds: u64,
+}
+
+impl CommonArgs {
+    /// The Storefront's name (required).
+    pub fn storefront(&self) -> Result<&str, ConfigError> {
+        required(
+            self.storefront.as_deref(),
+            "--storefront",
+            "STOREFRONT_NAME",
+        )
+    }
+
+    /// The PostgreSQL URL (required where a service stores anything).
+    pub fn database_url(&self) -> Result<&str, ConfigError> {
+        required(
+            self.database_url.as_deref(),
+            "--database-url",
+            "DATABASE_URL",
+        )
+    }
+
+    /// The NATS URL (required where a service publishes or consumes events).
+    pub fn nats_url(&self) -> Result<&str, ConfigError> {
+        required(self.nats_url.as_deref(), "--nats-url", "NATS_URL")
+    }
+
+    /// The JWT signing keys from `JWT_KEYS_DIR/private.pem`.
+    pub fn signing_keys(&self) -> Result<SigningKeys, ConfigError> {
+        let dir = required(self.jwt_keys_dir.as_ref(), "--jwt-keys-dir", "JWT_KEYS_DIR")?;
+        let path = dir.join(JWT_PRIVATE_KEY_FILE);
+        let pem = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        SigningKeys::from_pkcs8_pem(&pem).map_err(|source| ConfigError::Key { path, source })
+    }
+
+    /// How long to drain on SIGTERM.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+}
+
+/// The simulated payment provider's settings.
+#[derive(Args, Clone, Debug)]
+pub struct ProviderArgs {
+    /// Median latency of a simulated charge, in milliseconds.
+    #[arg(long, env = "PAYMENT_LATENCY_MS", default_value_t = 150)]
+    pub payment_latency_ms: u64,
+    /// Latency spread as a fraction of the median (0..=1).
+    #[arg(long, env = "PAYMENT_JITTER", default_value_t = 0.3)]
+    pub payment_jitter: f64,
+    /// Probability that a charge is declined (0..=1).
+    #[arg(long, env = "PAYMENT_FAILURE_RATE", default_value_t = 0.02)]
+    pub payment_failure_rate: f64,
+    /// Seed of the provider's RNG.
+    #[arg(long, env = "PAYMENT_SEED", default_value_t = 1)]
+    pub payment_seed: u64,
+}
+
+impl ProviderArgs {
+    /// The validated provider configuration.
+    pub fn provider(&self) -> Result<ProviderConfig, ConfigError> {
+        ProviderConfig {
+            latency: Duration::from_millis(self.payment_latency_ms),
+            jitter: self.payment_jitter,
+            failure_rate: self.payment_failure_rate,
+            seed: self.payment_seed,
+        }
+        .validate()
+        .map_err(|e| ConfigError::Invalid {
+            flag: match e {
+                ProviderConfigError::FailureRate(_) => "--payment-failure-rate",
+                ProviderConfigError::Jitter(_) => "--payment-jitter",
+            },
+            reason: e.to_string(),
+        })
+    }
+}

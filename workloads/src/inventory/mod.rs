@@ -1,0 +1,10 @@
+//! The inventory service: stock per SKU on one shard of the ring (`storefront_crds::ring`).
+//!
+//! - [`domain`]: reservations all-or-nothing per order, never oversold, idempotent per order
+//!   id, released on cancel, committed on confirm.
+//!
+//! The PostgreSQL store (one schema per shard), the NATS consumers of `OrderCreated` /
+//! `OrderCancelled` / `OrderConfirmed` and the gRPC server of `proto/inventory.proto` are
+//! adapters still to come (issue 6).
+
+pub mod domain;

@@ -1,0 +1,580 @@
+//! Orders' domain: the event-sourced order and the checkout saga, with no storage and no
+//! broker, so every transition is unit-tested.
+//!
+//! An order is never updated in place: its state is [`Order::fold`] of its append-only events
+//! (`order_events` in PostgreSQL). The saga reacts to what other services report and decides
+//! which events to append next; it is idempotent (a redelivered message changes nothing) and
+//! compensates when a step fails after an earlier one succeeded.
+//!
+//! ```text
+//!                 OrderCreated ──▶ inventory reserves (all or nothing)
+//!   AwaitingStock ─ StockReserved ─▶ AwaitingPayment ─ PaymentSucceeded ─▶ Confirmed
+//!        │                                │                 (OrderConfirmed)
+//!        │ StockRejected                  │ PaymentFailed / timeout
+//!        ▼                                ▼
+//!   Cancelled (nothing held)         Cancelled + compensation: inventory releases on
+//!                                    OrderCancelled; a payment that succeeds after a
+//!                                    cancellation is refunded
+//! ```
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::api::OrderStatus;
+
+/// One line of an order, priced when the order was created.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    pub sku: String,
+    pub quantity: u32,
+    pub unit_price_cents: i64,
+}
+
+/// What happened to an order. Serialized with a `type` tag; these are also the NATS
+/// subjects' message bodies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum OrderEvent {
+    OrderCreated {
+        order_id: String,
+        user_id: String,
+        lines: Vec<Line>,
+        total_cents: i64,
+        currency: String,
+        /// Unix seconds.
+        created_at: i64,
+    },
+    StockReserved {
+        order_id: String,
+    },
+    StockRejected {
+        order_id: String,
+        reason: String,
+    },
+    PaymentSucceeded {
+        order_id: String,
+        charge_id: String,
+    },
+    PaymentFailed {
+        order_id: String,
+        reason: String,
+    },
+    OrderConfirmed {
+        order_id: String,
+    },
+    OrderCancelled {
+        order_id: String,
+        reason: String,
+    },
+}
+
+impl OrderEvent {
+    /// The order this event belongs to.
+    pub fn order_id(&self) -> &str {
+        match self {
+            Self::OrderCreated { order_id, .. }
+            | Self::StockReserved { order_id }
+            | Self::StockRejected { order_id, .. }
+            | Self::PaymentSucceeded { order_id, .. }
+            | Self::PaymentFailed { order_id, .. }
+            | Self::OrderConfirmed { order_id }
+            | Self::OrderCancelled { order_id, .. } => order_id,
+        }
+    }
+
+    /// The event's type name (the `type` tag, the metric label, the subject suffix).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::OrderCreated { .. } => "OrderCreated",
+            Self::StockReserved { .. } => "StockReserved",
+            Self::StockRejected { .. } => "StockRejected",
+            Self::PaymentSucceeded { .. } => "PaymentSucceeded",
+            Self::PaymentFailed { .. } => "PaymentFailed",
+            Self::OrderConfirmed { .. } => "OrderConfirmed",
+            Self::OrderCancelled { .. } => "OrderCancelled",
+        }
+    }
+
+    /// The message id for broker de-duplication: an order has at most one event of each
+    /// type, so `order id + type` is unique and stable across redeliveries and replays.
+    pub fn message_id(&self) -> String {
+        format!("{}:{}", self.order_id(), self.kind())
+    }
+}
+
+/// Where the saga of an order stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SagaState {
+    AwaitingStock,
+    AwaitingPayment,
+    Confirmed,
+    Cancelled,
+}
+
+/// An order as folded from its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub order_id: String,
+    pub user_id: String,
+    pub lines: Vec<Line>,
+    pub total_cents: i64,
+    pub currency: String,
+    pub created_at: i64,
+    pub state: SagaState,
+    /// Why it was cancelled.
+    pub reason: Option<String>,
+    /// Whether a payment was taken (decides whether a cancellation must refund).
+    pub charge_id: Option<String>,
+    /// How many events were folded (the next event's sequence number).
+    pub version: u64,
+}
+
+impl Order {
+    /// The public status.
+    pub fn status(&self) -> OrderStatus {
+        match self.state {
+            SagaState::AwaitingStock | SagaState::AwaitingPayment => OrderStatus::Pending,
+            SagaState::Confirmed => OrderStatus::Confirmed,
+            SagaState::Cancelled => OrderStatus::Cancelled,
+        }
+    }
+}
+
+/// Why a stream of events does not fold into an order (corrupt or foreign history).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ProjectionError {
+    #[error("an order's history must start with OrderCreated, found {0}")]
+    NotCreatedFirst(&'static str),
+    #[error("the order has no events")]
+    Empty,
+    #[error("event {event} of order {found} is in the history of order {expected}")]
+    ForeignEvent {
+        expected: String,
+        found: String,
+        event: &'static str,
+    },
+    #[error("{event} cannot follow state {state:?}")]
+    IllegalTransition {
+        state: SagaState,
+        event: &'static str,
+    },
+}
+
+impl Order {
+    /// Folds an order's history (in append order) into its current state.
+    pub fn fold<'a>(
+        events: impl IntoIterator<Item = &'a OrderEvent>,
+    ) -> Result<Self, ProjectionError> {
+        let mut events = events.into_iter();
+        let first = events.next().ok_or(ProjectionError::Empty)?;
+        let OrderEvent::OrderCreated {
+            order_id,
+            user_id,
+            lines,
+            total_cents,
+            currency,
+            created_at,
+        } = first
+        else {
+            return Err(ProjectionError::NotCreatedFirst(first.kind()));
+        };
+        let mut order = Order {
+            order_id: order_id.clone(),
+            user_id: user_id.clone(),
+            lines: lines.clone(),
+            total_cents: *total_cents,
+            currency: currency.clone(),
+            created_at: *created_at,
+            state: SagaState::AwaitingStock,
+            reason: None,
+            charge_id: None,
+            version: 1,
+        };
+        for event in events {
+            order.apply(event)?;
+        }
+        Ok(order)
+    }
+
+    /// Applies one recorded event. Only transitions the saga can produce are legal.
+    fn apply(&mut self, event: &OrderEvent) -> Result<(), ProjectionError> {
+        if event.order_id() != self.order_id {
+            return Err(ProjectionError::ForeignEvent {
+                expected: self.order_id.clone(),
+                found: event.order_id().to_string(),
+                event: event.kind(),
+            });
+        }
+        use SagaState::*;
+        let illegal = || ProjectionError::IllegalTransition {
+            state: self.state,
+            event: event.kind(),
+        };
+        match (self.state, event) {
+            (AwaitingStock, OrderEvent::StockReserved { .. }) => self.state = AwaitingPayment,
+            // Recorded facts that do not move the state by themselves: the cancellation or
+            // confirmation that follows them does.
+            (AwaitingStock, OrderEvent::StockRejected { .. })
+            | (AwaitingPayment, OrderEvent::PaymentFailed { .. }) => {}
+            (AwaitingPayment, OrderEvent::PaymentSucceeded { charge_id, .. })
+            | (Cancelled, OrderEvent::PaymentSucceeded { charge_id, .. }) => {
+                self.charge_id = Some(charge_id.clone());
+            }
+            (AwaitingPayment, OrderEvent::OrderConfirmed { .. }) if self.charge_id.is_some() => {
+                self.state = Confirmed;
+            }
+            (AwaitingStock | AwaitingPayment, OrderEvent::OrderCancelled { reason, .. }) => {
+                self.state = Cancelled;
+                self.reason = Some(reason.clone());
+            }
+            _ => return Err(illegal()),
+        }
+        self.version += 1;
+        Ok(())
+    }
+}
+
+/// What the orders service hears about an order (from NATS, or its own timer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SagaInput {
+    StockReserved,
+    StockRejected {
+        reason: String,
+    },
+    PaymentSucceeded {
+        charge_id: String,
+    },
+    PaymentFailed {
+        reason: String,
+    },
+    /// The order waited too long for stock or payment.
+    TimedOut,
+}
+
+/// A compensating action the saga asks for besides its events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Compensation {
+    /// Give back a payment taken for an order that was cancelled meanwhile.
+    Refund {
+        charge_id: String,
+        amount_cents: i64,
+    },
+}
+
+/// What to do about one input.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// Events to append (in one transaction, with their outbox rows).
+    pub events: Vec<OrderEvent>,
+    /// Compensations to run.
+    pub compensations: Vec<Compensation>,
+    /// The input arrived before the state it needs (not acknowledged: redelivered later).
+    pub retry_later: bool,
+}
+
+impl Decision {
+    fn append(events: Vec<OrderEvent>) -> Self {
+        Self {
+            events,
+            ..Self::default()
+        }
+    }
+}
+
+/// The saga: decides what follows `input` given the order's current state. Duplicates and
+/// late inputs after a final state decide nothing (idempotent consumers), except a payment
+/// that succeeded for a cancelled order, which is recorded and refunded.
+pub fn decide(order: &Order, input: &SagaInput) -> Decision {
+    use SagaState::*;
+    let id = || order.order_id.clone();
+    let cancel = |reason: &str| OrderEvent::OrderCancelled {
+        order_id: id(),
+        reason: reason.to_string(),
+    };
+    match (order.state, input) {
+        (AwaitingStock, SagaInput::StockReserved) => {
+            Decision::append(vec![OrderEvent::StockReserved { order_id: id() }])
+        }
+        (AwaitingStock, SagaInput::StockRejected { reason }) => Decision::append(vec![
+            OrderEvent::StockRejected {
+                order_id: id(),
+                reason: reason.clone(),
+            },
+            cancel(&format!("out of stock: {reason}")),
+        ]),
+        // Payments only charges after StockReserved; hearing of it first means our
+        // StockReserved message is still in flight.
+        (AwaitingStock, SagaInput::PaymentSucceeded { .. } | SagaInput::PaymentFailed { .. }) => {
+            Decision {
+                retry_later: true,
+                ..Decision::default()
+            }
+        }
+        (AwaitingStock | AwaitingPayment, SagaInput::TimedOut) => {
+            // Inventory releases whatever it holds on OrderCancelled (a no-op if nothing).
+            Decision::append(vec![cancel("timed out waiting for stock or payment")])
+        }
+        (AwaitingPayment, SagaInput::PaymentSucceeded { charge_id }) => Decision::append(vec![
+            OrderEvent::PaymentSucceeded {
+                order_id: id(),
+                charge_id: charge_id.clone(),
+            },
+            OrderEvent::OrderConfirmed { order_id: id() },
+        ]),
+        (AwaitingPayment, SagaInput::PaymentFailed { reason }) => Decision::append(vec![
+            OrderEvent::PaymentFailed {
+                order_id: id(),
+                reason: reason.clone(),
+            },
+            // Compensation for the reservation: inventory releases on OrderCancelled.
+            cancel(&format!("payment failed: {reason}")),
+        ]),
+        (Cancelled, SagaInput::PaymentSucceeded { charge_id }) if order.charge_id.is_none() => {
+            Decision {
+                events: vec![OrderEvent::PaymentSucceeded {
+                    order_id: id(),
+                    charge_id: charge_id.clone(),
+                }],
+                compensations: vec![Compensation::Refund {
+                    charge_id: charge_id.clone(),
+                    amount_cents: order.total_cents,
+                }],
+                retry_later: false,
+            }
+        }
+        // Duplicates, and anything after a final state: nothing to do.
+        _ => Decision::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn created() -> OrderEvent {
+        OrderEvent::OrderCreated {
+            order_id: "o1".into(),
+            user_id: "u1".into(),
+            lines: vec![
+                Line {
+                    sku: "SKU-A".into(),
+                    quantity: 2,
+                    unit_price_cents: 500,
+                },
+                Line {
+                    sku: "SKU-B".into(),
+                    quantity: 1,
+                    unit_price_cents: 250,
+                },
+            ],
+            total_cents: 1250,
+            currency: "USD".into(),
+            created_at: 100,
+        }
+    }
+
+    /// Runs inputs through decide + fold, the way the service does, returning the history.
+    fn run(inputs: &[SagaInput]) -> (Vec<OrderEvent>, Vec<Compensation>) {
+        let mut history = vec![created()];
+        let mut compensations = vec![];
+        for input in inputs {
+            let order = Order::fold(&history).expect("folds");
+            let decision = decide(&order, input);
+            history.extend(decision.events);
+            compensations.extend(decision.compensations);
+        }
+        (history, compensations)
+    }
+
+    fn kinds(history: &[OrderEvent]) -> Vec<&'static str> {
+        history.iter().map(OrderEvent::kind).collect()
+    }
+
+    #[test]
+    fn happy_path_confirms() {
+        let (history, comp) = run(&[
+            SagaInput::StockReserved,
+            SagaInput::PaymentSucceeded {
+                charge_id: "ch1".into(),
+            },
+        ]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockReserved",
+                "PaymentSucceeded",
+                "OrderConfirmed"
+            ]
+        );
+        assert!(comp.is_empty());
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.status(), OrderStatus::Confirmed);
+        assert_eq!(order.charge_id.as_deref(), Some("ch1"));
+        assert_eq!(order.version, 4);
+        assert_eq!(order.total_cents, 1250);
+    }
+
+    #[test]
+    fn stock_rejected_cancels_without_compensation() {
+        let (history, comp) = run(&[SagaInput::StockRejected {
+            reason: "SKU-A: 1 available".into(),
+        }]);
+        assert_eq!(
+            kinds(&history),
+            ["OrderCreated", "StockRejected", "OrderCancelled"]
+        );
+        assert!(comp.is_empty());
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.status(), OrderStatus::Cancelled);
+        assert_eq!(
+            order.reason.as_deref(),
+            Some("out of stock: SKU-A: 1 available")
+        );
+    }
+
+    #[test]
+    fn payment_failure_cancels_so_inventory_releases() {
+        let (history, _) = run(&[
+            SagaInput::StockReserved,
+            SagaInput::PaymentFailed {
+                reason: "card declined".into(),
+            },
+        ]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockReserved",
+                "PaymentFailed",
+                "OrderCancelled"
+            ]
+        );
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.status(), OrderStatus::Cancelled);
+        assert_eq!(
+            order.reason.as_deref(),
+            Some("payment failed: card declined")
+        );
+    }
+
+    #[test]
+    fn redeliveries_change_nothing() {
+        let paid = SagaInput::PaymentSucceeded {
+            charge_id: "ch1".into(),
+        };
+        let once = run(&[SagaInput::StockReserved, paid.clone()]);
+        let twice = run(&[
+            SagaInput::StockReserved,
+            SagaInput::StockReserved,
+            paid.clone(),
+            paid,
+            SagaInput::StockReserved,
+            SagaInput::TimedOut,
+            SagaInput::PaymentFailed {
+                reason: "late".into(),
+            },
+        ]);
+        assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn payment_heard_before_stock_is_retried_later() {
+        let order = Order::fold(&[created()]).expect("folds");
+        let decision = decide(
+            &order,
+            &SagaInput::PaymentSucceeded {
+                charge_id: "ch1".into(),
+            },
+        );
+        assert!(decision.retry_later);
+        assert!(decision.events.is_empty());
+    }
+
+    #[test]
+    fn a_payment_after_a_timeout_is_refunded_once() {
+        let paid = SagaInput::PaymentSucceeded {
+            charge_id: "ch9".into(),
+        };
+        let (history, comp) = run(&[
+            SagaInput::StockReserved,
+            SagaInput::TimedOut,
+            paid.clone(),
+            paid,
+        ]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockReserved",
+                "OrderCancelled",
+                "PaymentSucceeded"
+            ]
+        );
+        assert_eq!(
+            comp,
+            [Compensation::Refund {
+                charge_id: "ch9".into(),
+                amount_cents: 1250
+            }]
+        );
+        assert_eq!(
+            Order::fold(&history).expect("folds").status(),
+            OrderStatus::Cancelled
+        );
+    }
+
+    #[test]
+    fn corrupt_histories_do_not_fold() {
+        assert_eq!(Order::fold(&[]), Err(ProjectionError::Empty));
+        let confirmed = OrderEvent::OrderConfirmed {
+            order_id: "o1".into(),
+        };
+        assert_eq!(
+            Order::fold(std::slice::from_ref(&confirmed)),
+            Err(ProjectionError::NotCreatedFirst("OrderConfirmed"))
+        );
+        // Confirmed without a payment.
+        let reserved = OrderEvent::StockReserved {
+            order_id: "o1".into(),
+        };
+        assert!(matches!(
+            Order::fold(&[created(), reserved.clone(), confirmed]),
+            Err(ProjectionError::IllegalTransition { .. })
+        ));
+        assert!(matches!(
+            Order::fold(&[created(), reserved.clone(), reserved]),
+            Err(ProjectionError::IllegalTransition { .. })
+        ));
+        let foreign = OrderEvent::StockReserved {
+            order_id: "o2".into(),
+        };
+        assert!(matches!(
+            Order::fold(&[created(), foreign]),
+            Err(ProjectionError::ForeignEvent { .. })
+        ));
+    }
+
+    #[test]
+    fn events_serialize_with_a_type_tag_and_stable_message_ids() {
+        let e = OrderEvent::StockRejected {
+            order_id: "o1".into(),
+            reason: "none left".into(),
+        };
+        let json = serde_json::to_value(&e).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({"type": "StockRejected", "orderId": "o1", "reason": "none left"})
+        );
+        assert_eq!(
+            serde_json::from_value::<OrderEvent>(json).expect("parses"),
+            e
+        );
+        assert_eq!(e.message_id(), "o1:StockRejected");
+        let back: OrderEvent =
+            serde_json::from_str(&serde_json::to_string(&created()).expect("serializes"))
+                .expect("parses");
+        assert_eq!(back, created());
+    }
+}
