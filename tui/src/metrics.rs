@@ -27,6 +27,12 @@ pub mod queries {
     pub const OPERATOR_WRITES: &str = "sum(storefront_operator_writes_total)";
     pub const OPERATOR_P99: &str = "histogram_quantile(0.99, sum by (le) (rate(storefront_operator_reconcile_duration_seconds_bucket[5m])))";
 
+    /// The recorded series where the recording rules run, the raw expression where they do not
+    /// (`or` keeps the recorded series and adds raw ones only for label sets it lacks).
+    pub fn recorded_or_raw(record: &str, expr: &str) -> String {
+        format!("{record} or ({expr})")
+    }
+
     /// Every per-service query with the name of its recording rule.
     pub const RECORDED: [(&str, &str); 6] = [
         ("storefront:service_requests:rate1m", RPS),
@@ -399,6 +405,35 @@ mod tests {
         assert_eq!(fmt_latency(Some(0.045)), "45ms");
         assert_eq!(fmt_percent(None), "–");
         assert_eq!(fmt_percent(Some(0.125)), "12.5%");
+    }
+
+    #[test]
+    fn every_console_query_has_its_recording_rule_verbatim() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/monitoring/recording-rules.yaml"
+        );
+        let rules: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let recorded: Vec<(String, String)> = rules["groups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_sequence().unwrap())
+            .map(|r| {
+                (
+                    r["record"].as_str().unwrap().to_string(),
+                    r["expr"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        for (record, expr) in queries::RECORDED {
+            assert!(
+                recorded.contains(&(record.to_string(), expr.to_string())),
+                "{record} = {expr} is missing from {path}"
+            );
+        }
+        assert_eq!(queries::recorded_or_raw("a:b", "sum(x)"), "a:b or (sum(x))");
     }
 
     #[test]

@@ -450,16 +450,41 @@ mod tests {
         let ids = |l| topo.layer(l).map(|n| n.id.as_str()).collect::<Vec<_>>();
         assert_eq!(ids(0), ["client"]);
         assert_eq!(ids(1), ["gateway"]);
-        assert_eq!(ids(2), ["auth", "catalog", "orders", "payments", "inventory", "recommendations"]);
-        assert_eq!(ids(3), ["acme-inventory-0", "acme-inventory-1", "acme-inventory-2", "acme-inventory-3"]);
+        assert_eq!(
+            ids(2),
+            [
+                "auth",
+                "catalog",
+                "orders",
+                "payments",
+                "inventory",
+                "recommendations"
+            ]
+        );
+        assert_eq!(
+            ids(3),
+            [
+                "acme-inventory-0",
+                "acme-inventory-1",
+                "acme-inventory-2",
+                "acme-inventory-3"
+            ]
+        );
         assert_eq!(ids(4), ["postgres", "redis", "broker"]);
         assert_eq!(topo.node("catalog").unwrap().class, NodeClass::Supporting);
         assert_eq!(topo.node("orders").unwrap().class, NodeClass::Core);
-        assert_eq!(topo.node("inventory").unwrap().replicas, Some((4, 4)), "sum of its shards");
+        assert_eq!(
+            topo.node("inventory").unwrap().replicas,
+            Some((4, 4)),
+            "sum of its shards"
+        );
         assert!(topo.nodes.iter().all(|n| !n.failed));
         let into_orders = topo.traffic_into("orders").unwrap();
         assert_eq!(into_orders.rps, Some(38.0));
-        assert_eq!(topo.edges.iter().find(|e| e.to == "orders").unwrap().from, "gateway");
+        assert_eq!(
+            topo.edges.iter().find(|e| e.to == "orders").unwrap().from,
+            "gateway"
+        );
         assert_eq!(topo.traffic_into("gateway").unwrap().rps, Some(412.0));
         assert_eq!(topo.stores_of("inventory"), ["postgres", "redis", "broker"]);
     }
@@ -467,17 +492,32 @@ mod tests {
     #[test]
     fn failures_and_empty_replicas_turn_nodes_red() {
         let topo = acme(&fixtures::degraded());
-        let failed: Vec<_> = topo.nodes.iter().filter(|n| n.failed).map(|n| n.id.as_str()).collect();
+        let failed: Vec<_> = topo
+            .nodes
+            .iter()
+            .filter(|n| n.failed)
+            .map(|n| n.id.as_str())
+            .collect();
         assert_eq!(failed, ["payments"]);
         assert_eq!(topo.node("payments").unwrap().replicas, Some((0, 2)));
 
         // a shard whose Deployment lost its pods turns red on its own, before the operator says so
         let mut app = fixtures::healthy();
         let mut deps = app.cluster.deployments.clone();
-        deps.iter_mut().find(|d| d.name == "acme-inventory-2").unwrap().ready = 0;
-        app.update(crate::app::Action::Data(crate::app::Update::Deployments(deps)));
+        deps.iter_mut()
+            .find(|d| d.name == "acme-inventory-2")
+            .unwrap()
+            .ready = 0;
+        app.update(crate::app::Action::Data(crate::app::Update::Deployments(
+            deps,
+        )));
         let topo = acme(&app);
-        let failed: Vec<_> = topo.nodes.iter().filter(|n| n.failed).map(|n| n.id.as_str()).collect();
+        let failed: Vec<_> = topo
+            .nodes
+            .iter()
+            .filter(|n| n.failed)
+            .map(|n| n.id.as_str())
+            .collect();
         assert_eq!(failed, ["acme-inventory-2"]);
         assert_eq!(topo.node("inventory").unwrap().replicas, Some((3, 4)));
     }
@@ -488,18 +528,26 @@ mod tests {
         let mut sf = app.cluster.storefronts[0].clone();
         sf.spec.services.remove("gateway");
         sf.spec.datastores = None;
-        app.update(crate::app::Action::Data(crate::app::Update::Storefronts(vec![sf])));
+        app.update(crate::app::Action::Data(crate::app::Update::Storefronts(
+            vec![sf],
+        )));
         let topo = acme(&app);
         assert_eq!(topo.layer(1).count(), 0);
         assert_eq!(topo.layer(4).count(), 0);
-        assert!(topo.edges.iter().filter(|e| e.traffic.is_some()).all(|e| e.from == "client"));
+        assert!(
+            topo.edges
+                .iter()
+                .filter(|e| e.traffic.is_some())
+                .all(|e| e.from == "client")
+        );
     }
 
     #[test]
     fn terminal_rows_nest_shards_and_elide_them_first() {
         let topo = acme(&fixtures::healthy());
         let (rows, hidden) = rows(&topo, 100);
-        let glyphs: Vec<(&str, char, Option<char>)> = rows.iter().map(|r| (r.node, r.trunk, r.branch)).collect();
+        let glyphs: Vec<(&str, char, Option<char>)> =
+            rows.iter().map(|r| (r.node, r.trunk, r.branch)).collect();
         assert_eq!(
             glyphs,
             [
@@ -518,7 +566,10 @@ mod tests {
         assert_eq!(hidden, 0);
         let (rows, hidden) = rows_fit(&topo, 8);
         assert_eq!(rows, 8);
-        assert_eq!(hidden, 2, "six services and two of four shards fit in eight rows");
+        assert_eq!(
+            hidden, 2,
+            "six services and two of four shards fit in eight rows"
+        );
     }
 
     fn rows_fit(topo: &Topology, max: usize) -> (usize, usize) {

@@ -69,8 +69,11 @@ async fn query(client: &Client, q: &str) -> Result<Samples, String> {
 /// One poll: every query, concurrently.
 pub async fn poll_once(client: &Client) -> Result<PromSnapshot, String> {
     let at = Timestamp::now();
-    let service =
-        futures::future::try_join_all(queries::RECORDED.iter().map(|(_, q)| query(client, q)));
+    let recorded: Vec<String> = queries::RECORDED
+        .iter()
+        .map(|(r, q)| queries::recorded_or_raw(r, q))
+        .collect();
+    let service = futures::future::try_join_all(recorded.iter().map(|q| query(client, q)));
     let operator = futures::future::try_join_all(
         [
             queries::OPERATOR_RECONCILES,

@@ -166,24 +166,32 @@ fn banners(app: &App) -> Vec<Line<'static>> {
     if let Some(e) = &app.api.error {
         let age = app.api.last_ok.map_or_else(
             || "no data yet".into(),
-            |t| format!("state from {} ago", fmt_age(app.now.duration_since(t))),
+            |t| {
+                format!(
+                    "last-known state from {} ago",
+                    fmt_age(app.now.duration_since(t))
+                )
+            },
         );
         out.push(
-            Line::from(format!(
-                " API server unreachable — last-known {age}, retrying · {e}"
-            ))
-            .style(Style::new().fg(Color::White).bg(FAILURE).bold()),
+            Line::from(format!(" API server unreachable — {age}, retrying · {e}"))
+                .style(Style::new().fg(Color::White).bg(FAILURE).bold()),
         );
     }
     if app.prom.configured {
         let last = app.prom.last.as_ref().map(|s| s.at);
         let age = last.map_or_else(
             || "no metrics yet".into(),
-            |t| format!("metrics from {} ago", fmt_age(app.now.duration_since(t))),
+            |t| {
+                format!(
+                    "last-known metrics from {} ago",
+                    fmt_age(app.now.duration_since(t))
+                )
+            },
         );
         let msg = match (&app.prom.error, Freshness::of(last, app.now)) {
-            (Some(e), _) => Some(format!(" Prometheus unreachable — last-known {age} · {e}")),
-            (None, Freshness::Stale(_)) => Some(format!(" Prometheus stale — last-known {age}")),
+            (Some(e), _) => Some(format!(" Prometheus unreachable — {age} · {e}")),
+            (None, Freshness::Stale(_)) => Some(format!(" Prometheus stale — {age}")),
             _ => None,
         };
         if let Some(msg) = msg {
@@ -271,8 +279,12 @@ pub(crate) fn metric_style(app: &App) -> Style {
 
 /// Text shown when nothing is in scope.
 pub(crate) fn empty_text(app: &App) -> Vec<Line<'static>> {
-    if !app.api.synced && app.api.error.is_none() {
-        return vec![Line::from(" waiting for the API server…")];
+    if !app.api.synced {
+        return vec![Line::from(if app.api.error.is_none() {
+            " waiting for the API server…"
+        } else {
+            " no data from the API server yet (see the banner); retrying…"
+        })];
     }
     let mut v = vec![Line::from(" No Storefronts in scope.")];
     if app.cluster.storefronts.is_empty() {

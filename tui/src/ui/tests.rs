@@ -154,3 +154,29 @@ fn svg_diagram_has_every_node_in_its_class_color() {
     );
     assert!(svg.contains("#cf222e") && svg.contains("#1f6feb") && svg.contains("#2da44e"));
 }
+
+#[test]
+fn nothing_reachable_from_the_start() {
+    use crate::app::{Scope, Settings, Update};
+    let mut app = App::new(
+        fixtures::now(),
+        Settings {
+            context: Some("gone".into()),
+            prometheus_url: Some("http://127.0.0.1:9".into()),
+        },
+        Scope::default(),
+    );
+    app.update(Action::Data(Update::ApiError(
+        "failed to watch Storefront: connection refused".into(),
+    )));
+    app.update(Action::Data(Update::Prometheus(Err(
+        "failed to query Prometheus: connection refused".into(),
+    ))));
+    let text = to_text(&render(&app, 80, 24));
+    assert!(text.contains("no data from the API server yet"), "{text}");
+    assert!(
+        !text.contains("Create one"),
+        "no advice to create what may exist:\n{text}"
+    );
+    insta::assert_snapshot!(text);
+}

@@ -1,0 +1,35 @@
+//! Frame render time of every view from the fixtures (view models + layout + buffer diff
+//! input), at 80×24 and 200×60: `cargo run --release -p storefront-console --example
+//! render_bench`. Prints p50/p99/max per size; no cluster needed.
+
+use std::time::Instant;
+
+use ratatui::{Terminal, backend::TestBackend};
+use storefront_console::{
+    app::{Action, View},
+    fixtures, ui,
+};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let frames = 2000;
+    for (w, h) in [(80u16, 24u16), (200, 60)] {
+        let mut terminal = Terminal::new(TestBackend::new(w, h))?;
+        let mut app = fixtures::degraded();
+        let mut times = Vec::with_capacity(frames);
+        for i in 0..frames {
+            app.update(Action::Show(View::ALL[i % View::ALL.len()]));
+            let start = Instant::now();
+            terminal.draw(|f| ui::draw(f, &app))?;
+            times.push(start.elapsed());
+        }
+        times.sort();
+        let p = |q: f64| times[((times.len() as f64 - 1.0) * q) as usize];
+        println!(
+            "{w}x{h}: {frames} frames over all six views: p50 {:?} p99 {:?} max {:?}",
+            p(0.5),
+            p(0.99),
+            p(1.0)
+        );
+    }
+    Ok(())
+}
