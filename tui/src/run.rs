@@ -23,19 +23,19 @@ use crate::{
 #[command(name = "storefront-console", version, about)]
 pub struct Cli {
     /// Watch only this namespace (default: all namespaces).
-    #[arg(long, short = 'n', env = "STOREFRONT_NAMESPACE")]
+    #[arg(long, short = 'n', env = "STOREFRONT_NAMESPACE", global = true)]
     pub namespace: Option<String>,
     /// Show only this Storefront.
-    #[arg(long, short = 's')]
+    #[arg(long, short = 's', global = true)]
     pub storefront: Option<String>,
     /// Prometheus base URL, e.g. http://localhost:9090 (plain HTTP). Without it, no metrics.
-    #[arg(long, env = "STOREFRONT_PROMETHEUS_URL")]
+    #[arg(long, env = "STOREFRONT_PROMETHEUS_URL", global = true)]
     pub prometheus_url: Option<String>,
     /// Seconds between Prometheus polls.
     #[arg(long, default_value_t = 5)]
     pub prometheus_interval: u64,
     /// Kubeconfig context (default: the current context).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub context: Option<String>,
     /// Print one frame as plain text and exit.
     #[arg(long)]
@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(long, default_value_t = 24)]
     pub height: u16,
     /// Seconds --once and diagram wait for the first data.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, global = true)]
     pub wait: u64,
     /// The view --once prints: topology, services, shards, sales, failures, events.
     #[arg(long, default_value = "topology")]
@@ -133,6 +133,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Diagram { format, output }) => {
+            if let (false, Some(e)) = (app.api.synced, &app.api.error) {
+                anyhow::bail!("failed to reach the API server: {e}");
+            }
             let sf = app
                 .focus()
                 .context("failed to find a Storefront in scope (see --namespace, --storefront)")?;
@@ -162,6 +165,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout()
                 .write_all(ui::to_text(&buf).as_bytes())
                 .context("failed to write the frame")?;
+            // Scripts learn from the exit code that the frame holds no cluster data.
+            if let (false, Some(e)) = (app.api.synced || cli.demo, &app.api.error) {
+                anyhow::bail!("failed to reach the API server: {e}");
+            }
             Ok(())
         }
         None => interactive(app, rx, cli.demo).await,
