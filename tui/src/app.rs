@@ -74,8 +74,8 @@ pub enum Update {
     Deployments(Vec<DeploymentInfo>),
     Pods(Vec<PodInfo>),
     Events(Vec<EventInfo>),
-    /// A watch failed (the API server is unreachable, or refused us).
-    ApiError(String),
+    /// The watch of a kind failed (the API server is unreachable, or refused us): kind, error.
+    ApiError(String, String),
     /// The first list of every watch arrived.
     ApiSynced,
     Prometheus(Result<PromSnapshot, String>),
@@ -177,8 +177,32 @@ pub struct ApiState {
     pub synced: bool,
     /// Last time a watch delivered anything.
     pub last_ok: Option<Timestamp>,
-    /// Error of the latest failed watch, cleared by the next delivery.
-    pub error: Option<String>,
+    /// Error of the latest failed watch per kind, cleared by that kind's next delivery.
+    pub errors: BTreeMap<String, String>,
+}
+
+impl ApiState {
+    /// The error to show, if any watch is failing.
+    pub fn error(&self) -> Option<&String> {
+        self.errors.values().next()
+    }
+
+    /// Whether the failures look like the API server cannot be reached at all (rather than a
+    /// refused or missing resource).
+    pub fn unreachable(&self) -> bool {
+        self.errors.values().any(|e| {
+            let e = e.to_lowercase();
+            [
+                "connect",
+                "timed out",
+                "dns",
+                "broken pipe",
+                "connection reset",
+            ]
+            .iter()
+            .any(|w| e.contains(w))
+        })
+    }
 }
 
 /// Settings shown in the header.
@@ -404,7 +428,15 @@ impl App {
     }
 
     fn apply(&mut self, u: Update) {
-        let data = !matches!(u, Update::ApiError(_) | Update::Prometheus(_));
+        let kind = match &u {
+            Update::Storefronts(_) => Some("Storefront"),
+            Update::Shards(_) => Some("ServiceShard"),
+            Update::Sales(_) => Some("FlashSale"),
+            Update::Deployments(_) => Some("Deployment"),
+            Update::Pods(_) => Some("Pod"),
+            Update::Events(_) => Some("Event"),
+            Update::ApiSynced | Update::ApiError(..) | Update::Prometheus(_) => None,
+        };
         match u {
             Update::Storefronts(v) => self.cluster.storefronts = v,
             Update::Shards(v) => self.cluster.shards = v,
@@ -413,12 +445,14 @@ impl App {
             Update::Pods(v) => self.cluster.pods = v,
             Update::Events(v) => self.cluster.events = v,
             Update::ApiSynced => self.api.synced = true,
-            Update::ApiError(e) => self.api.error = Some(e),
+            Update::ApiError(kind, e) => {
+                self.api.errors.insert(kind, e);
+            }
             Update::Prometheus(r) => self.prom.record(r),
         }
-        if data {
+        if let Some(kind) = kind {
             self.api.last_ok = Some(self.now);
-            self.api.error = None;
+            self.api.errors.remove(kind);
         }
     }
 

@@ -131,11 +131,23 @@ fn failures_keep_their_first_seen_time_across_updates() {
 #[test]
 fn api_errors_keep_data_and_the_next_delivery_clears_them() {
     let mut app = fixtures::api_down();
-    assert!(app.api.error.is_some());
+    assert!(app.api.error().is_some());
     assert_eq!(app.cluster.storefronts.len(), 1, "last-known objects stay");
+    assert!(app.api.unreachable());
+    app.update(Action::Data(Update::ApiError(
+        "FlashSale".into(),
+        "failed to watch FlashSale: forbidden".into(),
+    )));
     let sfs = app.cluster.storefronts.clone();
     app.update(Action::Data(Update::Storefronts(sfs)));
-    assert!(app.api.error.is_none());
+    assert_eq!(
+        app.api.error().map(String::as_str),
+        Some("failed to watch FlashSale: forbidden"),
+        "a delivery clears only its own kind's error"
+    );
+    assert!(!app.api.unreachable(), "forbidden is not unreachable");
+    app.update(Action::Data(Update::Sales(Vec::new())));
+    assert!(app.api.error().is_none());
 }
 
 #[test]

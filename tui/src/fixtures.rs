@@ -233,6 +233,14 @@ fn events(broken: bool) -> Vec<EventInfo> {
     v
 }
 
+/// The operator's counters 10 s apart: 1 reconcile/s, 0.1 writes/s, no errors.
+fn prom_snapshot_before(at: Timestamp, broken: bool) -> PromSnapshot {
+    let mut snap = prom_snapshot(at - SignedDuration::from_secs(10), broken);
+    snap.operator.reconciles = Some(1190.0);
+    snap.operator.writes = Some(84.0);
+    snap
+}
+
 fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
     let mut snap = PromSnapshot::empty(at);
     let numbers = [
@@ -267,7 +275,9 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
         );
     }
     snap.operator.reconciles = Some(1200.0);
+    snap.operator.errors = Some(2.0);
     snap.operator.writes = Some(85.0);
+    snap.operator.p99_seconds = Some(0.021);
     snap
 }
 
@@ -300,10 +310,12 @@ fn feed(app: &mut App, broken: bool) {
 pub fn healthy() -> App {
     let mut app = base(settings());
     feed(&mut app, false);
-    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
-        ago(3),
-        false,
-    )))));
+    for snap in [
+        prom_snapshot_before(ago(3), false),
+        prom_snapshot(ago(3), false),
+    ] {
+        app.update(Action::Data(Update::Prometheus(Ok(snap))));
+    }
     app
 }
 
@@ -311,10 +323,12 @@ pub fn healthy() -> App {
 pub fn degraded() -> App {
     let mut app = base(settings());
     feed(&mut app, true);
-    app.update(Action::Data(Update::Prometheus(Ok(prom_snapshot(
-        ago(3),
-        true,
-    )))));
+    for snap in [
+        prom_snapshot_before(ago(3), true),
+        prom_snapshot(ago(3), true),
+    ] {
+        app.update(Action::Data(Update::Prometheus(Ok(snap))));
+    }
     app
 }
 
@@ -343,6 +357,7 @@ pub fn api_down() -> App {
         false,
     )))));
     app.update(Action::Data(Update::ApiError(
+        "Storefront".into(),
         "failed to watch Storefront: connection refused".into(),
     )));
     app

@@ -133,7 +133,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Some(Command::Diagram { format, output }) => {
-            if let (false, Some(e)) = (app.api.synced, &app.api.error) {
+            if let (false, Some(e)) = (app.api.synced, app.api.error()) {
                 anyhow::bail!("failed to reach the API server: {e}");
             }
             let sf = app
@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .write_all(ui::to_text(&buf).as_bytes())
                 .context("failed to write the frame")?;
             // Scripts learn from the exit code that the frame holds no cluster data.
-            if let (false, Some(e)) = (app.api.synced || cli.demo, &app.api.error) {
+            if let (false, Some(e)) = (app.api.synced || cli.demo, app.api.error()) {
                 anyhow::bail!("failed to reach the API server: {e}");
             }
             Ok(())

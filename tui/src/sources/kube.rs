@@ -1,7 +1,8 @@
 //! kube-rs watchers for the console. Each task runs `watcher(api, config).default_backoff()`,
 //! keeps a store of trimmed objects keyed by `namespace/name` (a reflector of summaries), and
 //! sends the full list after every burst of events. A watch error becomes
-//! [`Update::ApiError`]; the watcher then backs off, re-lists and the next list clears it.
+//! [`Update::ApiError`] of its kind; the watcher then backs off, re-lists, and its next list
+//! clears that error.
 
 use std::{
     collections::BTreeMap,
@@ -175,7 +176,10 @@ async fn watch<K, S>(
                 }
                 Err(e) => {
                     if tx
-                        .send(Update::ApiError(format!("failed to watch {kind}: {e}")))
+                        .send(Update::ApiError(
+                            kind.clone(),
+                            format!("failed to watch {kind}: {e}"),
+                        ))
                         .await
                         .is_err()
                     {

@@ -111,7 +111,7 @@ fn header_line(app: &App) -> Line<'static> {
         (None, Some(sf)) => format!("*/{sf}"),
         (None, None) => "all".into(),
     };
-    let api_ok = app.api.error.is_none();
+    let api_ok = app.api.error().is_none();
     let api_text = match (api_ok, app.api.synced) {
         (false, _) => "down",
         (true, false) => "syncing",
@@ -163,7 +163,7 @@ fn header_line(app: &App) -> Line<'static> {
 /// Degraded-source banners: never silent, always with the age of what is shown.
 fn banners(app: &App) -> Vec<Line<'static>> {
     let mut out = Vec::new();
-    if let Some(e) = &app.api.error {
+    if let Some(e) = app.api.error() {
         let age = app.api.last_ok.map_or_else(
             || "no data yet".into(),
             |t| {
@@ -174,8 +174,15 @@ fn banners(app: &App) -> Vec<Line<'static>> {
             },
         );
         out.push(
-            Line::from(format!(" API server unreachable — {age}, retrying · {e}"))
-                .style(Style::new().fg(Color::White).bg(FAILURE).bold()),
+            Line::from(format!(
+                " {} — {age}, retrying · {e}",
+                if app.api.unreachable() {
+                    "API server unreachable"
+                } else {
+                    "API watch failing"
+                }
+            ))
+            .style(Style::new().fg(Color::White).bg(FAILURE).bold()),
         );
     }
     if app.prom.configured {
@@ -280,7 +287,7 @@ pub(crate) fn metric_style(app: &App) -> Style {
 /// Text shown when nothing is in scope.
 pub(crate) fn empty_text(app: &App) -> Vec<Line<'static>> {
     if !app.api.synced {
-        return vec![Line::from(if app.api.error.is_none() {
+        return vec![Line::from(if app.api.error().is_none() {
             " waiting for the API server…"
         } else {
             " no data from the API server yet (see the banner); retrying…"

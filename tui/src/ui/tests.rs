@@ -167,6 +167,7 @@ fn nothing_reachable_from_the_start() {
         Scope::default(),
     );
     app.update(Action::Data(Update::ApiError(
+        "Storefront".into(),
         "failed to watch Storefront: connection refused".into(),
     )));
     app.update(Action::Data(Update::Prometheus(Err(
