@@ -154,6 +154,38 @@ async fn bad_input_is_refused_by_the_api_server_with_a_clear_message() {
             ),
             vec!["scale.maxReplicas must be greater than or equal to scale.minReplicas"],
         ),
+        (
+            "zero duration",
+            sale("  schedule: {cron: '0 20 * * FRI', duration: 0s}\n"),
+            vec![
+                "spec.schedule.duration",
+                "schedule.duration must be longer than 0",
+            ],
+        ),
+        (
+            "cron with junk",
+            sale("  schedule: {cron: '0 20 * * FRI; rm', duration: 1h}\n"),
+            vec!["spec.schedule.cron", "should match"],
+        ),
+        (
+            "cron with four fields",
+            sale("  schedule: {cron: '0 20 * *', duration: 1h}\n"),
+            vec!["spec.schedule.cron"],
+        ),
+        (
+            "factor zero",
+            sale(
+                "  start: \"2026-11-27T08:00:00Z\"\n  end: \"2026-11-27T20:00:00Z\"\n  services:\n    orders: {factor: 0}\n",
+            ),
+            vec!["spec.services.orders.factor", "greater than or equal to 1"],
+        ),
+        (
+            "unknown service in a sale",
+            sale(
+                "  start: \"2026-11-27T08:00:00Z\"\n  end: \"2026-11-27T20:00:00Z\"\n  services:\n    shipping: {factor: 2}\n",
+            ),
+            vec!["spec.services", "unknown service name"],
+        ),
     ];
     for (what, yaml, expected) in sale_cases {
         let err = create(&sales, &yaml, false).await.expect_err(what);

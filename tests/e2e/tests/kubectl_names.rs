@@ -109,7 +109,11 @@ async fn every_name_of_every_kind_resolves_to_that_kind_alone() {
             let table = kubectl(&cache, &["get", name, "-n", n], None);
             assert!(table.contains(obj_name), "`kubectl get {name}`: {table}");
 
-            let one = kubectl(&cache, &["get", name, obj_name, "-n", n, "-o", "name"], None);
+            let one = kubectl(
+                &cache,
+                &["get", name, obj_name, "-n", n, "-o", "name"],
+                None,
+            );
             assert_eq!(one.trim(), qualified, "`kubectl get {name} {obj_name}`");
 
             let described = kubectl(&cache, &["describe", name, obj_name, "-n", n], None);
