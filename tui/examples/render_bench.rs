@@ -1,5 +1,5 @@
 //! Frame render time of every view from the fixtures (view models + layout + buffer diff
-//! input), at 80×24 and 200×60: `cargo run --release -p storefront-console --example
+//! input), at 80×24 and 200×60, and with a thousand Storefronts: `cargo run --release -p storefront-console --example
 //! render_bench`. Prints p50/p99/max per size; no cluster needed.
 
 use std::time::Instant;
@@ -12,9 +12,19 @@ use storefront_console::{
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let frames = 2000;
-    for (w, h) in [(80u16, 24u16), (200, 60)] {
+    let scenarios = [
+        ("sample shop", 80u16, 24u16, 1usize),
+        ("sample shop", 200, 60, 1),
+        ("1000 Storefronts, all in scope", 80, 24, 1000),
+    ];
+    for (name, w, h, n) in scenarios {
         let mut terminal = Terminal::new(TestBackend::new(w, h))?;
-        let mut app = fixtures::degraded();
+        let mut app = if n == 1 {
+            fixtures::degraded()
+        } else {
+            fixtures::many(n)
+        };
+        let frames = if n == 1 { frames } else { 120 };
         let mut times = Vec::with_capacity(frames);
         for i in 0..frames {
             app.update(Action::Show(View::ALL[i % View::ALL.len()]));
@@ -25,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times.sort();
         let p = |q: f64| times[((times.len() as f64 - 1.0) * q) as usize];
         println!(
-            "{w}x{h}: {frames} frames over all six views: p50 {:?} p99 {:?} max {:?}",
+            "{name}, {w}x{h}: {frames} frames over all six views: p50 {:?} p99 {:?} max {:?}",
             p(0.5),
             p(0.99),
             p(1.0)

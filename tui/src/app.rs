@@ -451,6 +451,7 @@ impl App {
             Update::Prometheus(r) => self.prom.record(r),
         }
         if let Some(kind) = kind {
+            self.cluster.index();
             self.api.last_ok = Some(self.now);
             self.api.errors.remove(kind);
         }
@@ -458,19 +459,19 @@ impl App {
 
     /// Re-derives failures and keeps the selection in range.
     pub fn refresh(&mut self) {
-        let mut cluster = self.cluster.clone();
-        cluster.storefronts.retain(|sf| self.in_scope(sf));
-        let ns_ok = |ns: &str| self.scope.namespace.as_deref().is_none_or(|n| n == ns);
-        cluster.deployments.retain(|d| ns_ok(&d.namespace));
-        cluster.pods.retain(|p| ns_ok(&p.namespace));
-        self.failures = failures::derive(&cluster, &self.prom, self.now, &self.first_seen)
+        // Derived over everything (first-seen times survive a change of scope), shown in scope.
+        let all = failures::derive(&self.cluster, &self.prom, self.now, &self.first_seen);
+        self.first_seen = all.iter().map(|f| (f.key(), f.since)).collect();
+        let ns_ok =
+            |ns: &str| ns.is_empty() || self.scope.namespace.as_deref().is_none_or(|n| n == ns);
+        self.failures = all
             .into_iter()
+            .filter(|f| ns_ok(&f.namespace))
             .filter(|f| match (&self.scope.storefront, &f.storefront) {
                 (Some(want), Some(got)) => want == got,
                 _ => true,
             })
             .collect();
-        self.first_seen = self.failures.iter().map(|f| (f.key(), f.since)).collect();
         self.clamp();
     }
 

@@ -372,3 +372,40 @@ pub fn empty() -> App {
     app.update(Action::Data(Update::ApiSynced));
     app
 }
+
+/// `n` copies of the shop, one per namespace `shop-<i>`, every tenth with payments down: the
+/// console at scale (render time with a thousand Storefronts).
+pub fn many(n: usize) -> App {
+    let mut app = base(settings());
+    let mut all = crate::model::Cluster::default();
+    for i in 0..n {
+        let ns = format!("shop-{i}");
+        let broken = i % 10 == 0;
+        let mut sf = storefront(broken);
+        sf.metadata.namespace = Some(ns.clone());
+        all.storefronts.push(sf);
+        for mut s in shards() {
+            s.metadata.namespace = Some(ns.clone());
+            all.shards.push(s);
+        }
+        all.deployments
+            .extend(deployments(broken).into_iter().map(|mut d| {
+                d.namespace = ns.clone();
+                d
+            }));
+        all.pods.extend(pods(broken).into_iter().map(|mut p| {
+            p.namespace = ns.clone();
+            p
+        }));
+    }
+    for u in [
+        Update::Storefronts(all.storefronts),
+        Update::Shards(all.shards),
+        Update::Deployments(all.deployments),
+        Update::Pods(all.pods),
+        Update::ApiSynced,
+    ] {
+        app.update(Action::Data(u));
+    }
+    app
+}

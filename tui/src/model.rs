@@ -40,6 +40,58 @@ pub struct Cluster {
     pub events: Vec<EventInfo>,
 }
 
+impl Cluster {
+    /// Sorts the per-Storefront lists by namespace and Storefront so that the `*_of` lookups
+    /// are binary searches (a thousand Storefronts must not make every frame quadratic).
+    /// The app calls it after every update of those lists.
+    pub fn index(&mut self) {
+        self.deployments.sort_by(|a, b| {
+            (&a.namespace, &a.storefront, &a.name).cmp(&(&b.namespace, &b.storefront, &b.name))
+        });
+        self.pods.sort_by(|a, b| {
+            (&a.namespace, &a.storefront, &a.name).cmp(&(&b.namespace, &b.storefront, &b.name))
+        });
+        self.shards.sort_by(|a, b| shard_key(a).cmp(&shard_key(b)));
+    }
+
+    /// Deployments of one Storefront (after [`Cluster::index`]).
+    pub fn deployments_of(&self, namespace: &str, storefront: &str) -> &[DeploymentInfo] {
+        slice_of(&self.deployments, (namespace, storefront), |d| {
+            (d.namespace.as_str(), d.storefront.as_deref().unwrap_or(""))
+        })
+    }
+
+    /// Pods of one Storefront (after [`Cluster::index`]).
+    pub fn pods_of(&self, namespace: &str, storefront: &str) -> &[PodInfo] {
+        slice_of(&self.pods, (namespace, storefront), |p| {
+            (p.namespace.as_str(), p.storefront.as_deref().unwrap_or(""))
+        })
+    }
+
+    /// ServiceShards of one Storefront (after [`Cluster::index`]).
+    pub fn shards_of(&self, namespace: &str, storefront: &str) -> &[ServiceShard] {
+        slice_of(&self.shards, (namespace, storefront), |s| {
+            let (ns, sf, _) = shard_key(s);
+            (ns, sf)
+        })
+    }
+}
+
+fn shard_key(s: &ServiceShard) -> (&str, &str, i32) {
+    (
+        s.metadata.namespace.as_deref().unwrap_or(""),
+        s.spec.storefront.as_str(),
+        s.spec.index,
+    )
+}
+
+/// The run of `v` (sorted by `key`) whose key is `want`.
+fn slice_of<'a, T>(v: &'a [T], want: (&str, &str), key: impl Fn(&T) -> (&str, &str)) -> &'a [T] {
+    let start = v.partition_point(|x| key(x) < want);
+    let len = v[start..].partition_point(|x| key(x) == want);
+    &v[start..start + len]
+}
+
 /// A Deployment of a Storefront child.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeploymentInfo {
@@ -226,6 +278,36 @@ pub fn sf_key(sf: &Storefront) -> (String, String) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_storefront_lookups_find_exactly_their_objects() {
+        let dep = |ns: &str, sf: Option<&str>, name: &str| DeploymentInfo {
+            namespace: ns.into(),
+            storefront: sf.map(Into::into),
+            name: name.into(),
+            ..DeploymentInfo::default()
+        };
+        let mut c = Cluster {
+            deployments: vec![
+                dep("b", Some("acme"), "acme-gateway"),
+                dep("a", Some("acme"), "acme-orders"),
+                dep("a", None, "stray"),
+                dep("a", Some("acme"), "acme-auth"),
+                dep("a", Some("acme-eu"), "acme-eu-auth"),
+            ],
+            ..Cluster::default()
+        };
+        c.index();
+        let names = |v: &[DeploymentInfo]| v.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(c.deployments_of("a", "acme")),
+            ["acme-auth", "acme-orders"]
+        );
+        assert_eq!(names(c.deployments_of("a", "acme-eu")), ["acme-eu-auth"]);
+        assert_eq!(names(c.deployments_of("b", "acme")), ["acme-gateway"]);
+        assert!(c.deployments_of("c", "acme").is_empty());
+        assert!(c.pods_of("a", "acme").is_empty());
+    }
 
     #[test]
     fn crash_looping_pod_is_broken_and_counts_restarts() {

@@ -143,12 +143,11 @@ pub fn build(
             throttled_rps: m.throttled_rps,
         }
     };
+    let deployments = cluster.deployments_of(&ns, &name);
     let deployment = |node: &str| {
-        cluster.deployments.iter().find(|d| {
-            d.namespace == ns
-                && d.storefront.as_deref() == Some(&name)
-                && d.node().as_deref() == Some(node)
-        })
+        deployments
+            .iter()
+            .find(|d| d.node().as_deref() == Some(node))
     };
 
     let mut nodes = vec![Node {
@@ -269,14 +268,11 @@ fn shard_nodes(
     failed_ids: &[&str],
 ) -> Vec<Node> {
     let (ns, name) = sf_key(sf);
+    let deployments = cluster.deployments_of(&ns, &name);
     let mut shards: Vec<(i32, Node)> = cluster
-        .shards
+        .shards_of(&ns, &name)
         .iter()
-        .filter(|s| {
-            s.metadata.namespace.as_deref() == Some(&ns)
-                && s.spec.storefront == name
-                && s.spec.service.as_str() == service
-        })
+        .filter(|s| s.spec.service.as_str() == service)
         .map(|s| {
             let st = s.status.clone().unwrap_or_default();
             let id = s.metadata.name.clone().unwrap_or_default();
@@ -285,10 +281,9 @@ fn shard_nodes(
                 .key_share_percent
                 .map(|p| format!(" {p}%"))
                 .unwrap_or_default();
-            let ready = cluster
-                .deployments
+            let ready = deployments
                 .iter()
-                .find(|d| d.namespace == ns && d.name == id)
+                .find(|d| d.name == id)
                 .map_or(st.ready_replicas, |d| d.ready);
             (
                 s.spec.index,

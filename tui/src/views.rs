@@ -135,10 +135,11 @@ pub fn shards(app: &App) -> Vec<ShardRow> {
         let (ns, name) = sf_key(sf);
         let topo = topology::build(sf, &app.cluster, &app.prom, &app.failures);
         for n in topo.layer(3) {
-            let obj = app.cluster.shards.iter().find(|s| {
-                s.metadata.namespace.as_deref() == Some(&ns)
-                    && s.metadata.name.as_deref() == Some(&n.id)
-            });
+            let obj = app
+                .cluster
+                .shards_of(&ns, &name)
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(&n.id));
             let st = obj.and_then(|s| s.status.clone()).unwrap_or_default();
             let (ready, desired) = n.replicas.unwrap_or((0, 0));
             rows.push(ShardRow {
@@ -294,14 +295,18 @@ pub fn failures(app: &App) -> Vec<&Failure> {
 
 /// Events of the Storefronts in scope and their children, newest first.
 pub fn events(app: &App) -> Vec<&EventInfo> {
-    let sfs: Vec<(String, String)> = app.storefronts().into_iter().map(sf_key).collect();
+    let mut by_ns: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (ns, name) in app.storefronts().into_iter().map(sf_key) {
+        by_ns.entry(ns).or_default().push(name);
+    }
     let mut v: Vec<&EventInfo> = app
         .cluster
         .events
         .iter()
         .filter(|e| {
-            sfs.iter()
-                .any(|(ns, name)| *ns == e.namespace && e.concerns(name))
+            by_ns
+                .get(&e.namespace)
+                .is_some_and(|names| names.iter().any(|n| e.concerns(n)))
         })
         .filter(|e| {
             app.matches(&format!(
@@ -335,13 +340,9 @@ pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
             let m = &r.metrics;
             let pods: Vec<String> = app
                 .cluster
-                .pods
+                .pods_of(&r.namespace, &r.storefront)
                 .iter()
-                .filter(|p| {
-                    p.namespace == r.namespace
-                        && p.storefront.as_deref() == Some(&r.storefront)
-                        && p.component.as_deref() == Some(&r.service)
-                })
+                .filter(|p| p.component.as_deref() == Some(&r.service))
                 .map(|p| {
                     let state = p.waiting_reason.clone().unwrap_or_else(|| p.phase.clone());
                     format!(
