@@ -116,7 +116,7 @@ pub struct Inventory {
 }
 
 /// Merges lines by SKU, refusing empty orders and zero quantities.
-fn merge(lines: &[(String, u32)]) -> Result<BTreeMap<String, u32>, InventoryError> {
+pub fn merge_lines(lines: &[(String, u32)]) -> Result<BTreeMap<String, u32>, InventoryError> {
     if lines.is_empty() {
         return Err(InventoryError::NoLines);
     }
@@ -168,7 +168,7 @@ impl Inventory {
         order_id: &str,
         lines: &[(String, u32)],
     ) -> Result<ReserveOutcome, InventoryError> {
-        let wanted = merge(lines)?;
+        let wanted = merge_lines(lines)?;
         match self.holds.get(order_id) {
             Some(Hold::Held(_) | Hold::Committed) => return Ok(ReserveOutcome::Reserved),
             Some(Hold::Rejected(rejection)) => {

@@ -2,9 +2,12 @@
 //!
 //! - [`domain`]: reservations all-or-nothing per order, never oversold, idempotent per order
 //!   id, released on cancel, committed on confirm.
+//! - [`postgres`]: the same rules in SQL, one schema per shard (integration-tested against a
+//!   real server: `tests/inventory_postgres.rs`).
 //!
-//! The PostgreSQL store (one schema per shard), the NATS consumers of `OrderCreated` /
+//! The NATS consumers of `OrderCreated` /
 //! `OrderCancelled` / `OrderConfirmed` and the gRPC server of `proto/inventory.proto` are
 //! adapters still to come (issue 6).
 
 pub mod domain;
+pub mod postgres;
