@@ -118,7 +118,7 @@ fn header_line(app: &App) -> Line<'static> {
         (true, true) => "ok",
     };
     let prom = if !app.prom.configured {
-        vec![Span::raw(" prom "), Span::styled("off", Style::new().dim())]
+        vec![Span::raw("prom "), Span::styled("off", Style::new().dim())]
     } else {
         let state = match (
             &app.prom.error,
@@ -130,33 +130,38 @@ fn header_line(app: &App) -> Line<'static> {
             (None, Freshness::Missing) => "waiting",
         };
         vec![
-            Span::raw(" prom "),
+            Span::raw("prom "),
             dot(state == "ok"),
             Span::raw(format!(" {state}")),
         ]
     };
-    let mut spans = vec![
-        Span::styled(" storefront-console ", Style::new().bold().reversed()),
-        Span::raw(format!(
-            " {} ",
-            app.settings
-                .context
-                .clone()
-                .unwrap_or_else(|| "default".into())
-        )),
-        Span::styled(format!("scope {scope}  "), Style::new().bold()),
-        Span::raw("api "),
-        dot(api_ok),
-        Span::raw(format!(" {api_text}")),
-    ];
-    spans.extend(prom);
     let n = app.failures.len();
-    spans.push(Span::raw("  "));
-    spans.push(if n > 0 {
+    let failing = if n > 0 {
         Span::styled(format!("{n} failing"), Style::new().fg(FAILURE).bold())
     } else {
         Span::styled("0 failing", Style::new().fg(Color::Green))
-    });
+    };
+    // Most important first: a narrow terminal cuts the context, not the health.
+    let mut spans = vec![
+        Span::styled(" storefront-console ", Style::new().bold().reversed()),
+        Span::raw(" "),
+        failing,
+        Span::raw("  api "),
+        dot(api_ok),
+        Span::raw(format!(" {api_text} ")),
+    ];
+    spans.extend(prom);
+    spans.push(Span::styled(
+        format!("  scope {scope}"),
+        Style::new().bold(),
+    ));
+    spans.push(Span::raw(format!(
+        "  ctx {}",
+        app.settings
+            .context
+            .clone()
+            .unwrap_or_else(|| "default".into())
+    )));
     Line::from(spans)
 }
 

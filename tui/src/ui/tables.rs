@@ -58,15 +58,19 @@ fn render_table(
 
 pub fn services(frame: &mut Frame, area: Rect, app: &App) {
     let rows = views::services(app);
-    let multi = app.storefronts().len() > 1;
+    let sfs = app.storefronts();
+    let multi = sfs.len() > 1;
+    let multi_ns = sfs
+        .windows(2)
+        .any(|w| w[0].metadata.namespace != w[1].metadata.namespace);
     let ms = metric_style(app);
     let body: Vec<Row> = rows
         .iter()
         .map(|r| {
-            let name = if multi {
-                format!("{}/{}", r.storefront, r.service)
-            } else {
-                r.service.clone()
+            let name = match (multi_ns, multi) {
+                (true, _) => format!("{}/{}/{}", r.namespace, r.storefront, r.service),
+                (false, true) => format!("{}/{}", r.storefront, r.service),
+                (false, false) => r.service.clone(),
             };
             let name_style = if r.failed {
                 Style::new().fg(Color::White).bg(FAILURE).bold()
@@ -95,7 +99,11 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let widths = [
-        Constraint::Length(if multi { 20 } else { 15 }),
+        Constraint::Length(match (multi_ns, multi) {
+            (true, _) => 24,
+            (false, true) => 20,
+            (false, false) => 15,
+        }),
         Constraint::Length(4),
         Constraint::Length(5),
         Constraint::Min(8),

@@ -181,3 +181,15 @@ fn nothing_reachable_from_the_start() {
     );
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn many_storefronts_in_many_namespaces() {
+    let app = fixtures::many(12);
+    insta::assert_snapshot!("many_services", frame(&app, View::Services));
+    let text = frame(&app, View::Failures);
+    assert!(text.contains("Failures ("), "{text}");
+    assert!(
+        text.contains("shop-0") || text.contains("payments"),
+        "{text}"
+    );
+}
