@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     catalog::seed,
-    config::{CommonArgs, ProviderArgs},
+    config::{CommonArgs, ProviderArgs, ShardArgs, required},
+    inventory,
 };
 
 /// Storefront's commerce services.
@@ -46,7 +47,12 @@ pub enum Command {
     /// Event-sourced orders and the checkout saga.
     Orders(CommonArgs),
     /// Stock and reservations on one shard.
-    Inventory(CommonArgs),
+    Inventory {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        shard: ShardArgs,
+    },
     /// Charges against the simulated provider.
     Payments {
         #[command(flatten)]
@@ -58,8 +64,14 @@ pub enum Command {
     Recommendations(CommonArgs),
     /// Writes a deterministic catalog as JSON Lines.
     Seed(SeedArgs),
-    /// Creates or upgrades the database schemas.
-    Migrate(CommonArgs),
+    /// Creates or upgrades a service's database schema (`--service`, or STOREFRONT_SERVICE).
+    Migrate {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The service whose schema to migrate.
+        #[arg(long, env = "STOREFRONT_SERVICE")]
+        service: Option<String>,
+    },
 }
 
 /// `seed` settings.
@@ -84,11 +96,11 @@ impl Command {
             Self::Auth(_) => "auth",
             Self::Catalog(_) => "catalog",
             Self::Orders(_) => "orders",
-            Self::Inventory(_) => "inventory",
+            Self::Inventory { .. } => "inventory",
             Self::Payments { .. } => "payments",
             Self::Recommendations(_) => "recommendations",
             Self::Seed(_) => "seed",
-            Self::Migrate(_) => "migrate",
+            Self::Migrate { .. } => "migrate",
         }
     }
 }
@@ -102,8 +114,24 @@ pub fn run(cli: Cli) -> Result<()> {
             provider.provider()?;
             not_implemented("payments")
         }
+        Command::Inventory { common, shard } => {
+            runtime()?.block_on(inventory::run::run(common, shard))
+        }
+        Command::Migrate { common, service } => {
+            match required(service.as_deref(), "--service", "STOREFRONT_SERVICE")? {
+                "inventory" => runtime()?.block_on(inventory::run::migrate(&common)),
+                other => bail!("failed to migrate {other}: not implemented yet (see issue 6)"),
+            }
+        }
         other => not_implemented(other.name()),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
 }
 
 fn not_implemented(name: &str) -> Result<()> {
@@ -134,9 +162,11 @@ fn write_seed(args: &SeedArgs) -> Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // sqlx logs PostgreSQL's notices ("already exists, skipping") at info.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
@@ -163,8 +193,19 @@ pub fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    /// Parses flags only: the environment of whoever runs the tests (a `DATABASE_URL` for
+    /// the integration tests, say) must not leak into these.
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("storefront-workloads").chain(args.iter().copied()))
+        use clap::{CommandFactory, FromArgMatches};
+        let mut cmd = Cli::command();
+        for sub in cmd.get_subcommands_mut() {
+            let owned = std::mem::take(sub);
+            *sub = owned.mut_args(|a| a.env(None));
+        }
+        let matches = cmd.try_get_matches_from(
+            std::iter::once("storefront-workloads").chain(args.iter().copied()),
+        )?;
+        Cli::from_arg_matches(&matches)
     }
 
     #[test]
@@ -216,6 +257,39 @@ mod tests {
             err.to_string()
                 .starts_with("invalid setting --payment-failure-rate"),
             "{err}"
+        );
+        let err =
+            run(parse(&["inventory", "--storefront", "shop"]).expect("parses")).expect_err("no db");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --database-url or set DATABASE_URL"
+        );
+        let err =
+            run(parse(&["inventory", "--storefront", "s", "--shard-index", "1"]).expect("parses"))
+                .expect_err("no count");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --shard-count or set SHARD_COUNT"
+        );
+        let err = run(parse(&[
+            "inventory",
+            "--storefront",
+            "s",
+            "--shard-index",
+            "2",
+            "--shard-count",
+            "2",
+        ])
+        .expect("parses"))
+        .expect_err("no such shard");
+        assert!(
+            err.to_string().contains("shard 2 of 2 does not exist"),
+            "{err}"
+        );
+        let err = run(parse(&["migrate"]).expect("parses")).expect_err("no service");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --service or set STOREFRONT_SERVICE"
         );
         let cli = parse(&["auth", "--storefront", "shop"]).expect("parses");
         let Command::Auth(common) = cli.command else {

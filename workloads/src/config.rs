@@ -152,3 +152,53 @@ impl ProviderArgs {
         })
     }
 }
+
+/// A shard's place in its ring, as the operator passes it (`SHARD_INDEX`, `SHARD_COUNT`,
+/// `RING_EPOCH`). An unsharded service has neither index nor count: one shard of one.
+#[derive(Args, Clone, Debug)]
+pub struct ShardArgs {
+    /// This shard's ordinal.
+    #[arg(long, env = "SHARD_INDEX")]
+    pub shard_index: Option<u32>,
+    /// The number of shards in the ring.
+    #[arg(long, env = "SHARD_COUNT")]
+    pub shard_count: Option<u32>,
+    /// The ring epoch this shard serves.
+    #[arg(long, env = "RING_EPOCH", default_value_t = 1)]
+    pub ring_epoch: i64,
+}
+
+impl ShardArgs {
+    /// `(index, count, epoch)`, checked: both or neither of index and count, index < count.
+    pub fn place(&self) -> Result<(u32, u32, i64), ConfigError> {
+        let (index, count) = match (self.shard_index, self.shard_count) {
+            (None, None) => (0, 1),
+            (Some(i), Some(n)) => (i, n),
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    flag: "--shard-count",
+                    env: "SHARD_COUNT",
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    flag: "--shard-index",
+                    env: "SHARD_INDEX",
+                });
+            }
+        };
+        if count == 0 || index >= count {
+            return Err(ConfigError::Invalid {
+                flag: "--shard-index",
+                reason: format!("shard {index} of {count} does not exist"),
+            });
+        }
+        if self.ring_epoch < 1 {
+            return Err(ConfigError::Invalid {
+                flag: "--ring-epoch",
+                reason: format!("the epoch must be positive, got {}", self.ring_epoch),
+            });
+        }
+        Ok((index, count, self.ring_epoch))
+    }
+}

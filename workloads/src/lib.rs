@@ -8,12 +8,12 @@
 //! |---------------------|----------------------------------------------------|-----------------|
 //! | [`auth`]            | argon2id, Ed25519 JWTs (user + service tokens)     | gRPC server     |
 //! | [`orders`]          | events, projection, saga, Idempotency-Key          | —               |
-//! | [`inventory`]       | reservations: all-or-nothing, never oversold       | —               |
+//! | [`inventory`]       | reservations: all-or-nothing, never oversold       | PostgreSQL, gRPC, `inventory` + `migrate` commands |
 //! | [`payments`]        | one charge per order, simulated provider           | —               |
 //! | [`catalog`]         | deterministic seed catalog                         | `seed` command  |
 //!
 //! Shared: [`api`] (the public JSON shapes and error body), [`grpc`] (service-token
-//! interceptors), [`config`] (flags and environment), [`proto`] (generated code), and the
+//! interceptors), [`ops`] (`/healthz`, `/readyz`, `/metrics`, SIGTERM), [`config`] (flags and environment), [`proto`] (generated code), and the
 //! ring in `storefront_crds::ring`.
 
 pub mod api;
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod grpc;
 pub mod inventory;
+pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod proto;

@@ -308,11 +308,11 @@ fn product(rng: &mut ChaCha8Rng, n: usize) -> Product {
     } else {
         rng.random_range(1..=500)
     };
+    let uses = pick(rng, category.uses);
+    let qualities: Vec<&str> = QUALITIES.choose_multiple(rng, 2).copied().collect();
     let description = format!(
-        "The {brand} {adjective} {noun} {model} in {colour}, for {}. It is {} and {}.",
-        pick(rng, category.uses),
-        pick(rng, QUALITIES),
-        pick(rng, QUALITIES),
+        "The {brand} {adjective} {noun} {model} in {colour}, for {uses}. It is {}.",
+        qualities.join(" and "),
     );
     Product {
         sku: format!("SKU-{c:04}-{n:06}"),
@@ -369,6 +369,9 @@ mod tests {
             assert!((0..=500).contains(&p.stock));
             assert!(p.name.contains(&p.brand) && p.description.contains(&p.brand));
             assert!(p.description.len() > 60, "{}", p.description);
+            let (_, qualities) = p.description.split_once(". It is ").expect("two sentences");
+            let (first, second) = qualities.split_once(" and ").expect("two qualities");
+            assert_ne!(first, second.trim_end_matches('.'), "{}", p.description);
             assert_eq!(p.currency, "USD");
         }
         let sold_out = products.iter().filter(|p| p.stock == 0).count();

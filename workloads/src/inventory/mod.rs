@@ -4,10 +4,13 @@
 //!   id, released on cancel, committed on confirm.
 //! - [`postgres`]: the same rules in SQL, one schema per shard (integration-tested against a
 //!   real server: `tests/inventory_postgres.rs`).
+//! - [`grpc`]: the shard's gRPC server over any store, refusing SKUs it does not own.
+//! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!
 //! The NATS consumers of `OrderCreated` /
-//! `OrderCancelled` / `OrderConfirmed` and the gRPC server of `proto/inventory.proto` are
-//! adapters still to come (issue 6).
+//! `OrderCancelled` / `OrderConfirmed` are adapters still to come (issue 6).
 
 pub mod domain;
+pub mod grpc;
 pub mod postgres;
+pub mod run;

@@ -35,7 +35,7 @@ pub enum PgInventoryError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Input(#[from] InventoryError),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _, not starting with a digit")]
+    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
     Schema(String),
     #[error("failed to read the hold of order {order_id}: {detail}")]
     Corrupt { order_id: String, detail: String },
@@ -45,12 +45,11 @@ type Result<T> = std::result::Result<T, PgInventoryError>;
 
 /// Checks a schema name so that it can be interpolated into DDL safely.
 pub fn validate_schema(name: &str) -> Result<()> {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if first_ok && rest_ok && name.len() <= 63 {
+    // Always double-quoted where used, so a leading digit (a Storefront named `2shop`) is fine.
+    let valid = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid && (1..=63).contains(&name.len()) {
         Ok(())
     } else {
         Err(PgInventoryError::Schema(name.to_string()))
@@ -73,7 +72,8 @@ impl PgInventory {
     /// Connects a pool whose `search_path` is `schema` (which [`PgInventory::migrate`] creates).
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
         validate_schema(schema)?;
-        let options = PgConnectOptions::from_str(url)?.options([("search_path", schema)]);
+        let options =
+            PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\""))]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .connect_with(options)
@@ -369,10 +369,10 @@ mod tests {
 
     #[test]
     fn schema_names_are_safe_identifiers() {
-        for good in ["inventory_0", "shop_inventory_12", "_x"] {
+        for good in ["inventory_0", "shop_inventory_12", "_x", "2shop_inventory"] {
             assert!(validate_schema(good).is_ok(), "{good}");
         }
-        for bad in ["", "0inv", "Inv", "inv-0", "inv\"; DROP", &"a".repeat(64)] {
+        for bad in ["", "Inv", "inv-0", "inv\"; DROP", &"a".repeat(64)] {
             assert!(validate_schema(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,151 @@
+//! The operations endpoints every service serves on its HTTP port (8080): `/healthz` (the
+//! process is alive), `/readyz` (its datastores are reachable and migrations are done; false
+//! again while draining) and `/metrics` (Prometheus text format).
+//!
+//! Also the shutdown signal: SIGTERM (Kubernetes) or Ctrl-C.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use prometheus_client::{encoding::text::encode, metrics::gauge::Gauge, registry::Registry};
+use tokio::net::TcpListener;
+
+/// Whether the service is ready, shared by the service (which flips it) and `/readyz`.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<AtomicBool>);
+
+impl Readiness {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Clone)]
+struct Ops {
+    ready: Readiness,
+    registry: Arc<Registry>,
+    ready_gauge: Gauge,
+}
+
+/// The router of the operations endpoints. `storefront_ready` (1 or 0) is registered in
+/// `registry` next to whatever the service registered.
+pub fn router(ready: Readiness, mut registry: Registry) -> Router {
+    let ready_gauge = Gauge::default();
+    registry.register(
+        "storefront_ready",
+        "1 when the service is ready to serve",
+        ready_gauge.clone(),
+    );
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(Ops {
+            ready,
+            registry: Arc::new(registry),
+            ready_gauge,
+        })
+}
+
+async fn readyz(State(ops): State<Ops>) -> (StatusCode, &'static str) {
+    if ops.ready.get() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+async fn metrics(
+    State(ops): State<Ops>,
+) -> Result<([(&'static str, &'static str); 1], String), StatusCode> {
+    ops.ready_gauge.set(i64::from(ops.ready.get()));
+    let mut body = String::new();
+    encode(&mut body, &ops.registry).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+    Ok((
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    ))
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_answer_over_http() {
+        let ready = Readiness::default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router(ready.clone(), Registry::default()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let get = |path: &'static str| async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.expect("write");
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.expect("read");
+            out
+        };
+        assert!(get("/healthz").await.starts_with("HTTP/1.1 200"));
+        assert!(get("/readyz").await.starts_with("HTTP/1.1 503"));
+        assert!(get("/metrics").await.contains("storefront_ready 0"));
+        ready.set(true);
+        assert!(get("/readyz").await.starts_with("HTTP/1.1 200"));
+        assert!(get("/metrics").await.contains("storefront_ready 1"));
+        stop.send(()).expect("running");
+        server.await.expect("joins").expect("stops");
+    }
+}
