@@ -170,7 +170,8 @@ pub fn build(
         let mut shards = shard_nodes(sf, cluster, &id, &failed_ids);
         let replicas = if shards.is_empty() {
             let d = deployment(&id);
-            let desired = st.map(|s| s.desired).or(d.map(|d| d.desired));
+            // The Deployment's replicas are live (the HPA's choice); the status is the fallback.
+            let desired = d.map(|d| d.desired).or(st.map(|s| s.desired));
             let ready = d.map(|d| d.ready).or(st.map(|s| s.ready));
             desired.zip(ready).map(|(d, r)| (r, d))
         } else {

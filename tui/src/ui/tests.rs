@@ -193,3 +193,39 @@ fn many_storefronts_in_many_namespaces() {
         "{text}"
     );
 }
+
+#[test]
+fn tiny_and_odd_terminal_sizes_never_panic() {
+    let mut apps = vec![
+        fixtures::healthy(),
+        fixtures::degraded(),
+        fixtures::api_down(),
+        fixtures::empty(),
+    ];
+    let mut with_overlays = fixtures::degraded();
+    with_overlays.update(Action::Show(View::Sales));
+    with_overlays.update(Action::Enter);
+    apps.push(with_overlays);
+    for app in apps {
+        for v in View::ALL {
+            let mut app = app.clone();
+            app.update(Action::Show(v));
+            for (w, h) in [(1, 1), (10, 3), (20, 5), (40, 10), (79, 23), (300, 100)] {
+                let text = to_text(&render(&app, w, h));
+                assert_eq!(text.lines().count(), h as usize);
+            }
+        }
+    }
+}
+
+#[test]
+fn topology_selection_opens_a_shard_detail() {
+    let mut app = fixtures::healthy();
+    for _ in 0..6 {
+        app.update(Action::Down);
+    }
+    app.update(Action::Enter);
+    let text = to_text(&render(&app, 80, 24));
+    assert!(text.contains("shard acme-inventory-1"), "{text}");
+    insta::assert_snapshot!(text);
+}
