@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use ratatui::{Terminal, backend::TestBackend};
 use storefront_console::{
-    app::{Action, View},
+    app::{Action, Update, View},
     fixtures, ui,
 };
 
@@ -41,5 +41,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             p(1.0)
         );
     }
+    // Churn: one pod of a thousand Storefronts changes (the watcher sends the whole list),
+    // the app re-indexes and re-derives failures, then a frame is drawn.
+    let mut terminal = Terminal::new(TestBackend::new(80, 24))?;
+    let mut app = fixtures::many(1000);
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let mut pods = app.cluster.pods.clone();
+        let n = pods.len();
+        let p = &mut pods[(i * 7919) % n];
+        p.waiting_reason = if p.waiting_reason.is_some() {
+            None
+        } else {
+            Some("CrashLoopBackOff".into())
+        };
+        let start = Instant::now();
+        app.update(Action::Data(Update::Pods(pods)));
+        terminal.draw(|f| ui::draw(f, &app))?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    println!(
+        "churn, 1000 Storefronts ({} pods), one pod changes, topology at 80x24: update+frame p50 {:?} p99 {:?}",
+        app.cluster.pods.len(),
+        times[times.len() / 2],
+        times[times.len() * 99 / 100]
+    );
     Ok(())
 }

@@ -195,8 +195,11 @@ async fn wait_for_data(app: &mut App, rx: &mut mpsc::Receiver<Update>, limit: Du
     app.update(Action::Tick(Timestamp::now()));
 }
 
-/// The terminal loop: redraws after every batch of updates, key and once a second (ages and
-/// countdowns). ratatui diffs frames, so only changed cells are written: no flicker.
+/// Shortest time between two frames.
+const FRAME: Duration = Duration::from_millis(50);
+
+/// The terminal loop: redraws after updates, keys and once a second (ages and countdowns),
+/// at most every [`FRAME`]. ratatui diffs frames, so only changed cells are written: no flicker.
 async fn interactive(
     mut app: App,
     mut rx: mpsc::Receiver<Update>,
@@ -222,9 +225,16 @@ async fn interactive(
     });
     let mut terminal = ratatui::init();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // At most one frame per FRAME: a storm of pod events costs one redraw per 50 ms.
+    let mut dirty = true;
+    let mut last_draw = tokio::time::Instant::now() - FRAME;
     let result = loop {
-        if let Err(e) = terminal.draw(|f| ui::draw(f, &app)) {
-            break Err(anyhow::Error::new(e).context("failed to draw"));
+        if dirty && last_draw.elapsed() >= FRAME {
+            if let Err(e) = terminal.draw(|f| ui::draw(f, &app)) {
+                break Err(anyhow::Error::new(e).context("failed to draw"));
+            }
+            dirty = false;
+            last_draw = tokio::time::Instant::now();
         }
         tokio::select! {
             Some(u) = rx.recv() => {
@@ -233,6 +243,7 @@ async fn interactive(
                 while let Ok(u) = rx.try_recv() {
                     app.update(Action::Data(u));
                 }
+                dirty = true;
             }
             Some(ev) = krx.recv() => {
                 if let Event::Key(k) = ev
@@ -240,12 +251,15 @@ async fn interactive(
                 {
                     app.update(a);
                 }
+                dirty = true;
             }
             _ = tick.tick() => {
                 if !demo {
                     app.update(Action::Tick(Timestamp::now()));
                 }
+                dirty = true;
             }
+            _ = tokio::time::sleep_until(last_draw + FRAME), if dirty => {}
         }
         if app.quit {
             break Ok(());
