@@ -3,8 +3,8 @@
 //! every service with its replicas, the views behind the number keys and the palette, and a
 //! service turning red within seconds of its pods being killed (then recovering).
 //!
-//! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN`, or built here with cargo
-//! (same target dir as the test). `E2E_PROMETHEUS_URL`, when set, is passed to the console.
+//! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN` (CI: build it first), or
+//! built here with cargo into a target directory of its own. `E2E_PROMETHEUS_URL`, when set, is passed to the console.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,11 +26,17 @@ use storefront_e2e::{
 
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The console binary: `E2E_CONSOLE_BIN`, or `cargo build -p storefront-console`.
+/// The console binary: `E2E_CONSOLE_BIN`, or built here by cargo into a target directory of
+/// its own (`<target>/e2e-console`: the `cargo test` running this holds the lock of the main
+/// one, so building there would wait forever).
 fn console_bin() -> PathBuf {
     if let Ok(p) = std::env::var("E2E_CONSOLE_BIN") {
         return PathBuf::from(p);
     }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"))
+        .join("e2e-console");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args([
@@ -40,13 +46,11 @@ fn console_bin() -> PathBuf {
             "--bin",
             "storefront-console",
         ])
+        .env("CARGO_TARGET_DIR", &target)
         .current_dir(repo())
         .status()
         .expect("failed to run cargo build for the console");
     assert!(status.success(), "failed to build storefront-console");
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| repo().join("target"));
     target.join("debug/storefront-console")
 }
 
