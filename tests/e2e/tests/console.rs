@@ -4,7 +4,8 @@
 //! service turning red within seconds of its pods being killed (then recovering).
 //!
 //! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN` (CI: build it first), or
-//! built here with cargo into a target directory of its own. `E2E_PROMETHEUS_URL`, when set, is passed to the console.
+//! built here with cargo into a target directory of its own. `E2E_PROMETHEUS_URL`, when set,
+//! is passed to the console.
 
 #![allow(clippy::unwrap_used)]
 
