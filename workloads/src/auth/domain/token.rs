@@ -1,19 +1,5 @@
-//! Auth's domain: password hashing (argon2id) and JWTs (EdDSA / Ed25519), with no server and
-//! no storage, so every rule here is unit-tested.
-//!
-//! Two kinds of token, both signed by the Storefront's key (the Secret named by
-//! `spec.security.jwtSecretName`, a PKCS#8 PEM Ed25519 private key):
-//!
-//! | kind      | `sub`          | `aud`                    | lifetime            |
-//! |-----------|----------------|--------------------------|---------------------|
-//! | `user`    | user id        | [`USER_AUDIENCE`]        | `--user-token-ttl`  |
-//! | `service` | calling service| the one service it calls | `--service-token-ttl` (short) |
-//!
-//! A service token for `inventory` is refused by `orders`: each gRPC server checks that the
-//! audience is itself ([`TokenVerifier::verify_service`]). Expiry is checked against a `now`
-//! that the caller passes (no clock in here), and every refusal is a typed [`TokenError`].
+//! Tokens: Ed25519 key material, and issuing and verifying user and service JWTs.
 
-use argon2::{Algorithm, Argon2, ParamsBuilder, PasswordHasher, PasswordVerifier, Version};
 use ed25519_dalek::{
     SigningKey, VerifyingKey,
     pkcs8::{
@@ -30,119 +16,8 @@ use thiserror::Error;
 
 /// The audience of user tokens: the public API.
 pub const USER_AUDIENCE: &str = "storefront";
-/// The shortest and longest password accepted (the upper bound keeps hashing cheap to refuse).
-pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 /// Clock skew tolerated when checking expiry, in seconds.
 pub const LEEWAY_SECS: i64 = 5;
-
-/// Why credentials were refused before any hashing.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-pub enum CredentialError {
-    #[error("email {0:?} is not a valid address")]
-    BadEmail(String),
-    #[error("password must be {min} to {max} characters", min = PASSWORD_LEN.start(), max = PASSWORD_LEN.end())]
-    BadPassword,
-    #[error("name must be at most 200 characters")]
-    BadName,
-}
-
-/// Lower-cases and trims an email and checks its shape (`local@domain.tld`, ≤ 254 bytes).
-pub fn normalize_email(email: &str) -> Result<String, CredentialError> {
-    let email = email.trim().to_ascii_lowercase();
-    let valid = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    if valid {
-        Ok(email)
-    } else {
-        Err(CredentialError::BadEmail(email))
-    }
-}
-
-/// Checks a new password's length (in characters).
-pub fn check_password(password: &str) -> Result<(), CredentialError> {
-    if PASSWORD_LEN.contains(&password.chars().count()) {
-        Ok(())
-    } else {
-        Err(CredentialError::BadPassword)
-    }
-}
-
-/// Argon2id cost parameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HashCost {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Passes.
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
-
-impl HashCost {
-    /// OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane), argon2's own default.
-    pub const PRODUCTION: Self = Self {
-        memory_kib: 19 * 1024,
-        iterations: 2,
-        parallelism: 1,
-    };
-}
-
-/// Failures of password hashing that are not "wrong password".
-#[derive(Debug, Error)]
-pub enum HashError {
-    #[error("failed to set up argon2id: {0}")]
-    Params(String),
-    #[error("failed to hash the password: {0}")]
-    Hash(String),
-    #[error("failed to read a stored password hash: {0}")]
-    Stored(String),
-}
-
-/// Hashes and verifies passwords with argon2id; hashes are PHC strings that carry their own
-/// parameters, so raising the cost later keeps old hashes verifiable.
-#[derive(Clone)]
-pub struct Passwords {
-    argon: Argon2<'static>,
-}
-
-impl Passwords {
-    pub fn new(cost: HashCost) -> Result<Self, HashError> {
-        let params = ParamsBuilder::new()
-            .m_cost(cost.memory_kib)
-            .t_cost(cost.iterations)
-            .p_cost(cost.parallelism)
-            .build()
-            .map_err(|e| HashError::Params(e.to_string()))?;
-        Ok(Self {
-            argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
-        })
-    }
-
-    /// A PHC string (`$argon2id$v=19$m=...`) with a fresh random salt.
-    pub fn hash(&self, password: &str) -> Result<String, HashError> {
-        self.argon
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| HashError::Hash(e.to_string()))
-    }
-
-    /// Whether `password` matches the stored PHC hash; an unreadable hash is an error, not a
-    /// mismatch.
-    pub fn verify(&self, password: &str, stored: &str) -> Result<bool, HashError> {
-        match self.argon.verify_password(password.as_bytes(), stored) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(e) => Err(HashError::Stored(e.to_string())),
-        }
-    }
-}
 
 /// Which kind of token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,68 +301,9 @@ impl TokenVerifier {
 mod tests {
     use super::*;
 
-    /// Cheap parameters: the tests check behaviour, not cost.
-    const TEST_COST: HashCost = HashCost {
-        memory_kib: 64,
-        iterations: 1,
-        parallelism: 1,
-    };
-
     fn issuer(seed: u8) -> TokenIssuer {
         let keys = SigningKeys::from_seed([seed; 32]).expect("key");
         TokenIssuer::new(keys, "shop", 3600, 60)
-    }
-
-    #[test]
-    fn emails_and_passwords_are_checked() {
-        assert_eq!(
-            normalize_email("  Ann@Example.COM "),
-            Ok("ann@example.com".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "@example.com",
-            "ann@",
-            "ann@example",
-            "a b@x.io",
-            "a@b@c.io",
-            "a@.io",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad:?}");
-        }
-        assert!(check_password("correct horse").is_ok());
-        assert_eq!(check_password("short"), Err(CredentialError::BadPassword));
-        assert_eq!(
-            check_password(&"x".repeat(129)),
-            Err(CredentialError::BadPassword)
-        );
-    }
-
-    #[test]
-    fn argon2id_hashes_verify_and_are_salted() {
-        let passwords = Passwords::new(TEST_COST).expect("params");
-        let a = passwords.hash("correct horse").expect("hash");
-        let b = passwords.hash("correct horse").expect("hash");
-        assert!(a.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{a}");
-        assert_ne!(a, b, "each hash has its own salt");
-        assert_eq!(passwords.verify("correct horse", &a).ok(), Some(true));
-        assert_eq!(passwords.verify("correct horsf", &a).ok(), Some(false));
-        assert!(passwords.verify("x", "not a phc string").is_err());
-        // Hashes carry their parameters: a costlier hasher still verifies old hashes.
-        let costlier = Passwords::new(HashCost {
-            memory_kib: 128,
-            ..TEST_COST
-        })
-        .expect("params");
-        assert_eq!(costlier.verify("correct horse", &a).ok(), Some(true));
-        assert!(
-            Passwords::new(HashCost {
-                memory_kib: 0,
-                ..TEST_COST
-            })
-            .is_err()
-        );
     }
 
     #[test]
