@@ -130,17 +130,33 @@ async fn watch<K, S>(
     K::DynamicType: Default,
     S: Clone,
 {
+    let events = watcher(api, config).default_backoff();
+    consume(events, summarize, wrap, tx, pending).await;
+}
+
+/// Folds a watch stream into a store and sends it: the list after every burst of events, an
+/// [`Update::ApiError`] per error, and [`Update::ApiSynced`] once every watcher sharing
+/// `pending` has delivered its first list.
+async fn consume<K, S>(
+    events: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+    summarize: impl Fn(&K) -> Option<S>,
+    wrap: impl Fn(Vec<S>) -> Update,
+    tx: mpsc::Sender<Update>,
+    pending: Arc<AtomicUsize>,
+) where
+    K: Resource + Clone + Debug + Send + 'static,
+    K::DynamicType: Default,
+    S: Clone,
+{
     let kind = K::kind(&K::DynamicType::default()).to_string();
     let mut store: BTreeMap<String, S> = BTreeMap::new();
     let mut init: Option<BTreeMap<String, S>> = None;
     let mut synced = false;
     let key = |o: &K| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
-    let mut events = watcher(api, config)
-        .default_backoff()
-        .ready_chunks(512)
-        .boxed();
+    let mut events = events.ready_chunks(512).boxed();
     while let Some(batch) = events.next().await {
         let mut changed = false;
+        let mut first_sync = false;
         for ev in batch {
             match ev {
                 Ok(watcher::Event::Init) => init = Some(BTreeMap::new()),
@@ -154,14 +170,8 @@ async fn watch<K, S>(
                         store = buf;
                     }
                     changed = true;
-                    if !synced {
-                        synced = true;
-                        if pending.fetch_sub(1, Ordering::SeqCst) == 1
-                            && tx.send(Update::ApiSynced).await.is_err()
-                        {
-                            return;
-                        }
-                    }
+                    first_sync |= !synced;
+                    synced = true;
                 }
                 Ok(watcher::Event::Apply(o)) => {
                     match summarize(&o) {
@@ -196,5 +206,76 @@ async fn watch<K, S>(
         {
             return;
         }
+        // Synced only once every kind's first list is in the app (sent just above).
+        if first_sync
+            && pending.fetch_sub(1, Ordering::SeqCst) == 1
+            && tx.send(Update::ApiSynced).await.is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use watcher::Event as E;
+
+    fn sf(name: &str) -> Storefront {
+        let mut s = Storefront::new(name, Default::default());
+        s.metadata.namespace = Some("shop".into());
+        s
+    }
+
+    fn names(u: &Update) -> Vec<String> {
+        match u {
+            Update::Storefronts(v) => v.iter().map(|s| s.name_any()).collect(),
+            other => panic!("expected Storefronts, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn lists_after_init_synced_after_the_list_and_errors_by_kind() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let pending = Arc::new(AtomicUsize::new(1));
+        // one burst: the initial list; then a change, a delete and an error, each on its own
+        let (etx, erx) = futures::channel::mpsc::unbounded();
+        for e in [
+            E::Init,
+            E::InitApply(sf("a")),
+            E::InitApply(sf("b")),
+            E::InitDone,
+        ] {
+            etx.unbounded_send(Ok(e)).unwrap();
+        }
+        let task = tokio::spawn(consume(erx, trim, Update::Storefronts, tx, pending.clone()));
+        assert_eq!(names(&rx.recv().await.unwrap()), ["a", "b"]);
+        assert!(
+            matches!(rx.recv().await.unwrap(), Update::ApiSynced),
+            "synced after the list"
+        );
+        etx.unbounded_send(Ok(E::Apply(sf("c")))).unwrap();
+        assert_eq!(names(&rx.recv().await.unwrap()), ["a", "b", "c"]);
+        etx.unbounded_send(Ok(E::Delete(sf("a")))).unwrap();
+        assert_eq!(names(&rx.recv().await.unwrap()), ["b", "c"]);
+        etx.unbounded_send(Err(watcher::Error::NoResourceVersion))
+            .unwrap();
+        match rx.recv().await.unwrap() {
+            Update::ApiError(kind, msg) => {
+                assert_eq!(kind, "Storefront");
+                assert!(msg.starts_with("failed to watch Storefront: "), "{msg}");
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+        // a re-list replaces the store wholesale and does not sync twice
+        for e in [E::Init, E::InitApply(sf("z")), E::InitDone] {
+            etx.unbounded_send(Ok(e)).unwrap();
+        }
+        assert_eq!(names(&rx.recv().await.unwrap()), ["z"]);
+        drop(etx);
+        task.await.unwrap();
+        assert!(rx.recv().await.is_none(), "no second ApiSynced");
+        assert_eq!(pending.load(Ordering::SeqCst), 0);
     }
 }
