@@ -1,0 +1,204 @@
+//! Orders' PostgreSQL store against a real server: idempotent creation (replay and
+//! conflict), the saga through the event log, optimistic concurrency, the outbox, and the
+//! newest-first listing.
+//!
+//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::AssertSqlSafe;
+use storefront_workloads::{
+    api::{ApiError, CreateOrderRequest, OrderStatus},
+    orders::{
+        domain::{Compensation, Line, OrderEvent, SagaInput},
+        idempotency::Fingerprint,
+        postgres::{Created, PgOrders, PgOrdersError},
+    },
+};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+async fn store() -> PgOrders {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
+        panic!("DATABASE_URL is not set: run workloads/scripts/test-datastores up and eval its env")
+    });
+    let schema = format!(
+        "it_orders_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let store = PgOrders::connect(&url, &schema, 8).await.expect("connects");
+    sqlx::query(AssertSqlSafe(format!(
+        r#"DROP SCHEMA IF EXISTS "{schema}" CASCADE"#
+    )))
+    .execute(store.pool())
+    .await
+    .expect("clean schema");
+    store.migrate().await.expect("migrates");
+    store.migrate().await.expect("migrating twice is a no-op");
+    store
+}
+
+fn created(order_id: &str, user: &str, at: i64) -> OrderEvent {
+    OrderEvent::OrderCreated {
+        order_id: order_id.into(),
+        user_id: user.into(),
+        lines: vec![Line {
+            sku: "SKU-A".into(),
+            quantity: 2,
+            unit_price_cents: 500,
+        }],
+        total_cents: 1000,
+        currency: "USD".into(),
+        created_at: at,
+    }
+}
+
+fn fingerprint(body: &str) -> Fingerprint {
+    Fingerprint::of(&ApiError::parse_body::<CreateOrderRequest>(body.as_bytes()).expect("parses"))
+}
+
+#[tokio::test]
+async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
+    let s = store().await;
+    let body = fingerprint(r#"{"items":[{"sku":"SKU-A","quantity":2}]}"#);
+    let Created::New(order) = s
+        .create("k1", &body, created("o1", "u1", 100))
+        .await
+        .expect("creates")
+    else {
+        panic!("a new key creates an order");
+    };
+    assert_eq!((order.status(), order.version), (OrderStatus::Pending, 1));
+
+    // The same key and body: the same order, no second one. Another body: conflict.
+    let again = s
+        .create("k1", &body, created("o1-retry", "u1", 101))
+        .await
+        .expect("answers");
+    assert!(
+        matches!(again, Created::Replay(ref o) if o.order_id == "o1"),
+        "{again:?}"
+    );
+    let other = fingerprint(r#"{"items":[{"sku":"SKU-A","quantity":3}]}"#);
+    assert_eq!(
+        s.create("k1", &other, created("o1-other", "u1", 102))
+            .await
+            .expect("answers"),
+        Created::Conflict
+    );
+    assert!(s.load("o1-retry").await.expect("query").is_none());
+    // Another user may use the same key.
+    assert!(matches!(
+        s.create("k1", &body, created("o2", "u2", 103))
+            .await
+            .expect("creates"),
+        Created::New(_)
+    ));
+
+    // The saga, through the store, with redeliveries.
+    s.apply("o1", &SagaInput::StockReserved)
+        .await
+        .expect("applies");
+    s.apply("o1", &SagaInput::StockReserved)
+        .await
+        .expect("duplicate is a no-op");
+    let paid = SagaInput::PaymentSucceeded {
+        charge_id: "ch1".into(),
+    };
+    let decision = s
+        .apply("o1", &paid)
+        .await
+        .expect("applies")
+        .expect("order exists");
+    assert_eq!(decision.events.len(), 2);
+    s.apply("o1", &paid).await.expect("duplicate is a no-op");
+    let order = s.load("o1").await.expect("query").expect("exists");
+    assert_eq!((order.status(), order.version), (OrderStatus::Confirmed, 4));
+    assert!(s.apply("nope", &paid).await.expect("query").is_none());
+
+    // A late payment for a timed-out order is recorded and refunded once.
+    s.apply("o2", &SagaInput::TimedOut).await.expect("applies");
+    let late = SagaInput::PaymentSucceeded {
+        charge_id: "ch2".into(),
+    };
+    let first = s
+        .apply("o2", &late)
+        .await
+        .expect("applies")
+        .expect("exists");
+    assert_eq!(
+        first.compensations,
+        [Compensation::Refund {
+            charge_id: "ch2".into(),
+            amount_cents: 1000
+        }]
+    );
+    let second = s
+        .apply("o2", &late)
+        .await
+        .expect("applies")
+        .expect("exists");
+    assert!(second.compensations.is_empty());
+
+    // Two writers deciding from the same version: the second is told to reload.
+    let stale = s.load("o2").await.expect("query").expect("exists");
+    let cancel = OrderEvent::OrderCancelled {
+        order_id: "o2".into(),
+        reason: "x".into(),
+    };
+    s.append("o2", stale.version - 1, std::slice::from_ref(&cancel))
+        .await
+        .expect_err("version taken");
+    assert!(matches!(
+        s.append("o2", stale.version - 1, &[cancel]).await,
+        Err(PgOrdersError::Concurrent(_))
+    ));
+
+    // The outbox holds what others must hear, once each, with stable message ids.
+    let (tx, messages) = s.claim_outbox(100).await.expect("claims");
+    let ids: Vec<&str> = messages.iter().map(|m| m.message_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "o1:OrderCreated",
+            "o2:OrderCreated",
+            "o1:OrderConfirmed",
+            "o2:OrderCancelled"
+        ]
+    );
+    assert_eq!(messages[2].subject, "orders.OrderConfirmed");
+    let published: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    PgOrders::mark_published(tx, &published)
+        .await
+        .expect("marks");
+    let (_tx, rest) = s.claim_outbox(100).await.expect("claims");
+    assert!(rest.is_empty());
+}
+
+#[tokio::test]
+async fn a_users_orders_list_newest_first() {
+    let s = store().await;
+    for (i, at) in [(1, 300), (2, 100), (3, 200)] {
+        let body = fingerprint(&format!(
+            r#"{{"items":[{{"sku":"SKU-A","quantity":{i}}}]}}"#
+        ));
+        s.create(&format!("k{i}"), &body, created(&format!("o{i}"), "u1", at))
+            .await
+            .expect("creates");
+    }
+    let body = fingerprint(r#"{"items":[{"sku":"SKU-B","quantity":1}]}"#);
+    s.create("k9", &body, created("o9", "u2", 999))
+        .await
+        .expect("creates");
+    let ids: Vec<String> = s
+        .list("u1", 10)
+        .await
+        .expect("lists")
+        .into_iter()
+        .map(|o| o.order_id)
+        .collect();
+    assert_eq!(ids, ["o1", "o3", "o2"]);
+    assert_eq!(s.list("u1", 1).await.expect("lists").len(), 1);
+}
