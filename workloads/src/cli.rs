@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 use crate::{
+    auth,
     catalog::seed,
-    config::{CommonArgs, ProviderArgs, ShardArgs, required},
+    config::{CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
     inventory,
 };
 
@@ -41,7 +42,12 @@ pub enum Command {
     /// The public HTTP/JSON API.
     Gateway(CommonArgs),
     /// Users, passwords and tokens.
-    Auth(CommonArgs),
+    Auth {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        tokens: TokenArgs,
+    },
     /// Products and search.
     Catalog(CommonArgs),
     /// Event-sourced orders and the checkout saga.
@@ -93,7 +99,7 @@ impl Command {
     pub fn name(&self) -> &'static str {
         match self {
             Self::Gateway(_) => "gateway",
-            Self::Auth(_) => "auth",
+            Self::Auth { .. } => "auth",
             Self::Catalog(_) => "catalog",
             Self::Orders(_) => "orders",
             Self::Inventory { .. } => "inventory",
@@ -114,12 +120,14 @@ pub fn run(cli: Cli) -> Result<()> {
             provider.provider()?;
             not_implemented("payments")
         }
+        Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
         Command::Inventory { common, shard } => {
             runtime()?.block_on(inventory::run::run(common, shard))
         }
         Command::Migrate { common, service } => {
             match required(service.as_deref(), "--service", "STOREFRONT_SERVICE")? {
                 "inventory" => runtime()?.block_on(inventory::run::migrate(&common)),
+                "auth" => runtime()?.block_on(auth::run::migrate(&common)),
                 other => bail!("failed to migrate {other}: not implemented yet (see issue 6)"),
             }
         }
@@ -292,7 +300,7 @@ mod tests {
             "missing setting: pass --service or set STOREFRONT_SERVICE"
         );
         let cli = parse(&["auth", "--storefront", "shop"]).expect("parses");
-        let Command::Auth(common) = cli.command else {
+        let Command::Auth { common, .. } = cli.command else {
             panic!("auth parses as auth");
         };
         let err = common.signing_keys().err().map(|e| e.to_string());
@@ -310,7 +318,7 @@ mod tests {
         std::fs::write(dir.join("private.pem"), pem).expect("write");
         let dir_arg = dir.to_string_lossy().to_string();
         let cli = parse(&["auth", "--jwt-keys-dir", &dir_arg]).expect("parses");
-        let Command::Auth(common) = cli.command else {
+        let Command::Auth { common, .. } = cli.command else {
             panic!("auth parses as auth");
         };
         assert!(common.signing_keys().is_ok());

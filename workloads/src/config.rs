@@ -94,6 +94,15 @@ impl CommonArgs {
         )
     }
 
+    /// The service's (or shard's) own schema (required where a service stores anything).
+    pub fn database_schema(&self) -> Result<&str, ConfigError> {
+        required(
+            self.database_schema.as_deref(),
+            "--database-schema",
+            "DATABASE_SCHEMA",
+        )
+    }
+
     /// The NATS URL (required where a service publishes or consumes events).
     pub fn nats_url(&self) -> Result<&str, ConfigError> {
         required(self.nats_url.as_deref(), "--nats-url", "NATS_URL")
@@ -200,5 +209,39 @@ impl ShardArgs {
             });
         }
         Ok((index, count, self.ring_epoch))
+    }
+}
+
+/// Token lifetimes (auth).
+#[derive(Args, Clone, Debug)]
+pub struct TokenArgs {
+    /// Lifetime of a user token, in seconds.
+    #[arg(long, env = "USER_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub user_token_ttl_seconds: i64,
+    /// Lifetime of a service token, in seconds (short: they are minted per call).
+    #[arg(long, env = "SERVICE_TOKEN_TTL_SECONDS", default_value_t = 60)]
+    pub service_token_ttl_seconds: i64,
+}
+
+impl TokenArgs {
+    /// `(user, service)` lifetimes, each checked to be 1 s .. 30 days.
+    pub fn ttls(&self) -> Result<(i64, i64), ConfigError> {
+        let check = |flag: &'static str, v: i64| {
+            if (1..=30 * 24 * 3600).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid {
+                    flag,
+                    reason: format!("must be between 1 second and 30 days, got {v}"),
+                })
+            }
+        };
+        Ok((
+            check("--user-token-ttl-seconds", self.user_token_ttl_seconds)?,
+            check(
+                "--service-token-ttl-seconds",
+                self.service_token_ttl_seconds,
+            )?,
+        ))
     }
 }

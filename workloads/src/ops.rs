@@ -2,19 +2,29 @@
 //! process is alive), `/readyz` (its datastores are reachable and migrations are done; false
 //! again while draining) and `/metrics` (Prometheus text format).
 //!
-//! Also the shutdown signal: SIGTERM (Kubernetes) or Ctrl-C.
+//! Also the shutdown signal (SIGTERM from Kubernetes, or Ctrl-C) and [`Lifecycle`]: the
+//! start-ready-serve-drain sequence every gRPC service follows.
 
 use std::{
     future::Future,
+    net::SocketAddr,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
+
+use anyhow::{Context, Result};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use prometheus_client::{encoding::text::encode, metrics::gauge::Gauge, registry::Registry};
-use tokio::net::TcpListener;
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 
 /// Whether the service is ready, shared by the service (which flips it) and `/readyz`.
 #[derive(Clone, Default)]
@@ -110,6 +120,73 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// A service's life: the operations endpoints start first (not ready), the service becomes
+/// ready once its datastores answer and migrations ran, serves until SIGTERM, then reports
+/// not ready and drains in-flight requests for at most the drain period. The operations
+/// endpoints outlive the drain, so probes see "not ready" meanwhile.
+pub struct Lifecycle {
+    ready: Readiness,
+    drain: Duration,
+    stop_ops: oneshot::Sender<()>,
+    ops_server: JoinHandle<std::io::Result<()>>,
+}
+
+/// The future a gRPC server is handed as its shutdown signal.
+pub type ShutdownSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl Lifecycle {
+    /// Starts the operations endpoints on `http_addr`.
+    pub async fn start(http_addr: SocketAddr, drain: Duration, registry: Registry) -> Result<Self> {
+        let ready = Readiness::default();
+        let http = TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("failed to listen on {http_addr}"))?;
+        let (stop_ops, ops_stopped) = oneshot::channel::<()>();
+        let ops_server = tokio::spawn(serve(http, router(ready.clone(), registry), async {
+            let _ = ops_stopped.await;
+        }));
+        Ok(Self {
+            ready,
+            drain,
+            stop_ops,
+            ops_server,
+        })
+    }
+
+    /// Marks the service ready and serves with `serve` until SIGTERM and the drain are over.
+    pub async fn serve<F>(self, serve: impl FnOnce(ShutdownSignal) -> F) -> Result<()>
+    where
+        F: Future<Output = Result<(), tonic::transport::Error>>,
+    {
+        let (signalled, mut on_signal) = watch::channel(false);
+        let (draining, drain) = (self.ready.clone(), self.drain);
+        let served = serve(Box::pin(async move {
+            shutdown_signal().await;
+            draining.set(false);
+            tracing::info!(seconds = drain.as_secs(), "draining");
+            let _ = signalled.send(true);
+        }));
+        let deadline = async move {
+            if on_signal.wait_for(|s| *s).await.is_ok() {
+                tokio::time::sleep(drain).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        self.ready.set(true);
+        let result = tokio::select! {
+            result = served => result.context("failed to serve gRPC"),
+            () = deadline => {
+                tracing::warn!("in-flight requests outlived the {drain:?} drain; stopping");
+                Ok(())
+            }
+        };
+        let _ = self.stop_ops.send(());
+        let _ = self.ops_server.await;
+        result
     }
 }
 

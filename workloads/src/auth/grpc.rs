@@ -44,16 +44,6 @@ fn status(err: AuthError) -> Status {
     }
 }
 
-/// Runs CPU-bound account work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, Status> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Status::internal(format!("failed to run the password work: {e}")))?
-        .map_err(status)
-}
-
 #[tonic::async_trait]
 impl<S: UserStore> Auth for AuthGrpc<S> {
     async fn sign_up(
@@ -61,9 +51,12 @@ impl<S: UserStore> Auth for AuthGrpc<S> {
         request: Request<SignUpRequest>,
     ) -> Result<Response<SignUpResponse>, Status> {
         let r = request.into_inner();
-        let accounts = self.accounts.clone();
         let name = Some(r.name).filter(|n| !n.is_empty());
-        let user = blocking(move || accounts.sign_up(&r.email, &r.password, name)).await?;
+        let user = self
+            .accounts
+            .sign_up(&r.email, &r.password, name)
+            .await
+            .map_err(status)?;
         Ok(Response::new(SignUpResponse {
             user_id: user.id,
             email: user.email,
@@ -75,9 +68,11 @@ impl<S: UserStore> Auth for AuthGrpc<S> {
         request: Request<SignInRequest>,
     ) -> Result<Response<SignInResponse>, Status> {
         let r = request.into_inner();
-        let accounts = self.accounts.clone();
-        let (_, token) =
-            blocking(move || accounts.sign_in(&r.email, &r.password, unix_now())).await?;
+        let (_, token) = self
+            .accounts
+            .sign_in(&r.email, &r.password, unix_now())
+            .await
+            .map_err(status)?;
         Ok(Response::new(SignInResponse {
             token: token.token,
             expires_at: token.expires_at,

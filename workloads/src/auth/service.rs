@@ -1,11 +1,12 @@
 //! Sign-up and sign-in: the auth service's use cases over a user store, independent of gRPC.
 //!
-//! Password hashing is CPU-bound (tens of milliseconds at production cost), so adapters call
-//! these from a blocking thread. Sign-in of an unknown email still runs one verification
+//! Password hashing is CPU-bound (tens of milliseconds at production cost), so it runs on
+//! tokio's blocking threads, never on the async workers. Sign-in of an unknown email still runs one verification
 //! against a fixed hash, so response time does not tell which emails have accounts.
 
 use std::{
     collections::HashMap,
+    future::Future,
     sync::{Arc, Mutex},
 };
 
@@ -35,12 +36,25 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// Runs CPU-bound password work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AuthError::Hash(HashError::Hash(format!("the hashing task failed: {e}"))))?
+        .map_err(AuthError::Hash)
+}
+
 /// Where users live (PostgreSQL in production).
 pub trait UserStore: Send + Sync + 'static {
     /// Inserts a user; [`StoreError::EmailTaken`] if the email exists.
-    fn insert(&self, user: User) -> Result<(), StoreError>;
+    fn insert(&self, user: User) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The user with this (normalized) email.
-    fn by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    fn by_email(
+        &self,
+        email: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 }
 
 /// An in-process user store for tests and single-process runs.
@@ -50,7 +64,7 @@ pub struct MemoryUserStore {
 }
 
 impl UserStore for MemoryUserStore {
-    fn insert(&self, user: User) -> Result<(), StoreError> {
+    async fn insert(&self, user: User) -> Result<(), StoreError> {
         let mut users = self
             .users
             .lock()
@@ -62,7 +76,7 @@ impl UserStore for MemoryUserStore {
         Ok(())
     }
 
-    fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    async fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let users = self
             .users
             .lock()
@@ -121,7 +135,7 @@ impl<S: UserStore> Accounts<S> {
     }
 
     /// Registers a user.
-    pub fn sign_up(
+    pub async fn sign_up(
         &self,
         email: &str,
         password: &str,
@@ -137,14 +151,17 @@ impl<S: UserStore> Accounts<S> {
             id: new_user_id(),
             email,
             name,
-            password_hash: self.passwords.hash(password)?,
+            password_hash: {
+                let (passwords, password) = (self.passwords.clone(), password.to_string());
+                blocking(move || passwords.hash(&password)).await?
+            },
         };
-        self.store.insert(user.clone())?;
+        self.store.insert(user.clone()).await?;
         Ok(user)
     }
 
     /// Checks credentials and issues a user token valid from `now` (unix seconds).
-    pub fn sign_in(
+    pub async fn sign_in(
         &self,
         email: &str,
         password: &str,
@@ -153,17 +170,20 @@ impl<S: UserStore> Accounts<S> {
         let Ok(email) = normalize_email(email) else {
             return Err(AuthError::WrongCredentials);
         };
-        match self.store.by_email(&email)? {
-            Some(user) if self.passwords.verify(password, &user.password_hash)? => {
+        let user = self.store.by_email(&email).await?;
+        // An unknown email costs the same work as a real check and gets the same answer as a
+        // wrong password.
+        let stored = user
+            .as_ref()
+            .map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
+        let (passwords, password) = (self.passwords.clone(), password.to_string());
+        let matches = blocking(move || passwords.verify(&password, &stored)).await?;
+        match user {
+            Some(user) if matches => {
                 let token = self.issuer.issue_user(&user.id, &user.email, now)?;
                 Ok((user, token))
             }
-            Some(_) => Err(AuthError::WrongCredentials),
-            None => {
-                // Same work as a real check, same answer as a wrong password.
-                let _ = self.passwords.verify(password, &self.decoy_hash)?;
-                Err(AuthError::WrongCredentials)
-            }
+            _ => Err(AuthError::WrongCredentials),
         }
     }
 }
@@ -189,11 +209,12 @@ pub(crate) mod tests {
         Accounts::new(Arc::new(MemoryUserStore::default()), passwords, issuer).expect("accounts")
     }
 
-    #[test]
-    fn sign_up_then_sign_in() {
+    #[tokio::test]
+    async fn sign_up_then_sign_in() {
         let accounts = accounts();
         let user = accounts
             .sign_up("Ann@Example.com", "correct horse", Some(" Ann ".into()))
+            .await
             .expect("signed up");
         assert_eq!(
             (user.email.as_str(), user.name.as_deref()),
@@ -207,6 +228,7 @@ pub(crate) mod tests {
         assert!(!user.password_hash.contains("correct horse"));
         let (signed_in, token) = accounts
             .sign_in("ann@example.com", "correct horse", 100)
+            .await
             .expect("signed in");
         assert_eq!(signed_in.id, user.id);
         let claims = accounts
@@ -217,22 +239,25 @@ pub(crate) mod tests {
         assert_eq!(claims.sub, user.id);
     }
 
-    #[test]
-    fn taken_emails_bad_input_and_wrong_passwords_are_refused() {
+    #[tokio::test]
+    async fn taken_emails_bad_input_and_wrong_passwords_are_refused() {
         let accounts = accounts();
         accounts
             .sign_up("ann@example.com", "correct horse", None)
+            .await
             .expect("signed up");
         assert!(matches!(
-            accounts.sign_up("ANN@example.com", "another pass", None),
+            accounts
+                .sign_up("ANN@example.com", "another pass", None)
+                .await,
             Err(AuthError::Store(StoreError::EmailTaken(_)))
         ));
         assert!(matches!(
-            accounts.sign_up("nope", "correct horse", None),
+            accounts.sign_up("nope", "correct horse", None).await,
             Err(AuthError::Credentials(CredentialError::BadEmail(_)))
         ));
         assert!(matches!(
-            accounts.sign_up("bob@example.com", "short", None),
+            accounts.sign_up("bob@example.com", "short", None).await,
             Err(AuthError::Credentials(CredentialError::BadPassword))
         ));
         for (email, password) in [
@@ -242,7 +267,7 @@ pub(crate) mod tests {
         ] {
             assert!(
                 matches!(
-                    accounts.sign_in(email, password, 0),
+                    accounts.sign_in(email, password, 0).await,
                     Err(AuthError::WrongCredentials)
                 ),
                 "{email}"

@@ -1,0 +1,115 @@
+//! Auth's PostgreSQL user store, in the service's own schema: `users` with a unique email.
+
+use std::str::FromStr;
+
+use sqlx::{
+    AssertSqlSafe, PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use super::service::{StoreError, User, UserStore};
+use crate::inventory::postgres::validate_schema;
+
+/// Users in PostgreSQL.
+#[derive(Clone)]
+pub struct PgUserStore {
+    pool: PgPool,
+    schema: String,
+}
+
+fn unavailable(e: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl PgUserStore {
+    /// Connects a pool whose `search_path` is `schema`.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        validate_schema(schema).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(unavailable)?
+            .options([("search_path", format!("\"{schema}\""))]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        Ok(Self {
+            pool,
+            schema: schema.to_string(),
+        })
+    }
+
+    /// The pool (for health checks and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the schema and table if missing (serialized by an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let s = &self.schema;
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-auth:' || $1))")
+            .bind(s)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        for ddl in [
+            format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+            format!(
+                r#"CREATE TABLE IF NOT EXISTS "{s}".users (
+                    id text PRIMARY KEY,
+                    email text NOT NULL UNIQUE,
+                    name text,
+                    password_hash text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now())"#
+            ),
+        ] {
+            sqlx::query(AssertSqlSafe(ddl))
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)
+    }
+}
+
+impl UserStore for PgUserStore {
+    async fn insert(&self, user: User) -> Result<(), StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (email) DO NOTHING RETURNING 1",
+        )
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        match inserted {
+            Some(_) => Ok(()),
+            None => Err(StoreError::EmailTaken(user.email)),
+        }
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| {
+            Ok(User {
+                id: r.try_get("id").map_err(unavailable)?,
+                email: r.try_get("email").map_err(unavailable)?,
+                name: r.try_get("name").map_err(unavailable)?,
+                password_hash: r.try_get("password_hash").map_err(unavailable)?,
+            })
+        })
+        .transpose()
+    }
+}

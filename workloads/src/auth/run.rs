@@ -1,0 +1,51 @@
+//! `storefront-workloads auth` and the auth part of `migrate`: wires settings, PostgreSQL,
+//! the gRPC server and the operations endpoints ([`Lifecycle`]).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use super::{
+    domain::{HashCost, Passwords, TokenIssuer},
+    grpc::serve,
+    postgres::PgUserStore,
+    service::Accounts,
+};
+use crate::{
+    config::{CommonArgs, TokenArgs},
+    ops::Lifecycle,
+};
+
+/// Connections per auth pod (password hashing, not the database, is the bottleneck).
+const POOL_SIZE: u32 = 8;
+
+/// Creates the users table.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store = PgUserStore::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(schema = common.database_schema()?, "auth schema migrated");
+    Ok(())
+}
+
+/// Runs the auth service until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let (user_ttl, service_ttl) = tokens.ttls()?;
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    // The Storefront's name is the issuer of its tokens: another shop's tokens are refused.
+    let issuer = TokenIssuer::new(common.signing_keys()?, &storefront, user_ttl, service_ttl);
+    let passwords = Passwords::new(HashCost::PRODUCTION)?;
+
+    let grpc = TcpListener::bind(common.grpc_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
+    let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
+    let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
+    store.migrate().await?;
+    let accounts = Arc::new(Accounts::new(Arc::new(store), passwords, issuer)?);
+    tracing::info!(%storefront, "auth ready");
+    life.serve(|shutdown| serve(grpc, accounts, shutdown)).await
+}
