@@ -162,3 +162,20 @@ fn prometheus_errors_keep_the_last_snapshot() {
             .any(|f| f.kind == "Metrics" && f.reason == "Unreachable")
     );
 }
+
+#[test]
+fn services_say_when_the_autoscaler_chose_other_than_the_floor() {
+    let mut app = fixtures::healthy();
+    let mut deps = app.cluster.deployments.clone();
+    deps.iter_mut()
+        .find(|d| d.name == "acme-gateway")
+        .unwrap()
+        .desired = 5;
+    app.update(Action::Data(Update::Deployments(deps)));
+    let rows = views::services(&app);
+    let gw = rows.iter().find(|r| r.service == "gateway").unwrap();
+    assert_eq!(gw.why, "HPA 5; min 2, max 10 +sale");
+    assert_eq!((gw.ready, gw.desired), (Some(2), Some(5)));
+    let auth = rows.iter().find(|r| r.service == "auth").unwrap();
+    assert_eq!(auth.why, "replicas 2 +sale", "no autoscaler, no HPA note");
+}

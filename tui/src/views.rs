@@ -85,6 +85,14 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
             let node = topo.node(id);
             let st = status.services.get(id);
             let mut why = st.map(|s| s.replicas_reason.clone()).unwrap_or_default();
+            // The autoscaler chose more (or fewer) than the operator's floor.
+            let live = node.and_then(|n| n.replicas).map(|r| r.1);
+            if spec.autoscaling.is_some()
+                && let (Some(live), Some(st)) = (live, st)
+                && live != st.desired
+            {
+                why = format!("HPA {live}; {why}");
+            }
             if on_sale {
                 why = format!("{why} +sale").trim().to_string();
             }
