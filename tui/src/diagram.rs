@@ -128,7 +128,7 @@ fn xml(s: &str) -> String {
 
 const BOX_W: i32 = 150;
 const BOX_H: i32 = 46;
-const GAP_X: i32 = 24;
+const GAP_X: i32 = 36;
 const ROW_H: i32 = 120;
 const MARGIN: i32 = 30;
 
@@ -185,7 +185,8 @@ pub fn svg(topo: &Topology) -> String {
             r##"  <line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#57606a" stroke-width="1.2" marker-end="url(#arrow)"/>"##
         );
         if let Some(t) = &e.traffic {
-            let (mx, my) = ((ax + bx) / 2, (ay + by) / 2 + (bx - ax).signum() * 8);
+            // Near the target, where siblings are a whole node apart: labels do not overlap.
+            let (mx, my) = (ax + (bx - ax) * 4 / 5, ay + (by - ay) * 4 / 5);
             let _ = writeln!(
                 out,
                 r##"  <text x="{mx}" y="{my}" text-anchor="middle" font-size="10" fill="#24292f" stroke="#ffffff" stroke-width="3" paint-order="stroke">{}</text>"##,

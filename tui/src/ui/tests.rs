@@ -153,6 +153,26 @@ fn svg_diagram_has_every_node_in_its_class_color() {
         topo.nodes.iter().filter(|n| n.failed).count()
     );
     assert!(svg.contains("#cf222e") && svg.contains("#1f6feb") && svg.contains("#2da44e"));
+    // Edge labels on the same row are far enough apart not to overlap (~6 px a character).
+    let mut rows: std::collections::BTreeMap<i32, Vec<(i32, usize)>> = Default::default();
+    for line in svg.lines().filter(|l| l.contains("font-size=\"10\"")) {
+        let attr = |name: &str| -> i32 {
+            let rest = &line[line.find(&format!(" {name}=\"")).unwrap() + name.len() + 3..];
+            rest[..rest.find('"').unwrap()].parse().unwrap()
+        };
+        let text = &line[line.find('>').unwrap() + 1..line.rfind("</text>").unwrap()];
+        rows.entry(attr("y"))
+            .or_default()
+            .push((attr("x"), text.chars().count()));
+    }
+    assert!(!rows.is_empty());
+    for labels in rows.values_mut() {
+        labels.sort();
+        for w in labels.windows(2) {
+            let room = (w[0].1 + w[1].1) as i32 * 6 / 2;
+            assert!(w[1].0 - w[0].0 >= room, "overlapping edge labels {w:?}");
+        }
+    }
 }
 
 #[test]
