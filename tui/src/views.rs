@@ -307,6 +307,19 @@ pub fn events(app: &App) -> Vec<&EventInfo> {
     for (ns, name) in app.storefronts().into_iter().map(sf_key) {
         by_ns.entry(ns).or_default().push(name);
     }
+    // Sales are not named after their Storefront: they belong by `storefrontRef`.
+    let sales: std::collections::BTreeSet<(String, String)> = app
+        .cluster
+        .sales
+        .iter()
+        .filter_map(|s| {
+            let ns = s.metadata.namespace.clone()?;
+            by_ns
+                .get(&ns)
+                .is_some_and(|names| names.contains(&s.spec.storefront_ref))
+                .then(|| (ns, s.metadata.name.clone().unwrap_or_default()))
+        })
+        .collect();
     let mut v: Vec<&EventInfo> = app
         .cluster
         .events
@@ -315,6 +328,8 @@ pub fn events(app: &App) -> Vec<&EventInfo> {
             by_ns
                 .get(&e.namespace)
                 .is_some_and(|names| names.iter().any(|n| e.concerns(n)))
+                || (e.kind == "FlashSale"
+                    && sales.contains(&(e.namespace.clone(), e.object.clone())))
         })
         .filter(|e| {
             app.matches(&format!(
