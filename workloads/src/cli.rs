@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     auth,
-    catalog::seed,
+    catalog::{self, seed},
     config::{CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
     inventory,
 };
@@ -89,9 +89,15 @@ pub struct SeedArgs {
     /// How many products.
     #[arg(long, env = "SEED_PRODUCTS", default_value_t = seed::DEFAULT_PRODUCTS)]
     pub products: usize,
-    /// Where to write (default: standard output).
+    /// Where to write JSON Lines (default: standard output, unless loading a database).
     #[arg(long)]
     pub output: Option<PathBuf>,
+    /// Load the catalog into this PostgreSQL database (the catalog's schema) instead.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The catalog's schema, when loading a database.
+    #[arg(long, env = "DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
 }
 
 impl Command {
@@ -148,6 +154,27 @@ fn not_implemented(name: &str) -> Result<()> {
 
 fn write_seed(args: &SeedArgs) -> Result<()> {
     let products = seed::generate(args.seed, args.products);
+    if let Some(url) = &args.database_url {
+        let schema = required(
+            args.database_schema.as_deref(),
+            "--database-schema",
+            "DATABASE_SCHEMA",
+        )?;
+        runtime()?.block_on(async {
+            let store = catalog::postgres::PgCatalog::connect(url, schema, 2).await?;
+            store.migrate().await?;
+            store.upsert(&products).await
+        })?;
+        tracing::info!(
+            products = products.len(),
+            seed = args.seed,
+            schema,
+            "catalog loaded"
+        );
+        if args.output.is_none() {
+            return Ok(());
+        }
+    }
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             File::create(path).with_context(|| format!("failed to create {}", path.display()))?,
@@ -293,6 +320,12 @@ mod tests {
         assert!(
             err.to_string().contains("shard 2 of 2 does not exist"),
             "{err}"
+        );
+        let err = run(parse(&["seed", "--database-url", "postgres://x"]).expect("parses"))
+            .expect_err("no schema");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --database-schema or set DATABASE_SCHEMA"
         );
         let err = run(parse(&["migrate"]).expect("parses")).expect_err("no service");
         assert_eq!(
