@@ -64,14 +64,16 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
         .windows(2)
         .any(|w| w[0].metadata.namespace != w[1].metadata.namespace);
     let ms = metric_style(app);
+    let name_of = |r: &views::ServiceRow| match (multi_ns, multi) {
+        (true, _) => format!("{}/{}/{}", r.namespace, r.storefront, r.service),
+        (false, true) => format!("{}/{}", r.storefront, r.service),
+        (false, false) => r.service.clone(),
+    };
+    let names: Vec<String> = rows.iter().map(name_of).collect();
     let body: Vec<Row> = rows
         .iter()
         .map(|r| {
-            let name = match (multi_ns, multi) {
-                (true, _) => format!("{}/{}/{}", r.namespace, r.storefront, r.service),
-                (false, true) => format!("{}/{}", r.storefront, r.service),
-                (false, false) => r.service.clone(),
-            };
+            let name = name_of(r);
             let name_style = if r.failed {
                 Style::new().fg(Color::White).bg(FAILURE).bold()
             } else if r.tier == Tier::Core {
@@ -99,11 +101,7 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
         })
         .collect();
     let widths = [
-        Constraint::Length(match (multi_ns, multi) {
-            (true, _) => 24,
-            (false, true) => 20,
-            (false, false) => 15,
-        }),
+        Constraint::Length(fit(&names, 15, area.width / 3)),
         Constraint::Length(4),
         Constraint::Length(5),
         Constraint::Min(8),
@@ -309,9 +307,15 @@ pub fn failures(frame: &mut Frame, area: Rect, app: &App) {
 
 pub fn events(frame: &mut Frame, area: Rect, app: &App) {
     let rows = views::events(app);
+    let objects: Vec<String> = rows
+        .iter()
+        .map(|e| format!("{}/{}", short_kind(&e.kind), e.object))
+        .collect();
+    let reasons: Vec<String> = rows.iter().map(|e| e.reason.clone()).collect();
     let body: Vec<Row> = rows
         .iter()
-        .map(|e| {
+        .enumerate()
+        .map(|(i, e)| {
             let age = e
                 .last
                 .map_or_else(|| "–".into(), |t| fmt_age(app.now.duration_since(t)));
@@ -328,7 +332,7 @@ pub fn events(frame: &mut Frame, area: Rect, app: &App) {
             Row::new(vec![
                 Cell::from(age),
                 Cell::from(ty),
-                Cell::from(format!("{}/{}", short_kind(&e.kind), e.object)),
+                Cell::from(objects[i].clone()),
                 Cell::from(e.reason.clone()),
                 Cell::from(format!("{}{count}", e.message)),
             ])
@@ -337,8 +341,8 @@ pub fn events(frame: &mut Frame, area: Rect, app: &App) {
     let widths = [
         Constraint::Length(6),
         Constraint::Length(4),
-        Constraint::Length(26),
-        Constraint::Length(14),
+        Constraint::Length(fit(&objects, 26, area.width / 3)),
+        Constraint::Length(fit(&reasons, 14, 24)),
         Constraint::Min(10),
     ];
     let table =
@@ -351,6 +355,13 @@ pub fn events(frame: &mut Frame, area: Rect, app: &App) {
         table,
         rows.is_empty(),
     );
+}
+
+/// Width of a name column: its longest entry, at least `min`, at most `max` (when there is
+/// room for `min`).
+fn fit(names: &[String], min: u16, max: u16) -> u16 {
+    let longest = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    (longest as u16).clamp(min, max.max(min))
 }
 
 fn short_kind(kind: &str) -> &str {
