@@ -126,6 +126,7 @@ pub fn run(cli: Cli) -> Result<()> {
             provider.provider()?;
             not_implemented("payments")
         }
+        Command::Catalog(common) => runtime()?.block_on(catalog::run::run(common)),
         Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
         Command::Inventory { common, shard } => {
             runtime()?.block_on(inventory::run::run(common, shard))
@@ -134,6 +135,7 @@ pub fn run(cli: Cli) -> Result<()> {
             match required(service.as_deref(), "--service", "STOREFRONT_SERVICE")? {
                 "inventory" => runtime()?.block_on(inventory::run::migrate(&common)),
                 "auth" => runtime()?.block_on(auth::run::migrate(&common)),
+                "catalog" => runtime()?.block_on(catalog::run::migrate(&common)),
                 other => bail!("failed to migrate {other}: not implemented yet (see issue 6)"),
             }
         }

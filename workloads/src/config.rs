@@ -58,6 +58,9 @@ pub struct CommonArgs {
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A PostgreSQL read replica for read-mostly queries (optional).
+    #[arg(long, env = "DATABASE_READ_REPLICA_URL", hide_env_values = true)]
+    pub database_read_replica_url: Option<String>,
     /// This service's (or shard's) own database schema.
     #[arg(long, env = "DATABASE_SCHEMA")]
     pub database_schema: Option<String>,

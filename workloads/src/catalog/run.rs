@@ -1,0 +1,59 @@
+//! `storefront-workloads catalog` and the catalog part of `migrate`: wires settings,
+//! PostgreSQL (primary, and the read replica when named), the search index rebuilt at start,
+//! the gRPC server and the operations endpoints ([`Lifecycle`]).
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use super::{
+    grpc::{Catalog, serve},
+    postgres::PgCatalog,
+    search::SearchIndex,
+};
+use crate::{config::CommonArgs, ops::Lifecycle};
+
+/// Creates the products table.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store = PgCatalog::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(
+        schema = common.database_schema()?,
+        "catalog schema migrated"
+    );
+    Ok(())
+}
+
+/// Runs the catalog until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    let keys = common.signing_keys()?;
+
+    let grpc = TcpListener::bind(common.grpc_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
+    let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
+    let primary = PgCatalog::connect(url, schema, 8).await?;
+    primary.migrate().await?;
+    let reads = match &common.database_read_replica_url {
+        Some(replica) => PgCatalog::connect(replica, schema, 8).await?,
+        None => primary.clone(),
+    };
+    let catalog = Arc::new(Catalog {
+        primary,
+        reads,
+        index: SearchIndex::new()?,
+    });
+    let indexed = catalog
+        .reindex()
+        .await
+        .map_err(|s| anyhow::anyhow!("failed to build the search index: {}", s.message()))?;
+    tracing::info!(%storefront, products = indexed, "catalog ready");
+    let verifier = Arc::new(keys.verifier(&storefront));
+    life.serve(|shutdown| serve(grpc, catalog, verifier, shutdown))
+        .await
+}
