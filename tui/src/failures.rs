@@ -20,6 +20,10 @@ use crate::{
     model::Cluster,
 };
 
+/// A Deployment this young with no ready pod is starting, not failing (its pods are pulled
+/// and probed); one older than this turns red at once when its pods die.
+pub const NEW_DEPLOYMENT_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(30);
+
 /// One broken thing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
@@ -85,7 +89,10 @@ pub fn derive(
     }
 
     for d in &cluster.deployments {
-        if d.desired > 0 && d.ready == 0 {
+        let new = d
+            .created
+            .is_some_and(|c| now.duration_since(c) < NEW_DEPLOYMENT_GRACE);
+        if d.desired > 0 && d.ready == 0 && !new {
             let (kind, name) = if d.shard.is_some() {
                 ("Shard", d.name.clone())
             } else {
@@ -287,6 +294,35 @@ mod tests {
                     t(-60)
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn a_new_deployment_starting_is_not_a_failure_an_old_one_without_pods_is() {
+        let dep = |created: i64| DeploymentInfo {
+            namespace: "shop".into(),
+            name: "acme-orders".into(),
+            storefront: Some("acme".into()),
+            component: Some("orders".into()),
+            created: Some(t(created)),
+            desired: 2,
+            ..DeploymentInfo::default()
+        };
+        let failing = |d: DeploymentInfo| {
+            let cluster = Cluster {
+                deployments: vec![d],
+                ..Cluster::default()
+            };
+            derive(&cluster, &PromState::default(), t(0), &BTreeMap::new()).len()
+        };
+        assert_eq!(failing(dep(-10)), 0, "created 10s ago: starting");
+        assert_eq!(failing(dep(-31)), 1, "31s old and no ready pod: failing");
+        assert_eq!(
+            failing(DeploymentInfo {
+                created: None,
+                ..dep(0)
+            }),
+            1
         );
     }
 

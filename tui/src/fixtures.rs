@@ -132,6 +132,7 @@ fn deployments(broken: bool) -> Vec<DeploymentInfo> {
             storefront: Some("acme".into()),
             component: Some(s.to_string()),
             shard: None,
+            created: Some(ago(7200)),
             desired: *desired,
             ready: if broken && *s == "payments" {
                 0
@@ -147,6 +148,7 @@ fn deployments(broken: bool) -> Vec<DeploymentInfo> {
         storefront: Some("acme".into()),
         component: Some("inventory".into()),
         shard: Some(i.to_string()),
+        created: Some(ago(7200)),
         desired: 1,
         ready: 1,
         updated: 1,

@@ -100,6 +100,8 @@ pub struct DeploymentInfo {
     pub storefront: Option<String>,
     pub component: Option<String>,
     pub shard: Option<String>,
+    /// When the Deployment was created.
+    pub created: Option<Timestamp>,
     pub desired: i32,
     pub ready: i32,
     pub updated: i32,
@@ -193,6 +195,7 @@ impl DeploymentInfo {
             storefront: label(labels, INSTANCE_LABEL),
             component: label(labels, COMPONENT_LABEL),
             shard: label(labels, SHARD_LABEL),
+            created: d.metadata.creation_timestamp.as_ref().map(|t| t.0),
             desired: d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
             ready: status.ready_replicas.unwrap_or(0),
             updated: status.updated_replicas.unwrap_or(0),

@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Nodes carry ready/desired replicas and a class: core (blue), supporting (green), datastore;
-//! a node is *failed* (red) when a [`Failure`] points at it or it wants pods and has none ready.
+//! a node is *failed* (red) when a [`Failure`] points at it (so the graph and the Failures
+//! view always agree).
 //! [`rows`] lays the graph out for a terminal: one row per service, shards under theirs.
 
 use storefront_crds::{ServiceName, Storefront, Tier};
@@ -184,8 +185,7 @@ pub fn build(
         let tier = st
             .map(|s| s.tier)
             .unwrap_or_else(|| spec.effective_tier(*service));
-        let failed =
-            failed_ids.contains(&id.as_str()) || replicas.is_some_and(|(r, d)| d > 0 && r == 0);
+        let failed = failed_ids.contains(&id.as_str());
         nodes.push(Node {
             id: id.clone(),
             label: id.clone(),
@@ -333,7 +333,7 @@ fn shard_node(
     failed_ids: &[&str],
 ) -> Node {
     Node {
-        failed: failed_ids.contains(&id.as_str()) || (desired > 0 && ready == 0),
+        failed: failed_ids.contains(&id.as_str()),
         label: id.clone(),
         id,
         class: NodeClass::Core,
