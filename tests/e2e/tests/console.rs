@@ -202,7 +202,10 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         pane.contains(&format!("Topology {}/acme", ns.name)),
         "{pane}"
     );
-    assert!(pane.contains("api ● ok"), "{pane}");
+    tmux.wait("every watch synced", Duration::from_secs(10), |p| {
+        p.contains("api ● ok")
+    })
+    .await;
     for i in 0..4 {
         assert!(
             pane.contains(&format!("#{i} 1/1")),
