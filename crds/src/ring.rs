@@ -54,7 +54,10 @@ pub fn jump(mut key: u64, buckets: u32) -> u32 {
         b = j;
         key = key.wrapping_mul(2_862_933_555_777_941_757).wrapping_add(1);
         // Exactly the reference implementation: (b + 1) * (2^31 / ((key >> 33) + 1)).
-        j = ((b + 1) as f64 * ((1u64 << 31) as f64 / ((key >> 33) + 1) as f64)) as i64;
+        // `(key >> 33) + 1` is at most 2^31, so going through i64 is exact and spares the
+        // slower unsigned-to-float conversion.
+        let r = ((key >> 33) + 1) as i64;
+        j = ((b + 1) as f64 * ((1i64 << 31) as f64 / r as f64)) as i64;
     }
     // `b` is in 0..buckets, and buckets fits u32.
     u32::try_from(b).unwrap_or(0)
