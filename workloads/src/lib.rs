@@ -4,17 +4,22 @@
 //! Each service is a module whose domain logic has no server and no storage (so it is
 //! unit-tested), with its gRPC, HTTP, PostgreSQL and NATS adapters beside it:
 //!
-//! | module              | domain                                             | adapters so far |
-//! |---------------------|----------------------------------------------------|-----------------|
-//! | [`auth`]            | argon2id, Ed25519 JWTs (user + service tokens)     | gRPC server     |
-//! | [`orders`]          | events, projection, saga, Idempotency-Key          | —               |
-//! | [`inventory`]       | reservations: all-or-nothing, never oversold       | PostgreSQL, gRPC, `inventory` + `migrate` commands |
-//! | [`payments`]        | one charge per order, simulated provider           | —               |
-//! | [`catalog`]         | deterministic seed catalog                         | `seed` command  |
+//! | module        | domain                                        | adapters so far                          | runs |
+//! |---------------|-----------------------------------------------|------------------------------------------|------|
+//! | [`auth`]      | argon2id, Ed25519 JWTs (user + service)       | PostgreSQL users, gRPC                   | yes  |
+//! | [`catalog`]   | deterministic seed catalog, tantivy search    | PostgreSQL (+ replica reads), gRPC       | yes  |
+//! | [`inventory`] | reservations: all-or-nothing, never oversold  | PostgreSQL per shard, gRPC (ring checks) | yes  |
+//! | [`orders`]    | events, projection, saga, Idempotency-Key     | PostgreSQL event log + outbox            | no   |
+//! | [`payments`]  | one charge per order, simulated provider      | PostgreSQL ledger                        | no   |
+//!
+//! Not built yet: the gateway, recommendations, the NATS JetStream relay and consumers, the
+//! orders and payments servers, the Redis cache (issue 6). Their subcommands exit non-zero
+//! with "not implemented yet".
 //!
 //! Shared: [`api`] (the public JSON shapes and error body), [`grpc`] (service-token
-//! interceptors), [`ops`] (`/healthz`, `/readyz`, `/metrics`, SIGTERM), [`config`] (flags and environment), [`proto`] (generated code), and the
-//! ring in `storefront_crds::ring`.
+//! interceptors), [`ops`] (`/healthz`, `/readyz`, `/metrics`, SIGTERM drain), [`config`]
+//! (flags and environment), [`proto`] (generated code), and the ring in
+//! `storefront_crds::ring`. `workloads/README.md` says how to run and test it all.
 
 pub mod api;
 pub mod auth;
