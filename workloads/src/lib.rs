@@ -9,11 +9,11 @@
 //! | [`auth`]      | argon2id, Ed25519 JWTs (user + service)       | PostgreSQL users, gRPC                   | yes  |
 //! | [`catalog`]   | deterministic seed catalog, tantivy search    | PostgreSQL (+ replica reads), gRPC       | yes  |
 //! | [`inventory`] | reservations: all-or-nothing, never oversold  | PostgreSQL per shard, gRPC (ring checks) | yes  |
-//! | [`orders`]    | events, projection, saga, Idempotency-Key     | PostgreSQL event log + outbox            | no   |
+//! | [`orders`]    | events, projection, saga, Idempotency-Key     | PostgreSQL event log + outbox, gRPC      | no   |
 //! | [`payments`]  | one charge per order, simulated provider      | PostgreSQL ledger                        | no   |
 //!
 //! Not built yet: the gateway, recommendations, the NATS JetStream relay and consumers, the
-//! orders and payments servers, the Redis cache (issue 6). Their subcommands exit non-zero
+//! payments server, the Redis cache (issue 6). Their subcommands exit non-zero
 //! with "not implemented yet".
 //!
 //! Shared: [`api`] (the public JSON shapes and error body), [`grpc`] (service-token
