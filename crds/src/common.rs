@@ -12,7 +12,7 @@ pub const GROUP: &str = "commerce.storefront.dev";
 /// API version of every Storefront kind.
 pub const VERSION: &str = "v1alpha1";
 /// Category shared by every kind (`kubectl get storefront`).
-pub const CATEGORY: &str = "storefront";
+pub const CATEGORY: &str = "commerce";
 
 /// The commerce services a Storefront can run.
 ///

@@ -16,15 +16,17 @@
 //! - **fold** (fall back; `01:30` happens twice in America/New_York on the first Sunday of
 //!   November): the first (earlier, daylight-time) `01:30` only; the sale never runs twice.
 //!
-//! Searching is by calendar day (at most ~5 years ahead or back, enough for `29 2`), so the
-//! cost is a few thousand date checks in the worst case and no per-minute scanning.
+//! Searching is by calendar day (at most ~5 years ahead or back, enough for `29 2`). On a day
+//! without an offset change (all but a couple a year) wall-clock times map to instants by
+//! arithmetic, in order, so a lookup converts only until it finds its answer; the days with a
+//! change are resolved time by time with the rules above.
 
 use std::{fmt, str::FromStr};
 
 use jiff::{
     Timestamp,
     civil::{Date, DateTime},
-    tz::TimeZone,
+    tz::{Offset, TimeZone},
 };
 
 /// How far [`Cron::next_after`] and [`Cron::last_at_or_before`] search, in days.
@@ -218,24 +220,79 @@ impl Cron {
         }
     }
 
+    /// The wall-clock times of day the cron fires at, in order.
+    fn times(&self) -> impl DoubleEndedIterator<Item = (i8, i8)> + '_ {
+        (0..24i8)
+            .filter(|h| self.hours & (1 << h) != 0)
+            .flat_map(move |h| {
+                (0..60i8)
+                    .filter(move |m| self.minutes & (1 << m) != 0)
+                    .map(move |m| (h, m))
+            })
+    }
+
     /// Every instant the cron fires on day `d` in `tz`, in time order (see the DST rules).
+    /// Used on the rare days with an offset change; other days use [`Cron::on_uniform_day`].
     fn starts_on(&self, d: Date, tz: &TimeZone) -> Vec<Timestamp> {
-        if !self.matches_date(d) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for h in (0..24).filter(|h| self.hours & (1 << h) != 0) {
-            for m in (0..60).filter(|m| self.minutes & (1 << m) != 0) {
+        let mut out: Vec<Timestamp> = self
+            .times()
+            .filter_map(|(h, m)| {
                 let civil = DateTime::from_parts(d, jiff::civil::time(h, m, 0, 0));
                 // `compatible`: gap → later by the gap, fold → the earlier instant.
-                if let Ok(z) = tz.to_ambiguous_zoned(civil).compatible() {
-                    out.push(z.timestamp());
-                }
-            }
-        }
+                tz.to_ambiguous_zoned(civil)
+                    .compatible()
+                    .ok()
+                    .map(|z| z.timestamp())
+            })
+            .collect();
         out.sort();
         out.dedup();
         out
+    }
+
+    /// The one UTC offset of day `d` in `tz`, when the offset does not change that day (so
+    /// wall-clock times map to instants by arithmetic, in order).
+    fn uniform_offset(d: Date, tz: &TimeZone) -> Option<Offset> {
+        let noon = |d: Date| {
+            tz.to_ambiguous_zoned(d.at(12, 0, 0, 0))
+                .compatible()
+                .ok()
+                .map(|z| z.timestamp())
+        };
+        let (from, to) = (noon(d.yesterday().ok()?)?, noon(d.tomorrow().ok()?)?);
+        let changes = tz.following(from).next().is_some_and(|t| t.timestamp() < to);
+        (!changes).then(|| tz.to_offset(from))
+    }
+
+    fn at(d: Date, (h, m): (i8, i8), offset: Offset) -> Option<Timestamp> {
+        offset
+            .to_timestamp(DateTime::from_parts(d, jiff::civil::time(h, m, 0, 0)))
+            .ok()
+    }
+
+    /// The first instant after `t` on day `d` (`after`), or the last at or before `t`.
+    fn on_day(&self, d: Date, tz: &TimeZone, t: Timestamp, after: bool) -> Option<Timestamp> {
+        if !self.matches_date(d) {
+            return None;
+        }
+        let Some(offset) = Self::uniform_offset(d, tz) else {
+            let starts = self.starts_on(d, tz);
+            return if after {
+                starts.into_iter().find(|s| *s > t)
+            } else {
+                starts.into_iter().rev().find(|s| *s <= t)
+            };
+        };
+        if after {
+            self.times()
+                .filter_map(|hm| Self::at(d, hm, offset))
+                .find(|s| *s > t)
+        } else {
+            self.times()
+                .rev()
+                .filter_map(|hm| Self::at(d, hm, offset))
+                .find(|s| *s <= t)
+        }
     }
 
     /// The first instant strictly after `t` at which the cron fires in `tz`.
@@ -243,7 +300,7 @@ impl Cron {
         // Start a day early: a gap can move the previous day's wall-clock time past midnight.
         let mut day = tz.to_datetime(t).date().yesterday().ok()?;
         for _ in 0..SEARCH_DAYS {
-            if let Some(s) = self.starts_on(day, tz).into_iter().find(|s| *s > t) {
+            if let Some(s) = self.on_day(day, tz, t, true) {
                 return Some(s);
             }
             day = day.tomorrow().ok()?;
@@ -255,7 +312,7 @@ impl Cron {
     pub fn last_at_or_before(&self, tz: &TimeZone, t: Timestamp) -> Option<Timestamp> {
         let mut day = tz.to_datetime(t).date().tomorrow().ok()?;
         for _ in 0..SEARCH_DAYS {
-            if let Some(s) = self.starts_on(day, tz).into_iter().rev().find(|s| *s <= t) {
+            if let Some(s) = self.on_day(day, tz, t, false) {
                 return Some(s);
             }
             day = day.yesterday().ok()?;

@@ -19,9 +19,10 @@ use kube::{
     runtime::{
         Controller,
         events::{Recorder, Reporter},
+        watcher,
     },
 };
-use storefront_crds::{ServiceShard, Storefront};
+use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
 use crate::{
     controller::{Context, sale, shard, storefront, stores},
@@ -239,11 +240,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             .graceful_shutdown_on(shutdown_signal())
             .run(shard::reconcile, shard::error_policy, ctx.clone())
             .for_each(|_| futures::future::ready(()));
-    let sale_controller =
-        Controller::for_shared_stream(watches.sales.subscribe(), stores.sales.clone())
-            .graceful_shutdown_on(shutdown_signal())
-            .run(sale::reconcile, sale::error_policy, ctx.clone())
-            .for_each(|_| futures::future::ready(()));
+    // The sale controller has a watch of its own: the shared sales store is already awaited by
+    // `wait_secondary_ready`, and a store's readiness wakes only one waiter. Sales are few.
+    let sales_api: Api<FlashSale> = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let sale_controller = Controller::new(sales_api, watcher::Config::default().any_semantic())
+        .graceful_shutdown_on(shutdown_signal())
+        .run(sale::reconcile, sale::error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()));
     let _watch_tasks = watches.start(&deleted);
     let ready_flag = ready.clone();
     let stores_ready = stores.clone();

@@ -89,14 +89,17 @@ async fn every_name_of_every_kind_resolves_to_that_kind_alone() {
     }
 
     for k in &KINDS {
-        let plural = k.names[1];
         let obj_name = k
             .object
             .split("name: ")
             .nth(1)
             .and_then(|s| s.split('}').next())
             .unwrap();
-        let qualified = format!("{plural}.commerce.storefront.dev/{obj_name}");
+        // kubectl names objects `<kind>.<group>/<name>`, the kind in lower case.
+        let qualified = format!(
+            "{}.commerce.storefront.dev/{obj_name}",
+            k.kind.to_lowercase()
+        );
         for name in k.names {
             // `get NAME-OF-KIND` lists only objects of that kind.
             let list = kubectl(&cache, &["get", name, "-n", n, "-o", "name"], None);
@@ -171,16 +174,16 @@ async fn every_name_of_every_kind_resolves_to_that_kind_alone() {
     assert_eq!(
         lines,
         [
-            "flashsales.commerce.storefront.dev/black-friday",
-            "serviceshards.commerce.storefront.dev/acme-inventory-0",
-            "storefronts.commerce.storefront.dev/acme",
+            "flashsale.commerce.storefront.dev/black-friday",
+            "serviceshard.commerce.storefront.dev/acme-inventory-0",
+            "storefront.commerce.storefront.dev/acme",
         ],
         "`kubectl get commerce`"
     );
     // The objects were not deleted by the dry runs.
     assert_eq!(
         kubectl(&cache, &["get", "sf", "acme", "-n", n, "-o", "name"], None).trim(),
-        "storefronts.commerce.storefront.dev/acme"
+        "storefront.commerce.storefront.dev/acme"
     );
     let _ = std::fs::remove_dir_all(&cache);
 }
