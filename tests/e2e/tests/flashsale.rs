@@ -174,6 +174,30 @@ async fn wait_phase(sales: &Api<FlashSale>, name: &str, phase: SalePhase, timeou
     .unwrap();
 }
 
+/// Waits for an Event on an object of `kind` with `reason` whose note contains `words`.
+async fn wait_event(ns: &TestNamespace, kind: &str, reason: &str, words: &str) {
+    let events: Api<k8s_openapi::api::events::v1::Event> = ns.api();
+    wait_for(
+        &format!("a {reason} Event on the {kind} saying {words:?}"),
+        Duration::from_secs(15),
+        || async {
+            let found = events
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .any(|e| {
+                    e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some(kind)
+                        && e.reason.as_deref() == Some(reason)
+                        && e.note.as_deref().is_some_and(|n| n.contains(words))
+                });
+            Ok(found.then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn one_off_sale_prewarms_opens_limits_at_start_and_restores_exactly() {
     let (_client, ns) = setup("sale").await;
@@ -253,6 +277,20 @@ async fn one_off_sale_prewarms_opens_limits_at_start_and_restores_exactly() {
         boundary("limits-open", start, open);
     }
     wait_phase(&sales, "bf", SalePhase::Active, Duration::from_secs(5)).await;
+    // Events explain the decisions, on the Storefront and on the sale.
+    for (kind, reason, words) in [
+        (
+            "Storefront",
+            "RateLimit",
+            "gateway: 20000 rpm from FlashSale bf",
+        ),
+        ("Storefront", "Scaled", "because FlashSale bf is PreWarming"),
+        ("FlashSale", "PhaseChanged", "Scheduled → PreWarming"),
+        ("FlashSale", "PhaseChanged", "PreWarming → Active"),
+        ("FlashSale", "LimitsOpened", "gateway 20000 rpm"),
+    ] {
+        wait_event(&ns, kind, reason, words).await;
+    }
 
     // Going down: limits close at the end, capacity shrinks after the grace.
     let closed = when(&ns, "limits closed", Duration::from_secs(60), |c| {
@@ -271,6 +309,13 @@ async fn one_off_sale_prewarms_opens_limits_at_start_and_restores_exactly() {
     .await;
     boundary("capacity-down", end + SignedDuration::from_secs(10), down);
 
+    wait_event(
+        &ns,
+        "Storefront",
+        "RateLimit",
+        "gateway: 5000 rpm from spec",
+    )
+    .await;
     // Byte for byte what the spec alone gives.
     wait_phase(&sales, "bf", SalePhase::Completed, Duration::from_secs(5)).await;
     let after = read(&ns).await;
