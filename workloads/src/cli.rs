@@ -15,7 +15,7 @@ use crate::{
     auth,
     catalog::{self, seed},
     config::{CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
-    inventory,
+    gateway, inventory,
 };
 
 /// Storefront's commerce services.
@@ -40,7 +40,7 @@ pub enum LogFormat {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// The public HTTP/JSON API.
-    Gateway(CommonArgs),
+    Gateway(gateway::run::GatewayArgs),
     /// Users, passwords and tokens.
     Auth {
         #[command(flatten)]
@@ -127,6 +127,7 @@ pub fn run(cli: Cli) -> Result<()> {
             not_implemented("payments")
         }
         Command::Catalog(common) => runtime()?.block_on(catalog::run::run(common)),
+        Command::Gateway(args) => runtime()?.block_on(gateway::run::run(args)),
         Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
         Command::Inventory { common, shard } => {
             runtime()?.block_on(inventory::run::run(common, shard))

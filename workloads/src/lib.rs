@@ -11,8 +11,10 @@
 //! | [`inventory`] | reservations: all-or-nothing, never oversold  | PostgreSQL per shard, gRPC (ring checks) | yes  |
 //! | [`orders`]    | events, projection, saga, Idempotency-Key     | PostgreSQL event log + outbox, gRPC      | no   |
 //! | [`payments`]  | one charge per order, simulated provider      | PostgreSQL ledger                        | no   |
+//! | [`gateway`]   | public API checks, routes + rings, reload     | axum HTTP/JSON, gRPC clients, OpenAPI    | yes  |
 //!
-//! Not built yet: the gateway, recommendations, the NATS JetStream relay and consumers, the
+//! Not built yet: the gateway's rate limiter, circuit breakers and retry budget (the
+//! [`gateway::upstream::UpstreamGuard`] seam), recommendations, the NATS JetStream relay and consumers, the
 //! payments server, the Redis cache (issue 6). Their subcommands exit non-zero
 //! with "not implemented yet".
 //!
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod grpc;
 pub mod inventory;
 pub mod ops;

@@ -1,0 +1,256 @@
+//! The gateway: the public HTTP/JSON API (DESIGN.md "Public API", shapes in [`crate::api`])
+//! over the services' gRPC, on the HTTP port next to `/healthz`, `/readyz` and `/metrics`.
+//!
+//! ```text
+//!   shopper ──HTTP/JSON──▶ router (handlers) ──▶ Gateway::client / shard ──gRPC──▶ auth, catalog,
+//!                            │  body limit, JSON   │ route table + rings             orders,
+//!                            │  JWT (local verify) │ (reloaded, last good kept)      inventory[ring],
+//!                            ▼                     ▼                                 recommendations
+//!                     {"error": {code, message}}  UpstreamGuard (seam: limits, breakers, retries)
+//! ```
+//!
+//! - [`table`]: the route table and rings the operator renders, and their reload.
+//! - [`upstream`]: channels, deadlines, gRPC failure → public error, the guard seam.
+//! - [`handlers`]: one function per route; [`openapi`]: the route list and its OpenAPI
+//!   document; [`run`]: the `gateway` subcommand.
+//!
+//! User tokens are verified here with the auth key (no call to auth per request); orders
+//! get the verified user id. Every failure is a JSON error body: input problems are 4xx
+//! before any service is called, an unavailable upstream is a 503, nothing panics on input.
+
+pub mod handlers;
+pub mod openapi;
+pub mod run;
+pub mod table;
+pub mod upstream;
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::{
+    Json, Router,
+    body::Body,
+    http::{HeaderMap, Method, StatusCode, Uri, header::AUTHORIZATION},
+    response::{IntoResponse, Response},
+};
+use serde::de::DeserializeOwned;
+use tonic::Status;
+
+use self::{
+    table::Snapshot,
+    upstream::{Authed, Deadlines, UpstreamGuard, Upstreams},
+};
+use crate::{
+    api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
+    auth::domain::{Claims, TokenIssuer, TokenVerifier},
+    grpc::unix_now,
+};
+
+/// The gateway's shared state: current upstreams (swapped on reload), keys, the guard.
+#[derive(Clone)]
+pub struct Gateway(Arc<Inner>);
+
+struct Inner {
+    upstreams: RwLock<Arc<Upstreams>>,
+    issuer: Arc<TokenIssuer>,
+    verifier: TokenVerifier,
+    guard: Arc<dyn UpstreamGuard>,
+    deadlines: Deadlines,
+}
+
+impl Gateway {
+    /// A gateway with no routes yet (every service answers 503 until [`Gateway::apply`]).
+    /// `issuer` mints service tokens; its verifier checks user tokens.
+    pub fn new(
+        issuer: Arc<TokenIssuer>,
+        guard: Arc<dyn UpstreamGuard>,
+        deadlines: Deadlines,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            upstreams: RwLock::new(Arc::new(Upstreams::default())),
+            verifier: issuer.verifier(),
+            issuer,
+            guard,
+            deadlines,
+        }))
+    }
+
+    /// The current upstreams.
+    pub fn upstreams(&self) -> Arc<Upstreams> {
+        Arc::clone(
+            &self
+                .0
+                .upstreams
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// Switches to `snapshot`; on error the current upstreams stay.
+    pub fn apply(&self, snapshot: Snapshot) -> Result<(), String> {
+        let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines)?;
+        *self
+            .0
+            .upstreams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
+        Ok(())
+    }
+
+    /// Whether a route table has been applied.
+    pub fn has_routes(&self) -> bool {
+        self.upstreams().snapshot.is_some()
+    }
+
+    /// The deadlines of upstream calls.
+    pub fn deadlines(&self) -> Deadlines {
+        self.0.deadlines
+    }
+
+    /// A client channel to an unsharded service, after the guard admits the call.
+    pub fn client(&self, service: &'static str) -> Result<Authed, ApiError> {
+        self.0.guard.admit(service)?;
+        self.upstreams()
+            .service(service, &self.0.issuer)
+            .ok_or_else(|| not_routed(service))
+    }
+
+    /// Whether `service` is in the route table.
+    pub fn is_routed(&self, service: &str) -> bool {
+        self.upstreams()
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.table.route(service).is_some())
+    }
+
+    /// A client channel to the shard of `service` that owns `key`, and the ring epoch.
+    pub fn shard(&self, service: &'static str, key: &str) -> Result<(Authed, i64), ApiError> {
+        self.0.guard.admit(service)?;
+        let upstreams = self.upstreams();
+        let sharded = upstreams
+            .sharded(service)
+            .ok_or_else(|| not_routed(service))?;
+        let channel = sharded
+            .channel_for(key)
+            .ok_or_else(|| not_routed(service))?
+            .clone();
+        Ok((
+            upstream::authed(channel, &self.0.issuer, service),
+            sharded.ring.epoch(),
+        ))
+    }
+
+    /// Records the outcome of a call for the guard and unwraps the answer.
+    pub fn finish<T>(
+        &self,
+        service: &'static str,
+        result: Result<tonic::Response<T>, Status>,
+    ) -> Result<T, Status> {
+        match result {
+            Ok(r) => {
+                self.0.guard.record(service, upstream::Outcome::Answered);
+                Ok(r.into_inner())
+            }
+            Err(status) => {
+                self.0.guard.record(service, upstream::outcome(&status));
+                Err(status)
+            }
+        }
+    }
+
+    /// The verified user of a request's `Authorization: Bearer` token.
+    pub fn user(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+        let unauthenticated = |m: String| ApiError::new(ErrorKind::Unauthenticated, m);
+        let value = headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing Authorization: Bearer token".into()))?
+            .to_str()
+            .map_err(|_| unauthenticated("the Authorization header is not ASCII".into()))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                unauthenticated("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        self.0
+            .verifier
+            .verify_user(token, unix_now())
+            .map_err(|e| unauthenticated(format!("invalid token: {e}")))
+    }
+
+    /// The router of the public API (no operations endpoints).
+    pub fn router(self) -> Router {
+        openapi::routes()
+            .into_iter()
+            .fold(Router::new(), |router, (path, method_router)| {
+                router.route(path, method_router)
+            })
+            .fallback(no_route)
+            .with_state(self)
+    }
+}
+
+fn not_routed(service: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::Unavailable,
+        format!("the {service} service is not in the gateway's route table"),
+    )
+}
+
+/// Reads a JSON body: over [`MAX_BODY_BYTES`] → 413, unreadable → 400, not JSON or another
+/// shape (missing or unknown fields) → 400.
+pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            // axum reports the limit as http-body-util's `LengthLimitError` in the source
+            // chain; its text is the stable way to tell it apart without that crate.
+            let mut source: Option<&dyn std::error::Error> = Some(&e);
+            let mut too_large = false;
+            while let Some(s) = source {
+                too_large |= s.to_string().contains("length limit exceeded");
+                source = s.source();
+            }
+            if too_large {
+                ApiError::new(
+                    ErrorKind::TooLarge,
+                    format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                ApiError::new(
+                    ErrorKind::Malformed,
+                    format!("failed to read the body: {e}"),
+                )
+            }
+        })?;
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            ErrorKind::Malformed,
+            "the body is empty; a JSON object is expected",
+        ));
+    }
+    ApiError::parse_body(&bytes)
+}
+
+async fn no_route(method: Method, uri: Uri) -> Response {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("no route {method} {}", uri.path()),
+    )
+    .into_response()
+}
+
+/// The answer to a known path with a method it does not have (every route's fallback).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: "method_not_allowed".into(),
+            message: format!("{method} is not allowed on {}", uri.path()),
+        },
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,190 @@
+//! `storefront-workloads gateway`: the public API and the operations endpoints on one HTTP
+//! port (8080), the route table and rings reloaded every second, ready once a route table
+//! loaded, and a bounded drain on SIGTERM.
+//!
+//! Settings (flag / variable): `--routes-file` / `GATEWAY_ROUTES` (the operator's
+//! `routes.json`), `--rings-dir` / `GATEWAY_RINGS_DIR` (holds `<ring ConfigMap>/ring.json`),
+//! `--jwt-keys-dir` / `JWT_KEYS_DIR` (user tokens are verified with its key, service tokens
+//! signed with it), `--storefront` / `STOREFRONT_NAME` (the tokens' issuer), and deadlines.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use super::{
+    Gateway,
+    table::{Loader, Poll, Sources},
+    upstream::{AllowAll, Deadlines},
+};
+use crate::{
+    auth::domain::TokenIssuer,
+    config::{CommonArgs, ConfigError, required},
+    ops::{self, Readiness},
+};
+
+/// Lifetime of the service tokens the gateway mints per call.
+const SERVICE_TOKEN_TTL_SECS: i64 = 60;
+
+/// `gateway` settings.
+#[derive(Args, Clone, Debug)]
+pub struct GatewayArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The route table (`routes.json` of the gateway's ConfigMap).
+    #[arg(long, env = "GATEWAY_ROUTES")]
+    pub routes_file: Option<PathBuf>,
+    /// The directory of the ring ConfigMaps, one subdirectory per ring name.
+    #[arg(
+        long,
+        env = "GATEWAY_RINGS_DIR",
+        default_value = "/etc/storefront/rings"
+    )]
+    pub rings_dir: PathBuf,
+    /// Deadline of a call to a core service, in milliseconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_MS", default_value_t = 2000)]
+    pub upstream_timeout_ms: u64,
+    /// Deadline of a call to a supporting service (recommendations), in milliseconds.
+    #[arg(long, env = "SUPPORTING_TIMEOUT_MS", default_value_t = 300)]
+    pub supporting_timeout_ms: u64,
+    /// Deadline to connect to a service, in milliseconds.
+    #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 500)]
+    pub connect_timeout_ms: u64,
+    /// How often the route table and rings are re-read, in milliseconds.
+    #[arg(long, env = "GATEWAY_RELOAD_MS", default_value_t = 1000)]
+    pub reload_ms: u64,
+}
+
+impl GatewayArgs {
+    /// The checked deadlines (each 1 ms .. 60 s).
+    pub fn deadlines(&self) -> Result<Deadlines, ConfigError> {
+        let check = |flag: &'static str, ms: u64| {
+            if (1..=60_000).contains(&ms) {
+                Ok(Duration::from_millis(ms))
+            } else {
+                Err(ConfigError::Invalid {
+                    flag,
+                    reason: format!("must be between 1 and 60000 ms, got {ms}"),
+                })
+            }
+        };
+        Ok(Deadlines {
+            call: check("--upstream-timeout-ms", self.upstream_timeout_ms)?,
+            supporting: check("--supporting-timeout-ms", self.supporting_timeout_ms)?,
+            connect: check("--connect-timeout-ms", self.connect_timeout_ms)?,
+        })
+    }
+
+    /// Where the route table and rings are.
+    pub fn sources(&self) -> Result<Sources, ConfigError> {
+        Ok(Sources {
+            routes_file: required(self.routes_file.clone(), "--routes-file", "GATEWAY_ROUTES")?,
+            rings_dir: self.rings_dir.clone(),
+        })
+    }
+}
+
+/// Applies what one poll found; returns whether the gateway has a route table.
+pub fn apply(gateway: &Gateway, poll: Poll) -> bool {
+    match poll {
+        Poll::Unchanged => {}
+        Poll::Changed(snapshot) => {
+            let routes = snapshot.table.routes.len();
+            let rings: Vec<String> = snapshot
+                .rings
+                .iter()
+                .map(|(s, r)| format!("{s}@{}x{}", r.epoch(), r.shard_count()))
+                .collect();
+            match gateway.apply(*snapshot) {
+                Ok(()) => tracing::info!(routes, ?rings, "route table loaded"),
+                Err(e) => tracing::warn!(
+                    "failed to apply the route table (keeping the last good one): {e}"
+                ),
+            }
+        }
+        Poll::Refused(e) => {
+            tracing::warn!("failed to load the route table (keeping the last good one): {e}");
+        }
+    }
+    gateway.has_routes()
+}
+
+/// Re-reads the sources every `every` and applies changes, until the task is dropped.
+pub async fn watch(gateway: Gateway, mut loader: Loader, ready: Readiness, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let (back, poll) = match tokio::task::spawn_blocking(move || {
+            let poll = loader.poll();
+            (loader, poll)
+        })
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("failed to poll the route table: {e}");
+                return;
+            }
+        };
+        loader = back;
+        if apply(&gateway, poll) && !ready.get() {
+            ready.set(true);
+        }
+    }
+}
+
+/// Runs the gateway until SIGTERM and the drain are over.
+pub async fn run(args: GatewayArgs) -> Result<()> {
+    let common = &args.common;
+    let storefront = common.storefront()?.to_string();
+    let deadlines = args.deadlines()?;
+    let sources = args.sources()?;
+    let every = Duration::from_millis(args.reload_ms.max(100));
+    let issuer = Arc::new(TokenIssuer::new(
+        common.signing_keys()?,
+        &storefront,
+        SERVICE_TOKEN_TTL_SECS,
+        SERVICE_TOKEN_TTL_SECS,
+    ));
+    let gateway = Gateway::new(issuer, Arc::new(AllowAll), deadlines);
+    let mut loader = Loader::new(sources);
+    let loaded = apply(&gateway, loader.poll());
+
+    let ready = Readiness::default();
+    ready.set(loaded);
+    let router = ops::router(ready.clone(), Registry::default()).merge(gateway.clone().router());
+    let listener = TcpListener::bind(common.http_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", common.http_addr))?;
+    let watcher = tokio::spawn(watch(gateway, loader, ready.clone(), every));
+    tracing::info!(%storefront, addr = %common.http_addr, "gateway serving");
+
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let draining = ready.clone();
+    let server = ops::serve(listener, router, async move {
+        ops::shutdown_signal().await;
+        draining.set(false);
+        let _ = signalled.send(());
+    });
+    let drain = common.drain();
+    let deadline = async move {
+        if on_signal.await.is_ok() {
+            tracing::info!(seconds = drain.as_secs(), "draining");
+            tokio::time::sleep(drain).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = server => result.context("failed to serve HTTP"),
+        () = deadline => {
+            tracing::warn!("in-flight requests outlived the {drain:?} drain; stopping");
+            Ok(())
+        }
+    };
+    watcher.abort();
+    result
+}

@@ -1,0 +1,349 @@
+//! The gateway's route table and rings, as the operator renders them, and their reload.
+//!
+//! ```text
+//!  GATEWAY_ROUTES (routes.json, ConfigMap <shop>-gateway-routes)
+//!    {storefront, routes: [{service, prefix, tier, upstream? | ring?, rateLimit?}], gatewayRateLimit?}
+//!                                                     │ ring: "<shop>-inventory-ring"
+//!  GATEWAY_RINGS_DIR/<ring name>/ring.json  ◀─────────┘   (storefront_crds::ring document)
+//! ```
+//!
+//! [`Loader::poll`] reads the routes file and every ring it names (small files; a second's
+//! poll reads a few KiB) and reports a new [`Snapshot`] only when the bytes changed. A file
+//! that is missing or malformed is refused as a whole: the caller keeps serving the last good
+//! snapshot, and the loader reports the same failure once, not every second. Comparing bytes,
+//! not modification times, also catches a ConfigMap update within the same second and the
+//! atomic `..data` symlink swap of mounted ConfigMaps.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use storefront_crds::ring::{RING_DATA_KEY, Ring};
+
+/// A cluster-wide rate limit of one service (the next issue's limiter reads it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub requests_per_minute: u32,
+    pub burst: u32,
+}
+
+/// One service's route.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    /// `auth`, `catalog`, `orders`, `inventory`, `recommendations`, `payments`.
+    pub service: String,
+    #[serde(default)]
+    pub prefix: String,
+    /// `core` or `supporting`.
+    #[serde(default)]
+    pub tier: String,
+    /// `host:port` of an unsharded service.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// The ring ConfigMap of a sharded service.
+    #[serde(default)]
+    pub ring: Option<String>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// The route table document (`routes.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteTable {
+    pub storefront: String,
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub gateway_rate_limit: Option<RateLimit>,
+}
+
+impl RouteTable {
+    /// Parses and checks a table: every route has exactly one of `upstream` and `ring`, no
+    /// service twice, no empty names.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let table: RouteTable = serde_json::from_str(json)
+            .map_err(|e| format!("failed to parse the route table: {e}"))?;
+        let mut seen = BTreeMap::new();
+        for route in &table.routes {
+            if route.service.is_empty() {
+                return Err("a route has an empty service name".into());
+            }
+            if seen.insert(route.service.as_str(), ()).is_some() {
+                return Err(format!("service {:?} is routed twice", route.service));
+            }
+            match (&route.upstream, &route.ring) {
+                (Some(u), None) if !u.is_empty() => {}
+                (None, Some(r)) if !r.is_empty() => {}
+                _ => {
+                    return Err(format!(
+                        "route {:?} needs exactly one non-empty upstream or ring",
+                        route.service
+                    ));
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// The route of `service`.
+    pub fn route(&self, service: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.service == service)
+    }
+}
+
+/// A consistent view: the table and the ring of each sharded service, by service name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub table: RouteTable,
+    pub rings: BTreeMap<String, Ring>,
+}
+
+/// Where the files are.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// `routes.json`.
+    pub routes_file: PathBuf,
+    /// The directory holding `<ring ConfigMap name>/ring.json`.
+    pub rings_dir: PathBuf,
+}
+
+impl Sources {
+    /// The file of ring ConfigMap `name`.
+    pub fn ring_file(&self, name: &str) -> PathBuf {
+        self.rings_dir.join(name).join(RING_DATA_KEY)
+    }
+}
+
+/// Reads the files and reports changes (see the module docs).
+#[derive(Debug)]
+pub struct Loader {
+    sources: Sources,
+    /// The bytes of every file read for the last reported outcome, good or bad.
+    last_bytes: Option<Vec<(PathBuf, Option<Vec<u8>>)>>,
+}
+
+/// What one poll found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// Nothing changed since the last poll.
+    Unchanged,
+    /// A new good snapshot to switch to.
+    Changed(Box<Snapshot>),
+    /// The files changed and are not usable; keep the last good snapshot. Reported once
+    /// per distinct content.
+    Refused(String),
+}
+
+impl Loader {
+    pub fn new(sources: Sources) -> Self {
+        Self {
+            sources,
+            last_bytes: None,
+        }
+    }
+
+    fn read(path: &Path) -> Option<Vec<u8>> {
+        std::fs::read(path).ok()
+    }
+
+    /// Reads the files; see [`Poll`].
+    pub fn poll(&mut self) -> Poll {
+        let routes_path = self.sources.routes_file.clone();
+        let routes_bytes = Self::read(&routes_path);
+        let mut bytes = vec![(routes_path.clone(), routes_bytes.clone())];
+        let outcome = match routes_bytes {
+            None => Err(format!(
+                "failed to read the route table {}",
+                routes_path.display()
+            )),
+            Some(raw) => self.snapshot(&raw, &mut bytes),
+        };
+        if self.last_bytes.as_ref() == Some(&bytes) {
+            return Poll::Unchanged;
+        }
+        self.last_bytes = Some(bytes);
+        match outcome {
+            Ok(snapshot) => Poll::Changed(Box::new(snapshot)),
+            Err(e) => Poll::Refused(e),
+        }
+    }
+
+    fn snapshot(
+        &self,
+        raw: &[u8],
+        bytes: &mut Vec<(PathBuf, Option<Vec<u8>>)>,
+    ) -> Result<Snapshot, String> {
+        let text = std::str::from_utf8(raw)
+            .map_err(|e| format!("failed to read the route table: not UTF-8: {e}"))?;
+        let table = RouteTable::parse(text)?;
+        let mut rings = BTreeMap::new();
+        let mut failure = None;
+        for route in &table.routes {
+            let Some(name) = &route.ring else { continue };
+            let path = self.sources.ring_file(name);
+            let raw = Self::read(&path);
+            bytes.push((path.clone(), raw.clone()));
+            // Keep reading the other rings so that their bytes are compared too.
+            if failure.is_some() {
+                continue;
+            }
+            let parsed = match raw {
+                None => Err(format!("failed to read the ring {}", path.display())),
+                Some(raw) => String::from_utf8(raw)
+                    .map_err(|e| format!("failed to read the ring {}: {e}", path.display()))
+                    .and_then(|s| Ring::parse(&s).map_err(|e| format!("{}: {e}", path.display()))),
+            };
+            match parsed {
+                Ok(ring) if ring.service() == route.service => {
+                    rings.insert(route.service.clone(), ring);
+                }
+                Ok(ring) => {
+                    failure = Some(format!(
+                        "{} is the ring of {:?}, not {:?}",
+                        path.display(),
+                        ring.service(),
+                        route.service
+                    ));
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(Snapshot { table, rings }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTES: &str = r#"{
+      "storefront": "acme",
+      "routes": [
+        {"service": "auth", "prefix": "/api/auth", "tier": "core",
+         "upstream": "acme-auth.shop.svc:50051",
+         "rateLimit": {"requestsPerMinute": 5000, "burst": 500}},
+        {"service": "inventory", "prefix": "/api/inventory", "tier": "core",
+         "ring": "acme-inventory-ring"}
+      ],
+      "gatewayRateLimit": {"requestsPerMinute": 6000, "burst": 600}
+    }"#;
+
+    fn ring(epoch: i64, shards: usize) -> String {
+        let shards: Vec<String> = (0..shards)
+            .map(|i| {
+                format!(
+                    r#"{{"index": {i}, "name": "acme-inventory-{i}", "address": "inv-{i}:50051"}}"#
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"service": "inventory", "epoch": {epoch}, "algorithm": "jump", "shards": [{}]}}"#,
+            shards.join(",")
+        )
+    }
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn setup(name: &str) -> (Dir, Sources) {
+        let dir = std::env::temp_dir().join(format!("sf-gw-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rings/acme-inventory-ring")).expect("dirs");
+        let sources = Sources {
+            routes_file: dir.join("routes.json"),
+            rings_dir: dir.join("rings"),
+        };
+        (Dir(dir), sources)
+    }
+
+    #[test]
+    fn parses_the_operators_table() {
+        let table = RouteTable::parse(ROUTES).expect("parses");
+        assert_eq!(table.storefront, "acme");
+        let auth = table.route("auth").expect("auth");
+        assert_eq!(auth.upstream.as_deref(), Some("acme-auth.shop.svc:50051"));
+        assert_eq!(
+            auth.rate_limit,
+            Some(RateLimit {
+                requests_per_minute: 5000,
+                burst: 500
+            })
+        );
+        assert_eq!(
+            table.route("inventory").and_then(|r| r.ring.as_deref()),
+            Some("acme-inventory-ring")
+        );
+        assert!(RouteTable::parse("{").is_err());
+        let both = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1", "ring": "r"}]}"#;
+        assert!(
+            RouteTable::parse(both)
+                .expect_err("both")
+                .contains("exactly one")
+        );
+        let twice = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1"}, {"service": "auth", "upstream": "b:1"}]}"#;
+        assert!(
+            RouteTable::parse(twice)
+                .expect_err("twice")
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn reloads_on_change_and_keeps_the_last_good_table() {
+        let (_dir, sources) = setup("reload");
+        let ring_file = sources.ring_file("acme-inventory-ring");
+        let mut loader = Loader::new(sources.clone());
+        // Nothing there yet: refused once, then quiet.
+        assert!(matches!(loader.poll(), Poll::Refused(e) if e.contains("route table")));
+        assert_eq!(loader.poll(), Poll::Unchanged);
+
+        std::fs::write(&sources.routes_file, ROUTES).expect("write");
+        std::fs::write(&ring_file, ring(1, 2)).expect("write");
+        let Poll::Changed(first) = loader.poll() else {
+            panic!("a good table loads");
+        };
+        assert_eq!(first.rings["inventory"].shard_count(), 2);
+        assert_eq!(loader.poll(), Poll::Unchanged, "same bytes: no reload");
+
+        // The ring grows: a new snapshot without touching the table.
+        std::fs::write(&ring_file, ring(2, 3)).expect("write");
+        let Poll::Changed(second) = loader.poll() else {
+            panic!("the new ring loads");
+        };
+        assert_eq!(second.rings["inventory"].epoch(), 2);
+        assert_eq!(second.rings["inventory"].shard_count(), 3);
+
+        // A malformed ring: refused once (the caller keeps `second`), then quiet.
+        std::fs::write(&ring_file, r#"{"service": "inventory", "epoch": 0"#).expect("write");
+        assert!(matches!(loader.poll(), Poll::Refused(e) if e.contains("ring.json")));
+        assert_eq!(loader.poll(), Poll::Unchanged);
+        // A ring of another service is refused too.
+        std::fs::write(
+            &ring_file,
+            ring(3, 1).replace("\"inventory\"", "\"orders\""),
+        )
+        .expect("w");
+        assert!(matches!(loader.poll(), Poll::Refused(e) if e.contains("not \"inventory\"")));
+
+        // A malformed table: refused; fixed again: loads.
+        std::fs::write(&ring_file, ring(3, 1)).expect("write");
+        std::fs::write(&sources.routes_file, "{\"storefront\": ").expect("write");
+        assert!(matches!(loader.poll(), Poll::Refused(e) if e.contains("failed to parse")));
+        std::fs::write(&sources.routes_file, ROUTES).expect("write");
+        let Poll::Changed(third) = loader.poll() else {
+            panic!("fixed table loads");
+        };
+        assert_eq!(third.rings["inventory"].epoch(), 3);
+    }
+}

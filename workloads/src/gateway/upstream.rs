@@ -1,0 +1,350 @@
+//! The gateway's side of the services: lazy gRPC channels built from a [`Snapshot`] (one per
+//! unsharded service, one per shard of a ring), deadlines on every call, the mapping of gRPC
+//! failures to public errors, and the seam where the next issue's rate limiter, circuit
+//! breakers and retry budget plug in ([`UpstreamGuard`]).
+//!
+//! ```text
+//!  handler ── Gateway::call(service, rpc) ──▶ guard.admit(service)?   (429 / 503 later)
+//!                                           ─▶ rpc with the deadline  (tonic timeout)
+//!                                           ─▶ guard.record(service, outcome)
+//! ```
+//!
+//! Channels connect lazily, so the gateway starts (and answers 503 for a service) while an
+//! upstream is still down; a reload reuses the channel of an address that did not change.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use storefront_crds::ring::Ring;
+use tonic::{
+    Code, Status,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+use super::table::Snapshot;
+use crate::{
+    api::{ApiError, ErrorKind},
+    auth::domain::TokenIssuer,
+    grpc::ServiceTokenAttacher,
+};
+
+/// A channel that attaches a fresh service token to every call.
+pub type Authed = InterceptedService<Channel, ServiceTokenAttacher>;
+
+/// The name the gateway signs its service tokens with.
+pub const SERVICE: &str = "gateway";
+
+/// Deadlines of upstream calls.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadlines {
+    /// Per call (tonic's request timeout; the caller also sends it as `grpc-timeout`).
+    pub call: Duration,
+    /// To establish a connection.
+    pub connect: Duration,
+    /// Per call to a supporting service (recommendations): shorter, it is optional.
+    pub supporting: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            call: Duration::from_secs(2),
+            connect: Duration::from_millis(500),
+            supporting: Duration::from_millis(300),
+        }
+    }
+}
+
+/// How an upstream call ended, for the guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// An answer (including the service's own refusals: not found, invalid argument).
+    Answered,
+    /// The service was unreachable, overloaded or out of time.
+    Failed(Code),
+}
+
+/// The seam for admission and resilience: rate limits (429), circuit breakers (503 while
+/// open) and a retry budget. Called around every upstream call; today's [`AllowAll`]
+/// admits everything and records nothing.
+pub trait UpstreamGuard: Send + Sync + 'static {
+    /// Before a call to `service`: an error refuses it without calling.
+    fn admit(&self, service: &str) -> Result<(), ApiError>;
+    /// After a call to `service`.
+    fn record(&self, service: &str, outcome: Outcome);
+}
+
+/// Admits every call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAll;
+
+impl UpstreamGuard for AllowAll {
+    fn admit(&self, _service: &str) -> Result<(), ApiError> {
+        Ok(())
+    }
+    fn record(&self, _service: &str, _outcome: Outcome) {}
+}
+
+/// A sharded service: its ring and a channel per shard ordinal.
+#[derive(Clone, Debug)]
+pub struct Sharded {
+    pub ring: Ring,
+    channels: Vec<Channel>,
+}
+
+impl Sharded {
+    /// The channel of the shard that owns `key`.
+    pub fn channel_for(&self, key: &str) -> Option<&Channel> {
+        self.channels
+            .get(usize::try_from(self.ring.ordinal(key)).unwrap_or(usize::MAX))
+    }
+}
+
+/// Channels for one snapshot of the route table.
+#[derive(Clone, Debug, Default)]
+pub struct Upstreams {
+    services: BTreeMap<String, Channel>,
+    sharded: BTreeMap<String, Sharded>,
+    /// Every channel by address, to reuse on the next reload.
+    by_address: BTreeMap<String, Channel>,
+    /// The snapshot these were built from (rate limits for the guard live in its table).
+    pub snapshot: Option<Arc<Snapshot>>,
+}
+
+fn endpoint(address: &str, deadlines: Deadlines) -> Result<Channel, String> {
+    let uri = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .map_err(|e| format!("failed to use upstream address {address:?}: {e}"))?
+        .connect_timeout(deadlines.connect)
+        .timeout(deadlines.call)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+impl Upstreams {
+    /// Channels for `snapshot`, reusing `previous`'s for unchanged addresses.
+    pub fn build(
+        snapshot: Snapshot,
+        previous: &Upstreams,
+        deadlines: Deadlines,
+    ) -> Result<Self, String> {
+        let mut by_address = BTreeMap::new();
+        let mut channel = |address: &str| -> Result<Channel, String> {
+            if let Some(c) = by_address.get(address) {
+                return Ok(Channel::clone(c));
+            }
+            let c = match previous.by_address.get(address) {
+                Some(c) => c.clone(),
+                None => endpoint(address, deadlines)?,
+            };
+            by_address.insert(address.to_string(), c.clone());
+            Ok(c)
+        };
+        let mut services = BTreeMap::new();
+        let mut sharded = BTreeMap::new();
+        for route in &snapshot.table.routes {
+            if let Some(address) = &route.upstream {
+                services.insert(route.service.clone(), channel(address)?);
+            } else if let Some(ring) = snapshot.rings.get(&route.service) {
+                let channels = ring
+                    .shards()
+                    .iter()
+                    .map(|s| channel(&s.address))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sharded.insert(
+                    route.service.clone(),
+                    Sharded {
+                        ring: ring.clone(),
+                        channels,
+                    },
+                );
+            }
+        }
+        Ok(Self {
+            services,
+            sharded,
+            by_address,
+            snapshot: Some(Arc::new(snapshot)),
+        })
+    }
+
+    /// The channel of an unsharded service, with service tokens attached.
+    pub fn service(&self, service: &str, issuer: &Arc<TokenIssuer>) -> Option<Authed> {
+        let channel = self.services.get(service)?.clone();
+        Some(authed(channel, issuer, service))
+    }
+
+    /// A sharded service.
+    pub fn sharded(&self, service: &str) -> Option<&Sharded> {
+        self.sharded.get(service)
+    }
+}
+
+/// `channel` with service tokens from the gateway to `service`.
+pub fn authed(channel: Channel, issuer: &Arc<TokenIssuer>, service: &str) -> Authed {
+    // The attacher takes `&'static str` names; the few service names are known.
+    let to = static_name(service);
+    InterceptedService::new(
+        channel,
+        ServiceTokenAttacher::new(Arc::clone(issuer), SERVICE, to),
+    )
+}
+
+fn static_name(service: &str) -> &'static str {
+    match service {
+        "auth" => "auth",
+        "catalog" => "catalog",
+        "orders" => "orders",
+        "inventory" => "inventory",
+        "payments" => "payments",
+        "recommendations" => "recommendations",
+        _ => "unknown",
+    }
+}
+
+/// The public error for a failed call to `service` whose specific codes the caller did not
+/// handle: unavailable, out of time or refusing the gateway → 503; a refusal of the input →
+/// 422; not found → 404.
+pub fn error(service: &str, status: &Status) -> ApiError {
+    let message = status.message();
+    match status.code() {
+        Code::InvalidArgument | Code::OutOfRange => ApiError::invalid(message),
+        Code::NotFound => ApiError::new(ErrorKind::NotFound, message),
+        Code::AlreadyExists | Code::Aborted => ApiError::new(ErrorKind::Conflict, message),
+        Code::DeadlineExceeded => ApiError::new(
+            ErrorKind::Unavailable,
+            format!("the {service} service did not answer in time"),
+        ),
+        Code::Unauthenticated | Code::PermissionDenied => ApiError::new(
+            ErrorKind::Unavailable,
+            format!("the {service} service refused the gateway: {message}"),
+        ),
+        Code::FailedPrecondition => ApiError::new(
+            ErrorKind::Unavailable,
+            format!("the {service} service is being resharded; retry shortly: {message}"),
+        ),
+        Code::Internal | Code::DataLoss | Code::Unimplemented => ApiError::new(
+            ErrorKind::Internal,
+            format!("the {service} service failed: {message}"),
+        ),
+        _ => ApiError::new(
+            ErrorKind::Unavailable,
+            format!("the {service} service is unavailable: {message}"),
+        ),
+    }
+}
+
+/// Whether a status means the service, not the request, failed (for the guard).
+pub fn outcome(status: &Status) -> Outcome {
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Unknown
+        | Code::Cancelled
+        | Code::Internal => Outcome::Failed(status.code()),
+        _ => Outcome::Answered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::table::{RouteTable, Snapshot};
+
+    fn snapshot(auth: &str, shards: &[&str]) -> Snapshot {
+        let table = RouteTable::parse(&format!(
+            r#"{{"storefront": "acme", "routes": [
+                {{"service": "auth", "upstream": "{auth}"}},
+                {{"service": "inventory", "ring": "acme-inventory-ring"}}]}}"#
+        ))
+        .expect("table");
+        let shards: Vec<String> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!(r#"{{"index": {i}, "name": "s{i}", "address": "{a}"}}"#))
+            .collect();
+        let ring = Ring::parse(&format!(
+            r#"{{"service": "inventory", "epoch": 1, "algorithm": "jump", "shards": [{}]}}"#,
+            shards.join(",")
+        ))
+        .expect("ring");
+        Snapshot {
+            table,
+            rings: [("inventory".to_string(), ring)].into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn builds_channels_and_routes_by_the_ring() {
+        let up = Upstreams::build(
+            snapshot("127.0.0.1:1", &["127.0.0.1:2", "127.0.0.1:3"]),
+            &Upstreams::default(),
+            Deadlines::default(),
+        )
+        .expect("builds");
+        let issuer = Arc::new(TokenIssuer::new(
+            crate::auth::domain::SigningKeys::from_seed([1; 32]).expect("key"),
+            "acme",
+            60,
+            60,
+        ));
+        assert!(up.service("auth", &issuer).is_some());
+        assert!(up.service("orders", &issuer).is_none());
+        let inv = up.sharded("inventory").expect("sharded");
+        assert_eq!(inv.ring.shard_count(), 2);
+        for sku in ["SKU-1", "SKU-2", "SKU-3"] {
+            assert!(inv.channel_for(sku).is_some());
+        }
+        assert_eq!(up.by_address.len(), 3);
+        let again = Upstreams::build(
+            snapshot("127.0.0.1:1", &["127.0.0.1:2"]),
+            &up,
+            Deadlines::default(),
+        )
+        .expect("rebuilds");
+        assert_eq!(
+            again.by_address.len(),
+            2,
+            "the dropped shard's channel goes"
+        );
+        assert!(
+            Upstreams::build(
+                snapshot("bad address ::", &["a:1"]),
+                &up,
+                Deadlines::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn statuses_map_to_public_errors() {
+        let cases = [
+            (Status::invalid_argument("x"), 422),
+            (Status::not_found("x"), 404),
+            (Status::already_exists("x"), 409),
+            (Status::unavailable("x"), 503),
+            (Status::deadline_exceeded("x"), 503),
+            (Status::unauthenticated("x"), 503),
+            (Status::failed_precondition("x"), 503),
+            (Status::internal("x"), 500),
+        ];
+        for (status, code) in cases {
+            assert_eq!(
+                error("catalog", &status).kind.status().as_u16(),
+                code,
+                "{status:?}"
+            );
+        }
+        assert_eq!(outcome(&Status::not_found("x")), Outcome::Answered);
+        assert_eq!(
+            outcome(&Status::unavailable("x")),
+            Outcome::Failed(Code::Unavailable)
+        );
+    }
+}
