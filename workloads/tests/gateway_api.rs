@@ -1,0 +1,198 @@
+//! The real gateway on a real socket in front of the real auth, catalog, orders (PostgreSQL)
+//! and two inventory shards (routed by the ring), all over gRPC on loopback: a shopper signs
+//! up, signs in, searches, orders (idempotently) and reads the order back; another user
+//! cannot see it; stock is read from the shard that owns each SKU.
+//!
+//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
+
+mod gateway_support;
+
+use gateway_support::{error_of, send, shop};
+use serde_json::json;
+use storefront_crds::ring::shard_of;
+use storefront_workloads::grpc::unix_now;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
+    let shop = shop("happy").await;
+    let gw = shop.gateway;
+    let user =
+        json!({"email": "Ada@Example.com", "password": "correct horse battery", "name": "Ada"});
+    let (status, _, created) = send(gw, "POST", "/api/v1/users", &[], &user.to_string()).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["email"], "ada@example.com");
+    assert!(created["id"].as_str().is_some_and(|id| !id.is_empty()));
+
+    let login = json!({"email": "ada@example.com", "password": "correct horse battery"});
+    let (status, _, session) = send(gw, "POST", "/api/v1/sessions", &[], &login.to_string()).await;
+    assert_eq!(status, 200, "{session}");
+    let token = session["token"].as_str().expect("token").to_string();
+    let expires = session["expiresAt"].as_str().expect("expiresAt");
+    assert!(expires.ends_with('Z') && expires.len() == 20, "{expires}");
+
+    // Search by a word of a product's name; the product is on the page.
+    let wanted = &shop.products[0];
+    let word = wanted.name.split_whitespace().last().expect("a word");
+    let (status, _, page) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/products?q={word}&limit=100"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().expect("items");
+    assert!(
+        items.iter().any(|p| p["sku"] == wanted.sku.as_str()),
+        "{page}"
+    );
+    assert_eq!(
+        items[0].as_object().map(|o| o.len()),
+        Some(6),
+        "{{sku, name, category, brand, priceCents, currency}}: {}",
+        items[0]
+    );
+    let (status, _, listing) = send(gw, "GET", "/api/v1/products?limit=2", &[], "").await;
+    assert_eq!(status, 200, "{listing}");
+    assert_eq!(listing["items"].as_array().map(Vec::len), Some(2));
+    assert!(listing["next"].is_string(), "{listing}");
+
+    let (status, head, product) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/products/{}", wanted.sku),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{product}");
+    assert_eq!(product["priceCents"], wanted.price_cents);
+    assert_eq!(product["available"], wanted.stock);
+    assert_eq!(product["description"], wanted.description.as_str());
+    assert!(!head.contains("storefront-degraded"), "{head}");
+
+    // Recommendations are not routed in this shop: empty, degraded, still 200.
+    let (status, head, recs) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/products/{}/recommendations", wanted.sku),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!((status, &recs), (200, &json!({"items": []})));
+    assert!(
+        head.contains("storefront-degraded: recommendations"),
+        "{head}"
+    );
+
+    // Order two products that live on different shards.
+    let other = shop
+        .products
+        .iter()
+        .find(|p| shard_of(&p.sku, 2) != shard_of(&wanted.sku, 2) && p.stock > 0)
+        .expect("a product on the other shard");
+    let order =
+        json!({"items": [{"sku": wanted.sku, "quantity": 2}, {"sku": other.sku, "quantity": 1}]});
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "checkout-1"),
+    ];
+    let (status, _, accepted) =
+        send(gw, "POST", "/api/v1/orders", &headers, &order.to_string()).await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "PENDING");
+    let order_id = accepted["orderId"].as_str().expect("orderId").to_string();
+    let (status, _, replay) =
+        send(gw, "POST", "/api/v1/orders", &headers, &order.to_string()).await;
+    assert_eq!(
+        (status, &replay),
+        (202, &accepted),
+        "same key, same body: same answer"
+    );
+
+    let (status, _, got) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/orders/{order_id}"),
+        &headers,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["orderId"], order_id.as_str());
+    assert_eq!(got["status"], "PENDING");
+    assert_eq!(got["currency"], "USD");
+    assert_eq!(
+        got["totalCents"],
+        2 * wanted.price_cents + other.price_cents
+    );
+    assert_eq!(
+        got["items"][0],
+        json!({"sku": wanted.sku, "quantity": 2, "priceCents": wanted.price_cents})
+    );
+
+    let second = json!({"items": [{"sku": other.sku, "quantity": 1}]});
+    let headers2 = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "checkout-2"),
+    ];
+    let (status, _, accepted2) =
+        send(gw, "POST", "/api/v1/orders", &headers2, &second.to_string()).await;
+    assert_eq!(status, 202, "{accepted2}");
+    let (status, _, list) = send(gw, "GET", "/api/v1/orders", &headers, "").await;
+    assert_eq!(status, 200, "{list}");
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|o| o["orderId"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(ids.contains(&order_id.as_str()));
+
+    // Another user sees neither the order nor it in their list.
+    let stranger = shop
+        .issuer
+        .issue_user("someone-else", "x@example.com", unix_now())
+        .expect("token")
+        .token;
+    let stranger = format!("Bearer {stranger}");
+    let (status, _, json) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/orders/{order_id}"),
+        &[("authorization", stranger.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!((status, error_of(&json).0), (404, "not_found"), "{json}");
+    let (status, _, json) = send(
+        gw,
+        "GET",
+        "/api/v1/orders",
+        &[("authorization", stranger.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!((status, &json), (200, &json!({"items": []})));
+
+    // Inventory from the shard that owns each SKU.
+    for p in [wanted, other] {
+        let (status, _, stock) =
+            send(gw, "GET", &format!("/api/v1/inventory/{}", p.sku), &[], "").await;
+        assert_eq!(status, 200, "{stock}");
+        assert_eq!(
+            stock,
+            json!({"sku": p.sku, "stock": p.stock, "reserved": 0, "available": p.stock})
+        );
+    }
+
+    // The OpenAPI document describes what was just used.
+    let (status, _, doc) = send(gw, "GET", "/api/v1/openapi.json", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(doc["paths"]["/api/v1/orders"]["post"].is_object());
+}
