@@ -3,13 +3,20 @@
 //! every service with its replicas, the views behind the number keys and the palette, and a
 //! service turning red within seconds of its pods being killed (then recovering).
 //!
+//! With Prometheus (`E2E_PROMETHEUS_URL`, else `http://127.0.0.1:9090` when it answers there:
+//! the local cluster's `up` starts it) it also checks the Prometheus-backed numbers: the header
+//! says `prom ● ok`, no "Prometheus unreachable" banner, and the operator's reconcile rate (the
+//! only traffic there is until the workloads serve requests) is a live, positive number while
+//! the shop's creation and the pod kills keep it reconciling. Without Prometheus that part is skipped, and says so.
+//!
 //! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN` (CI: build it first), or
-//! built here with cargo into a target directory of its own. `E2E_PROMETHEUS_URL`, when set,
-//! is passed to the console.
+//! built here with cargo into a target directory of its own.
 
 #![allow(clippy::unwrap_used)]
 
 use std::{
+    io::{Read, Write},
+    net::{TcpStream, ToSocketAddrs},
     path::PathBuf,
     process::Command,
     time::{Duration, Instant},
@@ -53,6 +60,34 @@ fn console_bin() -> PathBuf {
         .expect("failed to run cargo build for the console");
     assert!(status.success(), "failed to build storefront-console");
     target.join("debug/storefront-console")
+}
+
+/// Prometheus for the console: `E2E_PROMETHEUS_URL`, else the local cluster's (started by its
+/// `up`) when `/-/ready` answers 200 on 127.0.0.1:9090; `None` without one (kind).
+fn prometheus_url() -> Option<String> {
+    if let Ok(u) = std::env::var("E2E_PROMETHEUS_URL") {
+        return Some(u);
+    }
+    let url = "http://127.0.0.1:9090";
+    let ready = (|| -> std::io::Result<bool> {
+        let addr = ("127.0.0.1", 9090).to_socket_addrs()?.next();
+        let Some(addr) = addr else { return Ok(false) };
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /-/ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        Ok(reply.starts_with("HTTP/1.0 200") || reply.starts_with("HTTP/1.1 200"))
+    })();
+    matches!(ready, Ok(true)).then(|| url.to_string())
+}
+
+/// The operator's reconcile rate as the topology view prints it (`operator 0.25 reconciles/s
+/// · ...`): `None` while there is no number (`–`).
+fn reconcile_rate(pane: &str) -> Option<f64> {
+    let line = pane.lines().find(|l| l.contains(" reconciles/s"))?;
+    let before = &line[..line.find(" reconciles/s")?];
+    before.split_whitespace().last()?.parse().ok()
 }
 
 /// A tmux server of its own (`-L`), killed on drop.
@@ -170,7 +205,9 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
     let status = sf.status.clone().unwrap();
 
     let kubeconfig = std::env::var("KUBECONFIG").unwrap();
-    let prom = std::env::var("E2E_PROMETHEUS_URL")
+    let prom_url = prometheus_url();
+    let prom = prom_url
+        .as_ref()
         .map(|u| format!(" --prometheus-url {u}"))
         .unwrap_or_default();
     let command = format!(
@@ -206,6 +243,20 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         p.contains("api ● ok")
     })
     .await;
+    if let Some(url) = &prom_url {
+        let pane = tmux
+            .wait(
+                &format!("Prometheus answering ({url})"),
+                Duration::from_secs(30),
+                |p| p.contains("prom ● ok"),
+            )
+            .await;
+        assert!(!pane.contains("Prometheus unreachable"), "{pane}");
+    } else {
+        println!(
+            "no Prometheus (E2E_PROMETHEUS_URL unset, none on 127.0.0.1:9090): not checking live metrics"
+        );
+    }
     for i in 0..4 {
         assert!(
             pane.contains(&format!("#{i} 1/1")),
@@ -275,6 +326,26 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         pane.contains("failing"),
         "the failure is listed under the graph:\n{pane}"
     );
+
+    // Live numbers from Prometheus: creating the shop and killing its pods made the operator
+    // reconcile, and the console shows a positive rate of it over its 2-minute window (from
+    // successive readings of the scraped counter).
+    if prom_url.is_some() {
+        let started = Instant::now();
+        let pane = tmux
+            .wait(
+                "a positive operator reconcile rate from Prometheus",
+                Duration::from_secs(60),
+                |p| reconcile_rate(p).is_some_and(|r| r > 0.0),
+            )
+            .await;
+        assert!(!pane.contains("Prometheus unreachable"), "{pane}");
+        println!(
+            "figure: operator reconcile rate on screen {:.2}/s ({:.1}s after red)",
+            reconcile_rate(&pane).unwrap_or_default(),
+            started.elapsed().as_secs_f64()
+        );
+    }
 
     // It recovers by itself once the pods are back.
     let desired = status.services["payments"].desired;
