@@ -11,7 +11,7 @@
 //!
 //! - [`table`]: the route table and rings the operator renders, and their reload.
 //! - [`upstream`]: channels, deadlines, gRPC failure → public error, the guard seam.
-//! - [`handlers`]: one function per route; [`openapi`]: the route list and its OpenAPI
+//! - [`handlers`]: one function per route; [`metrics`]: request counts and latency; [`openapi`]: the route list and its OpenAPI
 //!   document; [`run`]: the `gateway` subcommand.
 //!
 //! User tokens are verified here with the auth key (no call to auth per request); orders
@@ -19,6 +19,7 @@
 //! before any service is called, an unavailable upstream is a 503, nothing panics on input.
 
 pub mod handlers;
+pub mod metrics;
 pub mod openapi;
 pub mod run;
 pub mod table;
@@ -188,6 +189,19 @@ impl Gateway {
             })
             .fallback(no_route)
             .with_state(self)
+    }
+
+    /// [`Gateway::router`] with request metrics recorded in `registry`.
+    pub fn router_with_metrics(
+        self,
+        registry: &mut prometheus_client::registry::Registry,
+    ) -> Router {
+        let metrics = metrics::RequestMetrics::register(registry);
+        self.router()
+            .route_layer(axum::middleware::from_fn_with_state(
+                metrics,
+                metrics::record,
+            ))
     }
 }
 

@@ -155,7 +155,9 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
 
     let ready = Readiness::default();
     ready.set(loaded);
-    let router = ops::router(ready.clone(), Registry::default()).merge(gateway.clone().router());
+    let mut registry = Registry::default();
+    let api = gateway.clone().router_with_metrics(&mut registry);
+    let router = ops::router(ready.clone(), registry).merge(api);
     let listener = TcpListener::bind(common.http_addr)
         .await
         .with_context(|| format!("failed to listen on {}", common.http_addr))?;
@@ -187,4 +189,95 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     };
     watcher.abort();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::domain::SigningKeys;
+
+    fn ring(epoch: i64, shards: usize) -> String {
+        let shards: Vec<String> = (0..shards)
+            .map(|i| {
+                format!(
+                    r#"{{"index": {i}, "name": "s{i}", "address": "127.0.0.1:{}"}}"#,
+                    1000 + i
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"service": "inventory", "epoch": {epoch}, "algorithm": "jump", "shards": [{}]}}"#,
+            shards.join(",")
+        )
+    }
+
+    async fn until(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !check() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn the_watcher_reloads_without_restart_and_keeps_the_last_good_ring() {
+        let dir = std::env::temp_dir().join(format!("sf-gw-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rings/r")).expect("dirs");
+        let sources = Sources {
+            routes_file: dir.join("routes.json"),
+            rings_dir: dir.join("rings"),
+        };
+        let ring_file = sources.ring_file("r");
+        let issuer = Arc::new(TokenIssuer::new(
+            SigningKeys::from_seed([2; 32]).expect("key"),
+            "shop",
+            60,
+            60,
+        ));
+        let gateway = Gateway::new(issuer, Arc::new(AllowAll), Deadlines::default());
+        let ready = Readiness::default();
+        let watcher = tokio::spawn(watch(
+            gateway.clone(),
+            Loader::new(sources.clone()),
+            ready.clone(),
+            Duration::from_millis(20),
+        ));
+        let epoch = |g: &Gateway| {
+            g.upstreams()
+                .sharded("inventory")
+                .map(|s| (s.ring.epoch(), s.ring.shard_count()))
+        };
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(!ready.get(), "not ready without a route table");
+
+        std::fs::write(&ring_file, ring(1, 2)).expect("write");
+        std::fs::write(
+            &sources.routes_file,
+            r#"{"storefront": "shop", "routes": [{"service": "inventory", "ring": "r"}]}"#,
+        )
+        .expect("write");
+        until("the first table", || ready.get()).await;
+        assert_eq!(epoch(&gateway), Some((1, 2)));
+
+        std::fs::write(&ring_file, ring(2, 3)).expect("write");
+        until("the new ring", || epoch(&gateway) == Some((2, 3))).await;
+
+        std::fs::write(&ring_file, "{ not json").expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            epoch(&gateway),
+            Some((2, 3)),
+            "a malformed ring keeps the last good one"
+        );
+        assert!(ready.get());
+
+        std::fs::write(&ring_file, ring(3, 1)).expect("write");
+        until("the fixed ring", || epoch(&gateway) == Some((3, 1))).await;
+        watcher.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
