@@ -11,11 +11,12 @@ mod gateway_support;
 use gateway_support::{error_of, send, shop};
 use serde_json::json;
 use storefront_crds::ring::shard_of;
+use storefront_workloads::gateway::run::apply;
 use storefront_workloads::grpc::unix_now;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
-    let shop = shop("happy").await;
+    let mut shop = shop("happy").await;
     let gw = shop.gateway;
     let user =
         json!({"email": "Ada@Example.com", "password": "correct horse battery", "name": "Ada"});
@@ -195,4 +196,45 @@ async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
     let (status, _, doc) = send(gw, "GET", "/api/v1/openapi.json", &[], "").await;
     assert_eq!(status, 200);
     assert!(doc["paths"]["/api/v1/orders"]["post"].is_object());
+
+    // Inventory's shards move to dead addresses (a reload, no restart): stock reads are a 503
+    // JSON error, product pages still load (degraded), checkout still takes orders.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let ring = json!({"service": "inventory", "epoch": 2, "algorithm": "jump", "shards": [
+        {"index": 0, "name": "shop-inventory-0", "address": dead}]});
+    std::fs::write(&shop.ring_file, ring.to_string()).expect("write");
+    assert!(apply(&shop.state, shop.loader.poll()));
+    let (status, _, json) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/inventory/{}", wanted.sku),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (status, error_of(&json).0),
+        (503, "service_unavailable"),
+        "{json}"
+    );
+    let (status, head, product) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/products/{}", wanted.sku),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{product}");
+    assert!(head.contains("storefront-degraded: inventory"), "{head}");
+    let headers3 = [
+        ("authorization", bearer.as_str()),
+        ("idempotency-key", "checkout-3"),
+    ];
+    let (status, _, accepted3) =
+        send(gw, "POST", "/api/v1/orders", &headers3, &second.to_string()).await;
+    assert_eq!(status, 202, "{accepted3}");
 }

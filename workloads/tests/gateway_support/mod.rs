@@ -105,6 +105,10 @@ pub struct Shop {
     pub gateway: SocketAddr,
     pub issuer: Arc<TokenIssuer>,
     pub products: Vec<catalog::seed::Product>,
+    /// The running gateway's state and its loader, to reload as the watcher would.
+    pub state: Gateway,
+    pub loader: Loader,
+    pub ring_file: PathBuf,
     _dir: TempDir,
 }
 
@@ -235,8 +239,12 @@ pub async fn shop(tag: &str) -> Shop {
     });
     assert!(apply(&gateway, loader.poll()), "the route table loads");
     let (l, gateway_addr) = listener().await;
-    tokio::spawn(async move { axum::serve(l, gateway.router()).await });
+    let router = gateway.clone().router();
+    tokio::spawn(async move { axum::serve(l, router).await });
     Shop {
+        state: gateway,
+        loader,
+        ring_file: dir.join("rings/shop-inventory-ring/ring.json"),
         gateway: gateway_addr,
         issuer,
         products,
