@@ -8,7 +8,7 @@
 
 mod gateway_support;
 
-use gateway_support::{error_of, send, shop};
+use gateway_support::{error_of, recommendations, send, shop};
 use serde_json::json;
 use storefront_crds::ring::shard_of;
 use storefront_workloads::gateway::run::apply;
@@ -88,6 +88,43 @@ async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
         head.contains("storefront-degraded: recommendations"),
         "{head}"
     );
+
+    // Recommendations routed (a reload adds the route): the SKUs come back as products, in
+    // order, an unknown one left out.
+    let recs_addr = recommendations(vec![
+        shop.products[2].sku.clone(),
+        "SKU-GONE-1".into(),
+        shop.products[1].sku.clone(),
+    ])
+    .await;
+    let mut routes = shop.routes.clone();
+    routes["routes"]
+        .as_array_mut()
+        .expect("routes")
+        .push(json!({"service": "recommendations", "upstream": recs_addr.to_string()}));
+    std::fs::write(&shop.routes_file, routes.to_string()).expect("write");
+    assert!(apply(&shop.state, shop.loader.poll()));
+    let (status, head, recs) = send(
+        gw,
+        "GET",
+        &format!("/api/v1/products/{}/recommendations", wanted.sku),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{recs}");
+    assert!(!head.contains("storefront-degraded"), "{head}");
+    let skus: Vec<&str> = recs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|p| p["sku"].as_str())
+        .collect();
+    assert_eq!(
+        skus,
+        [shop.products[2].sku.as_str(), shop.products[1].sku.as_str()]
+    );
+    assert_eq!(recs["items"][0]["priceCents"], shop.products[2].price_cents);
 
     // Order two products that live on different shards.
     let other = shop

@@ -322,3 +322,53 @@ async fn input_is_checked_before_any_call() {
     let header = format!("{}: recommendations", DEGRADED_HEADER.to_ascii_lowercase());
     assert!(head.contains(&header), "{head}");
 }
+
+#[tokio::test]
+async fn a_hung_upstream_is_a_503_after_the_deadline() {
+    // Accepts connections and never answers (not even the HTTP/2 preface).
+    let hung = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let mut held = vec![];
+        while let Ok((s, _)) = hung.accept().await {
+            held.push(s);
+        }
+    });
+    let table = RouteTable::parse(&format!(
+        r#"{{"storefront": "shop", "routes": [{{"service": "catalog", "upstream": "{hung_addr}"}}]}}"#
+    ))
+    .expect("table");
+    let issuer = Arc::new(TokenIssuer::new(
+        SigningKeys::from_seed([3; 32]).expect("key"),
+        "shop",
+        600,
+        60,
+    ));
+    let deadlines = Deadlines {
+        call: std::time::Duration::from_millis(300),
+        connect: std::time::Duration::from_millis(300),
+        supporting: std::time::Duration::from_millis(100),
+    };
+    let gateway = Gateway::new(issuer, Arc::new(AllowAll), deadlines);
+    gateway
+        .apply(Snapshot {
+            table,
+            rings: Default::default(),
+        })
+        .expect("applies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        send(addr, "GET", "/api/v1/products?q=kettle", &[], ""),
+    )
+    .await
+    .expect("the gateway answers instead of waiting on the upstream");
+    let (status, _, json) = answer;
+    assert_eq!(
+        (status, error_code(&json)),
+        (503, "service_unavailable"),
+        "{json}"
+    );
+}

@@ -109,6 +109,9 @@ pub struct Shop {
     pub state: Gateway,
     pub loader: Loader,
     pub ring_file: PathBuf,
+    pub routes_file: PathBuf,
+    /// The route table as written.
+    pub routes: Value,
     _dir: TempDir,
 }
 
@@ -245,6 +248,8 @@ pub async fn shop(tag: &str) -> Shop {
         state: gateway,
         loader,
         ring_file: dir.join("rings/shop-inventory-ring/ring.json"),
+        routes_file: dir.join("routes.json"),
+        routes,
         gateway: gateway_addr,
         issuer,
         products,
@@ -259,4 +264,32 @@ pub fn error_of(json: &Value) -> (&str, &str) {
             .unwrap_or("<no JSON error body>"),
         json["error"]["message"].as_str().unwrap_or(""),
     )
+}
+
+/// A stand-in recommendations server (that service is not built yet) answering `skus` for
+/// every product; returns its address.
+pub async fn recommendations(skus: Vec<String>) -> SocketAddr {
+    use storefront_workloads::proto::recommendations::{
+        BoughtTogetherRequest, BoughtTogetherResponse,
+        recommendations_server::{Recommendations, RecommendationsServer},
+    };
+    struct Fixed(Vec<String>);
+    #[tonic::async_trait]
+    impl Recommendations for Fixed {
+        async fn bought_together(
+            &self,
+            _: tonic::Request<BoughtTogetherRequest>,
+        ) -> Result<tonic::Response<BoughtTogetherResponse>, tonic::Status> {
+            Ok(tonic::Response::new(BoughtTogetherResponse {
+                skus: self.0.clone(),
+            }))
+        }
+    }
+    let (l, addr) = listener().await;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(RecommendationsServer::new(Fixed(skus)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(l)),
+    );
+    addr
 }
