@@ -330,6 +330,28 @@ mod tests {
             err.to_string(),
             "missing setting: pass --database-schema or set DATABASE_SCHEMA"
         );
+        let err = run(parse(&["gateway", "--storefront", "shop"]).expect("parses"))
+            .expect_err("no routes");
+        assert_eq!(
+            err.to_string(),
+            "missing setting: pass --routes-file or set GATEWAY_ROUTES"
+        );
+        let err = run(parse(&[
+            "gateway",
+            "--storefront",
+            "shop",
+            "--routes-file",
+            "/nonexistent/routes.json",
+            "--upstream-timeout-ms",
+            "0",
+        ])
+        .expect("parses"))
+        .expect_err("bad deadline");
+        assert!(
+            err.to_string()
+                .starts_with("invalid setting --upstream-timeout-ms"),
+            "{err}"
+        );
         let err = run(parse(&["migrate"]).expect("parses")).expect_err("no service");
         assert_eq!(
             err.to_string(),

@@ -173,7 +173,7 @@ impl Upstreams {
     }
 
     /// The channel of an unsharded service, with service tokens attached.
-    pub fn service(&self, service: &str, issuer: &Arc<TokenIssuer>) -> Option<Authed> {
+    pub fn service(&self, service: &'static str, issuer: &Arc<TokenIssuer>) -> Option<Authed> {
         let channel = self.services.get(service)?.clone();
         Some(authed(channel, issuer, service))
     }
@@ -184,26 +184,12 @@ impl Upstreams {
     }
 }
 
-/// `channel` with service tokens from the gateway to `service`.
-pub fn authed(channel: Channel, issuer: &Arc<TokenIssuer>, service: &str) -> Authed {
-    // The attacher takes `&'static str` names; the few service names are known.
-    let to = static_name(service);
+/// `channel` with service tokens from the gateway to `service` (their audience).
+pub fn authed(channel: Channel, issuer: &Arc<TokenIssuer>, service: &'static str) -> Authed {
     InterceptedService::new(
         channel,
-        ServiceTokenAttacher::new(Arc::clone(issuer), SERVICE, to),
+        ServiceTokenAttacher::new(Arc::clone(issuer), SERVICE, service),
     )
-}
-
-fn static_name(service: &str) -> &'static str {
-    match service {
-        "auth" => "auth",
-        "catalog" => "catalog",
-        "orders" => "orders",
-        "inventory" => "inventory",
-        "payments" => "payments",
-        "recommendations" => "recommendations",
-        _ => "unknown",
-    }
 }
 
 /// The public error for a failed call to `service` whose specific codes the caller did not
