@@ -16,11 +16,7 @@ use futures::StreamExt;
 use kube::{
     Api, Client,
     api::ListParams,
-    runtime::{
-        Controller,
-        events::{Recorder, Reporter},
-        watcher,
-    },
+    runtime::{Controller, events::Reporter, watcher},
 };
 use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
@@ -197,18 +193,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let watches = stores::Watches::new(&client, ns);
     let (pod_store, _pod_task) = stores::pods(&client, ns);
     let stores = watches.stores(sf_store.clone(), pod_store);
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "storefront-operator".into(),
-            instance: Some(args.identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: "storefront-operator".into(),
+        instance: Some(args.identity.clone()),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         stores: stores.clone(),
         metrics,
-        recorder,
+        reporter,
         synced: ready.clone(),
     });
 

@@ -16,7 +16,10 @@ use std::{
     time::Duration,
 };
 
-use kube::{Client, runtime::events::Recorder};
+use kube::{
+    Client,
+    runtime::events::{Event, Recorder, Reporter},
+};
 use rand::Rng;
 
 use crate::metrics::Metrics;
@@ -26,13 +29,26 @@ pub struct Context {
     pub client: Client,
     pub stores: stores::Stores,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Who publishes Events (see [`Context::publish`]).
+    pub reporter: Reporter,
     /// Set once every child store has its initial list: until then a reconcile would see no
     /// children and re-apply them all, so reconciles wait.
     pub synced: Arc<AtomicBool>,
 }
 
 impl Context {
+    /// Publishes an Event about `obj`; failures are logged, never fatal.
+    ///
+    /// A fresh recorder each time: kube's recorder folds Events with the same reason and
+    /// action on one object into a series that keeps the *first* note, which would hide every
+    /// later decision ("gateway: min 6 because FlashSale bf is Active" after "… from spec").
+    pub async fn publish(&self, ev: &Event, obj: &k8s_openapi::api::core::v1::ObjectReference) {
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        if let Err(e) = recorder.publish(ev, obj).await {
+            tracing::warn!(error = %e, reason = %ev.reason, "failed to publish event");
+        }
+    }
+
     /// `Some(action)` to come back later when the child caches are not synced yet.
     pub fn wait_for_caches(&self) -> Option<kube::runtime::controller::Action> {
         (!self.synced.load(Ordering::Relaxed))

@@ -185,9 +185,7 @@ async fn publish(ctx: &Context, sale: &FlashSale, type_: EventType, reason: &str
         action: "Schedule".to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &sale.object_ref(&())).await {
-        tracing::warn!(error = %e, "failed to publish event");
-    }
+    ctx.publish(&ev, &sale.object_ref(&())).await;
 }
 
 /// Transient errors back off with jitter.

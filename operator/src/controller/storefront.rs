@@ -331,9 +331,7 @@ async fn publish(ctx: &Context, sf: &Storefront, type_: EventType, reason: &str,
         action: "Reconcile".to_string(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &sf.object_ref(&())).await {
-        tracing::warn!(error = %e, "failed to publish event");
-    }
+    ctx.publish(&ev, &sf.object_ref(&())).await;
 }
 
 /// Transient errors back off with jitter.
