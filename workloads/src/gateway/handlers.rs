@@ -15,7 +15,10 @@ use axum::{
 use serde::Deserialize;
 use tonic::Code;
 
-use super::{Gateway, json_body, upstream};
+use super::{
+    Gateway, json_body,
+    upstream::{self, Refusal},
+};
 use crate::{
     api::{
         ApiError, CreateOrderRequest, CreateSessionRequest, CreateUserRequest, DEGRADED_HEADER,
@@ -49,7 +52,7 @@ pub const RECOMMENDATIONS: u32 = 8;
 /// The header that carries the client's Idempotency-Key.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-type Answer = Result<Response, ApiError>;
+type Answer = Result<Response, Refusal>;
 
 fn degraded(mut response: Response, what: &'static str) -> Response {
     response
@@ -160,9 +163,9 @@ pub async fn list_products(
     };
     let q = query.q.unwrap_or_default();
     if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::invalid(format!(
-            "q must be at most {MAX_QUERY_CHARS} characters"
-        )));
+        return Err(
+            ApiError::invalid(format!("q must be at most {MAX_QUERY_CHARS} characters")).into(),
+        );
     }
     let mut client = CatalogClient::new(gw.client("catalog")?);
     let answer = client
@@ -361,10 +364,7 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
         .filter(|sku| !price_of.contains_key(sku))
         .collect();
     if !unknown.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "unknown SKU: {}",
-            unknown.join(", ")
-        )));
+        return Err(ApiError::invalid(format!("unknown SKU: {}", unknown.join(", "))).into());
     }
     let message = CreateOrderMessage {
         user_id: user.sub,
@@ -399,10 +399,7 @@ pub async fn get_order(
 ) -> Answer {
     let user = gw.user(&headers)?;
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::new(
-            ErrorKind::NotFound,
-            format!("no order {id:?}"),
-        ));
+        return Err(ApiError::new(ErrorKind::NotFound, format!("no order {id:?}")).into());
     }
     let mut orders = OrdersClient::new(gw.client("orders")?);
     let answer = orders

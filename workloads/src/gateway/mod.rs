@@ -38,7 +38,7 @@ use tonic::Status;
 
 use self::{
     table::Snapshot,
-    upstream::{Authed, Deadlines, UpstreamGuard, Upstreams},
+    upstream::{Authed, Deadlines, Refusal, UpstreamGuard, Upstreams},
 };
 use crate::{
     api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
@@ -108,11 +108,11 @@ impl Gateway {
     }
 
     /// A client channel to an unsharded service, after the guard admits the call.
-    pub fn client(&self, service: &'static str) -> Result<Authed, ApiError> {
+    pub fn client(&self, service: &'static str) -> Result<Authed, Refusal> {
         self.0.guard.admit(service)?;
         self.upstreams()
             .service(service, &self.0.issuer)
-            .ok_or_else(|| not_routed(service))
+            .ok_or_else(|| not_routed(service).into())
     }
 
     /// Whether `service` is in the route table.
@@ -124,7 +124,7 @@ impl Gateway {
     }
 
     /// A client channel to the shard of `service` that owns `key`, and the ring epoch.
-    pub fn shard(&self, service: &'static str, key: &str) -> Result<(Authed, i64), ApiError> {
+    pub fn shard(&self, service: &'static str, key: &str) -> Result<(Authed, i64), Refusal> {
         self.0.guard.admit(service)?;
         let upstreams = self.upstreams();
         let sharded = upstreams

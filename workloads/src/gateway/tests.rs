@@ -1,6 +1,7 @@
 //! The gateway on a real socket with every upstream down (routes to closed ports): every
 //! listed route answers (no 404 "no route", no 405), input is checked before any call, an
-//! unavailable service is a 503 JSON error, recommendations degrade to an empty list.
+//! unavailable service is a 503 JSON error, recommendations degrade to an empty list, a
+//! hung upstream is cut at its deadline, and the guard seam refuses with its own headers.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -14,10 +15,10 @@ use tokio::{
 use super::{
     Gateway, openapi,
     table::{RouteTable, Snapshot},
-    upstream::{AllowAll, Deadlines},
+    upstream::{AllowAll, Deadlines, Outcome, Refusal, UpstreamGuard},
 };
 use crate::{
-    api::DEGRADED_HEADER,
+    api::{ApiError, DEGRADED_HEADER, ErrorKind},
     auth::domain::{SigningKeys, TokenIssuer},
     grpc::unix_now,
 };
@@ -371,4 +372,65 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
         (503, "service_unavailable"),
         "{json}"
     );
+}
+
+/// What the next issue's limiter will look like from here: refuses one service with a 429
+/// and its headers, and sees the outcome of every call it admitted.
+struct LimitCatalog(std::sync::Mutex<Vec<(String, Outcome)>>);
+
+impl UpstreamGuard for LimitCatalog {
+    fn admit(&self, service: &str) -> Result<(), Refusal> {
+        if service != "catalog" {
+            return Ok(());
+        }
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("retry-after", axum::http::HeaderValue::from_static("3"));
+        Err(Refusal {
+            error: ApiError::new(ErrorKind::RateLimited, "the catalog's budget is spent"),
+            headers: Some(Box::new(headers)),
+        })
+    }
+    fn record(&self, service: &str, outcome: Outcome) {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push((service.to_string(), outcome));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
+    let dead = closed_port().await;
+    let table = RouteTable::parse(&format!(
+        r#"{{"storefront": "shop", "routes": [{{"service": "catalog", "upstream": "{dead}"}},
+            {{"service": "auth", "upstream": "{dead}"}}]}}"#
+    ))
+    .expect("table");
+    let issuer = Arc::new(TokenIssuer::new(
+        SigningKeys::from_seed([3; 32]).expect("key"),
+        "shop",
+        600,
+        60,
+    ));
+    let guard = Arc::new(LimitCatalog(std::sync::Mutex::default()));
+    let gateway = Gateway::new(issuer, guard.clone(), Deadlines::default());
+    gateway
+        .apply(Snapshot {
+            table,
+            rings: Default::default(),
+        })
+        .expect("applies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+
+    let (status, head, json) = send(addr, "GET", "/api/v1/products", &[], "").await;
+    assert_eq!((status, error_code(&json)), (429, "rate_limited"), "{json}");
+    assert!(head.contains("retry-after: 3"), "{head}");
+    let body = r#"{"email": "a@b.co", "password": "correct horse battery"}"#;
+    let (status, _, _) = send(addr, "POST", "/api/v1/sessions", &[], body).await;
+    assert_eq!(status, 503);
+    let seen = guard.0.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, "auth");
+    assert!(matches!(seen[0].1, Outcome::Failed(_)), "{seen:?}");
 }

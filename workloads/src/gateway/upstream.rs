@@ -14,6 +14,10 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use axum::{
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
 use storefront_crds::ring::Ring;
 use tonic::{
     Code, Status,
@@ -55,6 +59,35 @@ impl Default for Deadlines {
     }
 }
 
+/// A refused request: the public error and the headers that go with it (a 429's
+/// `Retry-After`, `RateLimit-Policy` and `RateLimit`). Handlers answer with it, so anything
+/// that refuses (the guard, input checks via `From<ApiError>`) keeps its headers.
+#[derive(Debug)]
+pub struct Refusal {
+    pub error: ApiError,
+    /// Boxed: most refusals carry none, and results stay small.
+    pub headers: Option<Box<HeaderMap>>,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            headers: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut response = self.error.into_response();
+        if let Some(headers) = self.headers {
+            response.headers_mut().extend(*headers);
+        }
+        response
+    }
+}
+
 /// How an upstream call ended, for the guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -69,7 +102,7 @@ pub enum Outcome {
 /// admits everything and records nothing.
 pub trait UpstreamGuard: Send + Sync + 'static {
     /// Before a call to `service`: an error refuses it without calling.
-    fn admit(&self, service: &str) -> Result<(), ApiError>;
+    fn admit(&self, service: &str) -> Result<(), Refusal>;
     /// After a call to `service`.
     fn record(&self, service: &str, outcome: Outcome);
 }
@@ -79,7 +112,7 @@ pub trait UpstreamGuard: Send + Sync + 'static {
 pub struct AllowAll;
 
 impl UpstreamGuard for AllowAll {
-    fn admit(&self, _service: &str) -> Result<(), ApiError> {
+    fn admit(&self, _service: &str) -> Result<(), Refusal> {
         Ok(())
     }
     fn record(&self, _service: &str, _outcome: Outcome) {}
