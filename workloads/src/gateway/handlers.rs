@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use axum::{
     Json,
     body::Body,
-    extract::{Path, Query, State, rejection::QueryRejection},
+    extract::{
+        Path, Query, State,
+        rejection::{PathRejection, QueryRejection},
+    },
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -186,6 +189,16 @@ pub async fn list_products(
     Ok(Json(body).into_response())
 }
 
+/// A path segment, or a 400 JSON error (axum's own rejection is plain text).
+fn path(segment: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    segment.map(|Path(s)| s).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Malformed,
+            format!("failed to read the path: {}", e.body_text()),
+        )
+    })
+}
+
 fn sku_in_path(sku: &str) -> Result<(), ApiError> {
     validate_sku(sku).map_err(|m| {
         ApiError::new(
@@ -197,7 +210,11 @@ fn sku_in_path(sku: &str) -> Result<(), ApiError> {
 
 /// `GET /api/v1/products/{sku}` → 200 product with `description` and `available`; 404.
 /// Without inventory the product still shows, with `available: 0` and the degraded header.
-pub async fn get_product(State(gw): State<Gateway>, Path(sku): Path<String>) -> Answer {
+pub async fn get_product(
+    State(gw): State<Gateway>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let sku = path(sku)?;
     sku_in_path(&sku)?;
     let mut client = CatalogClient::new(gw.client("catalog")?);
     let answer = client
@@ -237,7 +254,11 @@ pub async fn get_product(State(gw): State<Gateway>, Path(sku): Path<String>) -> 
 
 /// `GET /api/v1/products/{sku}/recommendations` → 200 `{items}`; an empty list with
 /// `Storefront-Degraded: recommendations` when that service is not routed or fails.
-pub async fn recommendations(State(gw): State<Gateway>, Path(sku): Path<String>) -> Answer {
+pub async fn recommendations(
+    State(gw): State<Gateway>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let sku = path(sku)?;
     sku_in_path(&sku)?;
     let empty = || {
         degraded(
@@ -395,9 +416,10 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
 pub async fn get_order(
     State(gw): State<Gateway>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let user = gw.user(&headers)?;
+    let id = path(id)?;
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no order {id:?}")).into());
     }
@@ -435,7 +457,11 @@ pub async fn list_orders(State(gw): State<Gateway>, headers: HeaderMap) -> Answe
 
 /// `GET /api/v1/inventory/{sku}` → 200 `{sku, stock, reserved, available}` from the shard
 /// that owns the SKU in the ring; 404 for an unknown SKU.
-pub async fn get_inventory(State(gw): State<Gateway>, Path(sku): Path<String>) -> Answer {
+pub async fn get_inventory(
+    State(gw): State<Gateway>,
+    sku: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let sku = path(sku)?;
     sku_in_path(&sku)?;
     let (channel, _epoch) = gw.shard("inventory", &sku)?;
     let answer = InventoryClient::new(channel)

@@ -294,6 +294,22 @@ async fn input_is_checked_before_any_call() {
             404,
             "not_found",
         ),
+        (
+            "GET",
+            "/api/v1/products/%FF",
+            vec![],
+            "".into(),
+            400,
+            "malformed_request",
+        ),
+        (
+            "GET",
+            "/api/v1/orders/%FF%FE",
+            vec![("authorization", bearer.as_str())],
+            "".into(),
+            400,
+            "malformed_request",
+        ),
     ];
     for (method, path, headers, body, want, code) in cases {
         let (status, _, json) = send(addr, method, path, &headers, &body).await;
