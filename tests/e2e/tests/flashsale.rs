@@ -584,7 +584,8 @@ async fn a_sale_without_its_storefront_fails_then_recovers_and_edits_apply_at_on
         )
         .await
         .unwrap();
-    wait_phase(&sales, "early", SalePhase::Failed, Duration::from_secs(10)).await;
+    // Generous: the operator may be rolling to the freshly loaded image right now.
+    wait_phase(&sales, "early", SalePhase::Failed, Duration::from_secs(90)).await;
     let (_, reason, message) = sale_condition(&sales, "early", "Degraded").await.unwrap();
     assert_eq!(reason, "StorefrontNotFound");
     assert!(message.contains("\"shop\" does not exist"), "{message}");
