@@ -13,7 +13,10 @@ fn spec(yaml: &str) -> FlashSaleSpec {
 fn bench(c: &mut Criterion) {
     let now: Timestamp = "2026-11-27T19:30:00Z".parse().expect("timestamp");
     for (name, yaml) in [
-        ("one-off", "start: 2026-11-27T19:00:00Z\nend: 2026-11-27T22:00:00Z\n"),
+        (
+            "one-off",
+            "start: 2026-11-27T19:00:00Z\nend: 2026-11-27T22:00:00Z\n",
+        ),
         (
             "weekly-berlin",
             "schedule: {cron: '0 20 * * FRI', duration: 3h, timeZone: Europe/Berlin}\n",

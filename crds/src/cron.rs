@@ -260,7 +260,10 @@ impl Cron {
                 .map(|z| z.timestamp())
         };
         let (from, to) = (noon(d.yesterday().ok()?)?, noon(d.tomorrow().ok()?)?);
-        let changes = tz.following(from).next().is_some_and(|t| t.timestamp() < to);
+        let changes = tz
+            .following(from)
+            .next()
+            .is_some_and(|t| t.timestamp() < to);
         (!changes).then(|| tz.to_offset(from))
     }
 
