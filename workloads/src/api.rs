@@ -253,6 +253,8 @@ pub enum ErrorKind {
     NotFound,
     /// 409: conflicts with what exists (an email already taken).
     Conflict,
+    /// 408: the client did not send its body in time.
+    RequestTimeout,
     /// 413: the body is over [`MAX_BODY_BYTES`].
     TooLarge,
     /// 422: well-formed but semantically invalid.
@@ -276,6 +278,7 @@ impl ErrorKind {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -292,6 +295,7 @@ impl ErrorKind {
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
+            Self::RequestTimeout => "request_timeout",
             Self::TooLarge => "payload_too_large",
             Self::Invalid => "invalid_request",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -453,6 +457,7 @@ mod tests {
             (ErrorKind::Forbidden, 403),
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),
+            (ErrorKind::RequestTimeout, 408),
             (ErrorKind::TooLarge, 413),
             (ErrorKind::Invalid, 422),
             (ErrorKind::IdempotencyKeyReused, 422),

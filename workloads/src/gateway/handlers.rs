@@ -66,7 +66,7 @@ fn degraded(mut response: Response, what: &'static str) -> Response {
 
 /// `POST /api/v1/users` → 201 `{id, email}`; 409 when the email is taken.
 pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
-    let r: CreateUserRequest = json_body(body).await?;
+    let r: CreateUserRequest = json_body(body, gw.deadlines().body).await?;
     let mut client = AuthClient::new(gw.client("auth")?);
     let answer = client
         .sign_up(SignUpRequest {
@@ -88,7 +88,7 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
 
 /// `POST /api/v1/sessions` → 200 `{token, expiresAt}`; 401 when wrong.
 pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
-    let r: CreateSessionRequest = json_body(body).await?;
+    let r: CreateSessionRequest = json_body(body, gw.deadlines().body).await?;
     let mut client = AuthClient::new(gw.client("auth")?);
     let answer = client
         .sign_in(SignInRequest {
@@ -362,7 +362,7 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
         })?
         .to_string();
     validate_idempotency_key(&key)?;
-    let request: CreateOrderRequest = json_body(body).await?;
+    let request: CreateOrderRequest = json_body(body, gw.deadlines().body).await?;
     let lines = request.validate()?;
 
     let mut catalog = CatalogClient::new(gw.client("catalog")?);

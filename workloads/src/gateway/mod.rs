@@ -25,7 +25,10 @@ pub mod run;
 pub mod table;
 pub mod upstream;
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::{
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -212,32 +215,38 @@ fn not_routed(service: &str) -> ApiError {
     )
 }
 
-/// Reads a JSON body: over [`MAX_BODY_BYTES`] → 413, unreadable → 400, not JSON or another
-/// shape (missing or unknown fields) → 400.
-pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+/// Reads a JSON body: over [`MAX_BODY_BYTES`] → 413, not all there within `within` → 408,
+/// unreadable → 400, not JSON or another shape (missing or unknown fields) → 400.
+pub async fn json_body<T: DeserializeOwned>(body: Body, within: Duration) -> Result<T, ApiError> {
+    let read = tokio::time::timeout(within, axum::body::to_bytes(body, MAX_BODY_BYTES))
         .await
-        .map_err(|e| {
-            // axum reports the limit as http-body-util's `LengthLimitError` in the source
-            // chain; its text is the stable way to tell it apart without that crate.
-            let mut source: Option<&dyn std::error::Error> = Some(&e);
-            let mut too_large = false;
-            while let Some(s) = source {
-                too_large |= s.to_string().contains("length limit exceeded");
-                source = s.source();
-            }
-            if too_large {
-                ApiError::new(
-                    ErrorKind::TooLarge,
-                    format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
-                )
-            } else {
-                ApiError::new(
-                    ErrorKind::Malformed,
-                    format!("failed to read the body: {e}"),
-                )
-            }
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::RequestTimeout,
+                format!("the body did not arrive within {} ms", within.as_millis()),
+            )
         })?;
+    let bytes = read.map_err(|e| {
+        // axum reports the limit as http-body-util's `LengthLimitError` in the source
+        // chain; its text is the stable way to tell it apart without that crate.
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        let mut too_large = false;
+        while let Some(s) = source {
+            too_large |= s.to_string().contains("length limit exceeded");
+            source = s.source();
+        }
+        if too_large {
+            ApiError::new(
+                ErrorKind::TooLarge,
+                format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
+            )
+        } else {
+            ApiError::new(
+                ErrorKind::Malformed,
+                format!("failed to read the body: {e}"),
+            )
+        }
+    })?;
     if bytes.is_empty() {
         return Err(ApiError::new(
             ErrorKind::Malformed,

@@ -96,6 +96,7 @@ fn operation(
     if !params.is_empty() {
         op.insert("parameters".into(), Value::Array(params));
     }
+    let has_body = request.is_some();
     if let Some(request) = request {
         op.insert("requestBody".into(), request);
     }
@@ -105,6 +106,12 @@ fn operation(
         .collect();
     all.entry("400")
         .or_insert_with(|| error_response("malformed request"));
+    if has_body {
+        all.entry("408")
+            .or_insert_with(|| error_response("the body did not arrive in time"));
+        all.entry("413")
+            .or_insert_with(|| error_response("the body is over the size limit"));
+    }
     all.entry("503")
         .or_insert_with(|| error_response("a service the route needs is unavailable"));
     op.insert("responses".into(), Value::Object(all));

@@ -52,6 +52,9 @@ pub struct GatewayArgs {
     /// Deadline to connect to a service, in milliseconds.
     #[arg(long, env = "CONNECT_TIMEOUT_MS", default_value_t = 500)]
     pub connect_timeout_ms: u64,
+    /// Time for a client to send its request body, in milliseconds (then 408).
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
     /// How often the route table and rings are re-read, in milliseconds.
     #[arg(long, env = "GATEWAY_RELOAD_MS", default_value_t = 1000)]
     pub reload_ms: u64,
@@ -74,6 +77,7 @@ impl GatewayArgs {
             call: check("--upstream-timeout-ms", self.upstream_timeout_ms)?,
             supporting: check("--supporting-timeout-ms", self.supporting_timeout_ms)?,
             connect: check("--connect-timeout-ms", self.connect_timeout_ms)?,
+            body: check("--body-timeout-ms", self.body_timeout_ms)?,
         })
     }
 

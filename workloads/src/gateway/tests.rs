@@ -365,6 +365,7 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
         call: std::time::Duration::from_millis(300),
         connect: std::time::Duration::from_millis(300),
         supporting: std::time::Duration::from_millis(100),
+        body: std::time::Duration::from_millis(200),
     };
     let gateway = Gateway::new(issuer, Arc::new(AllowAll), deadlines);
     gateway

@@ -47,6 +47,8 @@ pub struct Deadlines {
     pub connect: Duration,
     /// Per call to a supporting service (recommendations): shorter, it is optional.
     pub supporting: Duration,
+    /// For a client to send its whole request body (a slow sender holds no task longer).
+    pub body: Duration,
 }
 
 impl Default for Deadlines {
@@ -55,6 +57,7 @@ impl Default for Deadlines {
             call: Duration::from_secs(2),
             connect: Duration::from_millis(500),
             supporting: Duration::from_millis(300),
+            body: Duration::from_secs(10),
         }
     }
 }
