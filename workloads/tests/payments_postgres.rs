@@ -107,7 +107,8 @@ async fn one_charge_per_order_whatever_the_redeliveries() {
 
 #[tokio::test]
 async fn a_stale_claim_is_taken_over_after_its_lease() {
-    let ledger = ledger("lease", Duration::from_millis(200)).await;
+    // Long enough that a loaded CI machine answers the second `begin` within the lease.
+    let ledger = ledger("lease", Duration::from_secs(2)).await;
     let provider = provider();
     // A pod claimed the charge, asked the provider, and died before recording the answer.
     assert_eq!(
@@ -119,7 +120,7 @@ async fn a_stale_claim_is_taken_over_after_its_lease() {
         ledger.begin("o1", 1_000).await.expect("begin"),
         Begin::InFlight
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     // The redelivery takes over; the provider's idempotency gives the first answer back.
     assert_eq!(deliver(&ledger, &provider, "o1").await, Some(first));
     assert_eq!(provider.lock().await.charges(), 1);
