@@ -28,6 +28,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod gateway;
 pub mod grpc;
 pub mod inventory;

@@ -1,14 +1,9 @@
 //! Auth's PostgreSQL user store, in the service's own schema: `users` with a unique email.
 
-use std::str::FromStr;
-
-use sqlx::{
-    AssertSqlSafe, PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{PgPool, Row};
 
 use super::service::{StoreError, User, UserStore};
-use crate::inventory::postgres::validate_schema;
+use crate::db::{self, validate_schema};
 
 /// Users in PostgreSQL.
 #[derive(Clone)]
@@ -29,12 +24,7 @@ impl PgUserStore {
         max_connections: u32,
     ) -> Result<Self, StoreError> {
         validate_schema(schema).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let options = PgConnectOptions::from_str(url)
-            .map_err(unavailable)?
-            .options([("search_path", format!("\"{schema}\""))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
+        let pool = db::schema_pool(url, schema, max_connections)
             .await
             .map_err(unavailable)?;
         Ok(Self {
@@ -51,29 +41,24 @@ impl PgUserStore {
     /// Creates the schema and table if missing (serialized by an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let s = &self.schema;
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-auth:' || $1))")
-            .bind(s)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-        for ddl in [
-            format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".users (
+        db::migrate(
+            &self.pool,
+            "auth",
+            s,
+            &[
+                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".users (
                     id text PRIMARY KEY,
                     email text NOT NULL UNIQUE,
                     name text,
                     password_hash text NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now())"#
-            ),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl))
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-        }
-        tx.commit().await.map_err(unavailable)
+                ),
+            ],
+        )
+        .await
+        .map_err(unavailable)
     }
 }
 

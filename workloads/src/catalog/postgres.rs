@@ -3,16 +3,11 @@
 //! connecting a second store to it. Loading a seeded catalog is one batched upsert per
 //! thousand products.
 
-use std::str::FromStr;
-
-use sqlx::{
-    AssertSqlSafe, PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
-};
+use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
 use thiserror::Error;
 
 use super::seed::Product;
-use crate::inventory::postgres::validate_schema;
+use crate::db::{self, validate_schema};
 
 /// Catalog store failures.
 #[derive(Debug, Error)]
@@ -51,12 +46,7 @@ impl PgCatalog {
     /// Connects a pool whose `search_path` is `schema`.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
         validate_schema(schema).map_err(|_| PgCatalogError::Schema(schema.to_string()))?;
-        let options =
-            PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\""))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await?;
+        let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
             schema: schema.to_string(),
@@ -71,12 +61,7 @@ impl PgCatalog {
     /// Creates the schema and table if missing (serialized by an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-catalog:' || $1))")
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-        for ddl in [
+        db::migrate(&self.pool, "catalog", s, &[
             format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
             format!(
                 r#"CREATE TABLE IF NOT EXISTS "{s}".products (
@@ -94,10 +79,7 @@ impl PgCatalog {
             format!(
                 r#"CREATE INDEX IF NOT EXISTS products_by_category ON "{s}".products (category, sku)"#
             ),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+        ]).await?;
         Ok(())
     }
 

@@ -18,15 +18,13 @@
 //! commit `reserved > stock`. Queries are runtime queries (no compile-time `DATABASE_URL`);
 //! the pool's `search_path` is the shard's schema, so they name no schema.
 
-use std::{collections::BTreeMap, str::FromStr};
+use std::collections::BTreeMap;
 
-use sqlx::{
-    AssertSqlSafe, PgPool, Postgres, Row, Transaction,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
 
 use super::domain::{InventoryError, Rejection, ReserveOutcome, StockLevel, merge_lines};
+use crate::db;
 
 /// Failures of the PostgreSQL store.
 #[derive(Debug, Error)]
@@ -43,19 +41,6 @@ pub enum PgInventoryError {
 
 type Result<T> = std::result::Result<T, PgInventoryError>;
 
-/// Checks a schema name so that it can be interpolated into DDL safely.
-pub fn validate_schema(name: &str) -> Result<()> {
-    // Always double-quoted where used, so a leading digit (a Storefront named `2shop`) is fine.
-    let valid = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid && (1..=63).contains(&name.len()) {
-        Ok(())
-    } else {
-        Err(PgInventoryError::Schema(name.to_string()))
-    }
-}
-
 /// One shard's stock in its own schema.
 #[derive(Clone)]
 pub struct PgInventory {
@@ -71,13 +56,8 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 impl PgInventory {
     /// Connects a pool whose `search_path` is `schema` (which [`PgInventory::migrate`] creates).
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
-        validate_schema(schema)?;
-        let options =
-            PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\""))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await?;
+        db::validate_schema(schema).map_err(|_| PgInventoryError::Schema(schema.to_string()))?;
+        let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
             schema: schema.to_string(),
@@ -93,33 +73,31 @@ impl PgInventory {
     /// an advisory lock per schema serializes the DDL.
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-inventory:' || $1))")
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-        for ddl in [
-            format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".stock (
+        db::migrate(
+            &self.pool,
+            "inventory",
+            s,
+            &[
+                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".stock (
                     sku text PRIMARY KEY,
                     stock bigint NOT NULL CHECK (stock >= 0),
                     reserved bigint NOT NULL DEFAULT 0 CHECK (reserved >= 0),
                     CONSTRAINT never_oversold CHECK (reserved <= stock))"#
-            ),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".holds (
+                ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".holds (
                     order_id text PRIMARY KEY,
                     state text NOT NULL
                         CHECK (state IN ('pending', 'held', 'rejected', 'released', 'committed')),
                     lines jsonb NOT NULL,
                     rejection jsonb,
                     updated_at timestamptz NOT NULL DEFAULT now())"#
-            ),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
@@ -360,20 +338,5 @@ async fn recorded_outcome(
             Ok(ReserveOutcome::Rejected(rejection))
         }
         other => Err(corrupt(format!("unexpected state {other:?}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schema_names_are_safe_identifiers() {
-        for good in ["inventory_0", "shop_inventory_12", "_x", "2shop_inventory"] {
-            assert!(validate_schema(good).is_ok(), "{good}");
-        }
-        for bad in ["", "Inv", "inv-0", "inv\"; DROP", &"a".repeat(64)] {
-            assert!(validate_schema(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -17,19 +17,14 @@
 //!   outbox row in the same transaction; a relay publishes them to JetStream with the
 //!   event's message id (broker de-duplication) and marks them published.
 
-use std::str::FromStr;
-
-use sqlx::{
-    AssertSqlSafe, PgPool, Postgres, Row, Transaction,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
 
 use super::{
     domain::{Decision, Order, OrderEvent, ProjectionError, SagaInput, decide},
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
 };
-use crate::inventory::postgres::validate_schema;
+use crate::db::{self, validate_schema};
 
 /// Failures of the orders store.
 #[derive(Debug, Error)]
@@ -99,12 +94,7 @@ impl PgOrders {
     /// Connects a pool whose `search_path` is `schema`.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
         validate_schema(schema).map_err(|_| PgOrdersError::Schema(schema.to_string()))?;
-        let options =
-            PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\""))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await?;
+        let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
             schema: schema.to_string(),
@@ -119,58 +109,56 @@ impl PgOrders {
     /// Creates the schema and tables if missing (serialized by an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-orders:' || $1))")
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-        for ddl in [
-            format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
+        db::migrate(
+            &self.pool,
+            "orders",
+            s,
+            &[
+                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
                     order_id text NOT NULL,
                     seq bigint NOT NULL CHECK (seq >= 1),
                     type text NOT NULL,
                     payload jsonb NOT NULL,
                     recorded_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (order_id, seq))"#
-            ),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
+                ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
                     order_id text PRIMARY KEY,
                     user_id text NOT NULL,
                     created_at bigint NOT NULL)"#
-            ),
-            format!(
-                r#"CREATE INDEX IF NOT EXISTS order_index_by_user
+                ),
+                format!(
+                    r#"CREATE INDEX IF NOT EXISTS order_index_by_user
                     ON "{s}".order_index (user_id, created_at DESC, order_id DESC)"#
-            ),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
+                ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
                     user_id text NOT NULL,
                     key text NOT NULL,
                     fingerprint text NOT NULL,
                     order_id text NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (user_id, key))"#
-            ),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
+                ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
                     id bigserial PRIMARY KEY,
                     message_id text NOT NULL UNIQUE,
                     subject text NOT NULL,
                     payload jsonb NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     published_at timestamptz)"#
-            ),
-            format!(
-                r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
+                ),
+                format!(
+                    r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
                     ON "{s}".outbox (id) WHERE published_at IS NULL"#
-            ),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

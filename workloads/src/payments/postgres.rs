@@ -13,16 +13,13 @@
 //! the order id as its idempotency key, so a retaken charge returns the first answer instead
 //! of charging again.
 
-use std::{str::FromStr, time::Duration};
+use std::time::Duration;
 
-use sqlx::{
-    AssertSqlSafe, PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions},
-};
+use sqlx::{PgPool, Row};
 use thiserror::Error;
 
 use super::domain::{Begin, ChargeResult, LedgerError};
-use crate::inventory::postgres::validate_schema;
+use crate::db::{self, validate_schema};
 
 /// Failures of the ledger.
 #[derive(Debug, Error)]
@@ -57,12 +54,7 @@ impl PgLedger {
         lease: Duration,
     ) -> Result<Self> {
         validate_schema(schema).map_err(|_| PgLedgerError::Schema(schema.to_string()))?;
-        let options =
-            PgConnectOptions::from_str(url)?.options([("search_path", format!("\"{schema}\""))]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(options)
-            .await?;
+        let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
             schema: schema.to_string(),
@@ -78,26 +70,24 @@ impl PgLedger {
     /// Creates the schema and table if missing (serialized by an advisory lock).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('storefront-payments:' || $1))")
-            .bind(s)
-            .execute(&mut *tx)
-            .await?;
-        for ddl in [
-            format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-            format!(
-                r#"CREATE TABLE IF NOT EXISTS "{s}".charges (
+        db::migrate(
+            &self.pool,
+            "payments",
+            s,
+            &[
+                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".charges (
                     order_id text PRIMARY KEY,
                     amount_cents bigint NOT NULL CHECK (amount_cents > 0),
                     state text NOT NULL CHECK (state IN ('in_flight', 'succeeded', 'failed')),
                     charge_id text,
                     reason text,
                     updated_at timestamptz NOT NULL DEFAULT now())"#
-            ),
-        ] {
-            sqlx::query(AssertSqlSafe(ddl)).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
+                ),
+            ],
+        )
+        .await?;
         Ok(())
     }
 
