@@ -18,7 +18,7 @@ use std::{
 
 use kube::{
     Client,
-    runtime::events::{Event, Recorder, Reporter},
+    runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use rand::Rng;
 
@@ -37,14 +37,29 @@ pub struct Context {
 }
 
 impl Context {
-    /// Publishes an Event about `obj`; failures are logged, never fatal.
+    /// Publishes an Event about `obj` (the note cut to the API's 1,000 characters); failures
+    /// are logged, never fatal.
     ///
     /// A fresh recorder each time: kube's recorder folds Events with the same reason and
     /// action on one object into a series that keeps the *first* note, which would hide every
     /// later decision ("gateway: min 6 because FlashSale bf is Active" after "… from spec").
-    pub async fn publish(&self, ev: &Event, obj: &k8s_openapi::api::core::v1::ObjectReference) {
+    pub async fn publish(
+        &self,
+        obj: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        action: &str,
+        reason: &str,
+        note: &str,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_string(),
+            secondary: None,
+        };
         let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        if let Err(e) = recorder.publish(ev, obj).await {
+        if let Err(e) = recorder.publish(&ev, obj).await {
             tracing::warn!(error = %e, reason = %ev.reason, "failed to publish event");
         }
     }

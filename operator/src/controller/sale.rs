@@ -12,11 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, ResourceQuota};
 use kube::{
     Api, Resource, ResourceExt,
     api::ListParams,
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-        reflector::ObjectRef,
-    },
+    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 use storefront_crds::{FlashSale, SalePhase, Storefront, flashsale::SalePlan};
 
@@ -178,14 +174,8 @@ async fn run_preflight(
 
 /// Publishes an event on the sale; failures are logged, never fatal.
 async fn publish(ctx: &Context, sale: &FlashSale, type_: EventType, reason: &str, note: &str) {
-    let ev = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Schedule".to_string(),
-        secondary: None,
-    };
-    ctx.publish(&ev, &sale.object_ref(&())).await;
+    ctx.publish(&sale.object_ref(&()), type_, "Schedule", reason, note)
+        .await;
 }
 
 /// Transient errors back off with jitter.

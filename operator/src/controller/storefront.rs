@@ -9,11 +9,7 @@ use std::{sync::Arc, time::Duration};
 use jiff::Timestamp;
 use kube::{
     Resource, ResourceExt,
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-        reflector::ObjectRef,
-    },
+    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
 
@@ -324,14 +320,8 @@ async fn write_status(ctx: &Context, sf: &Storefront, st: StorefrontStatus) -> R
 
 /// Publishes an event on the Storefront; failures are logged, never fatal.
 async fn publish(ctx: &Context, sf: &Storefront, type_: EventType, reason: &str, note: &str) {
-    let ev = Event {
-        type_,
-        reason: reason.to_string(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".to_string(),
-        secondary: None,
-    };
-    ctx.publish(&ev, &sf.object_ref(&())).await;
+    ctx.publish(&sf.object_ref(&()), type_, "Reconcile", reason, note)
+        .await;
 }
 
 /// Transient errors back off with jitter.
