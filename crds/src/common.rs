@@ -154,4 +154,7 @@ pub mod condition {
     pub const DEGRADED: &str = "Degraded";
     /// Storefront-specific: reconciliation is paused by `spec.paused`.
     pub const PAUSED: &str = "Paused";
+    /// Storefront-specific: whether mutual TLS between services is in force. Always `False`
+    /// for now (`NotImplemented` when `security.mtls` asks for it, `Disabled` otherwise).
+    pub const MTLS_ENFORCED: &str = "MTLSEnforced";
 }

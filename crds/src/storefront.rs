@@ -187,6 +187,10 @@ pub struct Datastores {
     /// Secret with the PostgreSQL connection URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<SecretKeyRef>,
+    /// Secret with the URL of a PostgreSQL streaming read replica (optional): read-mostly
+    /// queries (catalog reads) go there. Services get it as `DATABASE_READ_REPLICA_URL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_read_replica: Option<SecretKeyRef>,
     /// Secret with the Redis URL (rate-limit budgets, caches).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis: Option<SecretKeyRef>,
@@ -216,10 +220,12 @@ fn default_url_key() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
-    /// Secret holding the JWT signing keys (`private.pem`, `public.pem`).
+    /// Secret holding the JWT signing keys (`private.pem`: PKCS#8 Ed25519, `public.pem`).
+    /// When unset, the operator generates `<storefront>-jwt` once and keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_secret_name: Option<String>,
-    /// Mutual TLS between services.
+    /// Mutual TLS between services. Not enforced yet: the Storefront reports it with the
+    /// condition `MTLSEnforced` = False.
     #[serde(default)]
     pub mtls: bool,
     /// Restrict pod ingress to the shop's own traffic with NetworkPolicies.

@@ -12,6 +12,8 @@ pub enum Error {
     Build(#[from] crate::build::BuildError),
     #[error("object has no {0}")]
     MissingField(&'static str),
+    #[error("failed to generate the JWT keys: {0}")]
+    Keys(String),
 }
 
 impl Error {
@@ -22,6 +24,7 @@ impl Error {
             Error::Serialize(..) => "Serialize",
             Error::Build(_) => "Build",
             Error::MissingField(_) => "MissingField",
+            Error::Keys(_) => "Keys",
         }
     }
 }

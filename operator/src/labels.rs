@@ -64,6 +64,11 @@ pub fn gateway_config_name(storefront: &str) -> String {
     format!("{storefront}-gateway-routes")
 }
 
+/// Name of the JWT keys Secret the operator generates when the spec names none.
+pub fn jwt_secret_name(storefront: &str) -> String {
+    format!("{storefront}-jwt")
+}
+
 /// Name of a sharded service's ring ConfigMap.
 pub fn ring_name(storefront: &str, service: &str) -> String {
     format!("{storefront}-{service}-ring")

@@ -1,7 +1,7 @@
 //! Storefront status from what the operator decided and what it observes: per-service
 //! desired/ready, shard rollup, failure points and the `Ready`/`Progressing`/`Degraded`/`Paused`
-//! conditions. Pure (previous status and `now` are arguments) so that an unchanged world yields
-//! an identical status and no write.
+//! and `MTLSEnforced` conditions. Pure (previous status and `now` are arguments) so that an
+//! unchanged world yields an identical status and no write.
 
 use std::collections::BTreeMap;
 
@@ -192,6 +192,21 @@ pub fn compute(
                 );
             }
         }
+    }
+    if let Some(d) = desired {
+        let (reason, msg) = if d.mtls_requested {
+            (
+                "NotImplemented",
+                "security.mtls is true but mutual TLS between services is not in force yet: \
+                 service-to-service traffic is plaintext (authenticated by service JWTs only)",
+            )
+        } else {
+            (
+                "Disabled",
+                "security.mtls is false: service-to-service traffic is plaintext",
+            )
+        };
+        set(condition::MTLS_ENFORCED, false, reason, msg.to_string());
     }
     let paused = matches!(outcome, Outcome::Paused(_));
     set(

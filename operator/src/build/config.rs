@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
-use storefront_crds::{RateLimit, ServiceName};
+use storefront_crds::{
+    RateLimit, ServiceName,
+    ring::{ALGORITHM_JUMP, RING_DATA_KEY, RingDocument, RingShard},
+};
 
 use super::{Owner, deployment::GRPC_PORT};
 use crate::{
@@ -129,30 +132,14 @@ pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
     )
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Ring {
-    service: String,
-    epoch: i64,
-    algorithm: &'static str,
-    shards: Vec<RingShard>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct RingShard {
-    index: i32,
-    name: String,
-    address: String,
-}
-
 /// The ring of a sharded service: shard ordinals and their addresses, with an epoch.
 pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32) -> ConfigMap {
     let service = service.as_str();
-    let ring = Ring {
+    // The document type the routers parse (`storefront_crds::ring`), so both sides agree.
+    let ring = RingDocument {
         service: service.to_string(),
         epoch: INITIAL_RING_EPOCH,
-        algorithm: "jump",
+        algorithm: ALGORITHM_JUMP.to_string(),
         shards: (0..shards)
             .map(|index| {
                 let name = labels::shard_name(owner.name, service, index);
@@ -168,7 +155,7 @@ pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32) -> ConfigMap {
         owner,
         labels::ring_name(owner.name, service),
         service,
-        "ring.json",
+        RING_DATA_KEY,
         to_json(&ring),
     )
 }

@@ -2,6 +2,20 @@
 //! with the service's subcommand, probes, restricted security context and backing-store wiring.
 //!
 //! An autoscaled service's Deployment leaves `replicas` unset: the HPA owns it.
+//!
+//! What every pod gets (the contract with `workloads/`):
+//!
+//! ```text
+//!  env  STOREFRONT_NAME STOREFRONT_SERVICE STOREFRONT_TIER POD_NAMESPACE
+//!       HTTP_ADDR=0.0.0.0:8080  GRPC_ADDR=0.0.0.0:50051
+//!       DATABASE_SCHEMA (own schema per service / shard)
+//!       DATABASE_URL DATABASE_READ_REPLICA_URL REDIS_URL NATS_URL  (from the datastores' Secrets)
+//!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── Secret security.jwtSecretName, else <sf>-jwt
+//!  gateway  GATEWAY_ROUTES=/etc/storefront/routes/routes.json   ◀── ConfigMap <sf>-gateway-routes
+//!           GATEWAY_RINGS_DIR=/etc/storefront/rings; <sf>-<svc>-ring/ring.json ◀── each ring ConfigMap
+//!  orders   INVENTORY_SHARDS (inventory's shard count, 1 when it is not sharded)
+//!  shards   SHARD_INDEX SHARD_COUNT RING_EPOCH (from the ServiceShard)
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -20,7 +34,7 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use storefront_crds::{Tier, storefront::SecretKeyRef};
+use storefront_crds::{ServiceName, StorefrontSpec, Tier, storefront::SecretKeyRef};
 
 use super::Owner;
 use crate::{
@@ -36,6 +50,10 @@ pub const GRPC_PORT: i32 = 50051;
 pub const RUN_AS_USER: i64 = 65532;
 /// Where the gateway reads its route table.
 pub const ROUTES_DIR: &str = "/etc/storefront/routes";
+/// Where the gateway reads the rings: `<ring ConfigMap name>/ring.json` under it.
+pub const RINGS_DIR: &str = "/etc/storefront/rings";
+/// Where every service reads the JWT keys (`private.pem`, `public.pem`).
+pub const JWT_DIR: &str = "/etc/storefront/jwt";
 
 /// What differs between the workloads the operator runs.
 pub struct ContainerSpec<'a> {
@@ -119,10 +137,16 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
             ..EnvVar::default()
         },
     ];
+    envs.push(env("HTTP_ADDR", &format!("0.0.0.0:{HTTP_PORT}")));
+    envs.push(env("GRPC_ADDR", &format!("0.0.0.0:{GRPC_PORT}")));
     envs.extend(c.env.iter().map(|(k, v)| env(k, v)));
+    if c.service == ServiceName::Orders.as_str() {
+        envs.push(env("INVENTORY_SHARDS", &inventory_shards(spec).to_string()));
+    }
     if let Some(ds) = &spec.datastores {
         for (var, r) in [
             ("DATABASE_URL", &ds.postgres),
+            ("DATABASE_READ_REPLICA_URL", &ds.postgres_read_replica),
             ("REDIS_URL", &ds.redis),
             ("NATS_URL", &ds.broker),
         ] {
@@ -142,44 +166,61 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
         mount_path: "/tmp".to_string(),
         ..VolumeMount::default()
     }];
-    if c.service == "gateway" {
+    let mut mount_config_map = |volume: String, config_map: String, path: String| {
         volumes.push(Volume {
-            name: "routes".to_string(),
+            name: volume.clone(),
             config_map: Some(ConfigMapVolumeSource {
-                name: labels::gateway_config_name(owner.name),
+                name: config_map,
+                optional: Some(false),
                 ..ConfigMapVolumeSource::default()
             }),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
-            name: "routes".to_string(),
-            mount_path: ROUTES_DIR.to_string(),
+            name: volume,
+            mount_path: path,
             read_only: Some(true),
             ..VolumeMount::default()
         });
+    };
+    if c.service == ServiceName::Gateway.as_str() {
+        mount_config_map(
+            "routes".to_string(),
+            labels::gateway_config_name(owner.name),
+            ROUTES_DIR.to_string(),
+        );
         envs.push(env("GATEWAY_ROUTES", &format!("{ROUTES_DIR}/routes.json")));
+        // The route table names each sharded service's ring ConfigMap; the gateway reads it
+        // from a directory of that name.
+        for (service, _) in sharded_services(spec) {
+            let ring = labels::ring_name(owner.name, service.as_str());
+            mount_config_map(
+                format!("ring-{service}"),
+                ring.clone(),
+                format!("{RINGS_DIR}/{ring}"),
+            );
+        }
+        envs.push(env("GATEWAY_RINGS_DIR", RINGS_DIR));
     }
-    if let Some(jwt) = spec
-        .security
-        .as_ref()
-        .and_then(|s| s.jwt_secret_name.as_ref())
-    {
-        volumes.push(Volume {
-            name: "jwt".to_string(),
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(jwt.clone()),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        });
-        mounts.push(VolumeMount {
-            name: "jwt".to_string(),
-            mount_path: "/etc/storefront/jwt".to_string(),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        });
-        envs.push(env("JWT_KEYS_DIR", "/etc/storefront/jwt"));
-    }
+    // Every service gets the JWT keys: auth signs user tokens, every service checks the
+    // service tokens on its gRPC calls.
+    volumes.push(Volume {
+        name: "jwt".to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(super::jwt::secret_name(owner.name, spec)),
+            default_mode: Some(0o440),
+            optional: Some(false),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    });
+    mounts.push(VolumeMount {
+        name: "jwt".to_string(),
+        mount_path: JWT_DIR.to_string(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    });
+    envs.push(env("JWT_KEYS_DIR", JWT_DIR));
 
     let container = Container {
         name: c.service.to_string(),
@@ -284,6 +325,19 @@ pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Deployment {
             database_schema: database_schema(owner.name, service),
         },
     )
+}
+
+/// Enabled services with `sharding`, in canonical order.
+fn sharded_services(spec: &StorefrontSpec) -> impl Iterator<Item = (ServiceName, i32)> + '_ {
+    spec.enabled_services()
+        .filter_map(|(name, s)| s.sharding.as_ref().map(|sh| (name, sh.shards)))
+}
+
+/// The number of inventory shards orders spreads reservations over: 1 when not sharded.
+pub fn inventory_shards(spec: &StorefrontSpec) -> i32 {
+    sharded_services(spec)
+        .find(|(name, _)| *name == ServiceName::Inventory)
+        .map_or(1, |(_, shards)| shards)
 }
 
 /// Database schema name of a service or shard: `<storefront>_<suffix>` with `-` as `_`.

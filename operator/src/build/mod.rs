@@ -8,17 +8,19 @@
 //!  Storefront ─┬─ per unsharded service: Deployment, Service, ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
 //!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits)
+//!              ├─ no security.jwtSecretName: Secret <sf>-jwt (created once, see `jwt.rs`)
 //!              └─ security.networkPolicies: a NetworkPolicy per service
 //! ```
 
 mod config;
 mod deployment;
 mod hpa;
+pub mod jwt;
 mod network_policy;
 mod pdb;
 mod service;
 mod service_account;
-mod shard;
+pub mod shard;
 
 use std::collections::BTreeMap;
 
@@ -73,6 +75,11 @@ pub struct Desired {
     pub config_maps: Vec<ConfigMap>,
     pub shards: Vec<ServiceShard>,
     pub network_policies: Vec<NetworkPolicy>,
+    /// The JWT keys Secret the operator generates (created once, never updated); `None` when
+    /// the spec names its own.
+    pub generated_jwt_secret: Option<String>,
+    /// `security.mtls` is asked for (and not enforced yet: reported in status).
+    pub mtls_requested: bool,
 }
 
 /// What every builder needs to know about the owning Storefront.
@@ -151,6 +158,8 @@ pub fn desired(
                 })
             })
             .collect(),
+        generated_jwt_secret: jwt::generated_name(owner.name, &sf.spec),
+        mtls_requested: sf.spec.security.as_ref().is_some_and(|s| s.mtls),
         ..Desired::default()
     };
     for p in &plans {

@@ -1,11 +1,14 @@
 //! ServiceShard resources of a sharded service: one per ring ordinal. Their own controller
-//! runs each shard's pods and reports readiness and ring share.
+//! runs each shard's pods ([`pods`]) and reports readiness and ring share.
 
 use std::collections::BTreeMap;
 
-use storefront_crds::{ServiceShard, ServiceShardSpec, ShardedService};
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use storefront_crds::{ServiceName, ServiceShard, ServiceShardSpec, ShardedService, Tier};
 
-use super::{Owner, config::INITIAL_RING_EPOCH};
+use super::{
+    ContainerSpec, Owner, config::INITIAL_RING_EPOCH, database_schema, service_for, workload,
+};
 use crate::{labels, plan::ServicePlan};
 
 pub fn build(
@@ -60,4 +63,45 @@ fn workload_hash(owner: &Owner<'_>, plan: &ServicePlan) -> String {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     inputs.to_string().hash(&mut h);
     format!("{:016x}", h.finish())
+}
+
+/// The Deployment and Service of one shard's pods, built for the ServiceShard controller:
+/// `owner` is the Storefront with the ServiceShard as the owner reference. Shard pods get
+/// `SHARD_INDEX`, `SHARD_COUNT`, `RING_EPOCH` and their own database schema
+/// (`<storefront>_<service>_<index>`) on top of what every service gets.
+pub fn pods(owner: &Owner<'_>, shard: &ServiceShard) -> (Deployment, Service) {
+    let service = shard.spec.service.as_str();
+    let name =
+        shard.metadata.name.clone().unwrap_or_else(|| {
+            labels::shard_name(&shard.spec.storefront, service, shard.spec.index)
+        });
+    let settings = owner.spec.services.get(service);
+    let tier = settings
+        .zip(ServiceName::parse(service))
+        .map_or(Tier::Core, |(s, n)| s.effective_tier(n));
+    let extra = BTreeMap::from([(labels::SHARD.to_string(), shard.spec.index.to_string())]);
+    let deployment = workload(
+        owner,
+        ContainerSpec {
+            name: name.clone(),
+            service,
+            tier,
+            replicas: Some(shard.spec.replicas),
+            resources: settings.and_then(|s| s.resources.clone()),
+            extra_labels: extra.clone(),
+            env: vec![
+                ("SHARD_INDEX".into(), shard.spec.index.to_string()),
+                ("SHARD_COUNT".into(), shard.spec.shard_count.to_string()),
+                ("RING_EPOCH".into(), shard.spec.ring_epoch.to_string()),
+            ],
+            database_schema: database_schema(
+                &shard.spec.storefront,
+                &format!("{service}_{}", shard.spec.index),
+            ),
+        },
+    );
+    let mut selector = labels::selector(owner.name, service);
+    selector.extend(extra.clone());
+    let svc = service_for(owner, name, service, selector, &extra);
+    (deployment, svc)
 }

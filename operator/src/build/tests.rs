@@ -228,3 +228,188 @@ fn network_policies_only_when_asked_for() {
     assert_eq!(d.network_policies.len(), 7);
     insta::assert_yaml_snapshot!("orders_network_policy", d.network_policies[3]);
 }
+
+fn deployment<'a>(d: &'a Desired, name: &str) -> &'a Deployment {
+    d.deployments
+        .iter()
+        .find(|x| x.name_any() == name)
+        .unwrap_or_else(|| panic!("no deployment {name}"))
+}
+
+fn pod_spec(dep: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
+    dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap()
+}
+
+/// `(name, value or "secret:<name>/<key>")` of the first container's env.
+fn env_of(dep: &Deployment) -> BTreeMap<String, String> {
+    pod_spec(dep).containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|e| {
+            let v = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(f)) => match &f.secret_key_ref {
+                    Some(s) => format!("secret:{}/{}", s.name, s.key),
+                    None => "field".to_string(),
+                },
+                _ => String::new(),
+            };
+            (e.name.clone(), v)
+        })
+        .collect()
+}
+
+/// Mount path → (volume name, ConfigMap or Secret it comes from).
+fn mounts_of(dep: &Deployment) -> BTreeMap<String, String> {
+    let spec = pod_spec(dep);
+    let volumes = spec.volumes.as_ref().unwrap();
+    spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .map(|m| {
+            let v = volumes.iter().find(|v| v.name == m.name).unwrap();
+            let source = match (&v.config_map, &v.secret) {
+                (Some(c), _) => format!("configmap:{}", c.name),
+                (_, Some(s)) => format!("secret:{}", s.secret_name.clone().unwrap_or_default()),
+                _ => "emptyDir".to_string(),
+            };
+            (m.mount_path.clone(), source)
+        })
+        .collect()
+}
+
+#[test]
+fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
+    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    for dep in &d.deployments {
+        let env = env_of(dep);
+        let name = dep.name_any();
+        for (var, want) in [
+            ("DATABASE_URL", "secret:storefront-postgres/url"),
+            (
+                "DATABASE_READ_REPLICA_URL",
+                "secret:storefront-postgres-replica/url",
+            ),
+            ("REDIS_URL", "secret:storefront-redis/url"),
+            ("NATS_URL", "secret:storefront-nats/url"),
+            ("JWT_KEYS_DIR", "/etc/storefront/jwt"),
+            ("HTTP_ADDR", "0.0.0.0:8080"),
+            ("GRPC_ADDR", "0.0.0.0:50051"),
+        ] {
+            assert_eq!(env.get(var).map(String::as_str), Some(want), "{name} {var}");
+        }
+        assert_eq!(
+            mounts_of(dep)["/etc/storefront/jwt"],
+            "secret:acme-jwt",
+            "{name}"
+        );
+        let probe = pod_spec(dep).containers[0]
+            .readiness_probe
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            probe.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/readyz")
+        );
+    }
+    assert_eq!(d.generated_jwt_secret.as_deref(), Some("acme-jwt"));
+}
+
+#[test]
+fn a_named_jwt_secret_is_mounted_and_none_generated() {
+    let mut sf = sample_storefront();
+    sf.spec.security = Some(storefront_crds::storefront::Security {
+        jwt_secret_name: Some("platform-jwt".into()),
+        ..Default::default()
+    });
+    let d = desired(&sf, &[], now()).unwrap();
+    assert_eq!(d.generated_jwt_secret, None);
+    for dep in &d.deployments {
+        assert_eq!(mounts_of(dep)["/etc/storefront/jwt"], "secret:platform-jwt");
+    }
+}
+
+#[test]
+fn gateway_mounts_every_ring_its_route_table_names() {
+    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let gw = deployment(&d, "acme-gateway");
+    let env = env_of(gw);
+    assert_eq!(env["GATEWAY_ROUTES"], "/etc/storefront/routes/routes.json");
+    assert_eq!(env["GATEWAY_RINGS_DIR"], "/etc/storefront/rings");
+    let mounts = mounts_of(gw);
+    assert_eq!(
+        mounts["/etc/storefront/routes"],
+        "configmap:acme-gateway-routes"
+    );
+    // Every ring the route table names is mounted at GATEWAY_RINGS_DIR/<ring>, and the ring
+    // ConfigMap of that name parses as the routers parse it.
+    let routes: serde_json::Value =
+        serde_json::from_str(&d.config_maps[1].data.as_ref().unwrap()["routes.json"]).unwrap();
+    let rings: Vec<&str> = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["ring"].as_str())
+        .collect();
+    assert_eq!(rings, ["acme-inventory-ring"]);
+    for ring in rings {
+        assert_eq!(
+            mounts[&format!("/etc/storefront/rings/{ring}")],
+            format!("configmap:{ring}")
+        );
+        let cm = d.config_maps.iter().find(|c| c.name_any() == ring).unwrap();
+        let parsed =
+            storefront_crds::ring::Ring::from_config_map_data(cm.data.as_ref().unwrap()).unwrap();
+        assert_eq!((parsed.shard_count(), parsed.epoch()), (4, 1));
+    }
+    // Only the gateway reads rings.
+    assert!(!mounts_of(deployment(&d, "acme-orders")).contains_key("/etc/storefront/rings"));
+}
+
+#[test]
+fn orders_learn_the_inventory_shard_count() {
+    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    assert_eq!(
+        env_of(deployment(&d, "acme-orders"))["INVENTORY_SHARDS"],
+        "4"
+    );
+    assert!(!env_of(deployment(&d, "acme-auth")).contains_key("INVENTORY_SHARDS"));
+    let sf = storefront("orders: {}\ninventory: {replicas: 2}\n");
+    let d = desired(&sf, &[], now()).unwrap();
+    assert_eq!(
+        env_of(deployment(&d, "acme-orders"))["INVENTORY_SHARDS"],
+        "1"
+    );
+}
+
+#[test]
+fn shard_pods_know_their_place_in_the_ring() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], now()).unwrap();
+    let mut shard = d.shards[2].clone();
+    shard.metadata.uid = Some("uid-shard-2".into());
+    let mut owner = Owner::of(&sf).unwrap();
+    owner.owner_ref = shard.controller_owner_ref(&()).unwrap();
+    let (dep, svc) = shard::pods(&owner, &shard);
+    assert_eq!(dep.name_any(), "acme-inventory-2");
+    assert_eq!(svc.name_any(), "acme-inventory-2");
+    let env = env_of(&dep);
+    for (var, want) in [
+        ("SHARD_INDEX", "2"),
+        ("SHARD_COUNT", "4"),
+        ("RING_EPOCH", "1"),
+        ("DATABASE_SCHEMA", "acme_inventory_2"),
+        ("STOREFRONT_SERVICE", "inventory"),
+        ("JWT_KEYS_DIR", "/etc/storefront/jwt"),
+        ("DATABASE_URL", "secret:storefront-postgres/url"),
+    ] {
+        assert_eq!(env.get(var).map(String::as_str), Some(want), "{var}");
+    }
+    assert_eq!(
+        dep.metadata.owner_references.as_ref().unwrap()[0].uid,
+        "uid-shard-2"
+    );
+    insta::assert_yaml_snapshot!("inventory_shard_2_deployment", dep);
+}

@@ -3,21 +3,18 @@
 //! ring. Resharding (handoff, draining, retiring) is a later piece; until then a shard is
 //! `Joining` until its pods are ready, then `Active`.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use kube::{
     Resource, ResourceExt,
     runtime::{controller::Action, reflector::ObjectRef},
 };
-use storefront_crds::{
-    ServiceName, ServiceShard, ServiceShardStatus, ShardPhase, common::condition,
-};
+use storefront_crds::{ServiceShard, ServiceShardStatus, ShardPhase, common::condition};
 
 use super::{Context, children, jittered};
 use crate::{
-    build::{self, ContainerSpec, Owner},
+    build::{self, Owner},
     error::{Error, Result},
-    labels,
     status::{condition as new_condition, keep_transition_times},
 };
 
@@ -53,41 +50,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
     owner.owner_ref = shard
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
-    let service = shard.spec.service.as_str();
-    let tier = sf
-        .spec
-        .services
-        .get(service)
-        .zip(ServiceName::parse(service))
-        .map_or(storefront_crds::Tier::Core, |(s, n)| s.effective_tier(n));
-    let extra = BTreeMap::from([(labels::SHARD.to_string(), shard.spec.index.to_string())]);
-    let deployment = build::workload(
-        &owner,
-        ContainerSpec {
-            name: name.clone(),
-            service,
-            tier,
-            replicas: Some(shard.spec.replicas),
-            resources: sf
-                .spec
-                .services
-                .get(service)
-                .and_then(|s| s.resources.clone()),
-            extra_labels: extra.clone(),
-            env: vec![
-                ("SHARD_INDEX".into(), shard.spec.index.to_string()),
-                ("SHARD_COUNT".into(), shard.spec.shard_count.to_string()),
-                ("RING_EPOCH".into(), shard.spec.ring_epoch.to_string()),
-            ],
-            database_schema: build::database_schema(
-                &shard.spec.storefront,
-                &format!("{service}_{}", shard.spec.index),
-            ),
-        },
-    );
-    let mut selector = labels::selector(owner.name, service);
-    selector.extend(extra.clone());
-    let svc = build::service_for(&owner, name.clone(), service, selector, &extra);
+    let (deployment, svc) = build::shard::pods(&owner, &shard);
     let instance = shard.spec.storefront.as_str();
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
     children::sync(

@@ -7,10 +7,13 @@
 use std::{sync::Arc, time::Duration};
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
 use kube::{
-    Resource, ResourceExt,
+    Api, Resource, ResourceExt,
+    api::PostParams,
     runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
+use rand::RngCore;
 use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
 
 use super::{Context, children, jittered};
@@ -111,8 +114,11 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
     let uid = sf.uid().ok_or(Error::MissingField("metadata.uid"))?;
     let s = &ctx.stores;
     let (c, m, fm) = (&ctx.client, ctx.metrics.as_ref(), labels::FIELD_MANAGER);
-    // Order matters: identities and config before the pods that use them; HPAs after their
-    // Deployments.
+    // Order matters: keys, identities and config before the pods that use them; HPAs after
+    // their Deployments.
+    if let Some(secret) = &d.generated_jwt_secret {
+        ensure_jwt_secret(ctx, sf, ns, secret).await?;
+    }
     let changes = [
         (
             "ServiceAccount",
@@ -208,6 +214,31 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
         }
     }
     Ok(())
+}
+
+/// Creates the generated JWT keys Secret when it does not exist; an existing one is never
+/// changed (keys must outlive reconciles and operator restarts). One read per reconcile: the
+/// operator does not watch Secrets (a cluster-wide Secret cache would hold every Secret).
+async fn ensure_jwt_secret(ctx: &Context, sf: &Storefront, ns: &str, name: &str) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    if api.get_metadata_opt(name).await?.is_some() {
+        return Ok(());
+    }
+    let mut seed = [0u8; 32];
+    rand::rng().fill_bytes(&mut seed);
+    let secret = build::jwt::generated_secret(&build::Owner::of(sf)?, seed)
+        .map_err(|e| Error::Keys(e.to_string()))?;
+    match api.create(&PostParams::default(), &secret).await {
+        Ok(_) => {
+            ctx.metrics.write("Secret", "create");
+            let note = format!("generated JWT signing keys (Ed25519) in Secret {name}");
+            publish(ctx, sf, EventType::Normal, "GeneratedKeys", &note).await;
+            Ok(())
+        }
+        // Created in between (another reconcile, a person): keep that one.
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Ready pods and health of the Storefront's workloads, from the stores.

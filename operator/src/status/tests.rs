@@ -271,3 +271,41 @@ fn crash_looping_pods_are_failure_points_at_once() {
     // Ready is about pods ready, not failures: the other pods still serve.
     assert_eq!(cond(&st, "Ready").status, "True");
 }
+
+#[test]
+fn mtls_asked_for_is_reported_as_not_enforced_never_silently() {
+    let mut sf = sample_storefront();
+    let now = ts("2026-11-25T12:10:00Z");
+    let status_of = |sf: &storefront_crds::Storefront| {
+        let d = desired(sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+        compute(
+            "acme",
+            Some(3),
+            Outcome::Applied(&d, None),
+            &observed_all(2, "2026-11-25T12:00:00Z"),
+            None,
+            now,
+        )
+    };
+    let off = status_of(&sf);
+    let c = cond(&off, "MTLSEnforced");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "Disabled")
+    );
+
+    sf.spec.security = Some(storefront_crds::storefront::Security {
+        mtls: true,
+        ..Default::default()
+    });
+    let on = status_of(&sf);
+    let c = cond(&on, "MTLSEnforced");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "NotImplemented")
+    );
+    assert!(c.message.contains("not in force"), "{}", c.message);
+    // Not enforced is a fact to report, not a failure of the shop.
+    assert_eq!(cond(&on, "Ready").status, "True");
+    assert_eq!(cond(&on, "Degraded").status, "False");
+}

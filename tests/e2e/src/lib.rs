@@ -5,7 +5,14 @@
 //! test touched.
 //!
 //! Images: `E2E_OPERATOR_IMAGE` (default `storefront/operator:dev`) and `E2E_WORKLOAD_IMAGE`
-//! (default `storefront/workload-stub:dev`, the stand-in until the workload image exists).
+//! (default `storefront/workload-stub:dev`, the stand-in; the real one is
+//! `storefront/workload:dev`).
+//!
+//! Datastores: every test namespace gets the Secrets the samples name (`storefront-postgres`,
+//! `storefront-postgres-replica`, `storefront-redis`, `storefront-nats`), pointing at the
+//! cluster's real datastores when their URLs are known (see [`datastores`]).
+
+pub mod datastores;
 
 use std::{
     future::Future,
@@ -31,6 +38,12 @@ const FIELD_MANAGER: &str = "storefront-e2e";
 /// The workload image for test Storefronts.
 pub fn workload_image() -> String {
     std::env::var("E2E_WORKLOAD_IMAGE").unwrap_or_else(|_| "storefront/workload-stub:dev".into())
+}
+
+/// The real commerce workload image (`E2E_REAL_WORKLOAD_IMAGE`, default
+/// `storefront/workload:dev`), for tests that run the shop rather than the stand-in.
+pub fn real_workload_image() -> String {
+    std::env::var("E2E_REAL_WORKLOAD_IMAGE").unwrap_or_else(|_| "storefront/workload:dev".into())
 }
 
 fn operator_image() -> String {
@@ -202,8 +215,27 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
-    /// Creates `e2e-<prefix>-<random>`.
+    /// Creates `e2e-<prefix>-<random>` with the datastores' Secrets in it: the cluster's
+    /// datastores when [`datastores::DatastoreUrls::discover`] finds them, else placeholders
+    /// (the stand-in image never connects). A test of the real shop checks `discover` itself.
     pub async fn new(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        let ns = Self::create(client, prefix).await?;
+        let urls = datastores::DatastoreUrls::discover()
+            .unwrap_or_else(|_| datastores::DatastoreUrls::placeholders());
+        datastores::write_secrets(client, &ns.name, &urls).await?;
+        Ok(ns)
+    }
+
+    /// Writes the datastores' Secrets for `urls` into this namespace (replacing what is there).
+    pub async fn write_datastore_secrets(
+        &self,
+        urls: &datastores::DatastoreUrls,
+    ) -> anyhow::Result<()> {
+        datastores::write_secrets(&self.client, &self.name, urls).await
+    }
+
+    /// Creates `e2e-<prefix>-<random>` and nothing in it.
+    pub async fn create(client: &Client, prefix: &str) -> anyhow::Result<Self> {
         let name = format!("e2e-{prefix}-{:04x}", rand_suffix());
         let ns = Namespace {
             metadata: ObjectMeta {
@@ -253,7 +285,7 @@ impl TestNamespace {
         ]);
         kubectl(&[
             "get",
-            "deploy,rs,pods,svc,sa,cm,hpa,pdb",
+            "deploy,rs,pods,svc,sa,cm,secrets,hpa,pdb",
             "-n",
             &self.name,
             "-o",
