@@ -1,5 +1,5 @@
 //! The command line: a subcommand per service, plus `seed` and `migrate`. Services that are
-//! not built yet exit non-zero with a "not implemented yet" error instead of pretending.
+//! missing a setting exit non-zero naming the flag and the variable to set.
 
 use std::{
     fs::File,
@@ -14,8 +14,8 @@ use clap::{Parser, Subcommand};
 use crate::{
     auth,
     catalog::{self, seed},
-    config::{CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
-    gateway, inventory,
+    config::{BusArgs, CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
+    gateway, inventory, orders, payments, recommendations,
 };
 
 /// Storefront's commerce services.
@@ -51,13 +51,20 @@ pub enum Command {
     /// Products and search.
     Catalog(CommonArgs),
     /// Event-sourced orders and the checkout saga.
-    Orders(CommonArgs),
+    Orders {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        bus: BusArgs,
+    },
     /// Stock and reservations on one shard.
     Inventory {
         #[command(flatten)]
         common: CommonArgs,
         #[command(flatten)]
         shard: ShardArgs,
+        #[command(flatten)]
+        bus: BusArgs,
     },
     /// Charges against the simulated provider.
     Payments {
@@ -65,9 +72,16 @@ pub enum Command {
         common: CommonArgs,
         #[command(flatten)]
         provider: ProviderArgs,
+        #[command(flatten)]
+        bus: BusArgs,
     },
     /// Bought-together recommendations.
-    Recommendations(CommonArgs),
+    Recommendations {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        bus: BusArgs,
+    },
     /// Writes a deterministic catalog as JSON Lines.
     Seed(SeedArgs),
     /// Creates or upgrades a service's database schema (`--service`, or STOREFRONT_SERVICE).
@@ -107,10 +121,10 @@ impl Command {
             Self::Gateway(_) => "gateway",
             Self::Auth { .. } => "auth",
             Self::Catalog(_) => "catalog",
-            Self::Orders(_) => "orders",
+            Self::Orders { .. } => "orders",
             Self::Inventory { .. } => "inventory",
             Self::Payments { .. } => "payments",
-            Self::Recommendations(_) => "recommendations",
+            Self::Recommendations { .. } => "recommendations",
             Self::Seed(_) => "seed",
             Self::Migrate { .. } => "migrate",
         }
@@ -121,26 +135,34 @@ impl Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Seed(args) => write_seed(&args),
-        Command::Payments { common, provider } => {
-            common.storefront()?;
-            provider.provider()?;
-            not_implemented("payments")
-        }
+        Command::Payments {
+            common,
+            provider,
+            bus,
+        } => runtime()?.block_on(payments::run::run(common, provider, bus)),
         Command::Catalog(common) => runtime()?.block_on(catalog::run::run(common)),
         Command::Gateway(args) => runtime()?.block_on(gateway::run::run(args)),
         Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
-        Command::Inventory { common, shard } => {
-            runtime()?.block_on(inventory::run::run(common, shard))
+        Command::Inventory { common, shard, bus } => {
+            runtime()?.block_on(inventory::run::run(common, shard, bus))
+        }
+        Command::Orders { common, bus } => runtime()?.block_on(orders::run::run(common, bus)),
+        Command::Recommendations { common, bus } => {
+            runtime()?.block_on(recommendations::run::run(common, bus))
         }
         Command::Migrate { common, service } => {
             match required(service.as_deref(), "--service", "STOREFRONT_SERVICE")? {
                 "inventory" => runtime()?.block_on(inventory::run::migrate(&common)),
                 "auth" => runtime()?.block_on(auth::run::migrate(&common)),
                 "catalog" => runtime()?.block_on(catalog::run::migrate(&common)),
-                other => bail!("failed to migrate {other}: not implemented yet (see issue 6)"),
+                "orders" => runtime()?.block_on(orders::run::migrate(&common)),
+                "payments" => runtime()?.block_on(payments::run::migrate(&common)),
+                "recommendations" => runtime()?.block_on(recommendations::run::migrate(&common)),
+                other => bail!(
+                    "failed to migrate {other:?}: use auth, catalog, orders, inventory, payments or recommendations"
+                ),
             }
         }
-        other => not_implemented(other.name()),
     }
 }
 
@@ -149,10 +171,6 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")
-}
-
-fn not_implemented(name: &str) -> Result<()> {
-    bail!("failed to start {name}: not implemented yet (see issue 6)")
 }
 
 fn write_seed(args: &SeedArgs) -> Result<()> {
@@ -266,12 +284,34 @@ mod tests {
     }
 
     #[test]
-    fn unbuilt_services_fail_with_a_clear_error() {
-        let err = run(parse(&["orders"]).expect("parses")).expect_err("not built");
-        assert_eq!(
-            err.to_string(),
-            "failed to start orders: not implemented yet (see issue 6)"
-        );
+    fn services_on_the_bus_need_nats() {
+        for service in ["orders", "payments", "recommendations"] {
+            let cli = parse(&[
+                service,
+                "--storefront",
+                "shop",
+                "--database-url",
+                "postgres://127.0.0.1:1/x",
+                "--database-schema",
+                "s",
+            ])
+            .expect("parses");
+            let err = run(cli).expect_err("no NATS");
+            assert_eq!(
+                err.to_string(),
+                "missing setting: pass --nats-url or set NATS_URL",
+                "{service}"
+            );
+        }
+        let cli = parse(&["orders", "--order-timeout-seconds", "1"]).expect("parses");
+        assert!(cli_bus(&cli).checked().is_err());
+    }
+
+    fn cli_bus(cli: &Cli) -> &BusArgs {
+        match &cli.command {
+            Command::Orders { bus, .. } => bus,
+            _ => unreachable!("orders"),
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub struct CommonArgs {
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Where the gRPC server listens.
-    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:9090")]
+    #[arg(long, env = "GRPC_ADDR", default_value = "0.0.0.0:50051")]
     pub grpc_addr: SocketAddr,
     /// PostgreSQL connection URL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -162,6 +162,42 @@ impl ProviderArgs {
             },
             reason: e.to_string(),
         })
+    }
+}
+
+/// How a service consumes the event bus (orders, inventory, payments, recommendations).
+#[derive(Args, Clone, Debug)]
+pub struct BusArgs {
+    /// Events handled at once per consumer.
+    #[arg(long, env = "EVENT_CONCURRENCY", default_value_t = 32)]
+    pub event_concurrency: usize,
+    /// Orders: cancel an order still pending after this many seconds.
+    #[arg(long, env = "ORDER_TIMEOUT_SECONDS", default_value_t = 120)]
+    pub order_timeout_seconds: u64,
+}
+
+impl BusArgs {
+    /// `(concurrency, order timeout)`, checked.
+    pub fn checked(&self) -> Result<(usize, Duration), ConfigError> {
+        if !(1..=1024).contains(&self.event_concurrency) {
+            return Err(ConfigError::Invalid {
+                flag: "--event-concurrency",
+                reason: format!("must be 1..=1024, got {}", self.event_concurrency),
+            });
+        }
+        if !(5..=86_400).contains(&self.order_timeout_seconds) {
+            return Err(ConfigError::Invalid {
+                flag: "--order-timeout-seconds",
+                reason: format!(
+                    "must be 5 seconds .. 1 day, got {}",
+                    self.order_timeout_seconds
+                ),
+            });
+        }
+        Ok((
+            self.event_concurrency,
+            Duration::from_secs(self.order_timeout_seconds),
+        ))
     }
 }
 

@@ -7,20 +7,29 @@
 //!   mints a fresh short-lived token per call          verifies signature, kind, aud=self, exp
 //! ```
 //!
+//! Signing and verifying Ed25519 tokens costs CPU on every call, so both ends cache: a
+//! caller reuses its token to a callee for the first half of its lifetime, and a callee
+//! remembers the tokens it verified (until they expire) — a repeated token costs a map
+//! lookup, a new or tampered one the full check.
+//!
 //! Transport security (mutual TLS from mounted certificates) is a later switch on the same
 //! `Server`/`Channel` builders; the token check stays either way.
 
 use std::{
-    sync::Arc,
+    collections::HashMap,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
 
-use crate::auth::domain::{TokenIssuer, TokenVerifier};
+use crate::auth::domain::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
+
+/// Verified tokens a server remembers at most (the map is cleared when full).
+const VERIFIED_CACHE: usize = 1024;
 
 /// The gRPC port every service listens on (the operator's Services point at it).
-pub const GRPC_PORT: u16 = 9090;
+pub const GRPC_PORT: u16 = 50051;
 
 /// Unix seconds now (adapters only; the domain takes `now` as an argument).
 pub fn unix_now() -> i64 {
@@ -46,6 +55,7 @@ pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
 pub struct RequireServiceToken {
     verifier: Arc<TokenVerifier>,
     audience: &'static str,
+    verified: Arc<Mutex<HashMap<String, Claims>>>,
 }
 
 /// The calling service, as proven by its token.
@@ -54,7 +64,32 @@ pub struct Caller(pub String);
 
 impl RequireServiceToken {
     pub fn new(verifier: Arc<TokenVerifier>, audience: &'static str) -> Self {
-        Self { verifier, audience }
+        Self {
+            verifier,
+            audience,
+            verified: Arc::default(),
+        }
+    }
+
+    /// The claims of a valid token, from the cache when it was verified before.
+    fn check(&self, token: &str, now: i64) -> Result<Claims, String> {
+        if let Ok(cache) = self.verified.lock()
+            && let Some(claims) = cache.get(token)
+            && now <= claims.exp.saturating_add(crate::auth::domain::LEEWAY_SECS)
+        {
+            return Ok(claims.clone());
+        }
+        let claims = self
+            .verifier
+            .verify_service(token, self.audience, now)
+            .map_err(|e| e.to_string())?;
+        if let Ok(mut cache) = self.verified.lock() {
+            if cache.len() >= VERIFIED_CACHE {
+                cache.clear();
+            }
+            cache.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
     }
 }
 
@@ -64,8 +99,7 @@ impl Interceptor for RequireServiceToken {
             Status::unauthenticated("missing service token (authorization: Bearer)")
         })?;
         let claims = self
-            .verifier
-            .verify_service(token, self.audience, unix_now())
+            .check(token, unix_now())
             .map_err(|e| Status::unauthenticated(format!("service token refused: {e}")))?;
         request.extensions_mut().insert(Caller(claims.sub));
         Ok(request)
@@ -78,23 +112,99 @@ pub struct ServiceTokenAttacher {
     issuer: Arc<TokenIssuer>,
     from: &'static str,
     to: &'static str,
+    /// The token in use and when it was minted.
+    current: Arc<Mutex<Option<(IssuedToken, i64)>>>,
 }
 
 impl ServiceTokenAttacher {
     pub fn new(issuer: Arc<TokenIssuer>, from: &'static str, to: &'static str) -> Self {
-        Self { issuer, from, to }
+        Self {
+            issuer,
+            from,
+            to,
+            current: Arc::default(),
+        }
+    }
+
+    /// The token to send at `now`: the current one for the first half of its lifetime,
+    /// then a fresh one.
+    fn token(&self, now: i64) -> Result<String, Status> {
+        if let Ok(current) = self.current.lock()
+            && let Some((token, minted)) = current.as_ref()
+            && now < minted + (token.expires_at - minted) / 2
+        {
+            return Ok(token.token.clone());
+        }
+        let token = self
+            .issuer
+            .issue_service(self.from, self.to, now)
+            .map_err(|e| Status::internal(format!("failed to mint a service token: {e}")))?;
+        let value = token.token.clone();
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some((token, now));
+        }
+        Ok(value)
     }
 }
 
 impl Interceptor for ServiceTokenAttacher {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = self
-            .issuer
-            .issue_service(self.from, self.to, unix_now())
-            .map_err(|e| Status::internal(format!("failed to mint a service token: {e}")))?;
-        let value = MetadataValue::try_from(format!("Bearer {}", token.token))
+        let token = self.token(unix_now())?;
+        let value = MetadataValue::try_from(format!("Bearer {token}"))
             .map_err(|e| Status::internal(format!("failed to encode the service token: {e}")))?;
         request.metadata_mut().insert("authorization", value);
         Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::domain::SigningKeys;
+
+    fn issuer(seed: u8) -> Arc<TokenIssuer> {
+        Arc::new(TokenIssuer::new(
+            SigningKeys::from_seed([seed; 32]).expect("key"),
+            "shop",
+            3600,
+            60,
+        ))
+    }
+
+    #[test]
+    fn a_caller_reuses_its_token_for_half_its_lifetime() {
+        let attacher = ServiceTokenAttacher::new(issuer(1), "gateway", "orders");
+        let first = attacher.token(1_000).expect("mints");
+        assert_eq!(attacher.token(1_029).expect("reuses"), first);
+        assert_ne!(attacher.token(1_030).expect("mints again"), first);
+    }
+
+    #[test]
+    fn a_callee_remembers_valid_tokens_only_until_they_expire() {
+        let issuer = issuer(2);
+        let guard = RequireServiceToken::new(Arc::new(issuer.verifier()), "orders");
+        let token = issuer
+            .issue_service("gateway", "orders", 1_000)
+            .expect("mints")
+            .token;
+        assert_eq!(guard.check(&token, 1_000).expect("valid").sub, "gateway");
+        assert_eq!(guard.verified.lock().expect("lock").len(), 1);
+        assert!(guard.check(&token, 1_010).is_ok(), "cached");
+        assert!(
+            guard.check(&token, 10_000).is_err(),
+            "expired, cached or not"
+        );
+        // Wrong audience and another key's token are refused and not remembered.
+        let other = issuer
+            .issue_service("gateway", "payments", 1_000)
+            .expect("mints")
+            .token;
+        assert!(guard.check(&other, 1_000).is_err());
+        let forged = self::issuer(3)
+            .issue_service("gateway", "orders", 1_000)
+            .expect("mints")
+            .token;
+        assert!(guard.check(&forged, 1_000).is_err());
+        assert_eq!(guard.verified.lock().expect("lock").len(), 1);
     }
 }

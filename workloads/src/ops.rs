@@ -190,6 +190,44 @@ impl Lifecycle {
     }
 }
 
+/// Background work beside a server (an outbox relay, bus consumers): spawned when the
+/// server starts and dropped when it stops. Workers run forever; one that ends (an error, or
+/// a consumer whose subscription closed) stops the service with that error so the pod
+/// restarts instead of serving half a service.
+pub type Worker = (
+    &'static str,
+    Pin<Box<dyn Future<Output = Result<()>> + Send>>,
+);
+
+impl Lifecycle {
+    /// [`Lifecycle::serve`] with `workers` running beside the server.
+    pub async fn serve_with_workers<F>(
+        self,
+        workers: Vec<Worker>,
+        serve: impl FnOnce(ShutdownSignal) -> F,
+    ) -> Result<()>
+    where
+        F: Future<Output = Result<(), tonic::transport::Error>>,
+    {
+        let mut set = tokio::task::JoinSet::new();
+        for (name, work) in workers {
+            set.spawn(async move { (name, work.await) });
+        }
+        let failed = async {
+            match set.join_next().await {
+                Some(Ok((name, Ok(())))) => anyhow::anyhow!("{name} stopped"),
+                Some(Ok((name, Err(e)))) => e.context(format!("{name} failed")),
+                Some(Err(e)) => anyhow::anyhow!("a worker panicked: {e}"),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = self.serve(serve) => result,
+            e = failed => Err(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,12 +98,24 @@ async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
     ));
 
     // The saga, through the store, with redeliveries.
-    s.apply("o1", &SagaInput::StockReserved)
-        .await
-        .expect("applies");
-    s.apply("o1", &SagaInput::StockReserved)
-        .await
-        .expect("duplicate is a no-op");
+    s.apply(
+        "o1",
+        &SagaInput::StockHeld {
+            shard: 0,
+            shards: 1,
+        },
+    )
+    .await
+    .expect("applies");
+    s.apply(
+        "o1",
+        &SagaInput::StockHeld {
+            shard: 0,
+            shards: 1,
+        },
+    )
+    .await
+    .expect("duplicate is a no-op");
     let paid = SagaInput::PaymentSucceeded {
         charge_id: "ch1".into(),
     };
@@ -115,11 +127,14 @@ async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
     assert_eq!(decision.events.len(), 2);
     s.apply("o1", &paid).await.expect("duplicate is a no-op");
     let order = s.load("o1").await.expect("query").expect("exists");
-    assert_eq!((order.status(), order.version), (OrderStatus::Confirmed, 4));
+    assert_eq!((order.status(), order.version), (OrderStatus::Confirmed, 5));
     assert!(s.apply("nope", &paid).await.expect("query").is_none());
 
+    // Only the pending order is overdue.
+    assert_eq!(s.overdue(i64::MAX, 10).await.expect("query"), ["o2"]);
     // A late payment for a timed-out order is recorded and refunded once.
     s.apply("o2", &SagaInput::TimedOut).await.expect("applies");
+    assert!(s.overdue(i64::MAX, 10).await.expect("query").is_empty());
     let late = SagaInput::PaymentSucceeded {
         charge_id: "ch2".into(),
     };
@@ -164,11 +179,13 @@ async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
         [
             "o1:OrderCreated",
             "o2:OrderCreated",
+            "o1:StockReserved",
             "o1:OrderConfirmed",
-            "o2:OrderCancelled"
+            "o2:OrderCancelled",
+            "o2:RefundRequested"
         ]
     );
-    assert_eq!(messages[2].subject, "orders.OrderConfirmed");
+    assert_eq!(messages[3].subject, "orders.OrderConfirmed");
     let published: Vec<i64> = messages.iter().map(|m| m.id).collect();
     PgOrders::mark_published(tx, &published)
         .await

@@ -7,10 +7,11 @@
 //! - [`grpc`]: the shard's gRPC server over any store, refusing SKUs it does not own.
 //! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!
-//! The NATS consumers of `OrderCreated` /
-//! `OrderCancelled` / `OrderConfirmed` are adapters still to come (issue 6).
+//! - [`saga`]: the shard's consumer of the orders' events (hold on `OrderCreated`, commit on
+//!   `OrderConfirmed`, release on `OrderCancelled`).
 
 pub mod domain;
 pub mod grpc;
 pub mod postgres;
 pub mod run;
+pub mod saga;

@@ -1,5 +1,6 @@
 //! `storefront-workloads inventory` and the inventory part of `migrate`: wires settings,
-//! PostgreSQL, the gRPC server and the operations endpoints ([`Lifecycle`]).
+//! PostgreSQL, the shard's bus consumer, the gRPC server and the operations endpoints
+//! ([`Lifecycle`]).
 
 use std::sync::Arc;
 
@@ -10,9 +11,11 @@ use tokio::net::TcpListener;
 use super::{
     grpc::{ShardPlace, serve},
     postgres::PgInventory,
+    saga,
 };
 use crate::{
-    config::{CommonArgs, ShardArgs},
+    config::{BusArgs, CommonArgs, ShardArgs},
+    events::{Bus, EventMetrics},
     ops::Lifecycle,
 };
 
@@ -31,13 +34,15 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs one inventory shard until SIGTERM, then drains for up to `--drain-seconds`.
-pub async fn run(common: CommonArgs, shard: ShardArgs) -> Result<()> {
+pub async fn run(common: CommonArgs, shard: ShardArgs, bus_args: BusArgs) -> Result<()> {
     // Every setting is checked before anything starts.
     let storefront = common.storefront()?.to_string();
     let (index, count, epoch) = shard.place()?;
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let keys = common.signing_keys()?;
+    let nats = common.nats_url()?;
+    let (concurrency, _) = bus_args.checked()?;
     let place = ShardPlace {
         index,
         count,
@@ -47,11 +52,17 @@ pub async fn run(common: CommonArgs, shard: ShardArgs) -> Result<()> {
     let grpc = TcpListener::bind(common.grpc_addr)
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
-    let store = PgInventory::connect(url, schema, POOL_SIZE).await?;
+    let mut registry = Registry::default();
+    let metrics = EventMetrics::register(&mut registry);
+    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let store = Arc::new(PgInventory::connect(url, schema, POOL_SIZE).await?);
     store.migrate().await?;
+    let bus = Bus::connect(nats, &storefront, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier(&storefront));
-    life.serve(|shutdown| serve(grpc, Arc::new(store), place, verifier, shutdown))
-        .await
+    let consumer = saga::consume(store.clone(), bus, index, count, concurrency);
+    life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
+        serve(grpc, store, place, verifier, shutdown)
+    })
+    .await
 }

@@ -17,6 +17,8 @@
 //!                                    cancellation is refunded
 //! ```
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -45,8 +47,17 @@ pub enum OrderEvent {
         /// Unix seconds.
         created_at: i64,
     },
+    /// One inventory shard holds the lines it owns (`shard` of `shards`).
+    StockHeld {
+        order_id: String,
+        shard: u32,
+        shards: u32,
+    },
+    /// Every shard holds its lines: payments may charge `total_cents`.
     StockReserved {
         order_id: String,
+        #[serde(default)]
+        total_cents: i64,
     },
     StockRejected {
         order_id: String,
@@ -67,6 +78,12 @@ pub enum OrderEvent {
         order_id: String,
         reason: String,
     },
+    /// A payment succeeded for an order cancelled meanwhile: payments gives it back.
+    RefundRequested {
+        order_id: String,
+        charge_id: String,
+        amount_cents: i64,
+    },
 }
 
 impl OrderEvent {
@@ -74,7 +91,9 @@ impl OrderEvent {
     pub fn order_id(&self) -> &str {
         match self {
             Self::OrderCreated { order_id, .. }
-            | Self::StockReserved { order_id }
+            | Self::StockHeld { order_id, .. }
+            | Self::StockReserved { order_id, .. }
+            | Self::RefundRequested { order_id, .. }
             | Self::StockRejected { order_id, .. }
             | Self::PaymentSucceeded { order_id, .. }
             | Self::PaymentFailed { order_id, .. }
@@ -87,7 +106,9 @@ impl OrderEvent {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::OrderCreated { .. } => "OrderCreated",
+            Self::StockHeld { .. } => "StockHeld",
             Self::StockReserved { .. } => "StockReserved",
+            Self::RefundRequested { .. } => "RefundRequested",
             Self::StockRejected { .. } => "StockRejected",
             Self::PaymentSucceeded { .. } => "PaymentSucceeded",
             Self::PaymentFailed { .. } => "PaymentFailed",
@@ -97,9 +118,15 @@ impl OrderEvent {
     }
 
     /// The message id for broker de-duplication: an order has at most one event of each
-    /// type, so `order id + type` is unique and stable across redeliveries and replays.
+    /// type (one `StockHeld` per shard), so `order id + type [+ shard]` is unique and stable
+    /// across redeliveries and replays.
     pub fn message_id(&self) -> String {
-        format!("{}:{}", self.order_id(), self.kind())
+        match self {
+            Self::StockHeld { shard, .. } => {
+                format!("{}:{}:{shard}", self.order_id(), self.kind())
+            }
+            _ => format!("{}:{}", self.order_id(), self.kind()),
+        }
     }
 }
 
@@ -126,6 +153,9 @@ pub struct Order {
     pub reason: Option<String>,
     /// Whether a payment was taken (decides whether a cancellation must refund).
     pub charge_id: Option<String>,
+    /// The inventory shards that hold their lines, and how many shards there are.
+    pub held: BTreeSet<u32>,
+    pub shards: Option<u32>,
     /// How many events were folded (the next event's sequence number).
     pub version: u64,
 }
@@ -189,6 +219,8 @@ impl Order {
             state: SagaState::AwaitingStock,
             reason: None,
             charge_id: None,
+            held: BTreeSet::new(),
+            shards: None,
             version: 1,
         };
         for event in events {
@@ -212,7 +244,12 @@ impl Order {
             event: event.kind(),
         };
         match (self.state, event) {
+            (AwaitingStock, OrderEvent::StockHeld { shard, shards, .. }) => {
+                self.held.insert(*shard);
+                self.shards = Some(*shards);
+            }
             (AwaitingStock, OrderEvent::StockReserved { .. }) => self.state = AwaitingPayment,
+            (Cancelled, OrderEvent::RefundRequested { .. }) => {}
             // Recorded facts that do not move the state by themselves: the cancellation or
             // confirmation that follows them does.
             (AwaitingStock, OrderEvent::StockRejected { .. })
@@ -238,7 +275,12 @@ impl Order {
 /// What the orders service hears about an order (from NATS, or its own timer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SagaInput {
-    StockReserved,
+    /// Inventory shard `shard` of `shards` holds the order's lines it owns.
+    StockHeld {
+        shard: u32,
+        shards: u32,
+    },
+    /// A shard cannot hold a line.
     StockRejected {
         reason: String,
     },
@@ -293,8 +335,31 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
         reason: reason.to_string(),
     };
     match (order.state, input) {
-        (AwaitingStock, SagaInput::StockReserved) => {
-            Decision::append(vec![OrderEvent::StockReserved { order_id: id() }])
+        (AwaitingStock, SagaInput::StockHeld { shard, shards }) => {
+            if *shards == 0 || shard >= shards || order.held.contains(shard) {
+                // A duplicate, or a reply no ring can produce: nothing to record.
+                return Decision::default();
+            }
+            if order.shards.is_some_and(|n| n != *shards) {
+                // The inventory ring changed while the order was being reserved: shards of
+                // two rings cannot add up to all of the order's lines. Cancel (every shard
+                // releases what it holds); the shopper orders again on the new ring.
+                return Decision::append(vec![cancel(
+                    "inventory was resharded while reserving stock; please order again",
+                )]);
+            }
+            let mut events = vec![OrderEvent::StockHeld {
+                order_id: id(),
+                shard: *shard,
+                shards: *shards,
+            }];
+            if order.held.len() + 1 == *shards as usize {
+                events.push(OrderEvent::StockReserved {
+                    order_id: id(),
+                    total_cents: order.total_cents,
+                });
+            }
+            Decision::append(events)
         }
         (AwaitingStock, SagaInput::StockRejected { reason }) => Decision::append(vec![
             OrderEvent::StockRejected {
@@ -332,10 +397,17 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
         ]),
         (Cancelled, SagaInput::PaymentSucceeded { charge_id }) if order.charge_id.is_none() => {
             Decision {
-                events: vec![OrderEvent::PaymentSucceeded {
-                    order_id: id(),
-                    charge_id: charge_id.clone(),
-                }],
+                events: vec![
+                    OrderEvent::PaymentSucceeded {
+                        order_id: id(),
+                        charge_id: charge_id.clone(),
+                    },
+                    OrderEvent::RefundRequested {
+                        order_id: id(),
+                        charge_id: charge_id.clone(),
+                        amount_cents: order.total_cents,
+                    },
+                ],
                 compensations: vec![Compensation::Refund {
                     charge_id: charge_id.clone(),
                     amount_cents: order.total_cents,
@@ -394,7 +466,10 @@ mod tests {
     #[test]
     fn happy_path_confirms() {
         let (history, comp) = run(&[
-            SagaInput::StockReserved,
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
             SagaInput::PaymentSucceeded {
                 charge_id: "ch1".into(),
             },
@@ -403,6 +478,7 @@ mod tests {
             kinds(&history),
             [
                 "OrderCreated",
+                "StockHeld",
                 "StockReserved",
                 "PaymentSucceeded",
                 "OrderConfirmed"
@@ -412,7 +488,7 @@ mod tests {
         let order = Order::fold(&history).expect("folds");
         assert_eq!(order.status(), OrderStatus::Confirmed);
         assert_eq!(order.charge_id.as_deref(), Some("ch1"));
-        assert_eq!(order.version, 4);
+        assert_eq!(order.version, 5);
         assert_eq!(order.total_cents, 1250);
     }
 
@@ -437,7 +513,10 @@ mod tests {
     #[test]
     fn payment_failure_cancels_so_inventory_releases() {
         let (history, _) = run(&[
-            SagaInput::StockReserved,
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
             SagaInput::PaymentFailed {
                 reason: "card declined".into(),
             },
@@ -446,6 +525,7 @@ mod tests {
             kinds(&history),
             [
                 "OrderCreated",
+                "StockHeld",
                 "StockReserved",
                 "PaymentFailed",
                 "OrderCancelled"
@@ -464,13 +544,28 @@ mod tests {
         let paid = SagaInput::PaymentSucceeded {
             charge_id: "ch1".into(),
         };
-        let once = run(&[SagaInput::StockReserved, paid.clone()]);
+        let once = run(&[
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
+            paid.clone(),
+        ]);
         let twice = run(&[
-            SagaInput::StockReserved,
-            SagaInput::StockReserved,
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
             paid.clone(),
             paid,
-            SagaInput::StockReserved,
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
             SagaInput::TimedOut,
             SagaInput::PaymentFailed {
                 reason: "late".into(),
@@ -498,7 +593,10 @@ mod tests {
             charge_id: "ch9".into(),
         };
         let (history, comp) = run(&[
-            SagaInput::StockReserved,
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 1,
+            },
             SagaInput::TimedOut,
             paid.clone(),
             paid,
@@ -507,9 +605,11 @@ mod tests {
             kinds(&history),
             [
                 "OrderCreated",
+                "StockHeld",
                 "StockReserved",
                 "OrderCancelled",
-                "PaymentSucceeded"
+                "PaymentSucceeded",
+                "RefundRequested"
             ]
         );
         assert_eq!(
@@ -526,6 +626,103 @@ mod tests {
     }
 
     #[test]
+    fn stock_is_reserved_when_every_shard_holds_in_any_order_once() {
+        let held = |shard| SagaInput::StockHeld { shard, shards: 3 };
+        let (history, _) = run(&[held(2), held(0), held(2), held(1), held(1)]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockHeld",
+                "StockHeld",
+                "StockHeld",
+                "StockReserved"
+            ]
+        );
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.state, SagaState::AwaitingPayment);
+        assert_eq!(order.held, BTreeSet::from([0, 1, 2]));
+        assert_eq!(
+            history.last(),
+            Some(&OrderEvent::StockReserved {
+                order_id: "o1".into(),
+                total_cents: 1250
+            })
+        );
+    }
+
+    #[test]
+    fn one_shard_rejecting_cancels_and_later_holds_change_nothing() {
+        let (history, _) = run(&[
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 2,
+            },
+            SagaInput::StockRejected {
+                reason: "SKU-B: 1 requested, 0 available".into(),
+            },
+            SagaInput::StockHeld {
+                shard: 1,
+                shards: 2,
+            },
+        ]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockHeld",
+                "StockRejected",
+                "OrderCancelled"
+            ]
+        );
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.status(), OrderStatus::Cancelled);
+        assert!(order.reason.as_deref().is_some_and(|r| r.contains("SKU-B")));
+    }
+
+    #[test]
+    fn replies_from_two_rings_cancel_and_impossible_replies_are_ignored() {
+        let (history, _) = run(&[
+            SagaInput::StockHeld {
+                shard: 5,
+                shards: 4,
+            },
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 0,
+            },
+            SagaInput::StockHeld {
+                shard: 0,
+                shards: 2,
+            },
+            SagaInput::StockHeld {
+                shard: 1,
+                shards: 4,
+            },
+        ]);
+        assert_eq!(
+            kinds(&history),
+            ["OrderCreated", "StockHeld", "OrderCancelled"]
+        );
+        assert!(
+            Order::fold(&history)
+                .expect("folds")
+                .reason
+                .is_some_and(|r| r.contains("resharded"))
+        );
+    }
+
+    #[test]
+    fn message_ids_name_the_shard_of_a_hold() {
+        let e = OrderEvent::StockHeld {
+            order_id: "o1".into(),
+            shard: 3,
+            shards: 4,
+        };
+        assert_eq!(e.message_id(), "o1:StockHeld:3");
+    }
+
+    #[test]
     fn corrupt_histories_do_not_fold() {
         assert_eq!(Order::fold(&[]), Err(ProjectionError::Empty));
         let confirmed = OrderEvent::OrderConfirmed {
@@ -538,6 +735,7 @@ mod tests {
         // Confirmed without a payment.
         let reserved = OrderEvent::StockReserved {
             order_id: "o1".into(),
+            total_cents: 1250,
         };
         assert!(matches!(
             Order::fold(&[created(), reserved.clone(), confirmed]),
@@ -549,6 +747,7 @@ mod tests {
         ));
         let foreign = OrderEvent::StockReserved {
             order_id: "o2".into(),
+            total_cents: 1250,
         };
         assert!(matches!(
             Order::fold(&[created(), foreign]),

@@ -6,11 +6,13 @@
 //!   optimistic concurrency (integration-tested: `tests/orders_postgres.rs`).
 //!
 //! - [`grpc`]: `proto/orders.proto` (create idempotently, get for the owner, list).
-//!
-//! The outbox relay to NATS JetStream and the saga's consumers are still to come (issue 6);
-//! until then the `orders` subcommand does not start.
+//! - [`saga`]: the outbox relay to NATS JetStream, the consumers of inventory's and
+//!   payments' replies, and the timeout sweeper (integration-tested: `tests/saga.rs`).
+//! - [`run`]: the `orders` subcommand.
 
 pub mod domain;
 pub mod grpc;
 pub mod idempotency;
 pub mod postgres;
+pub mod run;
+pub mod saga;

@@ -6,6 +6,7 @@
 //!   order_index  order_id PK, user_id, created_at    ← "my orders, newest first" (immutable)
 //!   idempotency  (user_id, key) PK, fingerprint, order_id
 //!   outbox       id, message_id UNIQUE, subject, payload, published_at
+//!   open_orders  order_id PK, created_at                ← pending orders (for timeouts)
 //! ```
 //!
 //! - Creating an order writes its key record, `OrderCreated`, the index row and the outbox
@@ -59,6 +60,9 @@ pub enum Created {
     Conflict,
 }
 
+/// The PostgreSQL notification channel that says "the outbox of schema <payload> has rows".
+pub const OUTBOX_CHANNEL: &str = "storefront_outbox";
+
 /// An outbox row waiting to be published.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboxMessage {
@@ -72,8 +76,10 @@ pub struct OutboxMessage {
 pub fn published_subject(event: &OrderEvent) -> Option<String> {
     match event {
         OrderEvent::OrderCreated { .. }
+        | OrderEvent::StockReserved { .. }
         | OrderEvent::OrderConfirmed { .. }
-        | OrderEvent::OrderCancelled { .. } => Some(format!("orders.{}", event.kind())),
+        | OrderEvent::OrderCancelled { .. }
+        | OrderEvent::RefundRequested { .. } => Some(format!("orders.{}", event.kind())),
         _ => None,
     }
 }
@@ -104,6 +110,11 @@ impl PgOrders {
     /// The pool (for health checks).
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The schema this store writes.
+    pub fn schema(&self) -> &str {
+        &self.schema
     }
 
     /// Creates the schema and tables if missing (serialized by an advisory lock).
@@ -151,6 +162,15 @@ impl PgOrders {
                     payload jsonb NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     published_at timestamptz)"#
+                ),
+                format!(
+                    r#"CREATE TABLE IF NOT EXISTS "{s}".open_orders (
+                    order_id text PRIMARY KEY,
+                    created_at bigint NOT NULL)"#
+                ),
+                format!(
+                    r#"CREATE INDEX IF NOT EXISTS open_orders_by_age
+                    ON "{s}".open_orders (created_at)"#
                 ),
                 format!(
                     r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
@@ -221,6 +241,11 @@ impl PgOrders {
         sqlx::query("INSERT INTO order_index (order_id, user_id, created_at) VALUES ($1, $2, $3)")
             .bind(order_id)
             .bind(user_id)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO open_orders (order_id, created_at) VALUES ($1, $2)")
+            .bind(order_id)
             .bind(created_at)
             .execute(&mut *tx)
             .await?;
@@ -343,6 +368,20 @@ impl PgOrders {
         Ok((tx, messages))
     }
 
+    /// Pending orders created at or before `created_before` (unix seconds), oldest first.
+    pub async fn overdue(&self, created_before: i64, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT order_id FROM open_orders WHERE created_at <= $1 ORDER BY created_at LIMIT $2",
+        )
+        .bind(created_before)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("order_id").map_err(PgOrdersError::from))
+            .collect()
+    }
+
     /// Marks claimed rows published and commits the relay's transaction.
     pub async fn mark_published(mut tx: Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
         sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
@@ -378,6 +417,15 @@ async fn insert_events(
         if inserted.is_none() {
             return Err(PgOrdersError::Concurrent(order_id.to_string()));
         }
+        if matches!(
+            event,
+            OrderEvent::OrderConfirmed { .. } | OrderEvent::OrderCancelled { .. }
+        ) {
+            sqlx::query("DELETE FROM open_orders WHERE order_id = $1")
+                .bind(order_id)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some(subject) = published_subject(event) {
             sqlx::query(
                 "INSERT INTO outbox (message_id, subject, payload) VALUES ($1, $2, $3::jsonb) \
@@ -388,6 +436,11 @@ async fn insert_events(
             .bind(to_json(event))
             .execute(&mut **tx)
             .await?;
+            // Wakes the relays (delivered at commit; the payload names the schema).
+            sqlx::query("SELECT pg_notify($1, current_schema())")
+                .bind(OUTBOX_CHANNEL)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())

@@ -2,11 +2,14 @@
 //!
 //! - [`domain`]: the charge ledger (one charge per order, whatever the redeliveries) and the
 //!   simulated payment provider (latency and failure rate from flags, seeded RNG).
-//! - [`postgres`]: the same ledger in PostgreSQL, with a lease on in-flight charges
-//!   (integration-tested: `tests/payments_postgres.rs`).
-//!
-//! The NATS consumer of `StockReserved` and the gRPC server of `proto/payments.proto` are
-//! adapters still to come (issue 6).
+//! - [`postgres`]: the same ledger in PostgreSQL, with a lease on in-flight charges and
+//!   refunds (integration-tested: `tests/payments_postgres.rs`).
+//! - [`saga`]: the consumer of `StockReserved` and `RefundRequested`.
+//! - [`grpc`]: `proto/payments.proto` (read a charge).
+//! - [`run`]: the `payments` subcommand.
 
 pub mod domain;
+pub mod grpc;
 pub mod postgres;
+pub mod run;
+pub mod saga;

@@ -2,7 +2,7 @@
 //! redeliveries, across restarts and replicas.
 //!
 //! ```text
-//!   charges  order_id PK, amount_cents, state (in_flight | succeeded | failed),
+//!   charges  order_id PK, amount_cents, state (in_flight | succeeded | failed | refunded),
 //!            charge_id, reason, updated_at
 //! ```
 //!
@@ -35,6 +35,16 @@ pub enum PgLedgerError {
 }
 
 type Result<T> = std::result::Result<T, PgLedgerError>;
+
+/// One row of the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChargeRow {
+    /// `in_flight`, `succeeded`, `failed` or `refunded`.
+    pub state: String,
+    pub amount_cents: i64,
+    pub charge_id: Option<String>,
+    pub reason: Option<String>,
+}
 
 /// The charges of one schema.
 #[derive(Clone)]
@@ -80,7 +90,9 @@ impl PgLedger {
                     r#"CREATE TABLE IF NOT EXISTS "{s}".charges (
                     order_id text PRIMARY KEY,
                     amount_cents bigint NOT NULL CHECK (amount_cents > 0),
-                    state text NOT NULL CHECK (state IN ('in_flight', 'succeeded', 'failed')),
+                    state text NOT NULL
+                        CONSTRAINT charges_state_check
+                        CHECK (state IN ('in_flight', 'succeeded', 'failed', 'refunded')),
                     charge_id text,
                     reason text,
                     updated_at timestamptz NOT NULL DEFAULT now())"#
@@ -156,6 +168,38 @@ impl PgLedger {
                 detail: format!("unexpected state {other:?}"),
             }),
         }
+    }
+
+    /// Gives back a succeeded charge (an order cancelled before its payment came back).
+    /// Returns whether it did; refunding twice, or an order never charged, is a no-op.
+    pub async fn refund(&self, order_id: &str) -> Result<bool> {
+        let refunded = sqlx::query(
+            "UPDATE charges SET state = 'refunded', updated_at = now() \
+             WHERE order_id = $1 AND state = 'succeeded'",
+        )
+        .bind(order_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(refunded.rows_affected() == 1)
+    }
+
+    /// The charge of an order: `(state, amount, charge id, reason)`.
+    pub async fn get(&self, order_id: &str) -> Result<Option<ChargeRow>> {
+        let row = sqlx::query(
+            "SELECT state, amount_cents, charge_id, reason FROM charges WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(ChargeRow {
+                state: r.try_get("state")?,
+                amount_cents: r.try_get("amount_cents")?,
+                charge_id: r.try_get("charge_id")?,
+                reason: r.try_get("reason")?,
+            })
+        })
+        .transpose()
     }
 
     /// Records the provider's answer for a claimed charge.

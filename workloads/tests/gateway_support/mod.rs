@@ -1,8 +1,12 @@
 //! Shared by the gateway's integration tests: the whole shop on loopback (auth, catalog,
 //! orders on PostgreSQL, two inventory shards routed by the ring, the gateway reading the
 //! route table and ring files the operator renders) and a minimal HTTP/1.1 client.
+//! [`shop_with_saga`] adds the checkout saga on a real NATS JetStream: the orders relay and
+//! consumers, inventory shards on PostgreSQL with their consumers, payments and
+//! recommendations.
 //!
-//! Needs `DATABASE_URL` (the tests are built only with `--features datastore-tests`).
+//! Needs `DATABASE_URL` (and `NATS_URL` for the saga; the tests are built only with
+//! `--features datastore-tests`).
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
@@ -21,17 +25,24 @@ use storefront_workloads::{
         service::Accounts,
     },
     catalog::{self, grpc::Catalog, postgres::PgCatalog, search::SearchIndex, seed::generate},
+    events::{Bus, EventMetrics},
     gateway::{
         Gateway,
         run::apply,
         table::{Loader, Sources},
         upstream::{AllowAll, Deadlines},
     },
+    inventory::postgres::PgInventory,
     inventory::{
         self,
         grpc::{MemoryStock, ShardPlace},
     },
     orders::{self, postgres::PgOrders},
+    payments::{
+        domain::{ProviderConfig, SimulatedProvider},
+        postgres::PgLedger,
+    },
+    recommendations::postgres::PgRecommendations,
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -112,7 +123,25 @@ pub struct Shop {
     pub routes_file: PathBuf,
     /// The route table as written.
     pub routes: Value,
+    /// The saga's stores, when it runs.
+    pub saga: Option<SagaParts>,
     _dir: TempDir,
+}
+
+/// What the saga tests look into after the traffic.
+pub struct SagaParts {
+    pub orders: PgOrders,
+    pub shards: Vec<PgInventory>,
+    pub ledger: PgLedger,
+    pub provider: Arc<std::sync::Mutex<SimulatedProvider>>,
+}
+
+/// How the saga runs in [`shop_with_saga`].
+pub struct SagaOptions {
+    /// Probability that the simulated provider declines a charge.
+    pub failure_rate: f64,
+    /// Stock to set instead of the catalog's, per SKU.
+    pub stock: Vec<(String, i64)>,
 }
 
 pub struct TempDir(PathBuf);
@@ -125,6 +154,22 @@ impl Drop for TempDir {
 /// Starts auth, catalog, orders and two inventory shards on loopback, then the gateway with
 /// a route table and ring written as the operator renders them.
 pub async fn shop(tag: &str) -> Shop {
+    build(tag, None).await
+}
+
+/// [`shop`] with the checkout saga on NATS JetStream (`NATS_URL`): orders confirm or cancel
+/// by themselves.
+pub async fn shop_with_saga(tag: &str, options: SagaOptions) -> Shop {
+    build(tag, Some(options)).await
+}
+
+fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| {
+        panic!("NATS_URL is not set: run workloads/scripts/test-datastores up and eval its env")
+    })
+}
+
+async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         panic!("DATABASE_URL is not set: run workloads/scripts/test-datastores up and eval its env")
     });
@@ -178,6 +223,8 @@ pub async fn shop(tag: &str) -> Shop {
     let store = PgOrders::connect(&url, &schema, 4).await.expect("connects");
     clean(store.pool(), &schema).await;
     store.migrate().await.expect("migrates");
+    // The saga gets a pool of its own, as the service runs it.
+    let orders_store = PgOrders::connect(&url, &schema, 8).await.expect("connects");
     let (l, orders_addr) = listener().await;
     tokio::spawn(orders::grpc::serve(
         l,
@@ -186,31 +233,140 @@ pub async fn shop(tag: &str) -> Shop {
         never(),
     ));
 
-    // Two inventory shards, each stocked with the catalog's SKUs it owns.
+    // The bus of this shop (a stream of its own), when the saga runs.
+    let bus = match &saga {
+        Some(_) => Some(
+            Bus::connect(
+                &nats_url(),
+                &format!("it-{}", pid.replace('_', "-")),
+                EventMetrics::default(),
+            )
+            .await
+            .expect("connects to NATS"),
+        ),
+        None => None,
+    };
+
+    // Two inventory shards, each stocked with the catalog's SKUs it owns: in memory, or on
+    // PostgreSQL with their bus consumers when the saga runs.
     let mut shard_addrs = vec![];
+    let mut pg_shards = vec![];
     for index in 0..2u32 {
-        let stock = Arc::new(MemoryStock::default());
-        {
-            let mut inv = stock.0.lock().await;
-            for p in products.iter().filter(|p| shard_of(&p.sku, 2) == index) {
-                inv.set_stock(&p.sku, p.stock).expect("stock");
-            }
-        }
+        let owned = products.iter().filter(|p| shard_of(&p.sku, 2) == index);
         let (l, addr) = listener().await;
         let place = ShardPlace {
             index,
             count: 2,
             epoch: 1,
         };
-        tokio::spawn(inventory::grpc::serve(
-            l,
-            stock,
-            place,
-            Arc::clone(&verifier),
-            never(),
-        ));
+        if let (Some(options), Some(bus)) = (&saga, &bus) {
+            let schema = format!("it_gw_inv{index}_{pid}");
+            let shard = PgInventory::connect(&url, &schema, 8)
+                .await
+                .expect("connects");
+            clean(shard.pool(), &schema).await;
+            shard.migrate().await.expect("migrates");
+            for p in owned {
+                let stock = options
+                    .stock
+                    .iter()
+                    .find(|(sku, _)| *sku == p.sku)
+                    .map_or(p.stock, |(_, n)| *n);
+                shard.set_stock(&p.sku, stock).await.expect("stock");
+            }
+            let shard = Arc::new(shard);
+            tokio::spawn(inventory::saga::consume(
+                shard.clone(),
+                bus.clone(),
+                index,
+                2,
+                16,
+            ));
+            tokio::spawn(inventory::grpc::serve(
+                l,
+                shard.clone(),
+                place,
+                Arc::clone(&verifier),
+                never(),
+            ));
+            pg_shards.push((*shard).clone());
+        } else {
+            let stock = Arc::new(MemoryStock::default());
+            {
+                let mut inv = stock.0.lock().await;
+                for p in owned {
+                    inv.set_stock(&p.sku, p.stock).expect("stock");
+                }
+            }
+            tokio::spawn(inventory::grpc::serve(
+                l,
+                stock,
+                place,
+                Arc::clone(&verifier),
+                never(),
+            ));
+        }
         shard_addrs.push(addr);
     }
+
+    // The rest of the saga: the orders relay and consumers, payments, recommendations.
+    let mut recommendations_addr = None;
+    let saga_parts = match (&saga, &bus) {
+        (Some(options), Some(bus)) => {
+            use storefront_workloads::{
+                orders::saga as orders_saga, payments, recommendations as recs,
+            };
+            tokio::spawn(orders_saga::relay(orders_store.clone(), bus.clone()));
+            tokio::spawn(orders_saga::consume_replies(
+                orders_store.clone(),
+                bus.clone(),
+                16,
+            ));
+            let schema = format!("it_gw_pay_{pid}");
+            let ledger = PgLedger::connect(&url, &schema, 8, std::time::Duration::from_secs(30))
+                .await
+                .expect("connects");
+            clean(ledger.pool(), &schema).await;
+            ledger.migrate().await.expect("migrates");
+            let provider = Arc::new(std::sync::Mutex::new(
+                SimulatedProvider::new(ProviderConfig {
+                    latency: std::time::Duration::from_millis(20),
+                    jitter: 0.5,
+                    failure_rate: options.failure_rate,
+                    seed: 7,
+                })
+                .expect("valid provider"),
+            ));
+            tokio::spawn(payments::saga::consume(
+                ledger.clone(),
+                provider.clone(),
+                bus.clone(),
+                32,
+            ));
+            let schema = format!("it_gw_recs_{pid}");
+            let recs_store = PgRecommendations::connect(&url, &schema, 4)
+                .await
+                .expect("connects");
+            clean(recs_store.pool(), &schema).await;
+            recs_store.migrate().await.expect("migrates");
+            tokio::spawn(recs::saga::consume(recs_store.clone(), bus.clone(), 8));
+            let (l, addr) = listener().await;
+            tokio::spawn(recs::grpc::serve(
+                l,
+                recs_store,
+                Arc::clone(&verifier),
+                never(),
+            ));
+            recommendations_addr = Some(addr);
+            Some(SagaParts {
+                orders: orders_store,
+                shards: pg_shards,
+                ledger,
+                provider,
+            })
+        }
+        _ => None,
+    };
 
     // The files the operator renders.
     let dir = std::env::temp_dir().join(format!("sf-gw-it-{pid}"));
@@ -222,6 +378,13 @@ pub async fn shop(tag: &str) -> Shop {
         {"service": "orders", "prefix": "/api/orders", "tier": "core", "upstream": orders_addr.to_string()},
         {"service": "inventory", "prefix": "/api/inventory", "tier": "core", "ring": "shop-inventory-ring",
          "rateLimit": {"requestsPerMinute": 5000, "burst": 500}}]});
+    let mut routes = routes;
+    if let Some(addr) = recommendations_addr {
+        routes["routes"]
+            .as_array_mut()
+            .expect("routes")
+            .push(json!({"service": "recommendations", "tier": "supporting", "upstream": addr.to_string()}));
+    }
     let ring = json!({"service": "inventory", "epoch": 1, "algorithm": "jump", "shards": [
         {"index": 0, "name": "shop-inventory-0", "address": shard_addrs[0].to_string()},
         {"index": 1, "name": "shop-inventory-1", "address": shard_addrs[1].to_string()}]});
@@ -253,6 +416,7 @@ pub async fn shop(tag: &str) -> Shop {
         gateway: gateway_addr,
         issuer,
         products,
+        saga: saga_parts,
         _dir: TempDir(dir),
     }
 }

@@ -1,0 +1,421 @@
+//! The event bus of a Storefront: one NATS JetStream stream per shop, publishing with message
+//! ids (broker de-duplication) and durable, explicitly acknowledged consumers.
+//!
+//! ```text
+//!   stream STOREFRONT_<NAME>   subjects <name>.>   duplicate window 2 min, file storage
+//!
+//!   <name>.orders.OrderCreated      orders (outbox)  → every inventory shard, recommendations
+//!   <name>.inventory.StockHeld      inventory shard  → orders  (this shard holds its lines)
+//!   <name>.inventory.StockRejected  inventory shard  → orders  (a line cannot be held)
+//!   <name>.orders.StockReserved     orders (outbox)  → payments (every shard held: charge)
+//!   <name>.payments.PaymentSucceeded|PaymentFailed   → orders
+//!   <name>.orders.OrderConfirmed|OrderCancelled      → inventory shards (commit | release)
+//!   <name>.orders.RefundRequested   orders (outbox)  → payments (paid after a cancellation)
+//! ```
+//!
+//! Delivery is at least once: a handler's database work commits before the message is acked,
+//! and every handler is idempotent by order id, so a redelivery (pod killed between commit
+//! and ack, ack lost) changes nothing. Publishing is at least once too (the outbox relay may
+//! publish a row again after a crash); the message id (`<order>:<type>[:<shard>]`) makes the
+//! broker drop the copy within the duplicate window, and the consumers' idempotency covers
+//! anything later. Messages that cannot be decoded are acknowledged and counted, never
+//! redelivered forever.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::{
+    self, AckKind, Context,
+    consumer::{AckPolicy, DeliverPolicy, pull},
+    stream,
+};
+use futures::StreamExt;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
+use serde::{Deserialize, Serialize};
+
+/// How long the broker remembers message ids to drop duplicates.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// How long a delivered message may stay unacknowledged before it is redelivered.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+/// Delay before a message a handler could not process yet is delivered again.
+pub const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// The stream of a Storefront: `STOREFRONT_<NAME>` (upper case, `-` → `_`).
+pub fn stream_name(storefront: &str) -> String {
+    format!(
+        "STOREFRONT_{}",
+        storefront.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// A subject of a Storefront: `<name>.<area>.<type>`.
+pub fn subject(storefront: &str, area: &str, kind: &str) -> String {
+    format!("{storefront}.{area}.{kind}")
+}
+
+/// The last token of a subject (the event type).
+pub fn kind_of(subject: &str) -> &str {
+    subject.rsplit('.').next().unwrap_or(subject)
+}
+
+/// What an inventory shard answers to `OrderCreated`: whether it holds the lines it owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum StockReply {
+    /// Every line this shard owns is held (or it owns none of the order's lines).
+    StockHeld {
+        order_id: String,
+        shard: u32,
+        shards: u32,
+    },
+    /// A line this shard owns cannot be held; nothing is held on this shard.
+    StockRejected {
+        order_id: String,
+        shard: u32,
+        shards: u32,
+        reason: String,
+    },
+}
+
+impl StockReply {
+    /// The event type (subject suffix).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::StockHeld { .. } => "StockHeld",
+            Self::StockRejected { .. } => "StockRejected",
+        }
+    }
+
+    /// The broker message id: one reply per order and shard.
+    pub fn message_id(&self) -> String {
+        match self {
+            Self::StockHeld {
+                order_id, shard, ..
+            }
+            | Self::StockRejected {
+                order_id, shard, ..
+            } => format!("{order_id}:{}:{shard}", self.kind()),
+        }
+    }
+}
+
+/// What payments answers to `StockReserved`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all_fields = "camelCase")]
+pub enum PaymentReply {
+    PaymentSucceeded { order_id: String, charge_id: String },
+    PaymentFailed { order_id: String, reason: String },
+}
+
+impl PaymentReply {
+    /// The event type (subject suffix).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::PaymentSucceeded { .. } => "PaymentSucceeded",
+            Self::PaymentFailed { .. } => "PaymentFailed",
+        }
+    }
+
+    /// The broker message id: one answer per order.
+    pub fn message_id(&self) -> String {
+        match self {
+            Self::PaymentSucceeded { order_id, .. } | Self::PaymentFailed { order_id, .. } => {
+                format!("{order_id}:{}", self.kind())
+            }
+        }
+    }
+}
+
+/// What a handler made of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handled {
+    /// Done (or nothing to do): acknowledge.
+    Done,
+    /// It came before the state it needs: deliver it again a little later.
+    RetryLater,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    r#type: String,
+    outcome: &'static str,
+}
+
+/// `storefront_events_total{type, outcome}`: published, handled, retried, failed, malformed.
+#[derive(Clone, Default)]
+pub struct EventMetrics {
+    events: Family<EventLabels, Counter>,
+}
+
+impl EventMetrics {
+    /// Registers the family in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self::default();
+        registry.register(
+            "storefront_events",
+            "Events published and consumed on the bus, by type and outcome",
+            metrics.events.clone(),
+        );
+        metrics
+    }
+
+    /// Counts one event.
+    pub fn count(&self, kind: &str, outcome: &'static str) {
+        self.events
+            .get_or_create(&EventLabels {
+                r#type: kind.to_string(),
+                outcome,
+            })
+            .inc();
+    }
+}
+
+/// A connection to a Storefront's stream.
+#[derive(Clone)]
+pub struct Bus {
+    js: Context,
+    storefront: String,
+    stream: String,
+    metrics: EventMetrics,
+}
+
+impl Bus {
+    /// Connects to NATS and makes sure the Storefront's stream exists.
+    pub async fn connect(url: &str, storefront: &str, metrics: EventMetrics) -> Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("storefront-{storefront}"))
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .with_context(|| format!("failed to connect to NATS at {}", redact(url)))?;
+        let js = jetstream::new(client);
+        let name = stream_name(storefront);
+        js.get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{storefront}.>")],
+            duplicate_window: DUPLICATE_WINDOW,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            storage: stream::StorageType::File,
+            ..stream::Config::default()
+        })
+        .await
+        .with_context(|| format!("failed to create or open the JetStream stream {name}"))?;
+        Ok(Self {
+            js,
+            storefront: storefront.to_string(),
+            stream: name,
+            metrics,
+        })
+    }
+
+    /// The event counters.
+    pub fn metrics(&self) -> &EventMetrics {
+        &self.metrics
+    }
+
+    /// The Storefront's name.
+    pub fn storefront(&self) -> &str {
+        &self.storefront
+    }
+
+    /// Publishes `payload` to `<name>.<area>.<kind>` with `message_id` and waits for the
+    /// broker's acknowledgement (stored, or dropped as a duplicate).
+    pub async fn publish(
+        &self,
+        area: &str,
+        kind: &str,
+        message_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<()> {
+        let ack = self.send(area, kind, message_id, payload).await?;
+        ack.await
+            .with_context(|| format!("JetStream did not store {kind} {message_id}"))?;
+        Ok(())
+    }
+
+    /// Sends without waiting for the acknowledgement (await the returned future).
+    pub async fn send(
+        &self,
+        area: &str,
+        kind: &str,
+        message_id: &str,
+        payload: Vec<u8>,
+    ) -> Result<jetstream::context::PublishAckFuture> {
+        let ack = self
+            .js
+            .send_publish(
+                subject(&self.storefront, area, kind),
+                jetstream::message::PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(message_id),
+            )
+            .await
+            .with_context(|| format!("failed to publish {kind} {message_id}"))?;
+        self.metrics.count(kind, "published");
+        Ok(ack)
+    }
+
+    /// Consumes `<name>.<filter>` with the durable consumer `durable` (created if missing,
+    /// shared by every pod that names it), running up to `concurrency` handlers at once,
+    /// until the task is dropped. A handler error is logged and the message redelivered.
+    pub async fn consume<H, F>(
+        &self,
+        durable: &str,
+        filter: &str,
+        concurrency: usize,
+        handler: H,
+    ) -> Result<()>
+    where
+        H: Fn(String, Vec<u8>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Handled>> + Send,
+    {
+        let stream = self
+            .js
+            .get_stream(&self.stream)
+            .await
+            .with_context(|| format!("failed to open the stream {}", self.stream))?;
+        let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+            .get_or_create_consumer(
+                durable,
+                pull::Config {
+                    durable_name: Some(durable.to_string()),
+                    filter_subject: format!("{}.{filter}", self.storefront),
+                    ack_policy: AckPolicy::Explicit,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_wait: ACK_WAIT,
+                    max_ack_pending: 4096,
+                    ..pull::Config::default()
+                },
+            )
+            .await
+            .with_context(|| format!("failed to create the consumer {durable}"))?;
+        let messages = consumer
+            .messages()
+            .await
+            .with_context(|| format!("failed to pull from the consumer {durable}"))?;
+        let handler = Arc::new(handler);
+        let metrics = self.metrics.clone();
+        let work = messages.for_each_concurrent(concurrency.max(1), |message| {
+            let handler = handler.clone();
+            let metrics = metrics.clone();
+            async move {
+                let message = match message {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!("failed to receive from the bus: {e}");
+                        tokio::time::sleep(RETRY_DELAY).await;
+                        return;
+                    }
+                };
+                let subject = message.subject.to_string();
+                let kind = kind_of(&subject).to_string();
+                let ack = match handler(subject.clone(), message.payload.to_vec()).await {
+                    Ok(Handled::Done) => {
+                        metrics.count(&kind, "handled");
+                        AckKind::Ack
+                    }
+                    Ok(Handled::RetryLater) => {
+                        metrics.count(&kind, "retried");
+                        AckKind::Nak(Some(RETRY_DELAY))
+                    }
+                    Err(e) => {
+                        metrics.count(&kind, "failed");
+                        tracing::warn!(%subject, "failed to handle an event, retrying: {e:#}");
+                        AckKind::Nak(Some(RETRY_DELAY * 4))
+                    }
+                };
+                if let Err(e) = message.ack_with(ack).await {
+                    tracing::warn!(%subject, "failed to acknowledge: {e}");
+                }
+            }
+        });
+        work.await;
+        anyhow::bail!("the consumer {durable} stopped")
+    }
+}
+
+/// Decodes a JSON message; a message that does not decode is logged and counted and
+/// acknowledged by the caller (answering `None`), so it is not redelivered forever.
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    metrics: &EventMetrics,
+    subject: &str,
+    payload: &[u8],
+) -> Option<T> {
+    match serde_json::from_slice(payload) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            metrics.count(kind_of(subject), "malformed");
+            tracing::warn!(%subject, "dropping a malformed event: {e}");
+            None
+        }
+    }
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Serializes an event (plain data: always serializes).
+pub fn to_json<T: Serialize>(event: &T) -> Vec<u8> {
+    serde_json::to_vec(event).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(stream_name("acme-eu"), "STOREFRONT_ACME_EU");
+        assert_eq!(
+            subject("acme", "orders", "OrderCreated"),
+            "acme.orders.OrderCreated"
+        );
+        assert_eq!(kind_of("acme.payments.PaymentFailed"), "PaymentFailed");
+        assert_eq!(
+            redact("nats://u:p@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
+        assert_eq!(redact("nats://10.0.0.1:4222"), "nats://10.0.0.1:4222");
+    }
+
+    #[test]
+    fn replies_round_trip_with_stable_ids() {
+        let held = StockReply::StockHeld {
+            order_id: "o1".into(),
+            shard: 2,
+            shards: 4,
+        };
+        let json = String::from_utf8(to_json(&held)).expect("utf8");
+        assert_eq!(
+            json,
+            r#"{"type":"StockHeld","orderId":"o1","shard":2,"shards":4}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<StockReply>(&json).expect("decodes"),
+            held
+        );
+        assert_eq!(held.message_id(), "o1:StockHeld:2");
+        let paid = PaymentReply::PaymentFailed {
+            order_id: "o1".into(),
+            reason: "declined".into(),
+        };
+        assert_eq!(paid.message_id(), "o1:PaymentFailed");
+        let metrics = EventMetrics::default();
+        assert_eq!(
+            decode::<PaymentReply>(&metrics, "a.payments.X", b"{nope"),
+            None
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! `storefront-workloads orders` and the orders part of `migrate`: wires settings,
+//! PostgreSQL, the event bus (outbox relay, reply consumers, timeouts), the gRPC server and
+//! the operations endpoints.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use super::{grpc::serve, postgres::PgOrders, saga};
+use crate::{
+    config::{BusArgs, CommonArgs},
+    events::{Bus, EventMetrics},
+    ops::Lifecycle,
+};
+
+/// Connections per orders pod for the API (create, get, list).
+const POOL_SIZE: u32 = 16;
+/// Connections per orders pod for the saga (relay, consumers, sweeper): a pool of its own,
+/// so a burst of replies never makes a shopper's request wait for a connection.
+const SAGA_POOL_SIZE: u32 = 8;
+/// How often pending orders are checked for the timeout.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Creates the orders schema and tables.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store = PgOrders::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(schema = common.database_schema()?, "orders schema migrated");
+    Ok(())
+}
+
+/// Runs orders until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    let nats = common.nats_url()?;
+    let keys = common.signing_keys()?;
+    let (concurrency, timeout) = bus_args.checked()?;
+
+    let grpc = TcpListener::bind(common.grpc_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
+    let mut registry = Registry::default();
+    let metrics = EventMetrics::register(&mut registry);
+    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let store = PgOrders::connect(url, schema, POOL_SIZE).await?;
+    store.migrate().await?;
+    let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
+    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    tracing::info!(%storefront, timeout_s = timeout.as_secs(), "orders ready");
+    let verifier = Arc::new(keys.verifier(&storefront));
+    let workers: Vec<crate::ops::Worker> = vec![
+        (
+            "outbox relay",
+            Box::pin(saga::relay(saga_store.clone(), bus.clone())),
+        ),
+        (
+            "reply consumers",
+            Box::pin(saga::consume_replies(saga_store.clone(), bus, concurrency)),
+        ),
+        (
+            "timeout sweeper",
+            Box::pin(saga::sweep_timeouts(saga_store, timeout, SWEEP_EVERY)),
+        ),
+    ];
+    life.serve_with_workers(workers, |shutdown| {
+        serve(grpc, Arc::new(store), verifier, shutdown)
+    })
+    .await
+}

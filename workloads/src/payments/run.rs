@@ -1,0 +1,67 @@
+//! `storefront-workloads payments` and the payments part of `migrate`: wires settings,
+//! the ledger in PostgreSQL, the simulated provider, the bus consumer, the gRPC server and
+//! the operations endpoints.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, saga};
+use crate::{
+    config::{BusArgs, CommonArgs, ProviderArgs},
+    events::{Bus, EventMetrics},
+    ops::Lifecycle,
+};
+
+/// How long an in-flight charge is left alone before another delivery may take it over.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// Creates the ledger's schema and table.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let ledger =
+        PgLedger::connect(common.database_url()?, common.database_schema()?, 2, LEASE).await?;
+    ledger.migrate().await?;
+    tracing::info!(
+        schema = common.database_schema()?,
+        "payments schema migrated"
+    );
+    Ok(())
+}
+
+/// Runs payments until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let provider = SimulatedProvider::new(provider.provider()?)?;
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    let nats = common.nats_url()?;
+    let keys = common.signing_keys()?;
+    let (concurrency, _) = bus_args.checked()?;
+
+    let grpc = TcpListener::bind(common.grpc_addr)
+        .await
+        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
+    let mut registry = Registry::default();
+    let metrics = EventMetrics::register(&mut registry);
+    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let ledger = PgLedger::connect(url, schema, 16, LEASE).await?;
+    ledger.migrate().await?;
+    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    tracing::info!(%storefront, "payments ready");
+    let verifier = Arc::new(keys.verifier(&storefront));
+    let consumer = saga::consume(
+        ledger.clone(),
+        Arc::new(Mutex::new(provider)),
+        bus,
+        concurrency,
+    );
+    life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
+        serve(grpc, ledger, verifier, shutdown)
+    })
+    .await
+}
