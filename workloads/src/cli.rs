@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     auth,
     catalog::{self, seed},
-    config::{BusArgs, CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
+    config::{BusArgs, CatalogSeedArgs, CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
     gateway, inventory, orders, payments, recommendations,
 };
 
@@ -49,7 +49,12 @@ pub enum Command {
         tokens: TokenArgs,
     },
     /// Products and search.
-    Catalog(CommonArgs),
+    Catalog {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        seed: CatalogSeedArgs,
+    },
     /// Event-sourced orders and the checkout saga.
     Orders {
         #[command(flatten)]
@@ -65,6 +70,8 @@ pub enum Command {
         shard: ShardArgs,
         #[command(flatten)]
         bus: BusArgs,
+        #[command(flatten)]
+        seed: CatalogSeedArgs,
     },
     /// Charges against the simulated provider.
     Payments {
@@ -120,7 +127,7 @@ impl Command {
         match self {
             Self::Gateway(_) => "gateway",
             Self::Auth { .. } => "auth",
-            Self::Catalog(_) => "catalog",
+            Self::Catalog { .. } => "catalog",
             Self::Orders { .. } => "orders",
             Self::Inventory { .. } => "inventory",
             Self::Payments { .. } => "payments",
@@ -140,12 +147,15 @@ pub fn run(cli: Cli) -> Result<()> {
             provider,
             bus,
         } => runtime()?.block_on(payments::run::run(common, provider, bus)),
-        Command::Catalog(common) => runtime()?.block_on(catalog::run::run(common)),
+        Command::Catalog { common, seed } => runtime()?.block_on(catalog::run::run(common, seed)),
         Command::Gateway(args) => runtime()?.block_on(gateway::run::run(args)),
         Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
-        Command::Inventory { common, shard, bus } => {
-            runtime()?.block_on(inventory::run::run(common, shard, bus))
-        }
+        Command::Inventory {
+            common,
+            shard,
+            bus,
+            seed,
+        } => runtime()?.block_on(inventory::run::run(common, shard, bus, seed)),
         Command::Orders { common, bus } => runtime()?.block_on(orders::run::run(common, bus)),
         Command::Recommendations { common, bus } => {
             runtime()?.block_on(recommendations::run::run(common, bus))

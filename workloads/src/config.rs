@@ -165,6 +165,35 @@ impl ProviderArgs {
     }
 }
 
+/// The demo catalog a shop starts with (catalog and inventory): both generate the same
+/// deterministic catalog from the same numbers, so they agree without talking.
+#[derive(Args, Clone, Debug, Default)]
+pub struct CatalogSeedArgs {
+    /// Load the generated catalog at start when the shop has none (catalog: products;
+    /// inventory: the stock of the SKUs this shard owns that it does not know yet).
+    #[arg(long, env = "CATALOG_SEED")]
+    pub catalog_seed: Option<u64>,
+    /// How many products the generated catalog has.
+    #[arg(long, env = "CATALOG_PRODUCTS", default_value_t = 10_000)]
+    pub catalog_products: usize,
+}
+
+impl CatalogSeedArgs {
+    /// `(seed, products)` when seeding is asked for; products must be 1..=1,000,000.
+    pub fn seed(&self) -> Result<Option<(u64, usize)>, ConfigError> {
+        let Some(seed) = self.catalog_seed else {
+            return Ok(None);
+        };
+        if !(1..=1_000_000).contains(&self.catalog_products) {
+            return Err(ConfigError::Invalid {
+                flag: "--catalog-products",
+                reason: format!("must be 1..=1000000, got {}", self.catalog_products),
+            });
+        }
+        Ok(Some((seed, self.catalog_products)))
+    }
+}
+
 /// How a service consumes the event bus (orders, inventory, payments, recommendations).
 #[derive(Args, Clone, Debug)]
 pub struct BusArgs {

@@ -188,3 +188,16 @@ async fn concurrent_orders_for_a_hot_sku_never_oversell() {
         assert_eq!(levels(&s, &hot).await, (STOCK, STOCK - 5));
     }
 }
+
+/// Seeding at start adds the SKUs a shard does not know and never resets one it has (a
+/// restart after sales must not put sold stock back).
+#[tokio::test]
+async fn seeding_adds_missing_skus_and_keeps_known_stock() {
+    let store = store().await;
+    store.set_stock("SKU-A", 5).await.expect("stock");
+    let seed = vec![("SKU-A".to_string(), 100), ("SKU-B".to_string(), 3)];
+    assert_eq!(store.stock_missing(&seed).await.expect("seeds"), 1);
+    assert_eq!(levels(&store, "SKU-A").await, (5, 0));
+    assert_eq!(levels(&store, "SKU-B").await, (3, 0));
+    assert_eq!(store.stock_missing(&seed).await.expect("seeds again"), 0);
+}

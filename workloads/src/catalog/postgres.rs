@@ -84,6 +84,13 @@ impl PgCatalog {
     }
 
     /// Inserts or replaces products, a thousand per statement.
+    /// How many products there are.
+    pub async fn count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM products")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub async fn upsert(&self, products: &[Product]) -> Result<()> {
         for chunk in products.chunks(1_000) {
             let col = |f: fn(&Product) -> String| chunk.iter().map(f).collect::<Vec<String>>();

@@ -13,7 +13,11 @@ use super::{
     postgres::PgCatalog,
     search::SearchIndex,
 };
-use crate::{config::CommonArgs, ops::Lifecycle};
+use crate::{
+    catalog::seed,
+    config::{CatalogSeedArgs, CommonArgs},
+    ops::Lifecycle,
+};
 
 /// Creates the products table.
 pub async fn migrate(common: &CommonArgs) -> Result<()> {
@@ -27,11 +31,12 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs the catalog until SIGTERM and the drain are over.
-pub async fn run(common: CommonArgs) -> Result<()> {
+pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     let storefront = common.storefront()?.to_string();
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let keys = common.signing_keys()?;
+    let seeding = seeding.seed()?;
 
     let grpc = TcpListener::bind(common.grpc_addr)
         .await
@@ -39,6 +44,13 @@ pub async fn run(common: CommonArgs) -> Result<()> {
     let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
     let primary = PgCatalog::connect(url, schema, 8).await?;
     primary.migrate().await?;
+    if let Some((number, products)) = seeding
+        && primary.count().await? == 0
+    {
+        let catalog = seed::generate(number, products);
+        primary.upsert(&catalog).await?;
+        tracing::info!(seed = number, products, "loaded the generated catalog");
+    }
     let reads = match &common.database_read_replica_url {
         Some(replica) => PgCatalog::connect(replica, schema, 8).await?,
         None => primary.clone(),

@@ -136,6 +136,26 @@ impl PgInventory {
         Ok(())
     }
 
+    /// Adds the SKUs it does not know yet with their stock (one statement; never changes a
+    /// SKU it has, so re-running a seed after sales resets nothing). Returns how many it added.
+    pub async fn stock_missing(&self, levels: &[(String, i64)]) -> Result<u64> {
+        let mut added = 0;
+        for chunk in levels.chunks(5_000) {
+            let skus: Vec<&str> = chunk.iter().map(|(s, _)| s.as_str()).collect();
+            let stocks: Vec<i64> = chunk.iter().map(|(_, n)| (*n).max(0)).collect();
+            added += sqlx::query(
+                "INSERT INTO stock (sku, stock) SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                 ON CONFLICT (sku) DO NOTHING",
+            )
+            .bind(&skus)
+            .bind(&stocks)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        }
+        Ok(added)
+    }
+
     /// A SKU's stock, if known.
     pub async fn level(&self, sku: &str) -> Result<Option<StockLevel>> {
         let row = sqlx::query("SELECT stock, reserved FROM stock WHERE sku = $1")

@@ -14,7 +14,8 @@ use super::{
     saga,
 };
 use crate::{
-    config::{BusArgs, CommonArgs, ShardArgs},
+    catalog::seed,
+    config::{BusArgs, CatalogSeedArgs, CommonArgs, ShardArgs},
     events::{Bus, EventMetrics},
     ops::Lifecycle,
 };
@@ -34,7 +35,12 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs one inventory shard until SIGTERM, then drains for up to `--drain-seconds`.
-pub async fn run(common: CommonArgs, shard: ShardArgs, bus_args: BusArgs) -> Result<()> {
+pub async fn run(
+    common: CommonArgs,
+    shard: ShardArgs,
+    bus_args: BusArgs,
+    seeding: CatalogSeedArgs,
+) -> Result<()> {
     // Every setting is checked before anything starts.
     let storefront = common.storefront()?.to_string();
     let (index, count, epoch) = shard.place()?;
@@ -43,6 +49,7 @@ pub async fn run(common: CommonArgs, shard: ShardArgs, bus_args: BusArgs) -> Res
     let keys = common.signing_keys()?;
     let nats = common.nats_url()?;
     let (concurrency, _) = bus_args.checked()?;
+    let seeding = seeding.seed()?;
     let place = ShardPlace {
         index,
         count,
@@ -57,6 +64,20 @@ pub async fn run(common: CommonArgs, shard: ShardArgs, bus_args: BusArgs) -> Res
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let store = Arc::new(PgInventory::connect(url, schema, POOL_SIZE).await?);
     store.migrate().await?;
+    if let Some((number, products)) = seeding {
+        let owned: Vec<(String, i64)> = seed::generate(number, products)
+            .into_iter()
+            .filter(|p| storefront_crds::ring::shard_of(&p.sku, count) == index)
+            .map(|p| (p.sku, p.stock))
+            .collect();
+        let added = store.stock_missing(&owned).await?;
+        tracing::info!(
+            seed = number,
+            owned = owned.len(),
+            added,
+            "stocked the generated catalog"
+        );
+    }
     let bus = Bus::connect(nats, &storefront, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier(&storefront));
