@@ -76,6 +76,10 @@ pub struct CommonArgs {
     /// Seconds to finish in-flight requests after SIGTERM.
     #[arg(long, env = "DRAIN_SECONDS", default_value_t = 20)]
     pub drain_seconds: u64,
+    /// The Kubernetes namespace (set by the operator): Storefronts of the same name in two
+    /// namespaces get separate event streams.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
 }
 
 impl CommonArgs {
@@ -86,6 +90,16 @@ impl CommonArgs {
             "--storefront",
             "STOREFRONT_NAME",
         )
+    }
+
+    /// The name of this shop on the event bus: `<namespace>-<storefront>`, or the
+    /// Storefront's name outside Kubernetes.
+    pub fn bus_name(&self) -> Result<String, ConfigError> {
+        let storefront = self.storefront()?;
+        Ok(match self.namespace.as_deref().filter(|n| !n.is_empty()) {
+            Some(ns) => format!("{ns}-{storefront}"),
+            None => storefront.to_string(),
+        })
     }
 
     /// The PostgreSQL URL (required where a service stores anything).

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!   stream STOREFRONT_<NAME>   subjects <name>.>   duplicate window 2 min, file storage
+//!   (<name> is `<namespace>-<storefront>` in a cluster: one stream per Storefront object)
 //!
 //!   <name>.orders.OrderCreated      orders (outbox)  → every inventory shard, recommendations
 //!   <name>.inventory.StockHeld      inventory shard  → orders  (this shard holds its lines)

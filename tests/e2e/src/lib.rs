@@ -13,6 +13,8 @@
 //! cluster's real datastores when their URLs are known (see [`datastores`]).
 
 pub mod datastores;
+pub mod forward;
+pub mod shopper;
 
 use std::{
     future::Future,

@@ -78,7 +78,7 @@ pub async fn run(
             "stocked the generated catalog"
         );
     }
-    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier(&storefront));
     let consumer = saga::consume(store.clone(), bus, index, count, concurrency);

@@ -49,7 +49,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let store = PgOrders::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
     let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
-    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, timeout_s = timeout.as_secs(), "orders ready");
     let verifier = Arc::new(keys.verifier(&storefront));
     let workers: Vec<crate::ops::Worker> = vec![

@@ -51,7 +51,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let ledger = PgLedger::connect(url, schema, 16, LEASE).await?;
     ledger.migrate().await?;
-    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "payments ready");
     let verifier = Arc::new(keys.verifier(&storefront));
     let consumer = saga::consume(

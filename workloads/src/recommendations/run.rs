@@ -42,7 +42,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let store = PgRecommendations::connect(url, schema, 8).await?;
     store.migrate().await?;
-    let bus = Bus::connect(nats, &storefront, metrics).await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "recommendations ready");
     let verifier = Arc::new(keys.verifier(&storefront));
     let consumer = saga::consume(store.clone(), bus, concurrency);
