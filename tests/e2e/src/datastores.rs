@@ -158,7 +158,7 @@ mod tests {
             "export E2E_POSTGRES_URL=postgres://u:p@10.250.0.1:45432/storefront\n\
              export E2E_POSTGRES_REPLICA_URL=postgres://u:p@10.250.0.1:45433/storefront\n\
              export E2E_REDIS_URL=redis://:p@10.250.0.1:46379\n\
-             export E2E_NATS_URL=nats://u:p@10.250.0.1:44222\n",
+             export E2E_NATS_URL=nats://10.250.0.1:44222\n",
         );
         let urls = DatastoreUrls::from_vars(&vars).unwrap();
         assert_eq!(urls.redis, "redis://:p@10.250.0.1:46379");
