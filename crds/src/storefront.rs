@@ -135,6 +135,29 @@ pub struct ServiceSpec {
     /// Split the service's keys over shards with consistent hashing (orders, inventory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharding: Option<Sharding>,
+
+    /// Extra environment variables for the service's containers (at most 32), e.g. the
+    /// simulated payment provider's `PAYMENT_FAILURE_RATE` or the demo catalog's
+    /// `CATALOG_SEED`. The operator's own variables (datastores, schema, shard place, ports)
+    /// come after these and win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub env: Vec<EnvVarSpec>,
+}
+
+/// One environment variable.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct EnvVarSpec {
+    /// Name: a C identifier (letters, digits, `_`; not starting with a digit).
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")
+    )]
+    pub name: String,
+    /// Value (may be empty).
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub value: String,
 }
 
 fn default_true() -> bool {

@@ -120,7 +120,13 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
     pod_labels.extend(c.extra_labels.clone());
     pod_labels.insert(labels::TIER.to_string(), c.tier.as_str().to_string());
 
-    let mut envs = vec![
+    // The user's extra variables first: the operator's come later and win on a clash.
+    let mut envs: Vec<EnvVar> = spec
+        .services
+        .get(c.service)
+        .map(|s| s.env.iter().map(|e| env(&e.name, &e.value)).collect())
+        .unwrap_or_default();
+    envs.extend([
         env("STOREFRONT_NAME", owner.name),
         env("STOREFRONT_SERVICE", c.service),
         env("STOREFRONT_TIER", c.tier.as_str()),
@@ -136,7 +142,7 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
             }),
             ..EnvVar::default()
         },
-    ];
+    ]);
     envs.push(env("HTTP_ADDR", &format!("0.0.0.0:{HTTP_PORT}")));
     envs.push(env("GRPC_ADDR", &format!("0.0.0.0:{GRPC_PORT}")));
     envs.extend(c.env.iter().map(|(k, v)| env(k, v)));
@@ -322,7 +328,7 @@ pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Deployment {
             resources: plan.resources.clone(),
             extra_labels: BTreeMap::new(),
             env: Vec::new(),
-            database_schema: database_schema(owner.name, service),
+            database_schema: database_schema(owner.namespace, owner.name, service),
         },
     )
 }
@@ -340,7 +346,15 @@ pub fn inventory_shards(spec: &StorefrontSpec) -> i32 {
         .map_or(1, |(_, shards)| shards)
 }
 
-/// Database schema name of a service or shard: `<storefront>_<suffix>` with `-` as `_`.
-pub fn database_schema(storefront: &str, suffix: &str) -> String {
-    format!("{storefront}_{suffix}").replace('-', "_")
+/// Database schema name of a service or shard: `<namespace>_<storefront>_<suffix>` with `-`
+/// as `_` (Storefronts of the same name in two namespaces share a database server, never a
+/// schema). PostgreSQL keeps 63 bytes of a name: a longer one keeps its first 54 characters
+/// and ends with `_` and 8 hex digits of a hash of the whole name, so it stays unique.
+pub fn database_schema(namespace: &str, storefront: &str, suffix: &str) -> String {
+    let full = format!("{namespace}_{storefront}_{suffix}").replace(['-', '.'], "_");
+    if full.len() <= 63 {
+        return full;
+    }
+    let hash = storefront_crds::ring::key_hash(&full);
+    format!("{}_{:08x}", &full[..54], hash >> 32)
 }

@@ -68,7 +68,7 @@ fn workload_hash(owner: &Owner<'_>, plan: &ServicePlan) -> String {
 /// The Deployment and Service of one shard's pods, built for the ServiceShard controller:
 /// `owner` is the Storefront with the ServiceShard as the owner reference. Shard pods get
 /// `SHARD_INDEX`, `SHARD_COUNT`, `RING_EPOCH` and their own database schema
-/// (`<storefront>_<service>_<index>`) on top of what every service gets.
+/// (`<namespace>_<storefront>_<service>_<index>`) on top of what every service gets.
 pub fn pods(owner: &Owner<'_>, shard: &ServiceShard) -> (Deployment, Service) {
     let service = shard.spec.service.as_str();
     let name =
@@ -95,6 +95,7 @@ pub fn pods(owner: &Owner<'_>, shard: &ServiceShard) -> (Deployment, Service) {
                 ("RING_EPOCH".into(), shard.spec.ring_epoch.to_string()),
             ],
             database_schema: database_schema(
+                owner.namespace,
                 &shard.spec.storefront,
                 &format!("{service}_{}", shard.spec.index),
             ),

@@ -400,7 +400,7 @@ fn shard_pods_know_their_place_in_the_ring() {
         ("SHARD_INDEX", "2"),
         ("SHARD_COUNT", "4"),
         ("RING_EPOCH", "1"),
-        ("DATABASE_SCHEMA", "acme_inventory_2"),
+        ("DATABASE_SCHEMA", "shop_acme_inventory_2"),
         ("STOREFRONT_SERVICE", "inventory"),
         ("JWT_KEYS_DIR", "/etc/storefront/jwt"),
         ("DATABASE_URL", "secret:storefront-postgres/url"),
@@ -412,4 +412,70 @@ fn shard_pods_know_their_place_in_the_ring() {
         "uid-shard-2"
     );
     insta::assert_yaml_snapshot!("inventory_shard_2_deployment", dep);
+}
+
+#[test]
+fn database_schemas_are_per_namespace_and_fit_postgres() {
+    use super::database_schema;
+    assert_eq!(
+        database_schema("shop", "acme", "orders"),
+        "shop_acme_orders"
+    );
+    assert_eq!(
+        database_schema("e2e-x", "acme.eu", "inventory_3"),
+        "e2e_x_acme_eu_inventory_3"
+    );
+    assert_ne!(
+        database_schema("a", "acme", "orders"),
+        database_schema("b", "acme", "orders")
+    );
+    let long_ns = "n".repeat(63);
+    let a = database_schema(&long_ns, "acme", "inventory_1");
+    let b = database_schema(&long_ns, "acme", "inventory_2");
+    assert_eq!((a.len(), b.len()), (63, 63));
+    assert_ne!(a, b, "the hash keeps long names apart");
+}
+
+#[test]
+fn extra_env_comes_first_so_the_operators_own_wins() {
+    let mut sf = sample_storefront();
+    let svc = sf.spec.services.get_mut("payments").expect("payments");
+    svc.env = vec![
+        storefront_crds::storefront::EnvVarSpec {
+            name: "PAYMENT_FAILURE_RATE".into(),
+            value: "0".into(),
+        },
+        storefront_crds::storefront::EnvVarSpec {
+            name: "DATABASE_SCHEMA".into(),
+            value: "hijack".into(),
+        },
+    ];
+    let d = desired(&sf, &[], now()).unwrap();
+    let pay = d
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("acme-payments"))
+        .expect("payments deployment");
+    let envs = pay
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(envs[0].name, "PAYMENT_FAILURE_RATE");
+    let schema: Vec<_> = envs
+        .iter()
+        .filter(|e| e.name == "DATABASE_SCHEMA")
+        .map(|e| e.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        schema.last().map(String::as_str),
+        Some("shop_acme_payments")
+    );
 }
