@@ -37,7 +37,9 @@ pub struct Catalog {
 impl Catalog {
     /// Rebuilds the search index from PostgreSQL (at start).
     pub async fn reindex(&self) -> Result<usize, Status> {
-        let products = self.reads.all().await.map_err(db)?;
+        // From the primary: a replica may not have replayed the migration or the seed yet
+        // (a first start would index nothing, or fail on a table that does not exist there).
+        let products = self.primary.all().await.map_err(db)?;
         self.index.rebuild(&products).map_err(search)?;
         Ok(products.len())
     }

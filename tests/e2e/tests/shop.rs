@@ -1,0 +1,291 @@
+//! The real shop on a real cluster: the workload image, the datastores of the cluster, the
+//! operator wiring them, and a shopper on the public API through the gateway (port-forwarded
+//! through the API server). One Storefront, three acts:
+//! 1. sign up → sign in → search → product page → order → CONFIRMED (the saga over NATS);
+//! 2. recommendations scaled to 0 → pages and checkout still work, the degraded header says so;
+//! 3. one inventory shard's pod killed while orders for its SKUs flow → every order settles,
+//!    and each SKU's stock drops by exactly what was confirmed: no lost and no duplicated
+//!    reservation.
+//!
+//! Timings are printed (figures, not assertions).
+
+// Tests may unwrap: a failure is a panic with the dump of what the test touched.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+use storefront_crds::{Storefront, ring::shard_of};
+use storefront_e2e::{
+    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, forward::forward,
+    real_workload_image, shopper::Shopper, storefront_from, wait_for, wait_ready,
+};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
+const SHARDS: u32 = 2;
+
+/// Everything at one pod (two cores run it all), a small generated catalog, payments that
+/// never decline (so every outcome below is decided by stock alone).
+const SHOP: &str = "apiVersion: commerce.storefront.dev/v1alpha1
+kind: Storefront
+metadata: {name: shop}
+spec:
+  image: placeholder
+  datastores:
+    postgres: {secretName: storefront-postgres}
+    postgresReadReplica: {secretName: storefront-postgres-replica}
+    redis: {secretName: storefront-redis}
+    broker: {secretName: storefront-nats}
+  services:
+    gateway: {replicas: 1}
+    auth: {replicas: 1}
+    catalog:
+      replicas: 1
+      env: [{name: CATALOG_SEED, value: '3'}, {name: CATALOG_PRODUCTS, value: '2000'}]
+    orders: {replicas: 1}
+    payments:
+      replicas: 1
+      env: [{name: PAYMENT_FAILURE_RATE, value: '0'}, {name: PAYMENT_LATENCY_MS, value: '50'}]
+    inventory:
+      sharding: {shards: 2, replicasPerShard: 1}
+      env: [{name: CATALOG_SEED, value: '3'}, {name: CATALOG_PRODUCTS, value: '2000'}]
+    recommendations: {replicas: 1}
+";
+
+async fn running_pod(pods: &Api<Pod>, selector: &str) -> String {
+    wait_for(
+        &format!("a running pod for {selector}"),
+        READY_TIMEOUT,
+        || async {
+            let list = pods.list(&ListParams::default().labels(selector)).await?;
+            Ok(list
+                .items
+                .iter()
+                .find(|p| {
+                    p.metadata.deletion_timestamp.is_none()
+                        && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+                .map(ResourceExt::name_any))
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn stock(shopper: &Shopper, sku: &str) -> Value {
+    let a = shopper
+        .call("GET", &format!("/api/v1/inventory/{sku}"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
+}
+
+/// The SKU's stock once nothing is reserved (commit and release follow the order's status).
+async fn settled_stock(shopper: &Shopper, sku: &str) -> Value {
+    wait_for(&format!("{sku} with nothing reserved"), SETTLE_TIMEOUT, || async {
+        let a = shopper
+            .call("GET", &format!("/api/v1/inventory/{sku}"), &[], None)
+            .await?;
+        Ok((a.status == 200 && a.body["reserved"] == 0).then_some(a.body))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_shopper_orders_through_the_real_shop_and_survives_a_shard_kill() {
+    let client = client().await.unwrap();
+    ensure_operator(&client).await.unwrap();
+    let urls = DatastoreUrls::discover()
+        .expect("the real shop needs the cluster's datastores (tests/e2e/cluster/datastores)");
+    let ns = TestNamespace::create(&client, "shop").await.unwrap();
+    ns.write_datastore_secrets(&urls).await.unwrap();
+    let sfs: Api<Storefront> = ns.api();
+    let mut sf = storefront_from(SHOP, &ns.name).unwrap();
+    sf.spec.image = real_workload_image();
+    let t0 = Instant::now();
+    sfs.create(&PostParams::default(), &sf).await.unwrap();
+    wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
+    println!("figure: shop Ready in {:.1}s", t0.elapsed().as_secs_f64());
+
+    let pods: Api<Pod> = ns.api();
+    let gateway_pod = running_pod(
+        &pods,
+        "app.kubernetes.io/instance=shop,app.kubernetes.io/component=gateway",
+    )
+    .await;
+    let (addr, _forward) = forward(pods.clone(), &gateway_pod, 8080).await.unwrap();
+    let mut ann = Shopper::new(addr);
+
+    // Act 1: the shopper's path.
+    ann.sign_up_and_in("ann@example.com").await.unwrap();
+    let listing = ann
+        .call("GET", "/api/v1/products?limit=20", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(listing.status, 200, "{}", listing.body);
+    let items = listing.body["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 20, "the generated catalog is loaded: {}", listing.body);
+    let wanted = items[0]["sku"].as_str().unwrap().to_string();
+    let word = items[0]["name"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    let found = ann
+        .call("GET", &format!("/api/v1/products?q={word}&limit=100"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(
+        found.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["sku"] == wanted.as_str()),
+        "searching {word:?} finds {wanted}: {}",
+        found.body
+    );
+    let page = ann
+        .call("GET", &format!("/api/v1/products/{wanted}"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body["available"].as_i64().unwrap() > 0, "{}", page.body);
+    // Two SKUs on different shards, in stock.
+    let on = |shard: u32| {
+        items
+            .iter()
+            .map(|p| p["sku"].as_str().unwrap().to_string())
+            .find(|s| shard_of(s, SHARDS) == shard)
+            .unwrap()
+    };
+    let (a, b) = (on(0), on(1));
+    let t = Instant::now();
+    let id = ann
+        .order("first", json!([{"sku": a, "quantity": 1}, {"sku": b, "quantity": 2}]))
+        .await
+        .unwrap();
+    let done = ann.settled(&id, SETTLE_TIMEOUT).await.unwrap();
+    assert_eq!(done["status"], "CONFIRMED", "{done}");
+    println!(
+        "figure: first order PENDING → CONFIRMED in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // Act 2: recommendations at 0 replicas.
+    sfs.patch(
+        "shop",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"services": {"recommendations": {"replicas": 0}}}})),
+    )
+    .await
+    .unwrap();
+    let recs_selector = "app.kubernetes.io/instance=shop,app.kubernetes.io/component=recommendations";
+    wait_for("no recommendations pods", READY_TIMEOUT, || async {
+        let list = pods.list(&ListParams::default().labels(recs_selector)).await?;
+        Ok(list.items.is_empty().then_some(()))
+    })
+    .await
+    .unwrap();
+    let recs = wait_for("degraded recommendations", SETTLE_TIMEOUT, || async {
+        let r = ann
+            .call("GET", &format!("/api/v1/products/{a}/recommendations"), &[], None)
+            .await?;
+        Ok((r.status == 200 && r.degraded.is_some()).then_some(r))
+    })
+    .await
+    .unwrap();
+    assert_eq!(recs.body, json!({"items": []}));
+    assert_eq!(recs.degraded.as_deref(), Some("recommendations"));
+    let page = ann
+        .call("GET", &format!("/api/v1/products/{b}"), &[], None)
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{}", page.body);
+    let id = ann
+        .order("without-recs", json!([{"sku": a, "quantity": 1}]))
+        .await
+        .unwrap();
+    let done = ann.settled(&id, SETTLE_TIMEOUT).await.unwrap();
+    assert_eq!(done["status"], "CONFIRMED", "checkout without recommendations: {done}");
+
+    // Act 3: shard 1's pod is killed while orders for its SKUs flow.
+    let victims: Vec<String> = items
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap().to_string())
+        .filter(|s| shard_of(s, SHARDS) == 1)
+        .take(4)
+        .collect();
+    let mut before = BTreeMap::new();
+    for sku in &victims {
+        before.insert(sku.clone(), settled_stock(&ann, sku).await["stock"].as_i64().unwrap());
+    }
+    let shard_selector = "app.kubernetes.io/instance=shop,app.kubernetes.io/component=inventory,commerce.storefront.dev/shard=1";
+    let shard_pod = running_pod(&pods, shard_selector).await;
+    const ORDERS: usize = 24;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..ORDERS {
+        let (shopper, sku) = (ann.clone(), victims[i % victims.len()].clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150 * i as u64)).await;
+            let id = shopper
+                .order(&format!("kill-{i}"), json!([{"sku": sku, "quantity": 1}]))
+                .await
+                .unwrap();
+            (sku, id)
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let t_kill = Instant::now();
+    pods.delete(&shard_pod, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    let mut placed = vec![];
+    while let Some(r) = tasks.join_next().await {
+        placed.push(r.unwrap());
+    }
+    let mut confirmed: BTreeMap<String, i64> = BTreeMap::new();
+    for (sku, id) in &placed {
+        let done = ann.settled(id, SETTLE_TIMEOUT).await.unwrap();
+        assert_eq!(done["status"], "CONFIRMED", "stock was plenty: {done}");
+        *confirmed.entry(sku.clone()).or_default() += 1;
+    }
+    println!(
+        "figure: {ORDERS} orders across a shard pod kill all settled {:.1}s after the kill",
+        t_kill.elapsed().as_secs_f64()
+    );
+    assert_ne!(
+        running_pod(&pods, shard_selector).await,
+        shard_pod,
+        "the shard's pod was replaced"
+    );
+    for sku in &victims {
+        let after = settled_stock(&ann, sku).await;
+        let sold = confirmed.get(sku).copied().unwrap_or(0);
+        assert_eq!(
+            after["stock"].as_i64().unwrap(),
+            before[sku] - sold,
+            "{sku}: stock before {}, {sold} confirmed, now {after}",
+            before[sku]
+        );
+    }
+    // The shop's own view agrees: nothing left reserved anywhere we sold.
+    for sku in [&a, &b] {
+        assert_eq!(stock(&ann, sku).await["reserved"], 0);
+    }
+}
