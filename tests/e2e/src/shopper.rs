@@ -75,14 +75,26 @@ impl Shopper {
         })
     }
 
-    /// Signs up (201) and signs in (200), keeping the token.
+    /// Signs up (201) and signs in (200), keeping the token. A shop that just turned Ready
+    /// may answer 503 for a few seconds (Service routes still being programmed): retried for
+    /// up to a minute, as a person would; a 409 after such a retry means the first one landed.
     pub async fn sign_up_and_in(&mut self, email: &str) -> anyhow::Result<()> {
         let creds = json!({"email": email, "password": "correct horse battery"});
-        let up = self
-            .call("POST", "/api/v1/users", &[], Some(creds.clone()))
-            .await?;
-        if up.status != 201 {
-            bail!("sign-up answered {}: {}", up.status, up.body);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut retried = false;
+        loop {
+            let up = self
+                .call("POST", "/api/v1/users", &[], Some(creds.clone()))
+                .await?;
+            match up.status {
+                201 => break,
+                409 if retried => break,
+                503 if Instant::now() < deadline => {
+                    retried = true;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                _ => bail!("sign-up answered {}: {}", up.status, up.body),
+            }
         }
         let session = self
             .call("POST", "/api/v1/sessions", &[], Some(creds))
