@@ -42,6 +42,7 @@ async fn catalog_answers_over_grpc() {
     let products = generate(5, 600);
     primary.upsert(&products).await.expect("loads");
     let catalog = Arc::new(Catalog {
+        cache: None,
         reads: primary.clone(),
         primary,
         index: SearchIndex::new().expect("index"),

@@ -8,6 +8,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status, transport::Server};
 
 use super::{
+    cache::ProductCache,
     postgres::{PgCatalog, PgCatalogError},
     search::{SearchError, SearchIndex},
     seed::Product,
@@ -32,9 +33,38 @@ pub struct Catalog {
     pub primary: PgCatalog,
     pub reads: PgCatalog,
     pub index: SearchIndex,
+    /// The Redis product cache, when the shop names a Redis.
+    pub cache: Option<ProductCache>,
 }
 
 impl Catalog {
+    /// Writes products: PostgreSQL first, then the cache and the search index (write-through:
+    /// a reader never sees a product that is not stored).
+    pub async fn write(&self, products: &[Product]) -> Result<(), Status> {
+        self.primary.upsert(products).await.map_err(db)?;
+        if let Some(cache) = &self.cache {
+            cache.put(products).await;
+        }
+        for p in products {
+            self.index.upsert(p).map_err(search)?;
+        }
+        Ok(())
+    }
+
+    /// A product: from the cache when it has it, else from PostgreSQL (then cached).
+    pub async fn product(&self, sku: &str) -> Result<Option<Product>, Status> {
+        if let Some(cache) = &self.cache
+            && let Some(p) = cache.get(sku).await
+        {
+            return Ok(Some(p));
+        }
+        let product = self.reads.get(sku).await.map_err(db)?;
+        if let (Some(cache), Some(p)) = (&self.cache, &product) {
+            cache.put(std::slice::from_ref(p)).await;
+        }
+        Ok(product)
+    }
+
     /// Rebuilds the search index from PostgreSQL (at start).
     pub async fn reindex(&self) -> Result<usize, Status> {
         // From the primary: a replica may not have replayed the migration or the seed yet
@@ -85,10 +115,8 @@ impl CatalogApi for CatalogGrpc {
         validate_sku(&sku).map_err(|m| Status::invalid_argument(format!("sku {sku:?}: {m}")))?;
         let product = self
             .catalog
-            .reads
-            .get(&sku)
-            .await
-            .map_err(db)?
+            .product(&sku)
+            .await?
             .ok_or_else(|| Status::not_found(format!("unknown SKU {sku}")))?;
         Ok(Response::new(message(product)))
     }

@@ -5,11 +5,14 @@
 //! - [`search`]: the embedded tantivy full-text index (words, category filter, pages).
 //! - [`postgres`]: products in PostgreSQL (batched upserts; readable from a replica).
 //! - [`grpc`]: `proto/catalog.proto` (product reads, search, prices).
+//! - [`cache`]: the Redis product cache (read-through for product pages, write-through for
+//!   writes; a slow or dead Redis is a miss, never an error).
 //! - [`run`]: the `catalog` subcommand (index rebuilt from PostgreSQL at start).
 //!
-//! The Redis read-through cache and index updates on product writes (there is no product
-//! write API yet) are still to come (issue 6).
+//! There is no product write API yet: the catalog is written at start (the generated demo
+//! catalog) through [`grpc::Catalog::write`], which keeps PostgreSQL, cache and index in step.
 
+pub mod cache;
 pub mod grpc;
 pub mod postgres;
 pub mod run;

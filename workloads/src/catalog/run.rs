@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use super::{
+    cache::{CacheMetrics, ProductCache},
     grpc::{Catalog, serve},
     postgres::PgCatalog,
     search::SearchIndex,
@@ -41,7 +42,19 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     let grpc = TcpListener::bind(common.grpc_addr)
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
+    let mut registry = Registry::default();
+    let cache = match &common.redis_url {
+        Some(url) => Some(
+            ProductCache::new(
+                url,
+                &common.bus_name()?,
+                CacheMetrics::register(&mut registry),
+            )
+            .context("invalid REDIS_URL")?,
+        ),
+        None => None,
+    };
+    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let primary = PgCatalog::connect(url, schema, 8).await?;
     primary.migrate().await?;
     if let Some((number, products)) = seeding
@@ -49,6 +62,9 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     {
         let catalog = seed::generate(number, products);
         primary.upsert(&catalog).await?;
+        if let Some(cache) = &cache {
+            cache.put(&catalog).await;
+        }
         tracing::info!(seed = number, products, "loaded the generated catalog");
     }
     let reads = match &common.database_read_replica_url {
@@ -59,6 +75,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
         primary,
         reads,
         index: SearchIndex::new()?,
+        cache,
     });
     let indexed = catalog
         .reindex()

@@ -210,6 +210,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
     let products = generate(11, 300);
     primary.upsert(&products).await.expect("loads");
     let cat = Arc::new(Catalog {
+        cache: None,
         reads: primary.clone(),
         primary,
         index: SearchIndex::new().expect("index"),
