@@ -15,7 +15,7 @@ use crate::{
     auth,
     catalog::{self, seed},
     config::{BusArgs, CatalogSeedArgs, CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
-    gateway, inventory, orders, payments, recommendations,
+    gateway, inventory, loadgen, orders, payments, recommendations,
 };
 
 /// Storefront's commerce services.
@@ -99,6 +99,8 @@ pub enum Command {
         #[arg(long, env = "STOREFRONT_SERVICE")]
         service: Option<String>,
     },
+    /// Open-loop shopper traffic against a gateway, with latency percentiles per endpoint.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 /// `seed` settings.
@@ -134,6 +136,7 @@ impl Command {
             Self::Recommendations { .. } => "recommendations",
             Self::Seed(_) => "seed",
             Self::Migrate { .. } => "migrate",
+            Self::Loadgen(_) => "loadgen",
         }
     }
 }
@@ -142,6 +145,7 @@ impl Command {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Seed(args) => write_seed(&args),
+        Command::Loadgen(args) => runtime()?.block_on(loadgen::run(args)),
         Command::Payments {
             common,
             provider,

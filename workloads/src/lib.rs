@@ -36,6 +36,7 @@ pub mod events;
 pub mod gateway;
 pub mod grpc;
 pub mod inventory;
+pub mod loadgen;
 pub mod ops;
 pub mod orders;
 pub mod payments;
