@@ -37,6 +37,7 @@ pub mod gateway;
 pub mod grpc;
 pub mod inventory;
 pub mod loadgen;
+pub mod metrics;
 pub mod ops;
 pub mod orders;
 pub mod payments;

@@ -112,6 +112,7 @@ pub async fn serve<S: UserStore>(
         RequireServiceToken::new(verifier, SERVICE),
     );
     Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(auth)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

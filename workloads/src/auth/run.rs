@@ -42,7 +42,9 @@ pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
     let grpc = TcpListener::bind(common.grpc_addr)
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let life = Lifecycle::start(common.http_addr, common.drain(), Registry::default()).await?;
+    let mut registry = Registry::default();
+    crate::metrics::install(&mut registry, "auth");
+    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
     let accounts = Arc::new(Accounts::new(Arc::new(store), passwords, issuer)?);

@@ -43,6 +43,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
     let mut registry = Registry::default();
+    crate::metrics::install(&mut registry, "catalog");
     let cache = match &common.redis_url {
         Some(url) => Some(
             ProductCache::new(

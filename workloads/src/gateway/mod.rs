@@ -199,7 +199,7 @@ impl Gateway {
         self,
         registry: &mut prometheus_client::registry::Registry,
     ) -> Router {
-        let metrics = metrics::RequestMetrics::register(registry);
+        let metrics = metrics::RequestMetrics::register(registry, "gateway");
         self.router()
             .route_layer(axum::middleware::from_fn_with_state(
                 metrics,

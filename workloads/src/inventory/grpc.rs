@@ -275,6 +275,7 @@ pub async fn serve<S: StockStore>(
         RequireServiceToken::new(verifier, SERVICE),
     );
     Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(inventory)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

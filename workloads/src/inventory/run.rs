@@ -60,6 +60,7 @@ pub async fn run(
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
     let mut registry = Registry::default();
+    crate::metrics::install(&mut registry, "inventory");
     let metrics = EventMetrics::register(&mut registry);
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let store = Arc::new(PgInventory::connect(url, schema, POOL_SIZE).await?);

@@ -47,6 +47,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
     let mut registry = Registry::default();
+    crate::metrics::install(&mut registry, "payments");
     let metrics = EventMetrics::register(&mut registry);
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let ledger = PgLedger::connect(url, schema, 16, LEASE).await?;

@@ -61,6 +61,7 @@ pub async fn serve(
         RequireServiceToken::new(verifier, SERVICE),
     );
     Server::builder()
+        .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -38,6 +38,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
         .await
         .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
     let mut registry = Registry::default();
+    crate::metrics::install(&mut registry, "recommendations");
     let metrics = EventMetrics::register(&mut registry);
     let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
     let store = PgRecommendations::connect(url, schema, 8).await?;
