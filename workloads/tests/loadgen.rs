@@ -211,12 +211,13 @@ async fn orders_settle_and_sign_ins_use_the_pool() {
         settle.latency_ms.unwrap().p50 >= 40.0,
         "two polls: {settle:?}"
     );
-    let f = fake.lock().unwrap();
-    assert_eq!(f.users.len(), 3);
-    // A fresh Idempotency-Key per order.
-    let keys: BTreeSet<_> = f.keys.iter().collect();
-    assert_eq!(keys.len(), f.keys.len());
-    drop(f);
+    {
+        let f = fake.lock().unwrap();
+        assert_eq!(f.users.len(), 3);
+        // A fresh Idempotency-Key per order.
+        let keys: BTreeSet<_> = f.keys.iter().collect();
+        assert_eq!(keys.len(), f.keys.len());
+    }
     // A second run reuses the users (409 on sign-up) and the same seed, the same mix.
     let again = execute(&a).await.unwrap();
     let orders2 = again.endpoints.iter().find(|e| e.name == "order").unwrap();
