@@ -76,6 +76,10 @@ pub struct CommonArgs {
     /// Seconds to finish in-flight requests after SIGTERM.
     #[arg(long, env = "DRAIN_SECONDS", default_value_t = 20)]
     pub drain_seconds: u64,
+    /// Mutual TLS between services: a directory with `ca.crt`, `tls.crt` and `tls.key`
+    /// (unset: plain gRPC, service tokens only).
+    #[arg(long, env = "GRPC_TLS_DIR")]
+    pub grpc_tls_dir: Option<PathBuf>,
     /// The Kubernetes namespace (set by the operator): Storefronts of the same name in two
     /// namespaces get separate event streams.
     #[arg(long, env = "POD_NAMESPACE")]
@@ -90,6 +94,21 @@ impl CommonArgs {
             "--storefront",
             "STOREFRONT_NAME",
         )
+    }
+
+    /// Turns mutual TLS on for this process's gRPC servers and clients when `GRPC_TLS_DIR` is
+    /// set; a missing or unreadable file is an error at start, never a silent plain channel.
+    pub fn install_tls(&self) -> Result<(), ConfigError> {
+        if let Some(dir) = &self.grpc_tls_dir {
+            let files =
+                crate::grpc::TlsFiles::read(dir).map_err(|reason| ConfigError::Invalid {
+                    flag: "--grpc-tls-dir",
+                    reason,
+                })?;
+            crate::grpc::install_tls(files);
+            tracing::info!(dir = %dir.display(), "mutual TLS between services is on");
+        }
+        Ok(())
     }
 
     /// The name of this shop on the event bus: `<namespace>-<storefront>`, or the

@@ -12,8 +12,12 @@
 //! remembers the tokens it verified (until they expire) — a repeated token costs a map
 //! lookup, a new or tampered one the full check.
 //!
-//! Transport security (mutual TLS from mounted certificates) is a later switch on the same
-//! `Server`/`Channel` builders; the token check stays either way.
+//! Transport security is a switch: with `GRPC_TLS_DIR` set (a mounted Secret with `ca.crt`,
+//! `tls.crt`, `tls.key`, the layout cert-manager writes), every server requires a client
+//! certificate signed by that CA ([`server`]) and every client presents its own and checks
+//! the server's ([`client_tls`]). Issuing and rotating the certificates is not built yet, so
+//! the operator does not set it (the Storefront says `MTLSEnforced=False`). The token check
+//! stays either way.
 
 use std::{
     collections::HashMap,
@@ -21,7 +25,12 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use tonic::{Request, Status, metadata::MetadataValue, service::Interceptor};
+use tonic::{
+    Request, Status,
+    metadata::MetadataValue,
+    service::Interceptor,
+    transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig},
+};
 
 use crate::auth::domain::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
 
@@ -30,6 +39,63 @@ const VERIFIED_CACHE: usize = 1024;
 
 /// The gRPC port every service listens on (the operator's Services point at it).
 pub const GRPC_PORT: u16 = 50051;
+
+/// The certificates of mutual TLS between services.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA that signs every service's certificate (PEM).
+    pub ca: String,
+    /// This service's certificate chain (PEM).
+    pub cert: String,
+    /// Its private key (PEM).
+    pub key: String,
+}
+
+impl TlsFiles {
+    /// Reads `ca.crt`, `tls.crt` and `tls.key` from `dir`.
+    pub fn read(dir: &std::path::Path) -> Result<Self, String> {
+        let read = |name: &str| {
+            std::fs::read_to_string(dir.join(name))
+                .map_err(|e| format!("failed to read {}: {e}", dir.join(name).display()))
+        };
+        Ok(Self {
+            ca: read("ca.crt")?,
+            cert: read("tls.crt")?,
+            key: read("tls.key")?,
+        })
+    }
+}
+
+static TLS: std::sync::OnceLock<TlsFiles> = std::sync::OnceLock::new();
+
+/// Turns mutual TLS on for every gRPC server and client of this process (the first call
+/// wins; a process runs one service).
+pub fn install_tls(files: TlsFiles) {
+    let _ = TLS.set(files);
+}
+
+/// A server builder: plain, or requiring client certificates when TLS is installed.
+pub fn server() -> Result<Server, tonic::transport::Error> {
+    let builder = Server::builder();
+    match TLS.get() {
+        None => Ok(builder),
+        Some(tls) => builder.tls_config(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(&tls.cert, &tls.key))
+                .client_ca_root(Certificate::from_pem(&tls.ca)),
+        ),
+    }
+}
+
+/// The client side of mutual TLS for a call to `host`, when TLS is installed.
+pub fn client_tls(host: &str) -> Option<ClientTlsConfig> {
+    TLS.get().map(|tls| {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&tls.ca))
+            .identity(Identity::from_pem(&tls.cert, &tls.key))
+            .domain_name(host)
+    })
+}
 
 /// Unix seconds now (adapters only; the domain takes `now` as an argument).
 pub fn unix_now() -> i64 {

@@ -5,7 +5,7 @@ use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
 
 use super::service::{Accounts, AuthError, StoreError, UserStore};
 use crate::{
@@ -111,7 +111,7 @@ pub async fn serve<S: UserStore>(
         AuthGrpc::new(accounts),
         RequireServiceToken::new(verifier, SERVICE),
     );
-    Server::builder()
+    crate::grpc::server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(auth)

@@ -37,6 +37,7 @@ pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
     let schema = common.database_schema()?;
     // The Storefront's name is the issuer of its tokens: another shop's tokens are refused.
     let issuer = TokenIssuer::new(common.signing_keys()?, &storefront, user_ttl, service_ttl);
+    common.install_tls()?;
     let passwords = Passwords::new(HashCost::PRODUCTION)?;
 
     let grpc = TcpListener::bind(common.grpc_addr)

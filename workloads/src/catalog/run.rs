@@ -37,6 +37,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let keys = common.signing_keys()?;
+    common.install_tls()?;
     let seeding = seeding.seed()?;
 
     let grpc = TcpListener::bind(common.grpc_addr)

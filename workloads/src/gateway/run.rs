@@ -147,6 +147,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let deadlines = args.deadlines()?;
     let sources = args.sources()?;
     let every = Duration::from_millis(args.reload_ms.max(100));
+    common.install_tls()?;
     let issuer = Arc::new(TokenIssuer::new(
         common.signing_keys()?,
         &storefront,

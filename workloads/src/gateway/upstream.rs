@@ -148,13 +148,29 @@ pub struct Upstreams {
 }
 
 fn endpoint(address: &str, deadlines: Deadlines) -> Result<Channel, String> {
+    let host = address
+        .rsplit("://")
+        .next()
+        .unwrap_or(address)
+        .rsplit_once(':')
+        .map_or(address, |(h, _)| h)
+        .to_string();
+    let tls = crate::grpc::client_tls(&host);
     let uri = if address.contains("://") {
         address.to_string()
+    } else if tls.is_some() {
+        format!("https://{address}")
     } else {
         format!("http://{address}")
     };
-    Ok(Endpoint::from_shared(uri)
-        .map_err(|e| format!("failed to use upstream address {address:?}: {e}"))?
+    let mut endpoint = Endpoint::from_shared(uri)
+        .map_err(|e| format!("failed to use upstream address {address:?}: {e}"))?;
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| format!("failed to set up TLS to {address:?}: {e}"))?;
+    }
+    Ok(endpoint
         .connect_timeout(deadlines.connect)
         .timeout(deadlines.call)
         .tcp_nodelay(true)

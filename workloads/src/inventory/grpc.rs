@@ -12,7 +12,7 @@ use std::{future::Future, sync::Arc};
 use storefront_crds::ring::shard_of;
 use tokio::{net::TcpListener, sync::Mutex};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
 
 use super::{
     domain::{Inventory, InventoryError, ReserveOutcome, StockLevel},
@@ -274,7 +274,7 @@ pub async fn serve<S: StockStore>(
         InventoryGrpc::new(store, place),
         RequireServiceToken::new(verifier, SERVICE),
     );
-    Server::builder()
+    crate::grpc::server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(inventory)

@@ -47,6 +47,7 @@ pub async fn run(
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let keys = common.signing_keys()?;
+    common.install_tls()?;
     let nats = common.nats_url()?;
     let (concurrency, _) = bus_args.checked()?;
     let seeding = seeding.seed()?;

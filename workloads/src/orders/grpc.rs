@@ -9,7 +9,7 @@ use std::{future::Future, sync::Arc};
 use rand::Rng;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
 
 use super::{
     domain::{Line, Order, OrderEvent},
@@ -192,7 +192,7 @@ pub async fn serve(
         OrdersGrpc { store },
         RequireServiceToken::new(verifier, SERVICE),
     );
-    Server::builder()
+    crate::grpc::server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(service)

@@ -38,6 +38,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let schema = common.database_schema()?;
     let nats = common.nats_url()?;
     let keys = common.signing_keys()?;
+    common.install_tls()?;
     let (concurrency, timeout) = bus_args.checked()?;
 
     let grpc = TcpListener::bind(common.grpc_addr)

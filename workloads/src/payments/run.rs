@@ -41,6 +41,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     let schema = common.database_schema()?;
     let nats = common.nats_url()?;
     let keys = common.signing_keys()?;
+    common.install_tls()?;
     let (concurrency, _) = bus_args.checked()?;
 
     let grpc = TcpListener::bind(common.grpc_addr)

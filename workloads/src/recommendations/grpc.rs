@@ -5,7 +5,7 @@ use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status, transport::Server};
+use tonic::{Request, Response, Status};
 
 use super::postgres::PgRecommendations;
 use crate::{
@@ -60,7 +60,7 @@ pub async fn serve(
         RecommendationsGrpc { store },
         RequireServiceToken::new(verifier, SERVICE),
     );
-    Server::builder()
+    crate::grpc::server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(service)
