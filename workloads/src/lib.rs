@@ -42,4 +42,5 @@ pub mod ops;
 pub mod orders;
 pub mod payments;
 pub mod proto;
+pub mod ratelimit;
 pub mod recommendations;
