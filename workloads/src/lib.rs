@@ -17,8 +17,9 @@
 //! The checkout saga runs over NATS JetStream ([`events`]): orders → every inventory shard →
 //! orders → payments → orders → inventory (commit or release), each step idempotent.
 //!
-//! Not built yet: the gateway's rate limiter, circuit breakers and retry budget (issue 7, the
-//! [`gateway::upstream::UpstreamGuard`] seam), the Redis product cache, mutual TLS.
+//! Issue 7 in progress: [`ratelimit`] (GCRA and the Redis lease authority, not yet wired to
+//! the gateway) and [`resilience`] (breakers per upstream, wired as the gateway's guard; the
+//! retry budget, not yet used by the handlers). Mutual TLS is a switch (`GRPC_TLS_DIR`).
 //!
 //! Shared: [`api`] (the public JSON shapes and error body), [`grpc`] (service-token
 //! interceptors, cached), [`events`] (the JetStream bus), [`ops`] (`/healthz`, `/readyz`,
@@ -44,3 +45,4 @@ pub mod payments;
 pub mod proto;
 pub mod ratelimit;
 pub mod recommendations;
+pub mod resilience;

@@ -17,12 +17,13 @@ use tokio::net::TcpListener;
 use super::{
     Gateway,
     table::{Loader, Poll, Sources},
-    upstream::{AllowAll, Deadlines},
+    upstream::Deadlines,
 };
 use crate::{
     auth::domain::TokenIssuer,
     config::{CommonArgs, ConfigError, required},
     ops::{self, Readiness},
+    resilience::{BreakerGuard, breaker::BreakerConfig},
 };
 
 /// Lifetime of the service tokens the gateway mints per call.
@@ -154,13 +155,15 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         SERVICE_TOKEN_TTL_SECS,
         SERVICE_TOKEN_TTL_SECS,
     ));
-    let gateway = Gateway::new(issuer, Arc::new(AllowAll), deadlines);
+    let mut registry = Registry::default();
+    // A breaker per upstream: a failing service is refused at once (503, Retry-After).
+    let guard = Arc::new(BreakerGuard::new(BreakerConfig::default(), &mut registry));
+    let gateway = Gateway::new(issuer, guard, deadlines);
     let mut loader = Loader::new(sources);
     let loaded = apply(&gateway, loader.poll());
 
     let ready = Readiness::default();
     ready.set(loaded);
-    let mut registry = Registry::default();
     let api = gateway.clone().router_with_metrics(&mut registry);
     let router = ops::router(ready.clone(), registry).merge(api);
     let listener = TcpListener::bind(common.http_addr)
@@ -243,7 +246,11 @@ mod tests {
             60,
             60,
         ));
-        let gateway = Gateway::new(issuer, Arc::new(AllowAll), Deadlines::default());
+        let gateway = Gateway::new(
+            issuer,
+            Arc::new(crate::gateway::upstream::AllowAll),
+            Deadlines::default(),
+        );
         let ready = Readiness::default();
         let watcher = tokio::spawn(watch(
             gateway.clone(),

@@ -14,7 +14,8 @@
 //! - Appending is optimistic: events go in at `version + 1..`; the primary key refuses a
 //!   second writer that decided from the same version ([`PgOrdersError::Concurrent`]), which
 //!   then reloads and decides again ([`PgOrders::apply`]).
-//! - Events others must hear (`OrderCreated`, `OrderConfirmed`, `OrderCancelled`) get an
+//! - Events others must hear (`OrderCreated`, `StockReserved`, `OrderConfirmed`,
+//!   `OrderCancelled`, `RefundRequested`) get an
 //!   outbox row in the same transaction; a relay publishes them to JetStream with the
 //!   event's message id (broker de-duplication) and marks them published.
 
