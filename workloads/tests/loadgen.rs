@@ -27,6 +27,8 @@ struct Fake {
     delay: Duration,
     users: BTreeSet<String>,
     keys: Vec<String>,
+    /// Orders of the second SKU are cancelled, "out of stock".
+    sold_out: BTreeSet<String>,
     polls: std::collections::BTreeMap<String, u32>,
 }
 
@@ -86,7 +88,12 @@ async fn serve(delay: Duration) -> (SocketAddr, Shared) {
                     assert!(headers["authorization"].to_str().unwrap().starts_with("Bearer t-"));
                     assert_eq!(b["items"][0]["quantity"], 1);
                     let key = headers["idempotency-key"].to_str().unwrap().to_string();
-                    s.lock().unwrap().keys.push(key.clone());
+                    let mut f = s.lock().unwrap();
+                    f.keys.push(key.clone());
+                    if b["items"][0]["sku"] == "SKU-0002-000002" {
+                        f.sold_out.insert(key.clone());
+                    }
+                    drop(f);
                     (
                         StatusCode::ACCEPTED,
                         Json(json!({"orderId": key, "status": "PENDING"})),
@@ -101,7 +108,13 @@ async fn serve(delay: Duration) -> (SocketAddr, Shared) {
                 let mut f = s.lock().unwrap();
                 let n = f.polls.entry(id.clone()).or_default();
                 *n += 1;
-                let status = if *n >= 2 { "CONFIRMED" } else { "PENDING" };
+                let settled = *n >= 2;
+                if settled && f.sold_out.contains(&id) {
+                    return Json(
+                        json!({"orderId": id, "status": "CANCELLED", "reason": "out of stock"}),
+                    );
+                }
+                let status = if settled { "CONFIRMED" } else { "PENDING" };
                 Json(json!({"orderId": id, "status": status}))
             }),
         )
@@ -205,8 +218,13 @@ async fn orders_settle_and_sign_ins_use_the_pool() {
     assert!(orders.offered > signins.offered, "3:1 mix: {s:?}");
     assert_eq!(signins.status.ok, signins.offered);
     let settle = s.settle.as_ref().unwrap();
-    assert_eq!(settle.confirmed, orders.status.ok);
-    assert_eq!((settle.cancelled, settle.unsettled), (0, 0));
+    assert_eq!(settle.confirmed + settle.cancelled, orders.status.ok);
+    assert!(settle.confirmed > 0 && settle.cancelled > 0, "{settle:?}");
+    assert_eq!(settle.unsettled, 0);
+    assert_eq!(
+        settle.cancelled_reasons.get("out of stock"),
+        Some(&settle.cancelled)
+    );
     assert!(
         settle.latency_ms.unwrap().p50 >= 40.0,
         "two polls: {settle:?}"

@@ -250,7 +250,7 @@ async fn settle_order(
         let mut s = lock(state);
         s.polls.offered += 1;
         s.polls.record(outcome, t.elapsed());
-        if let Some(status) = settled {
+        if let Some((status, reason)) = settled {
             let latency = due.elapsed();
             s.settle.latency.record(latency);
             if status == "CONFIRMED" {
@@ -258,6 +258,10 @@ async fn settle_order(
                 s.settle.confirmed_latency.record(latency);
             } else {
                 s.settle.cancelled += 1;
+                *s.settle
+                    .cancelled_reasons
+                    .entry(reason.unwrap_or_else(|| "(none given)".to_string()))
+                    .or_default() += 1;
             }
             return;
         }

@@ -270,8 +270,12 @@ impl Shop {
         json!({"email": email, "password": PASSWORD}).to_string()
     }
 
-    /// `GET /api/v1/orders/{id}`: `Some(status)` once CONFIRMED or CANCELLED.
-    pub async fn order_status(&self, id: &str, token: &str) -> (Outcome, Option<String>) {
+    /// `GET /api/v1/orders/{id}`: `Some((status, reason))` once CONFIRMED or CANCELLED.
+    pub async fn order_status(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> (Outcome, Option<(String, Option<String>)>) {
         match self
             .send(
                 Method::GET,
@@ -283,10 +287,12 @@ impl Shop {
             .await
         {
             Ok(a) => {
+                let body = a.json();
                 let status = (a.status == 200)
-                    .then(|| a.json()["status"].as_str().map(str::to_string))
+                    .then(|| body["status"].as_str().map(str::to_string))
                     .flatten()
-                    .filter(|s| s == "CONFIRMED" || s == "CANCELLED");
+                    .filter(|s| s == "CONFIRMED" || s == "CANCELLED")
+                    .map(|s| (s, body["reason"].as_str().map(str::to_string)));
                 (Outcome::Status(a.status), status)
             }
             Err(_) => (Outcome::Transport, None),

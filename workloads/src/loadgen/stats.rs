@@ -2,7 +2,7 @@
 //! transport errors, drops at the concurrency cap) and the summary it turns into: the table
 //! printed at the end and the JSON of `--out`.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{collections::BTreeMap, fmt::Write as _, time::Duration};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -186,6 +186,8 @@ pub struct Settle {
     pub cancelled: u64,
     /// Still PENDING at the settle deadline, or the status could not be read.
     pub unsettled: u64,
+    /// CANCELLED orders by the reason the shop gave.
+    pub cancelled_reasons: BTreeMap<String, u64>,
     /// From the order's scheduled start to the first poll that saw it settled.
     pub latency: Latency,
     pub confirmed_latency: Latency,
@@ -198,6 +200,7 @@ impl Settle {
             confirmed: self.confirmed,
             cancelled: self.cancelled,
             unsettled: self.unsettled,
+            cancelled_reasons: self.cancelled_reasons.clone(),
             confirmed_rps: self.confirmed as f64 / secs,
             settled_rps: (self.confirmed + self.cancelled) as f64 / secs,
             latency_ms: self.latency.summary(),
@@ -213,6 +216,8 @@ pub struct SettleSummary {
     pub confirmed: u64,
     pub cancelled: u64,
     pub unsettled: u64,
+    /// CANCELLED orders by reason.
+    pub cancelled_reasons: BTreeMap<String, u64>,
     /// CONFIRMED orders per second of the schedule.
     pub confirmed_rps: f64,
     /// CONFIRMED + CANCELLED per second of the schedule.
@@ -326,6 +331,9 @@ impl Summary {
                 fmt_ms(c, |l| l.p50),
                 fmt_ms(c, |l| l.p99),
             );
+            for (reason, n) in &s.cancelled_reasons {
+                let _ = writeln!(out, "  CANCELLED {n}: {reason}");
+            }
         }
         out
     }
