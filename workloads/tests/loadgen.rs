@@ -111,7 +111,7 @@ async fn serve(delay: Duration) -> (SocketAddr, Shared) {
                 let settled = *n >= 2;
                 if settled && f.sold_out.contains(&id) {
                     return Json(
-                        json!({"orderId": id, "status": "CANCELLED", "reason": "out of stock"}),
+                        json!({"orderId": id, "status": "CANCELLED", "reason": "out of stock: SKU-0002-000002"}),
                     );
                 }
                 let status = if settled { "CONFIRMED" } else { "PENDING" };

@@ -260,7 +260,7 @@ async fn settle_order(
                 s.settle.cancelled += 1;
                 *s.settle
                     .cancelled_reasons
-                    .entry(reason.unwrap_or_else(|| "(none given)".to_string()))
+                    .entry(reason_kind(reason.as_deref()))
                     .or_default() += 1;
             }
             return;
@@ -269,6 +269,15 @@ async fn settle_order(
             s.settle.unsettled += 1;
             return;
         }
+    }
+}
+
+/// A cancellation reason without its particulars ("out of stock: SKU-1: 1 requested, 0
+/// available" → "out of stock"), so that reasons add up.
+fn reason_kind(reason: Option<&str>) -> String {
+    match reason.map(|r| r.split(':').next().unwrap_or(r).trim()) {
+        Some(r) if !r.is_empty() => r.to_string(),
+        _ => "(no reason given)".to_string(),
     }
 }
 
@@ -318,5 +327,23 @@ async fn progress(
         let _ = writeln!(std::io::stderr().lock(), "{line}");
         prev = now;
         prev_settled = settled;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_grouped_by_their_kind() {
+        assert_eq!(
+            reason_kind(Some(
+                "out of stock: SKU-0000-000072: 1 requested, 0 available"
+            )),
+            "out of stock"
+        );
+        assert_eq!(reason_kind(Some("payment declined")), "payment declined");
+        assert_eq!(reason_kind(Some("")), "(no reason given)");
+        assert_eq!(reason_kind(None), "(no reason given)");
     }
 }

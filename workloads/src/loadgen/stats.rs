@@ -186,7 +186,7 @@ pub struct Settle {
     pub cancelled: u64,
     /// Still PENDING at the settle deadline, or the status could not be read.
     pub unsettled: u64,
-    /// CANCELLED orders by the reason the shop gave.
+    /// CANCELLED orders by the reason the shop gave (its text before the first `:`).
     pub cancelled_reasons: BTreeMap<String, u64>,
     /// From the order's scheduled start to the first poll that saw it settled.
     pub latency: Latency,
