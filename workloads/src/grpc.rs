@@ -97,6 +97,21 @@ pub fn client_tls(host: &str) -> Option<ClientTlsConfig> {
     })
 }
 
+/// The connections a gRPC server accepts on `listener`, with Nagle's algorithm off. tonic's
+/// `tcp_nodelay` does not apply to a server given its own incoming stream, and without it a
+/// reply of more than one frame waits for the client's delayed ACK: latency then tracks the
+/// gap between requests (22 ms at 50 requests/s, measured by `tests/e2e/bench/shop`).
+pub fn incoming(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
+}
+
 /// Unix seconds now (adapters only; the domain takes `now` as an argument).
 pub fn unix_now() -> i64 {
     SystemTime::now()

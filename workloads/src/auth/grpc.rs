@@ -4,7 +4,6 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use super::service::{Accounts, AuthError, StoreError, UserStore};
@@ -115,6 +114,6 @@ pub async fn serve<S: UserStore>(
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(auth)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener), shutdown)
         .await
 }

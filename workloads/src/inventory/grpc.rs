@@ -11,7 +11,6 @@ use std::{future::Future, sync::Arc};
 
 use storefront_crds::ring::shard_of;
 use tokio::{net::TcpListener, sync::Mutex};
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -278,6 +277,6 @@ pub async fn serve<S: StockStore>(
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(inventory)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener), shutdown)
         .await
 }

@@ -8,7 +8,6 @@ use std::{future::Future, sync::Arc};
 
 use rand::Rng;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -196,6 +195,6 @@ pub async fn serve(
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .add_service(health_service)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(crate::grpc::incoming(listener), shutdown)
         .await
 }
