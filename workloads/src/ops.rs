@@ -163,6 +163,24 @@ impl Lifecycle {
         })
     }
 
+    /// The start every gRPC service shares: its gRPC listener (`GRPC_ADDR`), a registry with
+    /// its request metrics ([`crate::metrics::install`]) and whatever `register` adds, then the
+    /// operations endpoints (`HTTP_ADDR`) serving it. Returns `register`'s value.
+    pub async fn start_service<T>(
+        common: &crate::config::CommonArgs,
+        service: &'static str,
+        register: impl FnOnce(&mut Registry) -> Result<T>,
+    ) -> Result<(TcpListener, Self, T)> {
+        let grpc = TcpListener::bind(common.grpc_addr)
+            .await
+            .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
+        let mut registry = Registry::default();
+        crate::metrics::install(&mut registry, service);
+        let value = register(&mut registry)?;
+        let life = Self::start(common.http_addr, common.drain(), registry).await?;
+        Ok((grpc, life, value))
+    }
+
     /// Marks the service ready and serves with `serve` until SIGTERM and the drain are over.
     pub async fn serve<F>(self, serve: impl FnOnce(ShutdownSignal) -> F) -> Result<()>
     where

@@ -3,9 +3,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use anyhow::Result;
 
 use super::{
     domain::{HashCost, Passwords, TokenIssuer},
@@ -40,12 +38,7 @@ pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
     common.install_tls()?;
     let passwords = Passwords::new(HashCost::PRODUCTION)?;
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "auth");
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, ()) = Lifecycle::start_service(&common, "auth", |_| Ok(())).await?;
     let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
     let accounts = Arc::new(Accounts::new(Arc::new(store), passwords, issuer)?);

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 
 use super::{
     cache::{CacheMetrics, ProductCache},
@@ -40,23 +38,17 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     common.install_tls()?;
     let seeding = seeding.seed()?;
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "catalog");
-    let cache = match &common.redis_url {
-        Some(url) => Some(
-            ProductCache::new(
-                url,
-                &common.bus_name()?,
-                CacheMetrics::register(&mut registry),
-            )
-            .context("invalid REDIS_URL")?,
-        ),
-        None => None,
-    };
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, cache) = Lifecycle::start_service(&common, "catalog", |registry| {
+        let cache = match &common.redis_url {
+            Some(url) => Some(
+                ProductCache::new(url, &common.bus_name()?, CacheMetrics::register(registry))
+                    .context("invalid REDIS_URL")?,
+            ),
+            None => None,
+        };
+        Ok(cache)
+    })
+    .await?;
     let primary = PgCatalog::connect(url, schema, 8).await?;
     primary.migrate().await?;
     if let Some((number, products)) = seeding

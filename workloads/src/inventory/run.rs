@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use anyhow::Result;
 
 use super::{
     grpc::{ShardPlace, serve},
@@ -57,13 +55,8 @@ pub async fn run(
         epoch,
     };
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "inventory");
-    let metrics = EventMetrics::register(&mut registry);
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, metrics) =
+        Lifecycle::start_service(&common, "inventory", |r| Ok(EventMetrics::register(r))).await?;
     let store = Arc::new(PgInventory::connect(url, schema, POOL_SIZE).await?);
     store.migrate().await?;
     if let Some((number, products)) = seeding {

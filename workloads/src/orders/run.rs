@@ -4,9 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use anyhow::Result;
 
 use super::{grpc::serve, postgres::PgOrders, saga};
 use crate::{
@@ -41,13 +39,8 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     common.install_tls()?;
     let (concurrency, timeout) = bus_args.checked()?;
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "orders");
-    let metrics = EventMetrics::register(&mut registry);
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, metrics) =
+        Lifecycle::start_service(&common, "orders", |r| Ok(EventMetrics::register(r))).await?;
     let store = PgOrders::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
     let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;

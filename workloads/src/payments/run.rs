@@ -7,9 +7,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use anyhow::Result;
 
 use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, saga};
 use crate::{
@@ -44,13 +42,8 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     common.install_tls()?;
     let (concurrency, _) = bus_args.checked()?;
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "payments");
-    let metrics = EventMetrics::register(&mut registry);
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, metrics) =
+        Lifecycle::start_service(&common, "payments", |r| Ok(EventMetrics::register(r))).await?;
     let ledger = PgLedger::connect(url, schema, 16, LEASE).await?;
     ledger.migrate().await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;

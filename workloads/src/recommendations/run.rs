@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use anyhow::Result;
 
 use super::{grpc::serve, postgres::PgRecommendations, saga};
 use crate::{
@@ -35,13 +33,10 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     common.install_tls()?;
     let (concurrency, _) = bus_args.checked()?;
 
-    let grpc = TcpListener::bind(common.grpc_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.grpc_addr))?;
-    let mut registry = Registry::default();
-    crate::metrics::install(&mut registry, "recommendations");
-    let metrics = EventMetrics::register(&mut registry);
-    let life = Lifecycle::start(common.http_addr, common.drain(), registry).await?;
+    let (grpc, life, metrics) = Lifecycle::start_service(&common, "recommendations", |r| {
+        Ok(EventMetrics::register(r))
+    })
+    .await?;
     let store = PgRecommendations::connect(url, schema, 8).await?;
     store.migrate().await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
