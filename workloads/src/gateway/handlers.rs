@@ -19,7 +19,9 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    Gateway, json_body,
+    Gateway,
+    call::Retry,
+    json_body,
     upstream::{self, Refusal},
 };
 use crate::{
@@ -67,15 +69,19 @@ fn degraded(mut response: Response, what: &'static str) -> Response {
 /// `POST /api/v1/users` → 201 `{id, email}`; 409 when the email is taken.
 pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
     let r: CreateUserRequest = json_body(body, gw.deadlines().body).await?;
-    let mut client = AuthClient::new(gw.client("auth")?);
-    let answer = client
-        .sign_up(SignUpRequest {
-            email: r.email,
-            password: r.password,
-            name: r.name.unwrap_or_default(),
+    let request = SignUpRequest {
+        email: r.email,
+        password: r.password,
+        name: r.name.unwrap_or_default(),
+    };
+    let channel = gw.client("auth")?;
+    let answer = gw
+        .call("auth", channel, Retry::IfNotSent, |c| {
+            let request = request.clone();
+            async move { AuthClient::new(c).sign_up(request).await }
         })
         .await;
-    let user = gw.finish("auth", answer).map_err(|s| match s.code() {
+    let user = answer.map_err(|s| match s.code() {
         Code::AlreadyExists => ApiError::new(ErrorKind::Conflict, s.message()),
         _ => upstream::error("auth", &s),
     })?;
@@ -89,14 +95,18 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
 /// `POST /api/v1/sessions` → 200 `{token, expiresAt}`; 401 when wrong.
 pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
     let r: CreateSessionRequest = json_body(body, gw.deadlines().body).await?;
-    let mut client = AuthClient::new(gw.client("auth")?);
-    let answer = client
-        .sign_in(SignInRequest {
-            email: r.email,
-            password: r.password,
+    let request = SignInRequest {
+        email: r.email,
+        password: r.password,
+    };
+    let channel = gw.client("auth")?;
+    let answer = gw
+        .call("auth", channel, Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { AuthClient::new(c).sign_in(request).await }
         })
         .await;
-    let session = gw.finish("auth", answer).map_err(|s| match s.code() {
+    let session = answer.map_err(|s| match s.code() {
         Code::Unauthenticated => ApiError::new(ErrorKind::Unauthenticated, s.message()),
         _ => upstream::error("auth", &s),
     })?;
@@ -170,17 +180,19 @@ pub async fn list_products(
             ApiError::invalid(format!("q must be at most {MAX_QUERY_CHARS} characters")).into(),
         );
     }
-    let mut client = CatalogClient::new(gw.client("catalog")?);
-    let answer = client
-        .search_products(SearchProductsRequest {
-            query: q,
-            category: query.category.unwrap_or_default(),
-            limit,
-            cursor: query.cursor.unwrap_or_default(),
-        })
-        .await;
+    let request = SearchProductsRequest {
+        query: q,
+        category: query.category.unwrap_or_default(),
+        limit,
+        cursor: query.cursor.unwrap_or_default(),
+    };
+    let channel = gw.client("catalog")?;
     let page = gw
-        .finish("catalog", answer)
+        .call("catalog", channel, Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { CatalogClient::new(c).search_products(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("catalog", &s))?;
     let body = ProductPage {
         items: page.items.into_iter().map(summary).collect(),
@@ -216,19 +228,23 @@ pub async fn get_product(
 ) -> Answer {
     let sku = path(sku)?;
     sku_in_path(&sku)?;
-    let mut client = CatalogClient::new(gw.client("catalog")?);
-    let answer = client
-        .get_product(GetProductRequest { sku: sku.clone() })
-        .await;
+    let channel = gw.client("catalog")?;
     let product = gw
-        .finish("catalog", answer)
+        .call("catalog", channel, Retry::Idempotent, |c| {
+            let request = GetProductRequest { sku: sku.clone() };
+            async move { CatalogClient::new(c).get_product(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("catalog", &s))?;
     let stock = match gw.shard("inventory", &sku) {
         Ok((channel, _)) => {
-            let answer = InventoryClient::new(channel)
-                .get_stock(GetStockRequest { sku: sku.clone() })
+            let answer = gw
+                .call("inventory", channel, Retry::Idempotent, |c| {
+                    let request = GetStockRequest { sku: sku.clone() };
+                    async move { InventoryClient::new(c).get_stock(request).await }
+                })
                 .await;
-            match gw.finish("inventory", answer) {
+            match answer {
                 Ok(stock) => Some(stock.available),
                 Err(s) if s.code() == Code::NotFound => Some(0),
                 Err(s) => {
@@ -272,15 +288,18 @@ pub async fn recommendations(
     let Ok(channel) = gw.client("recommendations") else {
         return Ok(empty());
     };
-    let mut request = tonic::Request::new(BoughtTogetherRequest {
-        sku,
-        limit: RECOMMENDATIONS,
-    });
-    request.set_timeout(gw.deadlines().supporting);
-    let answer = RecommendationsClient::new(channel)
-        .bought_together(request)
+    let within = gw.deadlines().supporting;
+    let answer = gw
+        .call("recommendations", channel, Retry::IfNotSent, |c| {
+            let mut request = tonic::Request::new(BoughtTogetherRequest {
+                sku: sku.clone(),
+                limit: RECOMMENDATIONS,
+            });
+            request.set_timeout(within);
+            async move { RecommendationsClient::new(c).bought_together(request).await }
+        })
         .await;
-    let skus = match gw.finish("recommendations", answer) {
+    let skus = match answer {
         Ok(r) => r.skus,
         Err(s) => {
             tracing::warn!("recommendations degraded: {}", s.message());
@@ -292,18 +311,20 @@ pub async fn recommendations(
         let Ok(channel) = gw.client("catalog") else {
             break;
         };
+        let gw = gw.clone();
         tasks.spawn(async move {
-            let answer = CatalogClient::new(channel)
-                .get_product(GetProductRequest { sku })
+            let answer = gw
+                .call("catalog", channel, Retry::Idempotent, |c| {
+                    let request = GetProductRequest { sku: sku.clone() };
+                    async move { CatalogClient::new(c).get_product(request).await }
+                })
                 .await;
             (i, answer)
         });
     }
     let mut found = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok((i, answer)) = joined
-            && let Ok(product) = gw.finish("catalog", answer)
-        {
+        if let Ok((i, Ok(product))) = joined {
             found.insert(i, summary(product));
         }
     }
@@ -365,14 +386,16 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
     let request: CreateOrderRequest = json_body(body, gw.deadlines().body).await?;
     let lines = request.validate()?;
 
-    let mut catalog = CatalogClient::new(gw.client("catalog")?);
-    let answer = catalog
-        .get_prices(GetPricesRequest {
-            skus: lines.iter().map(|(sku, _)| sku.clone()).collect(),
-        })
-        .await;
+    let request = GetPricesRequest {
+        skus: lines.iter().map(|(sku, _)| sku.clone()).collect(),
+    };
+    let channel = gw.client("catalog")?;
     let prices = gw
-        .finish("catalog", answer)
+        .call("catalog", channel, Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { CatalogClient::new(c).get_prices(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("catalog", &s))?
         .prices;
     let price_of: BTreeMap<&str, i64> = prices
@@ -399,9 +422,15 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
             })
             .collect(),
     };
-    let mut orders = OrdersClient::new(gw.client("orders")?);
-    let answer = orders.create_order(message).await;
-    let order = gw.finish("orders", answer).map_err(|s| match s.code() {
+    // Orders de-duplicates on the Idempotency-Key: sending it again is safe.
+    let channel = gw.client("orders")?;
+    let answer = gw
+        .call("orders", channel, Retry::Idempotent, |c| {
+            let request = message.clone();
+            async move { OrdersClient::new(c).create_order(request).await }
+        })
+        .await;
+    let order = answer.map_err(|s| match s.code() {
         Code::AlreadyExists => ApiError::new(ErrorKind::IdempotencyKeyReused, s.message()),
         _ => upstream::error("orders", &s),
     })?;
@@ -423,15 +452,17 @@ pub async fn get_order(
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no order {id:?}")).into());
     }
-    let mut orders = OrdersClient::new(gw.client("orders")?);
-    let answer = orders
-        .get_order(GetOrderRequest {
-            order_id: id,
-            user_id: user.sub,
-        })
-        .await;
+    let request = GetOrderRequest {
+        order_id: id,
+        user_id: user.sub,
+    };
+    let channel = gw.client("orders")?;
     let order = gw
-        .finish("orders", answer)
+        .call("orders", channel, Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { OrdersClient::new(c).get_order(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("orders", &s))?;
     Ok(Json(order_view(order)).into_response())
 }
@@ -439,15 +470,17 @@ pub async fn get_order(
 /// `GET /api/v1/orders` (Bearer) → 200 the user's orders, newest first.
 pub async fn list_orders(State(gw): State<Gateway>, headers: HeaderMap) -> Answer {
     let user = gw.user(&headers)?;
-    let mut orders = OrdersClient::new(gw.client("orders")?);
-    let answer = orders
-        .list_orders(ListOrdersRequest {
-            user_id: user.sub,
-            limit: 0,
-        })
-        .await;
+    let request = ListOrdersRequest {
+        user_id: user.sub,
+        limit: 0,
+    };
+    let channel = gw.client("orders")?;
     let list = gw
-        .finish("orders", answer)
+        .call("orders", channel, Retry::Idempotent, |c| {
+            let request = request.clone();
+            async move { OrdersClient::new(c).list_orders(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("orders", &s))?;
     let body = OrderList {
         items: list.orders.into_iter().map(order_view).collect(),
@@ -464,11 +497,12 @@ pub async fn get_inventory(
     let sku = path(sku)?;
     sku_in_path(&sku)?;
     let (channel, _epoch) = gw.shard("inventory", &sku)?;
-    let answer = InventoryClient::new(channel)
-        .get_stock(GetStockRequest { sku })
-        .await;
     let stock = gw
-        .finish("inventory", answer)
+        .call("inventory", channel, Retry::Idempotent, |c| {
+            let request = GetStockRequest { sku: sku.clone() };
+            async move { InventoryClient::new(c).get_stock(request).await }
+        })
+        .await
         .map_err(|s| upstream::error("inventory", &s))?;
     let body = InventoryView {
         sku: stock.sku,

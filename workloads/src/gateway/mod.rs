@@ -18,6 +18,7 @@
 //! get the verified user id. Every failure is a JSON error body: input problems are 4xx
 //! before any service is called, an unavailable upstream is a 503, nothing panics on input.
 
+pub mod call;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
@@ -26,7 +27,8 @@ pub mod table;
 pub mod upstream;
 
 use std::{
-    sync::{Arc, PoisonError, RwLock},
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::Duration,
 };
 
@@ -46,7 +48,8 @@ use self::{
 use crate::{
     api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
     auth::domain::{Claims, TokenIssuer, TokenVerifier},
-    grpc::unix_now,
+    grpc::{ServiceTokenAttacher, unix_now},
+    resilience::retry_budget::RetryBudgets,
 };
 
 /// The gateway's shared state: current upstreams (swapped on reload), keys, the guard.
@@ -59,6 +62,9 @@ struct Inner {
     verifier: TokenVerifier,
     guard: Arc<dyn UpstreamGuard>,
     deadlines: Deadlines,
+    retries: RetryBudgets,
+    /// One token attacher per upstream, so its token is reused across requests.
+    attachers: Mutex<HashMap<&'static str, ServiceTokenAttacher>>,
 }
 
 impl Gateway {
@@ -75,7 +81,22 @@ impl Gateway {
             issuer,
             guard,
             deadlines,
+            retries: RetryBudgets::default(),
+            attachers: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// The token attacher for calls to `service` (shared, so tokens are reused).
+    fn attacher(&self, service: &'static str) -> ServiceTokenAttacher {
+        self.0
+            .attachers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(service)
+            .or_insert_with(|| {
+                ServiceTokenAttacher::new(Arc::clone(&self.0.issuer), upstream::SERVICE, service)
+            })
+            .clone()
     }
 
     /// The current upstreams.
@@ -114,7 +135,7 @@ impl Gateway {
     pub fn client(&self, service: &'static str) -> Result<Authed, Refusal> {
         self.0.guard.admit(service)?;
         self.upstreams()
-            .service(service, &self.0.issuer)
+            .service(service, self.attacher(service))
             .ok_or_else(|| not_routed(service).into())
     }
 
@@ -138,7 +159,7 @@ impl Gateway {
             .ok_or_else(|| not_routed(service))?
             .clone();
         Ok((
-            upstream::authed(channel, &self.0.issuer, service),
+            upstream::authed(channel, self.attacher(service)),
             sharded.ring.epoch(),
         ))
     }
@@ -200,6 +221,7 @@ impl Gateway {
         registry: &mut prometheus_client::registry::Registry,
     ) -> Router {
         let metrics = metrics::RequestMetrics::register(registry, "gateway");
+        self.0.retries.register(registry);
         self.router()
             .route_layer(axum::middleware::from_fn_with_state(
                 metrics,

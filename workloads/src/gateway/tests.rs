@@ -446,8 +446,82 @@ async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
     let body = r#"{"email": "a@b.co", "password": "correct horse battery"}"#;
     let (status, _, _) = send(addr, "POST", "/api/v1/sessions", &[], body).await;
     assert_eq!(status, 503);
+    // A refused connection is retried (sign-in is idempotent) and each attempt is seen.
     let seen = guard.0.lock().expect("lock").clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, "auth");
-    assert!(matches!(seen[0].1, Outcome::Failed(_)), "{seen:?}");
+    assert_eq!(
+        seen.len(),
+        1 + super::call::MAX_RETRIES as usize,
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|(s, o)| s == "auth" && matches!(o, Outcome::Failed(_))),
+        "{seen:?}"
+    );
+}
+
+/// A shard whose port refuses connections for the first 150 ms (a new endpoint not yet
+/// reachable): the read is retried with backoff and answers, instead of a 503.
+#[tokio::test]
+async fn a_refused_connection_is_retried_until_the_upstream_listens() {
+    use crate::inventory::grpc::{MemoryStock, ShardPlace, serve};
+    let issuer = Arc::new(TokenIssuer::new(
+        SigningKeys::from_seed([5; 32]).expect("key"),
+        "shop",
+        600,
+        60,
+    ));
+    let dead = closed_port().await;
+    let ring = Ring::parse(&format!(
+        r#"{{"service": "inventory", "epoch": 1, "algorithm": "jump",
+            "shards": [{{"index": 0, "name": "s0", "address": "{dead}"}}]}}"#
+    ))
+    .expect("ring");
+    let table = RouteTable::parse(
+        r#"{"storefront": "shop", "routes": [{"service": "inventory", "ring": "r"}]}"#,
+    )
+    .expect("table");
+    let gateway = Gateway::new(
+        Arc::clone(&issuer),
+        Arc::new(AllowAll),
+        Deadlines::default(),
+    );
+    gateway
+        .apply(Snapshot {
+            table,
+            rings: [("inventory".to_string(), ring)].into(),
+        })
+        .expect("applies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+    let store = Arc::new(MemoryStock::default());
+    store
+        .0
+        .lock()
+        .await
+        .set_stock("SKU-0001-000001", 7)
+        .expect("stock");
+    let verifier = Arc::new(issuer.verifier());
+    let shard = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let listener = TcpListener::bind(&dead)
+            .await
+            .expect("rebind the shard's port");
+        let place = ShardPlace {
+            index: 0,
+            count: 1,
+            epoch: 1,
+        };
+        serve(listener, store, place, verifier, std::future::pending()).await
+    });
+    let started = std::time::Instant::now();
+    let (status, _, body) = send(addr, "GET", "/api/v1/inventory/SKU-0001-000001", &[], "").await;
+    assert_eq!(status, 200, "retried until the shard listened: {body}");
+    assert_eq!(body["available"], 7);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(150),
+        "the first attempt was refused"
+    );
+    shard.abort();
 }

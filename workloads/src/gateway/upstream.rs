@@ -28,7 +28,6 @@ use tonic::{
 use super::table::Snapshot;
 use crate::{
     api::{ApiError, ErrorKind},
-    auth::domain::TokenIssuer,
     grpc::ServiceTokenAttacher,
 };
 
@@ -225,9 +224,9 @@ impl Upstreams {
     }
 
     /// The channel of an unsharded service, with service tokens attached.
-    pub fn service(&self, service: &'static str, issuer: &Arc<TokenIssuer>) -> Option<Authed> {
+    pub fn service(&self, service: &'static str, tokens: ServiceTokenAttacher) -> Option<Authed> {
         let channel = self.services.get(service)?.clone();
-        Some(authed(channel, issuer, service))
+        Some(authed(channel, tokens))
     }
 
     /// A sharded service.
@@ -236,12 +235,9 @@ impl Upstreams {
     }
 }
 
-/// `channel` with service tokens from the gateway to `service` (their audience).
-pub fn authed(channel: Channel, issuer: &Arc<TokenIssuer>, service: &'static str) -> Authed {
-    InterceptedService::new(
-        channel,
-        ServiceTokenAttacher::new(Arc::clone(issuer), SERVICE, service),
-    )
+/// `channel` with the service tokens of `tokens` (the gateway's, for one upstream).
+pub fn authed(channel: Channel, tokens: ServiceTokenAttacher) -> Authed {
+    InterceptedService::new(channel, tokens)
 }
 
 /// The public error for a failed call to `service` whose specific codes the caller did not
@@ -292,7 +288,10 @@ pub fn outcome(status: &Status) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::table::{RouteTable, Snapshot};
+    use crate::{
+        auth::domain::TokenIssuer,
+        gateway::table::{RouteTable, Snapshot},
+    };
 
     fn snapshot(auth: &str, shards: &[&str]) -> Snapshot {
         let table = RouteTable::parse(&format!(
@@ -331,8 +330,9 @@ mod tests {
             60,
             60,
         ));
-        assert!(up.service("auth", &issuer).is_some());
-        assert!(up.service("orders", &issuer).is_none());
+        let tokens = |to| ServiceTokenAttacher::new(Arc::clone(&issuer), SERVICE, to);
+        assert!(up.service("auth", tokens("auth")).is_some());
+        assert!(up.service("orders", tokens("orders")).is_none());
         let inv = up.sharded("inventory").expect("sharded");
         assert_eq!(inv.ring.shard_count(), 2);
         for sku in ["SKU-1", "SKU-2", "SKU-3"] {

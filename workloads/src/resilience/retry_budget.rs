@@ -4,9 +4,20 @@
 //! tokens older than the window expire. So when an upstream fails, retries add at most 20 %
 //! load instead of multiplying the outage by the attempt count.
 //!
-//! Pure: time is an argument.
+//! [`RetryBudget`] is pure (time is an argument); [`RetryBudgets`] keeps one per upstream
+//! for concurrent callers and counts what it allowed and refused
+//! (`storefront_retries_total{service,outcome="retried"|"over_budget"}`).
 
-use std::collections::VecDeque;
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, PoisonError},
+    time::Instant,
+};
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
+};
 
 /// The budget of one upstream.
 #[derive(Clone, Debug)]
@@ -62,9 +73,103 @@ impl RetryBudget {
     }
 }
 
+type Labels = Vec<(&'static str, String)>;
+
+/// One [`RetryBudget`] per upstream service, shared by concurrent calls.
+#[derive(Debug)]
+pub struct RetryBudgets {
+    ratio: f64,
+    min_per_s: f64,
+    window_ms: u64,
+    started: Instant,
+    budgets: Mutex<HashMap<&'static str, RetryBudget>>,
+    retries: Family<Labels, Counter>,
+}
+
+impl Default for RetryBudgets {
+    /// 20 % of requests plus 5 retries a second, over 10 s (Linkerd's defaults, in spirit).
+    fn default() -> Self {
+        Self::new(0.2, 5.0, 10_000)
+    }
+}
+
+impl RetryBudgets {
+    /// Budgets of `ratio` of requests plus `min_per_s`, over `window_ms`, per upstream.
+    pub fn new(ratio: f64, min_per_s: f64, window_ms: u64) -> Self {
+        Self {
+            ratio,
+            min_per_s,
+            window_ms,
+            started: Instant::now(),
+            budgets: Mutex::new(HashMap::new()),
+            retries: Family::default(),
+        }
+    }
+
+    /// Registers `storefront_retries_total` in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "storefront_retries",
+            "Retries of upstream calls: made, or refused by the retry budget",
+            self.retries.clone(),
+        );
+    }
+
+    fn with<T>(&self, service: &'static str, f: impl FnOnce(&mut RetryBudget, u64) -> T) -> T {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut map = self.budgets.lock().unwrap_or_else(PoisonError::into_inner);
+        let budget = map
+            .entry(service)
+            .or_insert_with(|| RetryBudget::new(self.ratio, self.min_per_s, self.window_ms));
+        f(budget, now)
+    }
+
+    /// A first attempt at `service` (earns the budget its share).
+    pub fn deposit(&self, service: &'static str) {
+        self.with(service, RetryBudget::deposit);
+    }
+
+    /// May `service` be called once more for the same request? Counted either way.
+    pub fn try_retry(&self, service: &'static str) -> bool {
+        let allowed = self.with(service, RetryBudget::try_withdraw);
+        let outcome = if allowed { "retried" } else { "over_budget" };
+        self.retries
+            .get_or_create(&vec![
+                ("service", service.to_string()),
+                ("outcome", outcome.into()),
+            ])
+            .inc();
+        allowed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_budgets_are_per_upstream_and_counted() {
+        let budgets = RetryBudgets::new(0.5, 0.0, 60_000);
+        let mut registry = Registry::default();
+        budgets.register(&mut registry);
+        for _ in 0..4 {
+            budgets.deposit("catalog");
+        }
+        assert!(budgets.try_retry("catalog"));
+        assert!(budgets.try_retry("catalog"));
+        assert!(!budgets.try_retry("catalog"), "half of 4 requests");
+        assert!(!budgets.try_retry("orders"), "orders earned nothing");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(
+            text.contains(r#"storefront_retries_total{service="catalog",outcome="retried"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"storefront_retries_total{service="orders",outcome="over_budget"} 1"#),
+            "{text}"
+        );
+    }
 
     #[test]
     fn retries_are_a_share_of_requests() {

@@ -1,0 +1,149 @@
+//! One upstream call with retries: [`Gateway::call`] runs an RPC, records every attempt's
+//! outcome for the guard (breakers), and tries again only when it is safe and affordable:
+//!
+//! - **safe**: a request that never reached the service (the connection was refused or
+//!   timed out — tonic's `ConnectError`) may always be sent again; a call marked
+//!   [`Retry::Idempotent`] (reads, and writes the service de-duplicates) may also be retried
+//!   after `UNAVAILABLE`. Nothing is retried after a deadline: the time is spent.
+//! - **affordable**: each retry takes a token from the upstream's retry budget (a share of
+//!   its requests, [`crate::resilience::retry_budget`]), and the breaker must still admit
+//!   the upstream; so an outage is never multiplied by the attempt count.
+//!
+//! Backoff is exponential with jitter (25–50 ms, then ×2 per attempt, at most
+//! [`MAX_RETRIES`]), bridging the second or so a new endpoint takes to be programmed into
+//! every node's service rules after its pod turned ready.
+
+use std::{error::Error as _, future::Future, time::Duration};
+
+use rand::Rng;
+use tonic::{Code, Status};
+
+use super::{Gateway, upstream::Authed};
+
+/// Retries after the first attempt, at most.
+pub const MAX_RETRIES: u32 = 4;
+/// The first backoff step (the jittered delay lies in `[step/2, step]`).
+pub const FIRST_STEP: Duration = Duration::from_millis(50);
+
+/// Which failures a call may be retried after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Only when the request was never sent (a refused or failed connection).
+    IfNotSent,
+    /// Also after `UNAVAILABLE`: the call reads, or the service de-duplicates it.
+    Idempotent,
+}
+
+/// Whether `status` shows the request never reached the service.
+pub fn not_sent(status: &Status) -> bool {
+    let mut source = status.source();
+    while let Some(e) = source {
+        if e.is::<tonic::ConnectError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Whether a call that failed with `status` may be retried under `retry`.
+pub fn retryable(status: &Status, retry: Retry) -> bool {
+    not_sent(status) || (retry == Retry::Idempotent && status.code() == Code::Unavailable)
+}
+
+/// The delay before retry number `n` (1-based), `unit` in `[0, 1)` its jitter.
+pub fn backoff(n: u32, unit: f64) -> Duration {
+    let step = FIRST_STEP.saturating_mul(1 << n.clamp(1, 16).saturating_sub(1));
+    step.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
+}
+
+impl Gateway {
+    /// Runs `rpc` on `channel` (from [`Gateway::client`] or [`Gateway::shard`], so already
+    /// admitted), retrying as the module says; returns the answer or the last failure.
+    pub async fn call<T, F, Fut>(
+        &self,
+        service: &'static str,
+        channel: Authed,
+        retry: Retry,
+        mut rpc: F,
+    ) -> Result<T, Status>
+    where
+        F: FnMut(Authed) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let retries = &self.0.retries;
+        retries.deposit(service);
+        let mut attempt = 0;
+        loop {
+            let result = self.finish(service, rpc(channel.clone()).await);
+            match result {
+                Err(status)
+                    if attempt < MAX_RETRIES
+                        && retryable(&status, retry)
+                        && self.0.guard.admit(service).is_ok()
+                        && retries.try_retry(service) =>
+                {
+                    attempt += 1;
+                    let unit: f64 = rand::rng().random();
+                    tracing::debug!(
+                        service,
+                        attempt,
+                        "retrying after {}: {}",
+                        status.code(),
+                        status.message()
+                    );
+                    tokio::time::sleep(backoff(attempt, unit)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unsent_requests_or_idempotent_unavailable_calls_are_retried() {
+        let mut refused = Status::unavailable("tcp connect error");
+        refused.set_source(std::sync::Arc::new(tonic::ConnectError(
+            "connection refused".into(),
+        )));
+        assert!(not_sent(&refused));
+        assert!(retryable(&refused, Retry::IfNotSent));
+        assert!(retryable(&refused, Retry::Idempotent));
+
+        let reset = Status::unavailable("connection reset");
+        assert!(!not_sent(&reset), "the request may have been processed");
+        assert!(!retryable(&reset, Retry::IfNotSent));
+        assert!(retryable(&reset, Retry::Idempotent));
+
+        for status in [
+            Status::deadline_exceeded("late"),
+            Status::invalid_argument("bad"),
+            Status::internal("bug"),
+        ] {
+            assert!(!retryable(&status, Retry::Idempotent), "{status:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_in_the_upper_half() {
+        assert_eq!(backoff(1, 0.0), Duration::from_millis(25));
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(50));
+        assert_eq!(backoff(2, 0.0), Duration::from_millis(50));
+        assert_eq!(backoff(4, 1.0), Duration::from_millis(400));
+        let total: Duration = (1..=MAX_RETRIES).map(|n| backoff(n, 1.0)).sum();
+        assert!(
+            total < Duration::from_secs(1),
+            "all retries fit well inside the 2 s call deadline: {total:?}"
+        );
+        assert_eq!(
+            backoff(0, 0.5),
+            backoff(1, 0.5),
+            "never below the first step"
+        );
+        assert!(backoff(u32::MAX, 1.0) <= Duration::from_secs(3_600));
+    }
+}
