@@ -22,7 +22,10 @@ pub mod call;
 pub mod handlers;
 pub mod metrics;
 pub mod openapi;
+pub mod reload;
+pub mod report;
 pub mod run;
+pub mod source;
 pub mod table;
 pub mod upstream;
 

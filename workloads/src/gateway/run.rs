@@ -1,6 +1,8 @@
 //! `storefront-workloads gateway`: the public API and the operations endpoints on one HTTP
-//! port (8080), the route table and rings reloaded every second, ready once a route table
-//! loaded, and a bounded drain on SIGTERM.
+//! port (8080), the route table watched through the API (`GATEWAY_CONFIGMAP`, see
+//! [`super::source`]) or read from its file, the rings re-read every second, ready once a
+//! route table loaded, edge health reported on the pod ([`super::report`], with `POD_NAME`),
+//! and a bounded drain on SIGTERM.
 //!
 //! Settings (flag / variable): `--routes-file` / `GATEWAY_ROUTES` (the operator's
 //! `routes.json`), `--rings-dir` / `GATEWAY_RINGS_DIR` (holds `<ring ConfigMap>/ring.json`),
@@ -16,6 +18,8 @@ use tokio::net::TcpListener;
 
 use super::{
     Gateway,
+    reload::{self, Loaded},
+    report, source,
     table::{Loader, Poll, Sources},
     upstream::Deadlines,
 };
@@ -59,6 +63,16 @@ pub struct GatewayArgs {
     /// How often the route table and rings are re-read, in milliseconds.
     #[arg(long, env = "GATEWAY_RELOAD_MS", default_value_t = 1000)]
     pub reload_ms: u64,
+    /// The route table's ConfigMap, watched through the API (in `POD_NAMESPACE`); without
+    /// it, only the routes file is read.
+    #[arg(long, env = "GATEWAY_CONFIGMAP")]
+    pub routes_configmap: Option<String>,
+    /// This pod's name: its edge health is reported as conditions on it.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// How often edge health is checked (and written when it changed), in milliseconds.
+    #[arg(long, env = "GATEWAY_REPORT_MS", default_value_t = 1000)]
+    pub report_ms: u64,
 }
 
 impl GatewayArgs {
@@ -116,29 +130,52 @@ pub fn apply(gateway: &Gateway, poll: Poll) -> bool {
     gateway.has_routes()
 }
 
-/// Re-reads the sources every `every` and applies changes, until the task is dropped.
-pub async fn watch(gateway: Gateway, mut loader: Loader, ready: Readiness, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let (back, poll) = match tokio::task::spawn_blocking(move || {
-            let poll = loader.poll();
-            (loader, poll)
-        })
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!("failed to poll the route table: {e}");
-                return;
-            }
-        };
-        loader = back;
-        if apply(&gateway, poll) && !ready.get() {
-            ready.set(true);
+/// Re-reads the files every `every` and applies changes, until the task is dropped (no API
+/// watch: [`reload::reload`] with one).
+pub async fn watch(gateway: Gateway, loader: Loader, ready: Readiness, every: Duration) {
+    reload::reload(gateway, loader, ready, every, None, Loaded::default()).await;
+}
+
+/// A client for the API server (in-cluster config, or a kubeconfig), or `None` with the
+/// reason logged once: the gateway then reads files only and reports nothing.
+async fn api_client(wanted: bool) -> Option<kube::Client> {
+    if !wanted {
+        tracing::info!(
+            "no GATEWAY_CONFIGMAP/POD_NAME: reading the mounted route table only, no edge health reports"
+        );
+        return None;
+    }
+    match kube::Client::try_default().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(
+                "no API server client ({e}): reading the mounted route table only, no edge health reports"
+            );
+            None
         }
     }
+}
+
+// ---- route table watch and edge health (see `source` and `report`) ----
+
+/// Starts the API watch of the route table (when configured) and the edge health reporter
+/// (when the pod's name is known). Returns the watch's receiver for [`reload::reload`].
+async fn start_api_side(
+    args: &GatewayArgs,
+    check: report::Check,
+) -> Option<tokio::sync::watch::Receiver<Option<source::Fetched>>> {
+    let namespace = args.common.namespace.as_deref();
+    let api_source = source::ApiSource::from_settings(args.routes_configmap.as_deref(), namespace);
+    let pod = args.pod_name.clone().filter(|p| !p.is_empty());
+    let client = api_client(api_source.is_some() || pod.is_some()).await?;
+    if let (Some(pod), Some(ns)) = (pod, namespace) {
+        let every = Duration::from_millis(args.report_ms.max(100));
+        report::spawn_reporter(client.clone(), ns.to_string(), pod, check, every);
+    }
+    let api_source = api_source?;
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(source::watch_routes(client, api_source, tx));
+    Some(rx)
 }
 
 /// Runs the gateway until SIGTERM and the drain are over.
@@ -158,18 +195,33 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let mut registry = Registry::default();
     // A breaker per upstream: a failing service is refused at once (503, Retry-After).
     let guard = Arc::new(BreakerGuard::new(BreakerConfig::default(), &mut registry));
-    let gateway = Gateway::new(issuer, guard, deadlines);
-    let mut loader = Loader::new(sources);
-    let loaded = apply(&gateway, loader.poll());
+    let gateway = Gateway::new(issuer, guard.clone(), deadlines);
+    let loader = Loader::new(sources);
+
+    // Edge health: open breakers of core routes, and the rate limiter's degraded state.
+    // MAIN AGENT: pass `Some(Arc::new(move || limiter.degraded().map(EdgeProblem::rate_limiter_degraded)))`.
+    let limiter_degraded: Option<report::LimiterCheck> = None;
+    let check = report::edge_check(guard, gateway.clone(), limiter_degraded);
+    let routes_watch = start_api_side(&args, check).await;
+    let loaded_table = Loaded::register(&mut registry);
 
     let ready = Readiness::default();
-    ready.set(loaded);
     let api = gateway.clone().router_with_metrics(&mut registry);
-    let router = ops::router(ready.clone(), registry).merge(api);
+    let router = ops::router(ready.clone(), registry)
+        .merge(api)
+        .merge(loaded_table.clone().router());
     let listener = TcpListener::bind(common.http_addr)
         .await
         .with_context(|| format!("failed to listen on {}", common.http_addr))?;
-    let watcher = tokio::spawn(watch(gateway, loader, ready.clone(), every));
+    // The first table (the mounted file until the watch lists) loads on the first tick.
+    let watcher = tokio::spawn(reload::reload(
+        gateway,
+        loader,
+        ready.clone(),
+        every,
+        routes_watch,
+        loaded_table,
+    ));
     tracing::info!(%storefront, addr = %common.http_addr, "gateway serving");
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();

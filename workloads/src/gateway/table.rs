@@ -19,15 +19,36 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use storefront_crds::ring::{RING_DATA_KEY, Ring};
 
 /// A cluster-wide rate limit of one service (the next issue's limiter reads it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     pub requests_per_minute: u32,
     pub burst: u32,
+}
+
+impl RateLimit {
+    /// Accepted values of both fields: the CRD's range (`storefront_crds::RateLimit`).
+    pub const RANGE: std::ops::RangeInclusive<u32> = 1..=100_000_000;
+
+    fn check(&self, what: &str) -> Result<(), String> {
+        for (field, value) in [
+            ("requestsPerMinute", self.requests_per_minute),
+            ("burst", self.burst),
+        ] {
+            if !Self::RANGE.contains(&value) {
+                return Err(format!(
+                    "{what}: {field} {value} is outside {}..={}",
+                    Self::RANGE.start(),
+                    Self::RANGE.end()
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One service's route.
@@ -63,14 +84,21 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Parses and checks a table: every route has exactly one of `upstream` and `ring`, no
-    /// service twice, no empty names.
+    /// service twice, no empty names, every rate limit within [`RateLimit::RANGE`] (a zero
+    /// or absurd limit refuses the whole table: the last good one stays).
     pub fn parse(json: &str) -> Result<Self, String> {
         let table: RouteTable = serde_json::from_str(json)
             .map_err(|e| format!("failed to parse the route table: {e}"))?;
+        if let Some(limit) = &table.gateway_rate_limit {
+            limit.check("gatewayRateLimit")?;
+        }
         let mut seen = BTreeMap::new();
         for route in &table.routes {
             if route.service.is_empty() {
                 return Err("a route has an empty service name".into());
+            }
+            if let Some(limit) = &route.rate_limit {
+                limit.check(&format!("the rate limit of {:?}", route.service))?;
             }
             if seen.insert(route.service.as_str(), ()).is_some() {
                 return Err(format!("service {:?} is routed twice", route.service));
@@ -153,14 +181,22 @@ impl Loader {
     /// Reads the files; see [`Poll`].
     pub fn poll(&mut self) -> Poll {
         let routes_path = self.sources.routes_file.clone();
-        let routes_bytes = Self::read(&routes_path);
-        let mut bytes = vec![(routes_path.clone(), routes_bytes.clone())];
-        let outcome = match routes_bytes {
-            None => Err(format!(
-                "failed to read the route table {}",
-                routes_path.display()
-            )),
-            Some(raw) => self.snapshot(&raw, &mut bytes),
+        let routes = Self::read(&routes_path)
+            .ok_or_else(|| format!("failed to read the route table {}", routes_path.display()));
+        self.poll_routes(routes)
+    }
+
+    /// Like [`Loader::poll`], with the route table's bytes given by the caller (the API
+    /// watch, [`super::source`]) instead of read from the routes file: `Err` says why there
+    /// is none (the ConfigMap is missing, or has no `routes.json`). Rings are still read
+    /// from the rings directory. The same table from either source compares equal, so a
+    /// switch of source alone reports [`Poll::Unchanged`].
+    pub fn poll_routes(&mut self, routes: Result<Vec<u8>, String>) -> Poll {
+        let routes_path = self.sources.routes_file.clone();
+        let mut bytes = vec![(routes_path, routes.as_ref().ok().cloned())];
+        let outcome = match routes {
+            Err(e) => Err(e),
+            Ok(raw) => self.snapshot(&raw, &mut bytes),
         };
         if self.last_bytes.as_ref() == Some(&bytes) {
             return Poll::Unchanged;
@@ -291,6 +327,27 @@ mod tests {
                 .expect_err("both")
                 .contains("exactly one")
         );
+        for (limit, field) in [
+            (
+                r#"{"requestsPerMinute": 0, "burst": 10}"#,
+                "requestsPerMinute 0",
+            ),
+            (r#"{"requestsPerMinute": 60, "burst": 0}"#, "burst 0"),
+            (
+                r#"{"requestsPerMinute": 4000000000, "burst": 1}"#,
+                "requestsPerMinute 4000000000",
+            ),
+        ] {
+            let bad = format!(
+                r#"{{"storefront": "a", "routes": [{{"service": "auth", "upstream": "a:1", "rateLimit": {limit}}}]}}"#
+            );
+            let e = RouteTable::parse(&bad).expect_err("a zero or absurd limit is refused");
+            assert!(e.contains(field) && e.contains("\"auth\""), "{e}");
+            let gateway =
+                format!(r#"{{"storefront": "a", "routes": [], "gatewayRateLimit": {limit}}}"#);
+            let e = RouteTable::parse(&gateway).expect_err("on the gateway too");
+            assert!(e.contains("gatewayRateLimit"), "{e}");
+        }
         let twice = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1"}, {"service": "auth", "upstream": "b:1"}]}"#;
         assert!(
             RouteTable::parse(twice)
