@@ -164,7 +164,7 @@ fn prometheus_errors_keep_the_last_snapshot() {
 }
 
 #[test]
-fn services_say_when_the_autoscaler_chose_other_than_the_floor() {
+fn services_say_what_the_autoscaler_chose() {
     let mut app = fixtures::healthy();
     let mut deps = app.cluster.deployments.clone();
     deps.iter_mut()
@@ -174,8 +174,47 @@ fn services_say_when_the_autoscaler_chose_other_than_the_floor() {
     app.update(Action::Data(Update::Deployments(deps)));
     let rows = views::services(&app);
     let gw = rows.iter().find(|r| r.service == "gateway").unwrap();
-    assert_eq!(gw.why, "HPA 5; min 2, max 10 +sale");
+    assert_eq!(gw.why, "HPA 5 · min 2, max 10 +sale");
     assert_eq!((gw.ready, gw.desired), (Some(2), Some(5)));
     let auth = rows.iter().find(|r| r.service == "auth").unwrap();
     assert_eq!(auth.why, "replicas 2 +sale", "no autoscaler, no HPA note");
+}
+
+#[test]
+fn rate_limit_use_is_estimated_where_the_gateway_does_not_count() {
+    let mut app = fixtures::healthy();
+    let mut sfs = app.cluster.storefronts.clone();
+    for (service, rpm) in [("auth", 4800), ("orders", 1000)] {
+        sfs[0].spec.services.get_mut(service).unwrap().rate_limit =
+            Some(serde_json::from_value(serde_json::json!({ "requestsPerMinute": rpm })).unwrap());
+    }
+    app.update(Action::Data(Update::Storefronts(sfs)));
+    let mut snap = app.prom.last.clone().unwrap();
+    for m in snap.services.values_mut() {
+        if m.rps != Some(412.0) {
+            m.ratelimit_use = None;
+        }
+    }
+    app.update(Action::Data(Update::Prometheus(Ok(snap))));
+    let rows = views::services(&app);
+    let row = |s: &str| rows.iter().find(|r| r.service == s).unwrap();
+    // gateway: the gateway's own count wins
+    assert_eq!(row("gateway").metrics.ratelimit_use, Some(0.21));
+    assert!(!row("gateway").ratelimit_estimated);
+    // auth: 96/s = 5760/min of its 4800/min budget
+    assert_eq!(
+        row("auth").metrics.ratelimit_use,
+        Some(96.0 * 60.0 / 4800.0)
+    );
+    assert!(row("auth").ratelimit_estimated);
+    // orders: the active sale's 15000/min replaces the Storefront's 1000/min
+    assert_eq!(
+        row("orders").metrics.ratelimit_use,
+        Some(38.0 * 60.0 / 15000.0)
+    );
+    // catalog: no budget, no estimate
+    assert_eq!(row("catalog").metrics.ratelimit_use, None);
+    assert!(!row("catalog").ratelimit_estimated);
+    assert_eq!(views::ratelimit_estimate(None, Some(100)), None, "no rate");
+    assert_eq!(views::ratelimit_estimate(Some(1.0), Some(0)), None);
 }

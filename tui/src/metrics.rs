@@ -15,17 +15,39 @@ use jiff::{SignedDuration, Timestamp};
 /// The console's PromQL. Per-service series are grouped by `namespace`, `storefront` (the
 /// `app.kubernetes.io/instance` label, relabelled by the scrape config) and `service`.
 pub mod queries {
-    pub const RPS: &str =
-        "sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
-    pub const ERROR_RATIO: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=~\"5..\"}[1m])) / sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
-    pub const THROTTLED: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=\"429\"}[1m]))";
+    /// Requests per second a service served. A service whose pods are scraped (`up`) but have
+    /// counted no request yet (payments: called over the broker only) reads 0, not `–`: it is
+    /// known to serve nothing.
+    pub const RPS: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total[1m])) or 0 * sum by (namespace, storefront, service) (label_replace(up{job=\"storefront-workloads\"} == 1, \"service\", \"$1\", \"component\", \"(.+)\"))";
+    /// 5xx over all requests; 0 (not absent) where requests flow and none failed (no 5xx
+    /// series exists until the first one); NaN, so absent, without traffic.
+    pub const ERROR_RATIO: &str = "(sum by (namespace, storefront, service) (rate(storefront_requests_total{code=~\"5..\"}[1m])) or 0 * sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))) / sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
+    /// 429s per second; 0 where requests flow and none was refused.
+    pub const THROTTLED: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=\"429\"}[1m])) or 0 * sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
     pub const P99: &str = "histogram_quantile(0.99, sum by (namespace, storefront, service, le) (rate(storefront_request_duration_seconds_bucket[1m])))";
     pub const RATELIMIT_USE: &str = "sum by (namespace, storefront, service) (rate(storefront_ratelimit_admitted_total[1m])) * 60 / max by (namespace, storefront, service) (storefront_ratelimit_budget_requests_per_minute)";
     pub const CIRCUIT: &str = "max by (namespace, storefront, service) (storefront_circuit_state)";
+    /// The operator's raw counters (rates from successive readings: [`super::CounterRate`]).
     pub const OPERATOR_RECONCILES: &str = "sum(storefront_operator_reconciles_total)";
     pub const OPERATOR_ERRORS: &str = "sum(storefront_operator_reconcile_errors_total)";
     pub const OPERATOR_WRITES: &str = "sum(storefront_operator_writes_total)";
     pub const OPERATOR_P99: &str = "histogram_quantile(0.99, sum by (le) (rate(storefront_operator_reconcile_duration_seconds_bucket[5m])))";
+    /// The operator's rates as Prometheus has them (recorded, else raw), so that one poll
+    /// (`--once`) has them; an operator that is scraped but never failed reads 0 errors/s.
+    pub const OPERATOR_RECONCILES_RATE: &str = "sum(storefront:operator_reconciles:rate1m) or sum(rate(storefront_operator_reconciles_total[1m]))";
+    pub const OPERATOR_ERRORS_RATE: &str = "sum(storefront:operator_reconcile_errors:rate1m) or sum(rate(storefront_operator_reconcile_errors_total[1m])) or 0 * sum(up{job=\"storefront-operator\"} == 1)";
+    pub const OPERATOR_WRITES_RATE: &str = "sum(storefront:operator_writes:rate1m) or sum(rate(storefront_operator_writes_total[1m])) or 0 * sum(up{job=\"storefront-operator\"} == 1)";
+
+    /// The operator queries, in the order [`crate::sources::prometheus::snapshot`] reads them.
+    pub const OPERATOR: [&str; 7] = [
+        OPERATOR_RECONCILES,
+        OPERATOR_ERRORS,
+        OPERATOR_WRITES,
+        OPERATOR_P99,
+        OPERATOR_RECONCILES_RATE,
+        OPERATOR_ERRORS_RATE,
+        OPERATOR_WRITES_RATE,
+    ];
 
     /// The recorded series where the recording rules run, the raw expression where they do not
     /// (`or` keeps the recorded series and adds raw ones only for label sets it lacks).
@@ -93,13 +115,17 @@ pub struct ServiceMetrics {
     pub circuit: Option<Circuit>,
 }
 
-/// The operator's own numbers: raw counters (turned into rates by [`CounterRate`]) and p99.
+/// The operator's own numbers: raw counters (turned into rates by [`CounterRate`]), p99, and
+/// the rates Prometheus computed (preferred when present: one poll has them).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct OperatorMetrics {
     pub reconciles: Option<f64>,
     pub errors: Option<f64>,
     pub writes: Option<f64>,
     pub p99_seconds: Option<f64>,
+    pub reconciles_rate: Option<f64>,
+    pub errors_rate: Option<f64>,
+    pub writes_rate: Option<f64>,
 }
 
 /// One successful poll of Prometheus.
@@ -189,6 +215,18 @@ impl PromState {
             }
             Err(e) => self.error = Some(e),
         }
+    }
+
+    /// The operator's reconciles, errors and writes per second: Prometheus's rates of the last
+    /// snapshot where it has them, else the console's own from successive counter readings.
+    pub fn operator_rates(&self) -> [Option<f64>; 3] {
+        let op = self.last.as_ref().map(|s| &s.operator);
+        [
+            (op.and_then(|o| o.reconciles_rate), &self.reconciles),
+            (op.and_then(|o| o.errors_rate), &self.reconcile_errors),
+            (op.and_then(|o| o.writes_rate), &self.writes),
+        ]
+        .map(|(prom, counter)| prom.or_else(|| counter.per_second()))
     }
 
     /// Numbers of one service from the last-known snapshot.
@@ -434,6 +472,27 @@ mod tests {
             );
         }
         assert_eq!(queries::recorded_or_raw("a:b", "sum(x)"), "a:b or (sum(x))");
+    }
+
+    #[test]
+    fn operator_rates_from_prometheus_win_over_counter_readings() {
+        let mut p = PromState::default();
+        let mut a = PromSnapshot::empty(t(0));
+        a.operator.reconciles = Some(100.0);
+        a.operator.writes = Some(10.0);
+        p.record(Ok(a.clone()));
+        assert_eq!(
+            p.operator_rates(),
+            [None, None, None],
+            "one reading, no rate"
+        );
+        a.at = t(10);
+        a.operator.reconciles = Some(150.0);
+        a.operator.writes = Some(12.0);
+        a.operator.writes_rate = Some(0.5);
+        a.operator.errors_rate = Some(0.0);
+        p.record(Ok(a));
+        assert_eq!(p.operator_rates(), [Some(5.0), Some(0.0), Some(0.5)]);
     }
 
     #[test]

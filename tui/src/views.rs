@@ -25,7 +25,48 @@ pub struct ServiceRow {
     /// Why that many: the operator's `replicasReason`, plus active sales.
     pub why: String,
     pub metrics: ServiceMetrics,
+    /// `metrics.ratelimit_use` is the console's estimate ([`ratelimit_estimate`]), not the
+    /// gateway's own count.
+    pub ratelimit_estimated: bool,
     pub failed: bool,
+}
+
+/// The share of its rate-limit budget a service uses, estimated where the gateway does not
+/// export its admitted count: the requests the service served per minute over the budget in
+/// force (an active FlashSale's `rateLimit` for the service, else the Storefront's). It
+/// overcounts calls between services (orders → inventory), which the gateway does not limit.
+pub fn ratelimit_estimate(rps: Option<f64>, budget_per_minute: Option<u32>) -> Option<f64> {
+    let budget = f64::from(budget_per_minute.filter(|b| *b > 0)?);
+    Some(rps? * 60.0 / budget)
+}
+
+/// Requests per minute `service` of `sf` may take now: the largest `rateLimit` of its active
+/// FlashSales, else its own.
+fn budget(app: &App, sf: &storefront_crds::Storefront, service: &str) -> Option<u32> {
+    let (ns, _) = sf_key(sf);
+    let status = sf.status.clone().unwrap_or_default();
+    let from_sales = app
+        .cluster
+        .sales
+        .iter()
+        .filter(|s| {
+            s.metadata.namespace.as_deref() == Some(ns.as_str())
+                && s.metadata
+                    .name
+                    .as_ref()
+                    .is_some_and(|n| status.active_flash_sales.contains(n))
+        })
+        .filter_map(|s| s.spec.services.get(service)?.rate_limit.as_ref())
+        .map(|r| r.requests_per_minute)
+        .max();
+    from_sales.or_else(|| {
+        sf.spec
+            .services
+            .get(service)?
+            .rate_limit
+            .as_ref()
+            .map(|r| r.requests_per_minute)
+    })
 }
 
 /// One shard.
@@ -85,16 +126,26 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
             let node = topo.node(id);
             let st = status.services.get(id);
             let mut why = st.map(|s| s.replicas_reason.clone()).unwrap_or_default();
-            // The autoscaler chose more (or fewer) than the operator's floor.
+            // Autoscaled: the Deployment's replicas are the HPA's choice, the operator's reason
+            // its bounds (or the FlashSale floor that raised them).
             let live = node.and_then(|n| n.replicas).map(|r| r.1);
-            if spec.autoscaling.is_some()
-                && let (Some(live), Some(st)) = (live, st)
-                && live != st.desired
-            {
-                why = format!("HPA {live}; {why}");
+            if spec.autoscaling.is_some() {
+                why = match live {
+                    Some(live) => format!("HPA {live} · {why}"),
+                    None => format!("HPA · {why}"),
+                };
             }
             if on_sale {
                 why = format!("{why} +sale").trim().to_string();
+            }
+            let mut metrics = app
+                .prom
+                .service(&ns, &name, id)
+                .cloned()
+                .unwrap_or_default();
+            let ratelimit_estimated = metrics.ratelimit_use.is_none();
+            if ratelimit_estimated {
+                metrics.ratelimit_use = ratelimit_estimate(metrics.rps, budget(app, sf, id));
             }
             rows.push(ServiceRow {
                 namespace: ns.clone(),
@@ -104,11 +155,8 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
                 ready: node.and_then(|n| n.replicas).map(|r| r.0),
                 desired: node.and_then(|n| n.replicas).map(|r| r.1),
                 why,
-                metrics: app
-                    .prom
-                    .service(&ns, &name, id)
-                    .cloned()
-                    .unwrap_or_default(),
+                ratelimit_estimated: ratelimit_estimated && metrics.ratelimit_use.is_some(),
+                metrics,
                 failed: node.is_some_and(|n| n.failed),
             });
         }
@@ -388,7 +436,14 @@ pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
                 kv("errors", fmt_percent(m.error_ratio)),
                 kv("p99", fmt_latency(m.p99_seconds)),
                 kv("429/s", fmt_rate(m.throttled_rps)),
-                kv("rate limit use", fmt_percent(m.ratelimit_use)),
+                kv(
+                    "rate limit use",
+                    if r.ratelimit_estimated {
+                        format!("~{} (served/budget)", fmt_percent(m.ratelimit_use))
+                    } else {
+                        fmt_percent(m.ratelimit_use)
+                    },
+                ),
                 kv("circuit", m.circuit.map_or("–", |c| c.as_str()).into()),
             ];
             lines.extend(

@@ -74,21 +74,13 @@ pub async fn poll_once(client: &Client) -> Result<PromSnapshot, String> {
         .map(|(r, q)| queries::recorded_or_raw(r, q))
         .collect();
     let service = futures::future::try_join_all(recorded.iter().map(|q| query(client, q)));
-    let operator = futures::future::try_join_all(
-        [
-            queries::OPERATOR_RECONCILES,
-            queries::OPERATOR_ERRORS,
-            queries::OPERATOR_WRITES,
-            queries::OPERATOR_P99,
-        ]
-        .map(|q| query(client, q)),
-    );
+    let operator = futures::future::try_join_all(queries::OPERATOR.map(|q| query(client, q)));
     let (service, operator) = futures::future::try_join(service, operator).await?;
     Ok(snapshot(at, &service, &operator))
 }
 
-/// Builds a snapshot from the answers, in the order of [`queries::RECORDED`] and of the four
-/// operator queries.
+/// Builds a snapshot from the answers, in the order of [`queries::RECORDED`] and of
+/// [`queries::OPERATOR`].
 pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> PromSnapshot {
     let mut snap = PromSnapshot::empty(at);
     for (i, samples) in service.iter().enumerate() {
@@ -125,6 +117,9 @@ pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> Pro
         errors: first(1),
         writes: first(2),
         p99_seconds: first(3),
+        reconciles_rate: first(4),
+        errors_rate: first(5),
+        writes_rate: first(6),
     };
     snap
 }
@@ -164,6 +159,9 @@ mod tests {
             vec![],
             vec![sample(&[], 7.0)],
             vec![],
+            vec![sample(&[], 0.25)],
+            vec![sample(&[], 0.0)],
+            vec![],
         ];
         let at = Timestamp::from_second(1_800_000_000).unwrap();
         let snap = snapshot(at, &service, &operator);
@@ -181,5 +179,8 @@ mod tests {
         assert_eq!(snap.operator.reconciles, Some(40.0));
         assert_eq!(snap.operator.errors, None);
         assert_eq!(snap.operator.writes, Some(7.0));
+        assert_eq!(snap.operator.reconciles_rate, Some(0.25));
+        assert_eq!(snap.operator.errors_rate, Some(0.0));
+        assert_eq!(snap.operator.writes_rate, None);
     }
 }

@@ -95,7 +95,14 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
                 Cell::from(Span::styled(fmt_rate(m.rps), ms)),
                 Cell::from(Span::styled(fmt_percent(m.error_ratio), ms)),
                 Cell::from(Span::styled(fmt_latency(m.p99_seconds), ms)),
-                Cell::from(Span::styled(fmt_percent(m.ratelimit_use), ms)),
+                Cell::from(Span::styled(
+                    if r.ratelimit_estimated {
+                        format!("~{}", fmt_percent(m.ratelimit_use))
+                    } else {
+                        fmt_percent(m.ratelimit_use)
+                    },
+                    ms,
+                )),
                 Cell::from(cb),
             ])
         })

@@ -112,14 +112,15 @@ fn summary(topo: &Topology, app: &App) -> Vec<Line<'static>> {
     if app.prom.configured {
         let p = &app.prom;
         let p99 = p.last.as_ref().and_then(|s| s.operator.p99_seconds);
+        let [reconciles, errors, writes] = p.operator_rates();
         out.push(Line::from(vec![
             head("operator"),
             Span::styled(
                 format!(
                     "{} reconciles/s · {} errors/s · {} writes/s · p99 {}",
-                    fmt_rate(p.reconciles.per_second()),
-                    fmt_rate(p.reconcile_errors.per_second()),
-                    fmt_rate(p.writes.per_second()),
+                    fmt_rate(reconciles),
+                    fmt_rate(errors),
+                    fmt_rate(writes),
                     fmt_latency(p99)
                 ),
                 metric_style(app),
