@@ -5,6 +5,7 @@
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 K8S_VERSION=$(sed -n 's/^K8S_VERSION=//p' "$HERE/build-k8s.sh")
 COREDNS_VERSION=$(sed -n 's/.*github.com\/coredns\/coredns \(v[0-9.]*\).*/\1/p' "$HERE/coredns/go.mod" | head -1)
+METRICS_SERVER_VERSION=$(sed -n 's/^require sigs.k8s.io\/metrics-server \(v[0-9.]*\)$/\1/p' "$HERE/metrics-server/go.mod")
 
 D=${SF_CLUSTER_DIR:-/var/tmp/storefront-cluster}   # state dir
 BIN=${K8S_CACHE:-$HOME/.cache/storefront/k8s-$K8S_VERSION}/bin
@@ -24,6 +25,7 @@ PAUSE_IMAGE=docker.io/storefront/pause:dev
 BUSYBOX_IMAGE=docker.io/storefront/busybox:dev
 COREDNS_IMAGE=docker.io/storefront/coredns:$COREDNS_VERSION
 KUBECTL_IMAGE=docker.io/storefront/kubectl:$K8S_VERSION
+METRICS_SERVER_IMAGE=docker.io/storefront/metrics-server:$METRICS_SERVER_VERSION
 
 # Host paths the components create outside the state dir (some are hard-coded in kubelet and
 # containerd 1.6); down removes those that did not exist before the first up.
