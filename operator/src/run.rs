@@ -191,7 +191,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ns = args.namespace.as_deref();
     let (sf_store, sf_stream) = stores::storefronts(&client, ns);
     let watches = stores::Watches::new(&client, ns);
-    let (pod_store, _pod_task) = stores::pods(&client, ns);
+    // Storefronts to reconcile now: a child was deleted, or a pod's own conditions changed.
+    let (sf_deleted, sf_deleted_rx) = futures::channel::mpsc::unbounded();
+    let (pod_store, _pod_task) = stores::pods(&client, ns, sf_deleted.clone());
     let stores = watches.stores(sf_store.clone(), pod_store);
     let reporter = Reporter {
         controller: "storefront-operator".into(),
@@ -205,7 +207,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         synced: ready.clone(),
     });
 
-    let (sf_deleted, sf_deleted_rx) = futures::channel::mpsc::unbounded();
     let (shard_deleted, shard_deleted_rx) = futures::channel::mpsc::unbounded();
     let deleted = stores::Deleted {
         storefronts: sf_deleted,
@@ -221,6 +222,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .owns_shared_stream(watches.config_maps.subscribe())
         .owns_shared_stream(watches.shards.subscribe())
         .owns_shared_stream(watches.network_policies.subscribe())
+        .owns_shared_stream(watches.roles.subscribe())
+        .owns_shared_stream(watches.role_bindings.subscribe())
         .watches_shared_stream(watches.sales.subscribe(), storefront::sale_to_storefront)
         .graceful_shutdown_on(shutdown_signal())
         .run(storefront::reconcile, storefront::error_policy, ctx.clone())

@@ -34,6 +34,58 @@ pub struct Workload {
     pub phase: Option<String>,
     /// Pods of this workload stuck failing: (pod name, waiting reason, restarts).
     pub failing_pods: Vec<(String, String, i32)>,
+    /// Problems the pods report about themselves (their `storefront.dev/*` conditions that
+    /// are `False`): (pod name, reason, message). The gateway's edge health.
+    pub pod_problems: Vec<(String, String, String)>,
+}
+
+/// Reason of a gateway pod whose rate limiter runs without its shared budget.
+pub const RATE_LIMITER_DEGRADED: &str = "RateLimiterDegraded";
+/// Reason of a gateway pod with the breaker of a core service not closed; its message lists
+/// `"<service>: <state>"` entries joined by `"; "` (`workloads/src/gateway/report.rs`).
+pub const CIRCUIT_OPEN: &str = "CircuitOpen";
+
+/// Failure points from what pods report about themselves: an open breaker is a
+/// `CircuitBreaker` failure point named after the service (whichever gateway pods see it),
+/// a degraded limiter a `RateLimit` one on `service`, anything else a `Pod` one. Pure.
+pub fn pod_problem_failures(service: &str, w: &Workload) -> Vec<FailurePoint> {
+    // (kind, name, reason) → what each pod says.
+    let mut merged: BTreeMap<(&str, String, &str), Vec<String>> = BTreeMap::new();
+    for (pod, reason, message) in &w.pod_problems {
+        match reason.as_str() {
+            CIRCUIT_OPEN => {
+                for entry in message.split("; ").filter(|e| !e.is_empty()) {
+                    let (upstream, state) = entry.split_once(": ").unwrap_or((entry, "open"));
+                    merged
+                        .entry(("CircuitBreaker", upstream.to_string(), CIRCUIT_OPEN))
+                        .or_default()
+                        .push(format!("{state} in {pod}"));
+                }
+            }
+            RATE_LIMITER_DEGRADED => merged
+                .entry(("RateLimit", service.to_string(), RATE_LIMITER_DEGRADED))
+                .or_default()
+                .push(format!("{pod}: {message}")),
+            other => merged
+                .entry(("Pod", pod.clone(), other))
+                .or_default()
+                .push(message.clone()),
+        }
+    }
+    merged
+        .into_iter()
+        .map(|((kind, name, reason), mut says)| {
+            says.sort();
+            let message = match kind {
+                "CircuitBreaker" => format!(
+                    "{service} stopped calling {name}: breaker {}",
+                    says.join(", ")
+                ),
+                _ => says.join("; "),
+            };
+            failure(kind, &name, reason, message)
+        })
+        .collect()
 }
 
 /// Container waiting reasons that make a pod a failure point.
@@ -300,6 +352,7 @@ fn observe_plan(
                 ));
             }
             failures.extend(pod_failures(service, &w));
+            failures.extend(pod_problem_failures(service, &w));
             if let Some(reason) = &w.stuck {
                 failures.push(failure(
                     "Service",

@@ -12,6 +12,8 @@
 //!       DATABASE_URL DATABASE_READ_REPLICA_URL REDIS_URL NATS_URL  (from the datastores' Secrets)
 //!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── Secret security.jwtSecretName, else <sf>-jwt
 //!  gateway  GATEWAY_ROUTES=/etc/storefront/routes/routes.json   ◀── ConfigMap <sf>-gateway-routes
+//!           GATEWAY_CONFIGMAP=<sf>-gateway-routes (watched through the API), POD_NAME;
+//!           the only pod with a service account token (Role <sf>-gateway)
 //!           GATEWAY_RINGS_DIR=/etc/storefront/rings; <sf>-<svc>-ring/ring.json ◀── each ring ConfigMap
 //!  orders   INVENTORY_SHARDS (inventory's shard count, 1 when it is not sharded)
 //!  shards   SHARD_INDEX SHARD_COUNT RING_EPOCH (from the ServiceShard)
@@ -96,6 +98,21 @@ fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
     }
 }
 
+/// A variable from the pod's own fields (downward API).
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                api_version: Some("v1".to_string()),
+                field_path: path.to_string(),
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
 fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -131,17 +148,7 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
         env("STOREFRONT_SERVICE", c.service),
         env("STOREFRONT_TIER", c.tier.as_str()),
         env("DATABASE_SCHEMA", &c.database_schema),
-        EnvVar {
-            name: "POD_NAMESPACE".to_string(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    api_version: Some("v1".to_string()),
-                    field_path: "metadata.namespace".to_string(),
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        },
+        field_env("POD_NAMESPACE", "metadata.namespace"),
     ]);
     envs.push(env("HTTP_ADDR", &format!("0.0.0.0:{HTTP_PORT}")));
     envs.push(env("GRPC_ADDR", &format!("0.0.0.0:{GRPC_PORT}")));
@@ -196,6 +203,14 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
             ROUTES_DIR.to_string(),
         );
         envs.push(env("GATEWAY_ROUTES", &format!("{ROUTES_DIR}/routes.json")));
+        // The same table watched through the API (the Role in `rbac.rs`): a mounted
+        // ConfigMap updates a minute or more late, too slow for a sale's boundary. The file
+        // stays as the fallback while the API is unreachable at start.
+        envs.push(env(
+            "GATEWAY_CONFIGMAP",
+            &labels::gateway_config_name(owner.name),
+        ));
+        envs.push(field_env("POD_NAME", "metadata.name"));
         // The route table names each sharded service's ring ConfigMap; the gateway reads it
         // from a directory of that name.
         for (service, _) in sharded_services(spec) {
@@ -287,7 +302,10 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(labels::service_object_name(owner.name, c.service)),
-                    automount_service_account_token: Some(false),
+                    // Only the gateway talks to the API server (`rbac.rs`).
+                    automount_service_account_token: Some(
+                        c.service == ServiceName::Gateway.as_str(),
+                    ),
                     termination_grace_period_seconds: Some(30),
                     enable_service_links: Some(false),
                     security_context: Some(PodSecurityContext {

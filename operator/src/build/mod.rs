@@ -7,7 +7,8 @@
 //! ```text
 //!  Storefront ─┬─ per unsharded service: Deployment, Service, ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
-//!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits)
+//!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits),
+//!              │                         Role + RoleBinding (watch that ConfigMap, patch pod status)
 //!              ├─ no security.jwtSecretName: Secret <sf>-jwt (created once, see `jwt.rs`)
 //!              └─ security.networkPolicies: a NetworkPolicy per service
 //! ```
@@ -18,6 +19,7 @@ mod hpa;
 pub mod jwt;
 mod network_policy;
 mod pdb;
+mod rbac;
 mod service;
 mod service_account;
 pub mod shard;
@@ -33,6 +35,7 @@ use k8s_openapi::{
         core::v1::{ConfigMap, Service, ServiceAccount},
         networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
+        rbac::v1::{Role, RoleBinding},
     },
     apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference},
 };
@@ -73,6 +76,9 @@ pub struct Desired {
     pub hpas: Vec<HorizontalPodAutoscaler>,
     pub pdbs: Vec<PodDisruptionBudget>,
     pub config_maps: Vec<ConfigMap>,
+    /// The gateway's API access (its route table, its pod's status): see `rbac.rs`.
+    pub roles: Vec<Role>,
+    pub role_bindings: Vec<RoleBinding>,
     pub shards: Vec<ServiceShard>,
     pub network_policies: Vec<NetworkPolicy>,
     /// The JWT keys Secret the operator generates (created once, never updated); `None` when
@@ -190,6 +196,8 @@ pub fn desired(
         .any(|p| p.service == storefront_crds::ServiceName::Gateway)
     {
         d.config_maps.push(config::gateway_routes(&owner, &plans));
+        d.roles.push(rbac::role(&owner));
+        d.role_bindings.push(rbac::role_binding(&owner));
     }
     d.plans = plans;
     Ok(d)

@@ -1,4 +1,5 @@
-//! One ServiceAccount per service: pods run with their own identity and no API token.
+//! One ServiceAccount per service: pods run with their own identity and no API token (the
+//! gateway's pod asks for one: see `rbac.rs`).
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 

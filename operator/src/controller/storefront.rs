@@ -16,7 +16,7 @@ use kube::{
 use rand::RngCore;
 use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
 
-use super::{Context, children, jittered};
+use super::{Context, children, jittered, stores};
 use crate::{
     build::{self, BuildError, Desired},
     error::{Error, Result},
@@ -137,6 +137,24 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
         (
             "ConfigMap",
             children::sync(c, m, &s.config_maps, ns, &name, &uid, fm, &d.config_maps).await?,
+        ),
+        (
+            "Role",
+            children::sync(c, m, &s.roles, ns, &name, &uid, fm, &d.roles).await?,
+        ),
+        (
+            "RoleBinding",
+            children::sync(
+                c,
+                m,
+                &s.role_bindings,
+                ns,
+                &name,
+                &uid,
+                fm,
+                &d.role_bindings,
+            )
+            .await?,
         ),
         (
             "Service",
@@ -266,6 +284,7 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 stuck,
                 phase: None,
                 failing_pods: Vec::new(),
+                pod_problems: Vec::new(),
             },
         );
     }
@@ -282,6 +301,7 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 stuck: None,
                 phase: status.phase.map(phase_name),
                 failing_pods: Vec::new(),
+                pod_problems: Vec::new(),
             },
         );
     }
@@ -300,6 +320,28 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
             .status
             .as_ref()
             .and_then(|s| s.container_statuses.as_ref());
+        // What the pod says about itself (the gateway's edge health), kept by the trimmed
+        // watch: `storefront.dev/*` conditions that are False.
+        let problems = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .into_iter()
+            .flatten()
+            .filter(|c| {
+                c.type_.starts_with(stores::WORKLOAD_CONDITION_PREFIX) && c.status == "False"
+            });
+        for c in problems {
+            observed
+                .entry(workload.clone())
+                .or_default()
+                .pod_problems
+                .push((
+                    pod.name_any(),
+                    c.reason.clone().unwrap_or_default(),
+                    c.message.clone().unwrap_or_default(),
+                ));
+        }
         for c in statuses.into_iter().flatten() {
             let reason = c
                 .state
@@ -317,6 +359,7 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
     }
     for w in observed.values_mut() {
         w.failing_pods.sort();
+        w.pod_problems.sort();
     }
     observed
 }

@@ -17,10 +17,12 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{
-            ConfigMap, ContainerState, ContainerStatus, Pod, PodStatus, Service, ServiceAccount,
+            ConfigMap, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, Service,
+            ServiceAccount,
         },
         networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
+        rbac::v1::{Role, RoleBinding},
     },
 };
 use kube::{
@@ -160,6 +162,8 @@ pub struct Stores {
     pub pdbs: Store<PodDisruptionBudget>,
     pub config_maps: Store<ConfigMap>,
     pub network_policies: Store<NetworkPolicy>,
+    pub roles: Store<Role>,
+    pub role_bindings: Store<RoleBinding>,
     pub pods: Store<Pod>,
 }
 
@@ -174,6 +178,8 @@ pub struct Watches {
     pub pdbs: SharedWatch<PodDisruptionBudget>,
     pub config_maps: SharedWatch<ConfigMap>,
     pub network_policies: SharedWatch<NetworkPolicy>,
+    pub roles: SharedWatch<Role>,
+    pub role_bindings: SharedWatch<RoleBinding>,
 }
 
 fn api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -223,6 +229,8 @@ impl Watches {
             pdbs: SharedWatch::new(api(client, namespace), m),
             config_maps: SharedWatch::new(api(client, namespace), m),
             network_policies: SharedWatch::new(api(client, namespace), m),
+            roles: SharedWatch::new(api(client, namespace), m),
+            role_bindings: SharedWatch::new(api(client, namespace), m),
         }
     }
 
@@ -240,6 +248,8 @@ impl Watches {
             pdbs: self.pdbs.store.clone(),
             config_maps: self.config_maps.store.clone(),
             network_policies: self.network_policies.store.clone(),
+            roles: self.roles.store.clone(),
+            role_bindings: self.role_bindings.store.clone(),
             pods,
         }
     }
@@ -265,6 +275,8 @@ impl Watches {
             self.pdbs.start(deleted.clone()),
             self.config_maps.start(deleted.clone()),
             self.network_policies.start(deleted.clone()),
+            self.roles.start(deleted.clone()),
+            self.role_bindings.start(deleted.clone()),
         ]
     }
 }
@@ -284,17 +296,33 @@ impl Stores {
         self.pdbs.wait_until_ready().await?;
         self.config_maps.wait_until_ready().await?;
         self.network_policies.wait_until_ready().await?;
+        self.roles.wait_until_ready().await?;
+        self.role_bindings.wait_until_ready().await?;
         self.pods.wait_until_ready().await
     }
 }
 
-/// Keeps of a pod only what failure detection reads: metadata (labels) and, per container, its
-/// name, readiness, restart count and waiting reason. Pods are the most numerous objects the
-/// operator watches; this keeps each to a few hundred bytes.
+/// Prefix of the conditions workloads write on their own pods (the gateway's edge health:
+/// `workloads/src/gateway/report.rs`).
+pub const WORKLOAD_CONDITION_PREFIX: &str = "storefront.dev/";
+
+/// Keeps of a pod only what failure detection reads: metadata (labels), per container its
+/// name, readiness, restart count and waiting reason, and the workload's own conditions
+/// ([`WORKLOAD_CONDITION_PREFIX`]). Pods are the most numerous objects the operator watches;
+/// this keeps each to a few hundred bytes.
 fn trim_pod(p: &mut Pod) {
     trim(p);
     p.spec = None;
     let Some(st) = p.status.as_mut() else { return };
+    let conditions = st.conditions.take().map(|cs| {
+        cs.into_iter()
+            .filter(|c| c.type_.starts_with(WORKLOAD_CONDITION_PREFIX))
+            .map(|c| PodCondition {
+                last_probe_time: None,
+                ..c
+            })
+            .collect::<Vec<_>>()
+    });
     let containers = st.container_statuses.take().map(|cs| {
         cs.into_iter()
             .map(|c| ContainerStatus {
@@ -312,20 +340,79 @@ fn trim_pod(p: &mut Pod) {
     *st = PodStatus {
         phase: st.phase.take(),
         container_statuses: containers,
+        conditions: conditions.filter(|c| !c.is_empty()),
         ..PodStatus::default()
     };
 }
 
-/// Watches the pods of managed workloads (trimmed) into a store. Nothing is triggered by pod
-/// events: Deployment and shard status changes already trigger reconciles.
-pub fn pods(client: &Client, namespace: Option<&str>) -> (Store<Pod>, tokio::task::JoinHandle<()>) {
+/// What of a (trimmed) pod's own conditions matters to its Storefront's status.
+type EdgeState = Vec<(String, String, Option<String>, Option<String>)>;
+
+fn edge_state(p: &Pod) -> EdgeState {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            (
+                c.type_.clone(),
+                c.status.clone(),
+                c.reason.clone(),
+                c.message.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Remembers each pod's own conditions and says which Storefront to reconcile when they
+/// changed (a gateway's breaker opened, its limiter degraded or recovered): pod events
+/// trigger nothing else.
+#[derive(Default)]
+struct EdgeChanges(std::collections::HashMap<(String, String), EdgeState>);
+
+impl EdgeChanges {
+    fn on_event(&mut self, event: &watcher::Event<Pod>) -> Option<ObjectRef<Storefront>> {
+        let (pod, state) = match event {
+            watcher::Event::Apply(p) | watcher::Event::InitApply(p) => (p, Some(edge_state(p))),
+            watcher::Event::Delete(p) => (p, None),
+            watcher::Event::Init | watcher::Event::InitDone => return None,
+        };
+        let ns = pod.namespace()?;
+        let key = (ns.clone(), pod.name_any());
+        let before = match state.clone() {
+            Some(s) => self.0.insert(key, s),
+            None => self.0.remove(&key),
+        };
+        if before.unwrap_or_default() == state.unwrap_or_default() {
+            return None;
+        }
+        let storefront = pod.labels().get(labels::INSTANCE)?;
+        Some(ObjectRef::new(storefront).within(&ns))
+    }
+}
+
+/// Watches the pods of managed workloads (trimmed) into a store. Deployment and shard status
+/// changes already trigger reconciles; pod events do only when a pod's own conditions
+/// changed (sent to `edge`: the gateway's edge health, see [`EdgeChanges`]).
+pub fn pods(
+    client: &Client,
+    namespace: Option<&str>,
+    edge: mpsc::UnboundedSender<ObjectRef<Storefront>>,
+) -> (Store<Pod>, tokio::task::JoinHandle<()>) {
     let (reader, writer) = reflector::store();
     let config = watcher::Config::default()
         .any_semantic()
         .labels(&labels::managed_selector());
+    let mut changes = EdgeChanges::default();
     let task = watcher(api::<Pod>(client, namespace), config)
         .default_backoff()
         .modify(trim_pod)
+        .inspect(move |ev| {
+            if let Some(sf) = ev.as_ref().ok().and_then(|e| changes.on_event(e)) {
+                let _ = edge.unbounded_send(sf);
+            }
+        })
         .reflect(writer)
         .for_each(|r| {
             if let Err(e) = r {
@@ -334,4 +421,90 @@ pub fn pods(client: &Client, namespace: Option<&str>) -> (Store<Pod>, tokio::tas
             ready(())
         });
     (reader, tokio::spawn(task))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    use super::*;
+
+    fn pod(name: &str, conditions: &[(&str, &str, &str)]) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("shop".into()),
+                labels: Some([(labels::INSTANCE.to_string(), "acme".to_string())].into()),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(
+                    conditions
+                        .iter()
+                        .map(|(t, s, r)| PodCondition {
+                            type_: (*t).into(),
+                            status: (*s).into(),
+                            reason: Some((*r).into()),
+                            ..PodCondition::default()
+                        })
+                        .collect(),
+                ),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn trimming_keeps_only_the_workloads_own_conditions() {
+        let mut p = pod(
+            "gw",
+            &[
+                ("Ready", "True", "x"),
+                ("storefront.dev/CircuitsClosed", "False", "CircuitOpen"),
+            ],
+        );
+        trim_pod(&mut p);
+        assert_eq!(
+            edge_state(&p),
+            [(
+                "storefront.dev/CircuitsClosed".to_string(),
+                "False".to_string(),
+                Some("CircuitOpen".to_string()),
+                None
+            )]
+        );
+    }
+
+    #[test]
+    fn only_changes_of_a_pods_own_conditions_trigger_its_storefront() {
+        let mut changes = EdgeChanges::default();
+        let healthy = pod(
+            "gw",
+            &[("storefront.dev/CircuitsClosed", "True", "AllClosed")],
+        );
+        let open = pod(
+            "gw",
+            &[("storefront.dev/CircuitsClosed", "False", "CircuitOpen")],
+        );
+        let sf = Some(ObjectRef::new("acme").within("shop"));
+        assert_eq!(
+            changes.on_event(&watcher::Event::InitApply(healthy.clone())),
+            sf
+        );
+        assert_eq!(
+            changes.on_event(&watcher::Event::Apply(healthy.clone())),
+            None
+        );
+        assert_eq!(changes.on_event(&watcher::Event::Apply(open.clone())), sf);
+        assert_eq!(changes.on_event(&watcher::Event::Apply(open.clone())), None);
+        assert_eq!(changes.on_event(&watcher::Event::Delete(open)), sf);
+        // A pod without conditions of its own comes and goes unnoticed.
+        let plain = pod("auth", &[]);
+        assert_eq!(
+            changes.on_event(&watcher::Event::Apply(plain.clone())),
+            None
+        );
+        assert_eq!(changes.on_event(&watcher::Event::Delete(plain)), None);
+    }
 }

@@ -309,3 +309,116 @@ fn mtls_asked_for_is_reported_as_not_enforced_never_silently() {
     assert_eq!(cond(&on, "Ready").status, "True");
     assert_eq!(cond(&on, "Degraded").status, "False");
 }
+
+#[test]
+fn gateway_pods_edge_problems_are_failure_points() {
+    let gateway = Workload {
+        ready: 2,
+        pod_problems: vec![
+            (
+                "acme-gateway-a".into(),
+                CIRCUIT_OPEN.into(),
+                "catalog: open; orders: half-open".into(),
+            ),
+            (
+                "acme-gateway-a".into(),
+                RATE_LIMITER_DEGRADED.into(),
+                "redis unreachable".into(),
+            ),
+            (
+                "acme-gateway-b".into(),
+                CIRCUIT_OPEN.into(),
+                "catalog: open".into(),
+            ),
+            (
+                "acme-gateway-b".into(),
+                "SomethingNew".into(),
+                "what it says".into(),
+            ),
+        ],
+        ..Workload::default()
+    };
+    let got: Vec<_> = pod_problem_failures("gateway", &gateway)
+        .into_iter()
+        .map(|f| (f.kind, f.name, f.reason, f.message))
+        .collect();
+    let want = [
+        (
+            "CircuitBreaker",
+            "catalog",
+            "CircuitOpen",
+            "gateway stopped calling catalog: breaker open in acme-gateway-a, open in acme-gateway-b",
+        ),
+        (
+            "CircuitBreaker",
+            "orders",
+            "CircuitOpen",
+            "gateway stopped calling orders: breaker half-open in acme-gateway-a",
+        ),
+        ("Pod", "acme-gateway-b", "SomethingNew", "what it says"),
+        (
+            "RateLimit",
+            "gateway",
+            "RateLimiterDegraded",
+            "acme-gateway-a: redis unreachable",
+        ),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(k, n, r, m)| (k.to_string(), n.to_string(), r.to_string(), m.to_string()))
+    );
+
+    // In the Storefront's status: Degraded says so, and `since` holds across reconciles.
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let mut observed = observed_all(2, "2026-11-25T12:00:00Z");
+    observed.insert("acme-gateway".into(), gateway);
+    let t1 = ts("2026-11-25T12:10:00Z");
+    let st = compute(
+        "acme",
+        Some(1),
+        Outcome::Applied(&d, None),
+        &observed,
+        None,
+        t1,
+    );
+    assert_eq!(st.failure_count, 4);
+    assert_eq!(cond(&st, "Degraded").status, "True");
+    assert!(
+        cond(&st, "Degraded")
+            .message
+            .contains("CircuitBreaker catalog CircuitOpen"),
+        "{}",
+        cond(&st, "Degraded").message
+    );
+    let t2 = ts("2026-11-25T12:10:30Z");
+    let again = compute(
+        "acme",
+        Some(1),
+        Outcome::Applied(&d, None),
+        &observed,
+        Some(&st),
+        t2,
+    );
+    assert!(again.failure_points.iter().all(|f| f.since == Time(t1)));
+
+    // Healthy again: gone.
+    observed.insert(
+        "acme-gateway".into(),
+        Workload {
+            ready: 2,
+            created: Some(ts("2026-11-25T12:00:00Z")),
+            ..Workload::default()
+        },
+    );
+    let healed = compute(
+        "acme",
+        Some(1),
+        Outcome::Applied(&d, None),
+        &observed,
+        Some(&again),
+        t2,
+    );
+    assert_eq!(healed.failure_count, 0);
+    assert_eq!(cond(&healed, "Degraded").status, "False");
+}
