@@ -1,16 +1,18 @@
 //! The ops console in a real terminal: tmux runs `storefront-console` against the cluster with
-//! the sample shop; the test sends keys, captures the pane, and checks what a person would —
-//! every service with its replicas, the views behind the number keys and the palette, and a
-//! service turning red within seconds of its pods being killed (then recovering).
+//! the sample shop (`manifests/samples/storefront.yaml`) on the real workload image, its
+//! datastores, and traffic from the load generator (`storefront-workloads loadgen`); the test
+//! sends keys, captures the pane, and checks what a person would — every service with its
+//! replicas, live requests/s on the edges where traffic flows (client → gateway, gateway →
+//! catalog), the views behind the number keys and the palette, a service turning red within
+//! seconds of its pods being killed (then recovering), and `--once` printing the live rates.
 //!
-//! With Prometheus (`E2E_PROMETHEUS_URL`, else `http://127.0.0.1:9090` when it answers there:
-//! the local cluster's `up` starts it) it also checks the Prometheus-backed numbers: the header
-//! says `prom ● ok`, no "Prometheus unreachable" banner, and the operator's reconcile rate (the
-//! only traffic there is until the workloads serve requests) is a live, positive number while
-//! the shop's creation and the pod kills keep it reconciling. Without Prometheus that part is skipped, and says so.
+//! Prometheus is `E2E_PROMETHEUS_URL`, else `http://127.0.0.1:9090` when it answers there (the
+//! local cluster's `up` starts it). Without one the live numbers cannot be checked: the test
+//! says so and checks the rest.
 //!
-//! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN` (CI: build it first), or
-//! built here with cargo into a target directory of its own.
+//! Needs `tmux` on the PATH. The console binary is `E2E_CONSOLE_BIN`, the load generator's
+//! `E2E_LOADGEN_BIN` (CI: build them first); either missing is built here with cargo into a
+//! target directory of its own.
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,23 +24,27 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
 use storefront_crds::Storefront;
 use storefront_e2e::{
-    TestNamespace, client, ensure_operator, repo, sample, storefront_from, wait_for, wait_ready,
+    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, forward::forward,
+    real_workload_image, repo, sample, storefront_from, wait_for, wait_ready,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
-/// The console binary: `E2E_CONSOLE_BIN`, or built here by cargo into a target directory of
-/// its own (`<target>/e2e-console`: the `cargo test` running this holds the lock of the main
-/// one, so building there would wait forever).
-fn console_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("E2E_CONSOLE_BIN") {
+/// Requests per second the load generator offers (the default shopper mix).
+const LOAD_RATE: u32 = 20;
+
+/// A binary of the workspace: `$env`, or built here by cargo into a target directory of its
+/// own (`<target>/e2e-console`: the `cargo test` running this holds the lock of the main one,
+/// so building there would wait forever).
+fn workspace_bin(env: &str, package: &str) -> PathBuf {
+    if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
     let target = std::env::var("CARGO_TARGET_DIR")
@@ -47,19 +53,112 @@ fn console_bin() -> PathBuf {
         .join("e2e-console");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "storefront-console",
-            "--bin",
-            "storefront-console",
-        ])
+        .args(["build", "-p", package, "--bin", package])
         .env("CARGO_TARGET_DIR", &target)
         .current_dir(repo())
         .status()
-        .expect("failed to run cargo build for the console");
-    assert!(status.success(), "failed to build storefront-console");
-    target.join("debug/storefront-console")
+        .unwrap_or_else(|e| panic!("failed to run cargo build for {package}: {e}"));
+    assert!(status.success(), "failed to build {package}");
+    target.join("debug").join(package)
+}
+
+fn console_bin() -> PathBuf {
+    workspace_bin("E2E_CONSOLE_BIN", "storefront-console")
+}
+
+/// The load generator, running until dropped; its output goes to a file shown on failure.
+struct Loadgen {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Loadgen {
+    fn start(target: &str, rate: u32, duration: &str) -> Loadgen {
+        let bin = workspace_bin("E2E_LOADGEN_BIN", "storefront-workloads");
+        let log =
+            std::env::temp_dir().join(format!("e2e-console-loadgen-{}.log", std::process::id()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin)
+            .args([
+                "loadgen",
+                "--target",
+                target,
+                "--rate",
+                &rate.to_string(),
+                "--duration",
+                duration,
+                "--users",
+                "5",
+                "--quiet",
+            ])
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("failed to start storefront-workloads loadgen");
+        Loadgen { child, log }
+    }
+
+    /// Fails with the load generator's output if it has exited (it runs for the whole test).
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!(
+                "the load generator exited ({status}):\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+impl Drop for Loadgen {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "===== loadgen =====\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// Whether `addr` accepts a TCP connection within 2 s.
+fn reachable(addr: &str) -> bool {
+    addr.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
+}
+
+/// A rate as the console prints it: `12.3`, `0.84`, `1.2k`; `None` for `–`.
+fn parse_rate(s: &str) -> Option<f64> {
+    match s.strip_suffix('k') {
+        Some(k) => k.parse::<f64>().ok().map(|v| v * 1000.0),
+        None => s.parse().ok(),
+    }
+}
+
+/// Requests/s on the topology's edge into `service`, as the pane shows it: the first
+/// `<rate>/s` of the edge label (`├─ 16.9/s 5ms 0   ─▶ catalog 1/1`; the client → gateway
+/// edge is labelled on the line under `client ─▶ gateway`). `None` while it reads `–`.
+fn edge_rps(pane: &str, service: &str) -> Option<f64> {
+    let lines: Vec<&str> = pane.lines().collect();
+    let label = if service == "gateway" {
+        let i = lines.iter().position(|l| l.contains("client ─▶ gateway"))?;
+        lines.get(i + 1)?.to_string()
+    } else {
+        // `│  20.0/s 46ms 0   ├─ 16.9/s 5ms 0   ─▶ catalog 1/1`: the label after the last
+        // branch (`├─ `, `└─ `, `┬─ `) before the arrow, not the gateway's on the left.
+        let arrow = format!("─▶ {service} ");
+        let l = lines.iter().find(|l| l.contains(&arrow))?;
+        let before = &l[..l.find(&arrow)?];
+        before.rsplit("─ ").next()?.to_string()
+    };
+    let token = label
+        .split_whitespace()
+        .find(|t| t.ends_with("/s") && !t.starts_with('─'))?;
+    parse_rate(token.strip_suffix("/s")?)
 }
 
 /// Prometheus for the console: `E2E_PROMETHEUS_URL`, else the local cluster's (started by its
@@ -190,19 +289,60 @@ fn red_before(pane_with_escapes: &str, word: &str) -> bool {
     })
 }
 
-#[tokio::test]
-async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_red() {
     let bin = console_bin();
     let client = client().await.unwrap();
     ensure_operator(&client).await.unwrap();
-    let ns = TestNamespace::new(&client, "console").await.unwrap();
+    let urls = DatastoreUrls::discover()
+        .expect("the real shop needs the cluster's datastores (tests/e2e/cluster/datastores)");
+    let ns = TestNamespace::create(&client, "console").await.unwrap();
+    ns.write_datastore_secrets(&urls).await.unwrap();
     let sfs: Api<Storefront> = ns.api();
-    let sf = storefront_from(&sample("storefront.yaml").unwrap(), &ns.name).unwrap();
+    let mut sf = storefront_from(&sample("storefront.yaml").unwrap(), &ns.name).unwrap();
+    sf.spec.image = real_workload_image();
+    let t0 = Instant::now();
     sfs.create(&PostParams::default(), &sf).await.unwrap();
     let sf = wait_ready(&sfs, "acme", "True", READY_TIMEOUT)
         .await
         .unwrap();
+    println!(
+        "figure: sample shop (real image) Ready in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
     let status = sf.status.clone().unwrap();
+
+    // Traffic: the load generator on the gateway, through its Service's ClusterIP where this
+    // host routes to it (the local cluster: the host is the node), else a port-forward.
+    let svcs: Api<Service> = ns.api();
+    let svc = svcs.get("acme-gateway").await.unwrap();
+    let cluster_ip = svc
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .filter(|ip| ip != "None");
+    let pods: Api<Pod> = ns.api();
+    let mut _forward = None;
+    let target =
+        match cluster_ip.map(|ip| format!("{ip}:8080")) {
+            Some(addr) if reachable(&addr) => format!("http://{addr}"),
+            _ => {
+                let gw = pods
+                    .list(&ListParams::default().labels(
+                        "app.kubernetes.io/instance=acme,app.kubernetes.io/component=gateway",
+                    ))
+                    .await
+                    .unwrap()
+                    .items
+                    .into_iter()
+                    .find(|p| p.metadata.deletion_timestamp.is_none())
+                    .expect("a gateway pod");
+                let (addr, task) = forward(pods.clone(), &gw.name_any(), 8080).await.unwrap();
+                _forward = Some(task);
+                format!("http://{addr}")
+            }
+        };
+    let mut loadgen = Loadgen::start(&target, LOAD_RATE, "10m");
+    println!("loadgen: {LOAD_RATE} requests/s on {target} (default shopper mix)");
 
     let kubeconfig = std::env::var("KUBECONFIG").unwrap();
     let prom_url = prometheus_url();
@@ -211,7 +351,7 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         .map(|u| format!(" --prometheus-url {u}"))
         .unwrap_or_default();
     let command = format!(
-        "env KUBECONFIG={kubeconfig} {} --namespace {} --storefront acme{prom}; echo CONSOLE-EXITED $?; sleep 600",
+        "env KUBECONFIG={kubeconfig} {} --namespace {} --storefront acme --prometheus-interval 2{prom}; echo CONSOLE-EXITED $?; sleep 600",
         bin.display(),
         ns.name
     );
@@ -243,20 +383,6 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         p.contains("api ● ok")
     })
     .await;
-    if let Some(url) = &prom_url {
-        let pane = tmux
-            .wait(
-                &format!("Prometheus answering ({url})"),
-                Duration::from_secs(30),
-                |p| p.contains("prom ● ok"),
-            )
-            .await;
-        assert!(!pane.contains("Prometheus unreachable"), "{pane}");
-    } else {
-        println!(
-            "no Prometheus (E2E_PROMETHEUS_URL unset, none on 127.0.0.1:9090): not checking live metrics"
-        );
-    }
     for i in 0..4 {
         assert!(
             pane.contains(&format!("#{i} 1/1")),
@@ -264,12 +390,85 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         );
     }
 
+    // Live numbers where the traffic flows: every request passes the gateway, and browsing,
+    // search and product pages (80% of the mix) are catalog's.
+    if let Some(url) = &prom_url {
+        let pane = tmux
+            .wait(
+                &format!("live requests/s into gateway and catalog from {url}"),
+                Duration::from_secs(120),
+                |p| {
+                    p.contains("prom ● ok")
+                        && ["gateway", "catalog"]
+                            .iter()
+                            .all(|s| edge_rps(p, s).is_some_and(|r| r > 0.0))
+                },
+            )
+            .await;
+        loadgen.assert_running();
+        assert!(!pane.contains("Prometheus unreachable"), "{pane}");
+        let gateway = edge_rps(&pane, "gateway").unwrap();
+        println!(
+            "figure: live req/s on screen {:.1}s after the console started: gateway {gateway}, catalog {} (offered {LOAD_RATE}/s)",
+            started.elapsed().as_secs_f64(),
+            edge_rps(&pane, "catalog").unwrap()
+        );
+        assert!(
+            gateway <= f64::from(LOAD_RATE) * 1.5,
+            "the gateway's rate is about what the load generator offers ({LOAD_RATE}/s):\n{pane}"
+        );
+
+        // `--once` prints the same live numbers (Prometheus's recorded rates: one poll).
+        let out = Command::new(&bin)
+            .args([
+                "--once",
+                "--namespace",
+                &ns.name,
+                "--storefront",
+                "acme",
+                "--prometheus-url",
+                url,
+                "--width",
+                "100",
+                "--height",
+                "32",
+            ])
+            .output()
+            .unwrap();
+        let frame = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{frame}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            ["gateway", "catalog"]
+                .iter()
+                .all(|s| edge_rps(&frame, s).is_some_and(|r| r > 0.0)),
+            "--once prints live requests/s:\n{frame}"
+        );
+        assert!(
+            frame.contains("reconciles/s") && !frame.contains("– reconciles/s"),
+            "--once prints the operator's rate:\n{frame}"
+        );
+    } else {
+        println!(
+            "no Prometheus (E2E_PROMETHEUS_URL unset, none on 127.0.0.1:9090): not checking live metrics"
+        );
+    }
+
     // Views behind the number keys and the palette.
     tmux.keys(&["2"]);
-    tmux.wait("the Services view", Duration::from_secs(5), |p| {
-        p.contains("SERVICE") && p.contains("REQ/S")
-    })
-    .await;
+    let pane = tmux
+        .wait("the Services view", Duration::from_secs(5), |p| {
+            p.contains("SERVICE") && p.contains("REQ/S")
+        })
+        .await;
+    assert!(
+        pane.lines()
+            .any(|l| l.contains("gateway") && l.contains("HPA 2")),
+        "the gateway's replicas are the HPA's:\n{pane}"
+    );
     tmux.keys(&["3"]);
     tmux.wait("the Shards view", Duration::from_secs(5), |p| {
         p.contains("Shards (4)") && p.contains("acme-inventory-3")
@@ -292,7 +491,6 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
     .await;
 
     // Kill payments' pods (again and again, as chaos would) until the console paints it red.
-    let pods: Api<Pod> = ns.api();
     let lp = ListParams::default()
         .labels("app.kubernetes.io/instance=acme,app.kubernetes.io/component=payments");
     let killed = Instant::now();
@@ -327,9 +525,8 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         "the failure is listed under the graph:\n{pane}"
     );
 
-    // Live numbers from Prometheus: creating the shop and killing its pods made the operator
-    // reconcile, and the console shows a positive rate of it over its 2-minute window (from
-    // successive readings of the scraped counter).
+    // The operator's own numbers: creating the shop and killing its pods made it reconcile,
+    // and the console shows a positive rate of it.
     if prom_url.is_some() {
         let started = Instant::now();
         let pane = tmux
@@ -347,7 +544,7 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         );
     }
 
-    // It recovers by itself once the pods are back.
+    // It recovers by itself once the pods are back, with the traffic still flowing.
     let desired = status.services["payments"].desired;
     tmux.wait("payments ready again", Duration::from_secs(120), |p| {
         p.contains(&format!("payments {desired}/{desired}"))
@@ -373,6 +570,14 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         "payments is red after recovering"
     );
     drop(sf);
+    if prom_url.is_some() {
+        let pane = tmux.capture(false);
+        assert!(
+            edge_rps(&pane, "gateway").is_some_and(|r| r > 0.0),
+            "traffic still shows after the recovery:\n{pane}"
+        );
+    }
+    loadgen.assert_running();
 
     // `q` quits cleanly.
     tmux.keys(&["q"]);
@@ -380,6 +585,22 @@ async fn console_shows_the_shop_switches_views_and_turns_a_killed_service_red() 
         p.contains("CONSOLE-EXITED 0")
     })
     .await;
+}
+
+#[test]
+fn edge_rates_are_read_from_the_pane() {
+    let pane = "│client ─▶ gateway 2/2 ──┬─ 1.22/s 66ms 0   ─▶ auth 2/2         → pg   │\n\
+                │  20.0/s 46ms 0         ├─ 16.9/s 5ms 0    ─▶ catalog 1/1      → pg   │\n\
+                │                        ├─ 0/s – –         ─▶ payments 2/2     → pg   │\n\
+                │                        ├─ –/s – –         ─▶ orders 2/2       → pg   │\n\
+                │                        └─ 1.2k/s 5ms 0    ─▶ recommendations 1/1     │";
+    assert_eq!(edge_rps(pane, "gateway"), Some(20.0));
+    assert_eq!(edge_rps(pane, "auth"), Some(1.22));
+    assert_eq!(edge_rps(pane, "catalog"), Some(16.9));
+    assert_eq!(edge_rps(pane, "payments"), Some(0.0));
+    assert_eq!(edge_rps(pane, "orders"), None);
+    assert_eq!(edge_rps(pane, "recommendations"), Some(1200.0));
+    assert_eq!(edge_rps(pane, "inventory"), None);
 }
 
 #[tokio::test]
