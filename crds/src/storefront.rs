@@ -184,6 +184,18 @@ pub struct Autoscaling {
     )]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization: Option<i32>,
+    /// Average memory utilization (percent of requests) the autoscaler also aims for; unset, it
+    /// follows CPU only. With both, the HPA takes the larger replica count of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    #[x_kube(validation = kube::core::Rule::new("self >= 1 && self <= 100")
+        .message("autoscaling.targetMemoryUtilization must be a percentage between 1 and 100").reason(kube::core::Reason::FieldValueInvalid))]
+    pub target_memory_utilization: Option<i32>,
+    /// Seconds the autoscaler waits after load drops before removing pods (0..3600): it scales
+    /// in to the highest recommendation of that window. Unset, Kubernetes' default (300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_stabilization_seconds: Option<i32>,
 }
 
 /// Consistent-hash sharding of a stateful service.

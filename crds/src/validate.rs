@@ -116,6 +116,22 @@ pub fn storefront(spec: &StorefrontSpec) -> Result<(), InvalidSpec> {
                     format!("{path}.autoscaling.targetCPUUtilization"),
                 );
             }
+            if let Some(t) = a.target_memory_utilization {
+                e.range(
+                    t.into(),
+                    1,
+                    100,
+                    format!("{path}.autoscaling.targetMemoryUtilization"),
+                );
+            }
+            if let Some(s) = a.scale_down_stabilization_seconds {
+                e.range(
+                    s.into(),
+                    0,
+                    3600,
+                    format!("{path}.autoscaling.scaleDownStabilizationSeconds"),
+                );
+            }
         }
         if let Some(limit) = &svc.rate_limit {
             e.rate_limit(limit, &format!("{path}.rateLimit"));

@@ -71,6 +71,45 @@ fn autoscaling_min_above_max_is_refused() {
 }
 
 #[test]
+fn memory_target_outside_a_percentage_is_refused() {
+    for bad in [0, 101] {
+        let sf = with_services(&format!(
+            "    gateway: {{autoscaling: {{min: 1, max: 3, targetMemoryUtilization: {bad}}}}}\n"
+        ));
+        assert_eq!(
+            errors(&sf),
+            [format!(
+                "spec.services.gateway.autoscaling.targetMemoryUtilization: must be between 1 and 100, got {bad}"
+            )]
+        );
+        assert!(
+            cel_errors(&sf).contains(
+                "autoscaling.targetMemoryUtilization must be a percentage between 1 and 100"
+            ),
+            "{bad}"
+        );
+    }
+    let sf = with_services(
+        "    gateway: {autoscaling: {min: 1, max: 3, targetCPUUtilization: 50, targetMemoryUtilization: 80, scaleDownStabilizationSeconds: 0}}\n",
+    );
+    assert_eq!(errors(&sf), Vec::<String>::new());
+    assert_eq!(cel_errors(&sf), "");
+}
+
+#[test]
+fn scale_down_stabilization_beyond_an_hour_is_refused() {
+    let sf = with_services(
+        "    gateway: {autoscaling: {min: 1, max: 3, scaleDownStabilizationSeconds: 3601}}\n",
+    );
+    assert_eq!(
+        errors(&sf),
+        [
+            "spec.services.gateway.autoscaling.scaleDownStabilizationSeconds: must be between 0 and 3600, got 3601"
+        ]
+    );
+}
+
+#[test]
 fn unknown_service_names_are_refused() {
     let sf = with_services("    shipping: {}\n");
     assert_eq!(
