@@ -20,6 +20,7 @@
 
 pub mod call;
 pub mod handlers;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod reload;
@@ -52,6 +53,7 @@ use crate::{
     api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
     auth::domain::{Claims, TokenIssuer, TokenVerifier},
     grpc::{ServiceTokenAttacher, unix_now},
+    ratelimit::cluster::ClusterLimiter,
     resilience::retry_budget::RetryBudgets,
 };
 
@@ -66,6 +68,7 @@ struct Inner {
     guard: Arc<dyn UpstreamGuard>,
     deadlines: Deadlines,
     retries: RetryBudgets,
+    limiter: ClusterLimiter,
     /// One token attacher per upstream, so its token is reused across requests.
     attachers: Mutex<HashMap<&'static str, ServiceTokenAttacher>>,
 }
@@ -73,10 +76,22 @@ struct Inner {
 impl Gateway {
     /// A gateway with no routes yet (every service answers 503 until [`Gateway::apply`]).
     /// `issuer` mints service tokens; its verifier checks user tokens.
+    /// Rate limits are enforced by a local limiter (each replica alone); see
+    /// [`Gateway::with_limiter`].
     pub fn new(
         issuer: Arc<TokenIssuer>,
         guard: Arc<dyn UpstreamGuard>,
         deadlines: Deadlines,
+    ) -> Self {
+        Self::with_limiter(issuer, guard, deadlines, ClusterLimiter::local(1))
+    }
+
+    /// [`Gateway::new`] with the rate limiter that enforces the route table's budgets.
+    pub fn with_limiter(
+        issuer: Arc<TokenIssuer>,
+        guard: Arc<dyn UpstreamGuard>,
+        deadlines: Deadlines,
+        limiter: ClusterLimiter,
     ) -> Self {
         Self(Arc::new(Inner {
             upstreams: RwLock::new(Arc::new(Upstreams::default())),
@@ -85,6 +100,7 @@ impl Gateway {
             guard,
             deadlines,
             retries: RetryBudgets::default(),
+            limiter,
             attachers: Mutex::new(HashMap::new()),
         }))
     }
@@ -113,9 +129,17 @@ impl Gateway {
         )
     }
 
-    /// Switches to `snapshot`; on error the current upstreams stay.
+    /// The rate limiter.
+    pub fn limiter(&self) -> &ClusterLimiter {
+        &self.0.limiter
+    }
+
+    /// Switches to `snapshot` (channels and rate limits); on error (a bad address, a zero or
+    /// absurd limit) the current table stays, whole.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), String> {
+        let policies = limits::policies(&snapshot.table)?;
         let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines)?;
+        self.0.limiter.configure(&policies)?;
         *self
             .0
             .upstreams
@@ -214,6 +238,10 @@ impl Gateway {
             .fold(Router::new(), |router, (path, method_router)| {
                 router.route(path, method_router)
             })
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                limits::enforce,
+            ))
             .fallback(no_route)
             .with_state(self)
     }
@@ -225,6 +253,7 @@ impl Gateway {
     ) -> Router {
         let metrics = metrics::RequestMetrics::register(registry, "gateway");
         self.0.retries.register(registry);
+        self.0.limiter.register(registry);
         self.router()
             .route_layer(axum::middleware::from_fn_with_state(
                 metrics,

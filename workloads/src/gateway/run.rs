@@ -27,6 +27,7 @@ use crate::{
     auth::domain::TokenIssuer,
     config::{CommonArgs, ConfigError, required},
     ops::{self, Readiness},
+    ratelimit::cluster::ClusterLimiter,
     resilience::{BreakerGuard, breaker::BreakerConfig},
 };
 
@@ -73,6 +74,10 @@ pub struct GatewayArgs {
     /// How often edge health is checked (and written when it changed), in milliseconds.
     #[arg(long, env = "GATEWAY_REPORT_MS", default_value_t = 1000)]
     pub report_ms: u64,
+    /// Gateway replicas the operator plans (the HPA's maximum when autoscaled): the rate
+    /// limiter's fallback divides each budget by it until Redis has counted the live ones.
+    #[arg(long, env = "GATEWAY_REPLICAS", default_value_t = 1)]
+    pub replicas_hint: u64,
 }
 
 impl GatewayArgs {
@@ -195,12 +200,31 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let mut registry = Registry::default();
     // A breaker per upstream: a failing service is refused at once (503, Retry-After).
     let guard = Arc::new(BreakerGuard::new(BreakerConfig::default(), &mut registry));
-    let gateway = Gateway::new(issuer, guard.clone(), deadlines);
+    // Cluster-wide budgets through Redis; the local share while it is unreachable.
+    let member = args
+        .pod_name
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("gateway-{}", std::process::id()));
+    let limiter = ClusterLimiter::new(
+        common.redis_url.as_deref(),
+        common.namespace.as_deref().unwrap_or("default"),
+        &storefront,
+        &member,
+        args.replicas_hint,
+    )
+    .context("failed to set up the rate limiter's Redis client (REDIS_URL)")?;
+    limiter.heartbeat().await;
+    let heartbeats = tokio::spawn(limiter.clone().run_heartbeats());
+    let gateway = Gateway::with_limiter(issuer, guard.clone(), deadlines, limiter.clone());
     let loader = Loader::new(sources);
 
     // Edge health: open breakers of core routes, and the rate limiter's degraded state.
-    // MAIN AGENT: pass `Some(Arc::new(move || limiter.degraded().map(EdgeProblem::rate_limiter_degraded)))`.
-    let limiter_degraded: Option<report::LimiterCheck> = None;
+    let limiter_degraded: Option<report::LimiterCheck> = Some(Arc::new(move || {
+        limiter
+            .degraded_reason()
+            .map(report::EdgeProblem::rate_limiter_degraded)
+    }));
     let check = report::edge_check(guard, gateway.clone(), limiter_degraded);
     let routes_watch = start_api_side(&args, check).await;
     let loaded_table = Loaded::register(&mut registry);
@@ -248,6 +272,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         }
     };
     watcher.abort();
+    heartbeats.abort();
     result
 }
 

@@ -525,3 +525,67 @@ async fn a_refused_connection_is_retried_until_the_upstream_listens() {
     );
     shard.abort();
 }
+
+/// The shop-wide budget at the door: within it requests go through (here to a dead
+/// upstream: 503) with the IETF headers; over it a 429 with `Retry-After`, before any call.
+/// Without Redis the limiter is the local fallback, and the answers say so.
+#[tokio::test]
+async fn over_the_budget_is_a_429_with_ratelimit_headers() {
+    let dead = closed_port().await;
+    let table = RouteTable::parse(&format!(
+        r#"{{"storefront": "shop", "gatewayRateLimit": {{"requestsPerMinute": 6, "burst": 2}},
+            "routes": [{{"service": "catalog", "upstream": "{dead}",
+                         "rateLimit": {{"requestsPerMinute": 600, "burst": 50}}}}]}}"#
+    ))
+    .expect("table");
+    let issuer = Arc::new(TokenIssuer::new(
+        SigningKeys::from_seed([6; 32]).expect("key"),
+        "shop",
+        600,
+        60,
+    ));
+    let gateway = Gateway::new(issuer, Arc::new(AllowAll), Deadlines::default());
+    gateway
+        .apply(Snapshot {
+            table,
+            rings: Default::default(),
+        })
+        .expect("applies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+
+    for left in [1, 0] {
+        let (status, head, json) = send(addr, "GET", "/api/v1/products", &[], "").await;
+        assert_eq!(status, 503, "admitted, then the dead upstream: {json}");
+        assert!(
+            head.contains(r#"ratelimit-policy: "gateway";q=6;w=60, "catalog";q=600;w=60"#),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!(r#"ratelimit: "gateway";r={left};"#)),
+            "{head}"
+        );
+        assert!(
+            head.contains("storefront-ratelimit: fallback; replicas=1"),
+            "{head}"
+        );
+    }
+    let (status, head, json) = send(addr, "GET", "/api/v1/products", &[], "").await;
+    assert_eq!((status, error_code(&json)), (429, "rate_limited"), "{json}");
+    // One request per 10 s: the next token is due within 10 s (the retries of the two
+    // admitted requests took some of it).
+    let retry: u64 = head
+        .lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("retry-after");
+    assert!((1..=10).contains(&retry), "{head}");
+    assert!(
+        head.contains(&format!(r#"ratelimit: "gateway";r=0;t={retry}"#)),
+        "{head}"
+    );
+    // The API document is not a service call: not limited.
+    let (status, _, _) = send(addr, "GET", "/api/v1/openapi.json", &[], "").await;
+    assert_eq!(status, 200);
+}

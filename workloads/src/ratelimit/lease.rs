@@ -80,7 +80,7 @@ local want = tonumber(ARGV[3])
 local returned = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 local back = tat - returned * interval
 if back < math.min(now, tat) then back = math.min(now, tat) end
 tat = back
@@ -132,6 +132,11 @@ impl Lease {
         self.left
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok()
+    }
+
+    /// Adds `n` granted tokens.
+    pub fn add(&self, n: u64) {
+        self.left.fetch_add(n, Ordering::AcqRel);
     }
 
     /// Ends the lease: the unused tokens, to give back (nothing can be taken afterwards).

@@ -1,0 +1,235 @@
+//! Rate limits at the gateway's door: every public route is checked against the shop-wide
+//! budget (`gatewayRateLimit` of the route table, scope `gateway`) and then the budget of
+//! the service it serves (the route's `rateLimit`), by the cluster-wide limiter
+//! ([`crate::ratelimit::cluster`]). A refusal is a 429 JSON error with `Retry-After`; every
+//! answer carries the IETF `RateLimit-Policy` (each budget: `q` requests per `w` seconds) and
+//! `RateLimit` (the tightest budget: `r` left, `t` seconds to wait or to full) headers, and,
+//! while Redis is unreachable, `Storefront-RateLimit: fallback; replicas=N` (each replica
+//! enforces its share).
+//!
+//! A request refused by the service budget has already spent a token of the shop-wide one
+//! (the order of the checks); that only ever makes the gateway stricter.
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, HeaderValue, header::RETRY_AFTER},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use super::{Gateway, table::RouteTable};
+use crate::{
+    api::{ApiError, ErrorKind},
+    ratelimit::{
+        cluster::{Policy, Verdict},
+        gcra::Rate,
+    },
+};
+
+/// The scope of the shop-wide budget.
+pub const GATEWAY_SCOPE: &str = "gateway";
+/// The header that says the limiter runs on its local fallback.
+pub const MODE_HEADER: &str = "storefront-ratelimit";
+
+/// The service a public route serves (its budget's scope); `None` for the API document.
+pub fn service_of(route: &str) -> Option<&'static str> {
+    Some(match route {
+        "/api/v1/users" | "/api/v1/sessions" => "auth",
+        "/api/v1/products" | "/api/v1/products/{sku}" => "catalog",
+        "/api/v1/products/{sku}/recommendations" => "recommendations",
+        "/api/v1/orders" | "/api/v1/orders/{id}" => "orders",
+        "/api/v1/inventory/{sku}" => "inventory",
+        _ => return None,
+    })
+}
+
+/// The budgets of a route table; an invalid one (0 or absurd) is an error naming it.
+pub fn policies(table: &RouteTable) -> Result<Vec<Policy>, String> {
+    let gateway = table
+        .gateway_rate_limit
+        .map(|l| (GATEWAY_SCOPE.to_string(), l));
+    let services = table
+        .routes
+        .iter()
+        .filter_map(|r| r.rate_limit.map(|l| (r.service.clone(), l)));
+    gateway
+        .into_iter()
+        .chain(services)
+        .map(|(scope, l)| {
+            Rate::per_minute(u64::from(l.requests_per_minute), u64::from(l.burst))
+                .map_err(|e| format!("the rate limit of {scope} is invalid: {e}"))?;
+            Ok(Policy {
+                scope,
+                requests_per_minute: l.requests_per_minute,
+                burst: l.burst,
+            })
+        })
+        .collect()
+}
+
+fn value(s: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(s).ok()
+}
+
+/// The headers for the verdicts of one request (in check order).
+pub fn headers(verdicts: &[Verdict], replicas: u64) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if verdicts.is_empty() {
+        return headers;
+    }
+    let policy: Vec<String> = verdicts
+        .iter()
+        .map(|v| format!("\"{}\";q={};w=60", v.scope, v.requests_per_minute))
+        .collect();
+    if let Some(v) = value(&policy.join(", ")) {
+        headers.insert("ratelimit-policy", v);
+    }
+    // The refusing budget, else the one closest to running out.
+    let tightest = verdicts
+        .iter()
+        .find(|v| !v.allowed)
+        .or_else(|| verdicts.iter().min_by_key(|v| v.remaining));
+    if let Some(t) = tightest {
+        let (r, wait) = if t.allowed {
+            (t.remaining, t.reset_s)
+        } else {
+            (0, t.retry_after_s)
+        };
+        if let Some(v) = value(&format!("\"{}\";r={r};t={wait}", t.scope)) {
+            headers.insert("ratelimit", v);
+        }
+        if !t.allowed
+            && let Some(v) = value(&t.retry_after_s.to_string())
+        {
+            headers.insert(RETRY_AFTER, v);
+        }
+    }
+    if verdicts.iter().any(|v| v.fallback)
+        && let Some(v) = value(&format!("fallback; replicas={replicas}"))
+    {
+        headers.insert(MODE_HEADER, v);
+    }
+    headers
+}
+
+/// The middleware: checks the budgets, answers 429 or runs the route, adds the headers.
+pub async fn enforce(
+    State(gw): State<Gateway>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let limiter = gw.limiter();
+    let service = matched.as_ref().and_then(|m| service_of(m.as_str()));
+    let mut verdicts = Vec::with_capacity(2);
+    if service.is_some() {
+        for scope in [Some(GATEWAY_SCOPE), service].into_iter().flatten() {
+            if let Some(v) = limiter.check(scope).await {
+                let refused = !v.allowed;
+                verdicts.push(v);
+                if refused {
+                    break;
+                }
+            }
+        }
+    }
+    let extra = headers(&verdicts, limiter.replicas());
+    let mut response = match verdicts.iter().find(|v| !v.allowed) {
+        Some(v) => {
+            let budget = if &*v.scope == GATEWAY_SCOPE {
+                "the shop's request budget".to_string()
+            } else {
+                format!("the {} service's request budget", v.scope)
+            };
+            ApiError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "{budget} ({} per minute) is spent; retry in {} s",
+                    v.requests_per_minute, v.retry_after_s
+                ),
+            )
+            .into_response()
+        }
+        None => next.run(request).await,
+    };
+    response.headers_mut().extend(extra);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn verdict(scope: &str, allowed: bool, remaining: u64, fallback: bool) -> Verdict {
+        Verdict {
+            allowed,
+            scope: Arc::from(scope),
+            requests_per_minute: 5000,
+            remaining,
+            reset_s: 4,
+            retry_after_s: if allowed { 0 } else { 2 },
+            fallback,
+        }
+    }
+
+    #[test]
+    fn every_public_route_has_a_service_and_the_document_none() {
+        for (path, _) in super::super::openapi::ROUTES {
+            let expected = !path.ends_with("openapi.json");
+            assert_eq!(service_of(path).is_some(), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn headers_name_every_budget_and_the_tightest_state() {
+        let h = headers(
+            &[
+                verdict("gateway", true, 400, false),
+                verdict("catalog", true, 12, false),
+            ],
+            3,
+        );
+        assert_eq!(
+            h["ratelimit-policy"],
+            r#""gateway";q=5000;w=60, "catalog";q=5000;w=60"#
+        );
+        assert_eq!(h["ratelimit"], r#""catalog";r=12;t=4"#);
+        assert!(h.get(RETRY_AFTER).is_none());
+        assert!(h.get(MODE_HEADER).is_none());
+
+        let h = headers(&[verdict("gateway", false, 0, true)], 3);
+        assert_eq!(h["ratelimit"], r#""gateway";r=0;t=2"#);
+        assert_eq!(h[RETRY_AFTER], "2");
+        assert_eq!(h[MODE_HEADER], "fallback; replicas=3");
+        assert!(headers(&[], 1).is_empty());
+    }
+
+    #[test]
+    fn policies_come_from_the_table_and_bad_limits_are_named() {
+        let table = RouteTable::parse(
+            r#"{"storefront": "s", "gatewayRateLimit": {"requestsPerMinute": 5000, "burst": 500},
+                "routes": [{"service": "catalog", "upstream": "c:1",
+                            "rateLimit": {"requestsPerMinute": 100, "burst": 10}},
+                           {"service": "orders", "upstream": "o:1"}]}"#,
+        )
+        .expect("table");
+        let p = policies(&table).expect("valid");
+        assert_eq!(p.len(), 2);
+        assert_eq!(
+            (p[0].scope.as_str(), p[0].requests_per_minute),
+            ("gateway", 5000)
+        );
+        assert_eq!((p[1].scope.as_str(), p[1].burst), ("catalog", 10));
+        // The table's own parse refuses a zero; the limiter's bound (one per µs) is
+        // checked here, whatever a table let through.
+        let mut absurd = table.clone();
+        absurd.routes[0].rate_limit = Some(super::super::table::RateLimit {
+            requests_per_minute: 70_000_000,
+            burst: 1,
+        });
+        let err = policies(&absurd).expect_err("absurd");
+        assert!(err.contains("catalog"), "{err}");
+    }
+}

@@ -1,0 +1,716 @@
+//! The gateway's cluster-wide limiter at run time: one bucket per scope (`gateway`, the
+//! shop-wide budget, and one per upstream service), each spending tokens leased from the
+//! shared budget in Redis ([`super::lease`]), so a decision is a local compare-and-swap.
+//!
+//! ```text
+//!  request ─▶ check(scope) ─▶ lease.try_take()  ── token ──▶ allowed (refill ahead when low)
+//!                               │ empty
+//!                               ├─ blocked until T (the authority said so) ──▶ 429, Retry-After
+//!                               ├─ Redis healthy: wait ≤ 25 ms for the refill in flight
+//!                               └─ Redis degraded: local GCRA with budget ÷ live replicas
+//! ```
+//!
+//! - **Refill**: one at a time per bucket, asking for what the bucket's offered load spends
+//!   in one lease lifetime ([`lease::lease_size`]); it starts ahead of need (a quarter of the
+//!   last grant left) and, once a lease outlives [`lease::LEASE_LIFETIME_US`], gives its
+//!   unused tokens back. A refused refill says when a token will be free: until then the
+//!   bucket refuses locally, without asking again.
+//! - **Liveness and replicas**: every second each replica writes a heartbeat into a sorted
+//!   set (`…:gateways`), counts the members seen in the last 5 s (the live replicas, for the
+//!   fair lease size and the fallback share), and so probes Redis.
+//! - **Degraded**: a refill or heartbeat that fails or takes over [`CALL_TIMEOUT`] switches
+//!   the limiter to the fallback at once (no request waits on Redis again until a heartbeat
+//!   succeeds): each replica enforces its share (`budget ÷ live replicas last counted`, or
+//!   the operator's hint `GATEWAY_REPLICAS` if Redis never answered), so the cluster stays
+//!   within the budget — never unlimited. It is
+//!   reported by [`ClusterLimiter::degraded`] (for the response header and the Storefront's
+//!   `RateLimiterDegraded` failure point) and `storefront_ratelimit_degraded`.
+//! - Without Redis configured at all, the limiter is the fallback from the start, and says so.
+//!
+//! Redis keys: `storefront:ratelimit:{<namespace>/<storefront>}:<scope>:<interval µs>:<burst>`
+//! (the TAT; a changed limit is a new key, a fresh bucket) and
+//! `storefront:ratelimit:{<namespace>/<storefront>}:gateways` (heartbeats).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, PoisonError, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
+
+use super::{
+    gcra::{self, Rate},
+    lease::{self, LEASE_LIFETIME_US, Lease},
+};
+
+/// The longest a Redis call may take before the limiter falls back.
+pub const CALL_TIMEOUT: Duration = Duration::from_millis(50);
+/// The longest a request waits for a refill in flight (Redis healthy).
+pub const REFILL_WAIT: Duration = Duration::from_millis(25);
+/// How often each replica heartbeats (and probes Redis).
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A replica not seen for this long is not counted.
+const LIVE_WINDOW_MS: u64 = 5_000;
+
+/// One budget of the route table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// `gateway` or a service name.
+    pub scope: String,
+    pub requests_per_minute: u32,
+    pub burst: u32,
+}
+
+/// The answer for one request in one scope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub scope: Arc<str>,
+    pub requests_per_minute: u32,
+    /// Tokens left (shared budget as last seen plus this replica's lease).
+    pub remaining: u64,
+    /// Seconds until the budget is full again.
+    pub reset_s: u64,
+    /// When refused: seconds until a retry may succeed (at least 1).
+    pub retry_after_s: u64,
+    /// Decided by the local fallback share (Redis unreachable).
+    pub fallback: bool,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+#[derive(Clone, Default)]
+struct Metrics {
+    decisions: Family<Labels, Counter>,
+    degraded: Gauge,
+    replicas: Gauge,
+    remaining: Family<Labels, Gauge>,
+}
+
+/// The state a refill and the fallback change (never held across an await).
+#[derive(Debug)]
+struct Shared {
+    rate: Rate,
+    rpm: u32,
+    /// The budget's Redis key: the scope and its settings, so a changed limit is a fresh
+    /// bucket at once (a FlashSale's new limit is not held back by the old one's debt).
+    key: String,
+    /// The shared budget's tokens after the last grant.
+    remaining: u64,
+    reset_us: u64,
+    /// The authority refused: nothing to ask for before this.
+    blocked_until: Option<Instant>,
+    /// When the current lease was granted.
+    granted_at: Instant,
+    last_grant: u64,
+    /// Offered requests counted at the last refill, and when.
+    offered_then: u64,
+    measured_at: Instant,
+    demand_per_s: f64,
+    /// The fallback's own GCRA state.
+    fallback_tat_us: u64,
+}
+
+struct Bucket {
+    scope: Arc<str>,
+    lease: Lease,
+    offered: AtomicU64,
+    refilling: AtomicBool,
+    refilled: Notify,
+    shared: Mutex<Shared>,
+}
+
+impl Bucket {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Inner {
+    redis: Option<redis::Client>,
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+    script: redis::Script,
+    prefix: String,
+    member: String,
+    /// The operator's planned replica count: the fallback never divides by less.
+    replicas_hint: u64,
+    /// Live replicas from the heartbeats; 0 until Redis has answered once.
+    replicas: AtomicU64,
+    degraded: AtomicBool,
+    buckets: RwLock<HashMap<String, Arc<Bucket>>>,
+    started: Instant,
+    metrics: Metrics,
+    /// The last problem logged, so a change is logged once.
+    logged: Mutex<String>,
+}
+
+/// The limiter: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct ClusterLimiter(Arc<Inner>);
+
+impl ClusterLimiter {
+    /// A limiter for Storefront `storefront` in `namespace`, as replica `member`, sharing
+    /// budgets through Redis at `redis_url` (or only the local fallback without one).
+    pub fn new(
+        redis_url: Option<&str>,
+        namespace: &str,
+        storefront: &str,
+        member: &str,
+        replicas_hint: u64,
+    ) -> Result<Self, redis::RedisError> {
+        let redis = redis_url.map(redis::Client::open).transpose()?;
+        let limiter = Self(Arc::new(Inner {
+            degraded: AtomicBool::new(redis.is_none()),
+            redis,
+            connection: tokio::sync::Mutex::new(None),
+            script: redis::Script::new(lease::SCRIPT),
+            prefix: format!("storefront:ratelimit:{{{namespace}/{storefront}}}"),
+            member: member.to_string(),
+            replicas_hint: replicas_hint.max(1),
+            replicas: AtomicU64::new(0),
+            buckets: RwLock::new(HashMap::new()),
+            started: Instant::now(),
+            metrics: Metrics::default(),
+            logged: Mutex::new(String::new()),
+        }));
+        limiter
+            .0
+            .metrics
+            .degraded
+            .set(i64::from(limiter.degraded()));
+        limiter.0.metrics.replicas.set(limiter.replicas() as i64);
+        Ok(limiter)
+    }
+
+    /// A limiter with no Redis: every replica enforces its share of each budget.
+    pub fn local(replicas: u64) -> Self {
+        // Without a URL nothing can fail.
+        Self::new(None, "local", "local", "local", replicas).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// Registers the limiter's metrics.
+    pub fn register(&self, registry: &mut Registry) {
+        let m = &self.0.metrics;
+        registry.register(
+            "storefront_ratelimit_decisions",
+            "Rate-limit decisions by scope, decision (allowed|limited) and mode (shared|fallback)",
+            m.decisions.clone(),
+        );
+        registry.register(
+            "storefront_ratelimit_degraded",
+            "1 while Redis is unreachable and each replica enforces its share of the budget",
+            m.degraded.clone(),
+        );
+        registry.register(
+            "storefront_ratelimit_replicas",
+            "Gateway replicas seen sharing the budgets",
+            m.replicas.clone(),
+        );
+        registry.register(
+            "storefront_ratelimit_remaining",
+            "Tokens left in a budget as this replica last saw it",
+            m.remaining.clone(),
+        );
+    }
+
+    /// Whether the limiter runs on the local fallback.
+    pub fn degraded(&self) -> bool {
+        self.0.degraded.load(Ordering::Acquire)
+    }
+
+    /// Why the limiter runs on its fallback, while it does.
+    pub fn degraded_reason(&self) -> Option<String> {
+        self.degraded().then(|| {
+            let reason = self.0.logged.lock().unwrap_or_else(PoisonError::into_inner);
+            format!(
+                "{}; each gateway replica enforces its share (budget ÷ {})",
+                if reason.is_empty() {
+                    "Redis unreachable"
+                } else {
+                    reason.as_str()
+                },
+                self.replicas()
+            )
+        })
+    }
+
+    /// Replicas sharing the budgets: the live ones the heartbeats counted, or the
+    /// operator's hint before Redis ever answered.
+    pub fn replicas(&self) -> u64 {
+        match self.0.replicas.load(Ordering::Acquire) {
+            0 => self.0.replicas_hint,
+            live => live,
+        }
+    }
+
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.0.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    fn note(&self, problem: &str) {
+        let mut logged = self.0.logged.lock().unwrap_or_else(PoisonError::into_inner);
+        if *logged != problem {
+            problem.clone_into(&mut logged);
+            if problem.is_empty() {
+                tracing::info!("rate limiter: budgets shared through Redis again");
+            } else {
+                tracing::warn!(
+                    "rate limiter degraded: {problem}; each replica enforces budget ÷ {}",
+                    self.replicas()
+                );
+            }
+        }
+    }
+
+    fn set_degraded(&self, degraded: bool, problem: &str) {
+        self.0.degraded.store(degraded, Ordering::Release);
+        self.0.metrics.degraded.set(i64::from(degraded));
+        self.note(if degraded { problem } else { "" });
+    }
+
+    /// Sets the budgets: new scopes start, changed ones keep their state under the new rate,
+    /// dropped ones go. A policy that is not a valid budget (0 or absurd) is refused and
+    /// named in the result; its scope keeps its previous budget.
+    pub fn configure(&self, policies: &[Policy]) -> Result<(), String> {
+        let mut problems = Vec::new();
+        let mut buckets = self
+            .0
+            .buckets
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut next = HashMap::new();
+        for p in policies {
+            let rate = match Rate::per_minute(u64::from(p.requests_per_minute), u64::from(p.burst))
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", p.scope));
+                    if let Some(b) = buckets.remove(&p.scope) {
+                        next.insert(p.scope.clone(), b);
+                    }
+                    continue;
+                }
+            };
+            let bucket = match buckets.remove(&p.scope) {
+                Some(b) => {
+                    let mut s = b.shared();
+                    if s.rate != rate {
+                        s.rate = rate;
+                        s.rpm = p.requests_per_minute;
+                        s.key = self.key(p, rate);
+                        s.remaining = rate.burst;
+                        s.blocked_until = None;
+                        s.fallback_tat_us = 0;
+                    }
+                    drop(s);
+                    b
+                }
+                None => Arc::new(Bucket {
+                    scope: p.scope.as_str().into(),
+                    lease: Lease::new(0),
+                    offered: AtomicU64::new(0),
+                    refilling: AtomicBool::new(false),
+                    refilled: Notify::new(),
+                    shared: Mutex::new(Shared {
+                        rate,
+                        rpm: p.requests_per_minute,
+                        key: self.key(p, rate),
+                        remaining: rate.burst,
+                        reset_us: 0,
+                        blocked_until: None,
+                        granted_at: Instant::now(),
+                        last_grant: 0,
+                        offered_then: 0,
+                        measured_at: Instant::now(),
+                        demand_per_s: 0.0,
+                        fallback_tat_us: 0,
+                    }),
+                }),
+            };
+            next.insert(p.scope.clone(), bucket);
+        }
+        *buckets = next;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn key(&self, p: &Policy, rate: Rate) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.0.prefix, p.scope, rate.interval_us, rate.burst
+        )
+    }
+
+    fn bucket(&self, scope: &str) -> Option<Arc<Bucket>> {
+        self.0
+            .buckets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(scope)
+            .cloned()
+    }
+
+    /// Decides one request in `scope`; `None` when the scope has no budget.
+    pub async fn check(&self, scope: &str) -> Option<Verdict> {
+        let bucket = self.bucket(scope)?;
+        bucket.offered.fetch_add(1, Ordering::Relaxed);
+        let verdict = self.decide(&bucket).await;
+        let labels = vec![
+            ("scope", scope.to_string()),
+            (
+                "decision",
+                if verdict.allowed {
+                    "allowed"
+                } else {
+                    "limited"
+                }
+                .to_string(),
+            ),
+            (
+                "mode",
+                if verdict.fallback {
+                    "fallback"
+                } else {
+                    "shared"
+                }
+                .to_string(),
+            ),
+        ];
+        self.0.metrics.decisions.get_or_create(&labels).inc();
+        self.0
+            .metrics
+            .remaining
+            .get_or_create(&vec![("scope", scope.to_string())])
+            .set(i64::try_from(verdict.remaining).unwrap_or(i64::MAX));
+        Some(verdict)
+    }
+
+    async fn decide(&self, bucket: &Arc<Bucket>) -> Verdict {
+        if self.degraded() {
+            return self.fallback(bucket);
+        }
+        if bucket.lease.try_take() {
+            self.refill_ahead(bucket);
+            return self.shared_verdict(bucket, true, 0);
+        }
+        let blocked = bucket.shared().blocked_until;
+        if let Some(until) = blocked {
+            let now = Instant::now();
+            if now < until {
+                return self.shared_verdict(bucket, false, (until - now).as_micros() as u64);
+            }
+        }
+        // Empty, not blocked: a refill now, waited for briefly.
+        let refilled = bucket.refilled.notified();
+        self.spawn_refill(bucket);
+        let _ = tokio::time::timeout(REFILL_WAIT, refilled).await;
+        if bucket.lease.try_take() {
+            return self.shared_verdict(bucket, true, 0);
+        }
+        if self.degraded() {
+            return self.fallback(bucket);
+        }
+        let retry_us = bucket
+            .shared()
+            .blocked_until
+            .map_or(REFILL_WAIT.as_micros() as u64, |u| {
+                u.saturating_duration_since(Instant::now()).as_micros() as u64
+            });
+        self.shared_verdict(bucket, false, retry_us)
+    }
+
+    fn shared_verdict(&self, bucket: &Bucket, allowed: bool, retry_us: u64) -> Verdict {
+        let s = bucket.shared();
+        Verdict {
+            allowed,
+            scope: Arc::clone(&bucket.scope),
+            requests_per_minute: s.rpm,
+            remaining: (s.remaining + bucket.lease.left()).min(s.rate.burst),
+            reset_s: s.reset_us.div_ceil(1_000_000),
+            retry_after_s: if allowed {
+                0
+            } else {
+                retry_us.div_ceil(1_000_000).max(1)
+            },
+            fallback: false,
+        }
+    }
+
+    /// The local share of the budget (Redis unreachable).
+    fn fallback(&self, bucket: &Bucket) -> Verdict {
+        let now = self.now_us();
+        let replicas = self.replicas();
+        let mut s = bucket.shared();
+        let rate = s.rate.share(replicas);
+        let d = gcra::take(rate, s.fallback_tat_us, now, 1);
+        if d.allowed {
+            s.fallback_tat_us = d.tat_us;
+        }
+        Verdict {
+            allowed: d.allowed,
+            scope: Arc::clone(&bucket.scope),
+            requests_per_minute: s.rpm,
+            remaining: d.remaining,
+            reset_s: d.reset_us.div_ceil(1_000_000),
+            retry_after_s: if d.allowed {
+                0
+            } else {
+                d.retry_after_us.div_ceil(1_000_000).max(1)
+            },
+            fallback: true,
+        }
+    }
+
+    /// Starts a refill when the lease runs low (a quarter of the last grant) or is old.
+    fn refill_ahead(&self, bucket: &Arc<Bucket>) {
+        let (low, old) = {
+            let s = bucket.shared();
+            (
+                bucket.lease.left() <= s.last_grant / 4,
+                s.granted_at.elapsed() >= Duration::from_micros(LEASE_LIFETIME_US),
+            )
+        };
+        if low || old {
+            self.spawn_refill(bucket);
+        }
+    }
+
+    fn spawn_refill(&self, bucket: &Arc<Bucket>) {
+        if bucket
+            .refilling
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        let limiter = self.clone();
+        let bucket = Arc::clone(bucket);
+        tokio::spawn(async move {
+            limiter.refill(&bucket).await;
+            bucket.refilling.store(false, Ordering::Release);
+            bucket.refilled.notify_waiters();
+        });
+    }
+
+    /// One lease request: gives back an expired lease's tokens, asks for the next.
+    async fn refill(&self, bucket: &Bucket) {
+        let Some(mut conn) = self.0.connection.lock().await.clone() else {
+            self.set_degraded(true, "not connected to Redis");
+            return;
+        };
+        let (rate, key, want, expired) = {
+            let mut s = bucket.shared();
+            let offered = bucket.offered.load(Ordering::Relaxed);
+            let elapsed = s.measured_at.elapsed().as_secs_f64();
+            if elapsed >= 0.01 {
+                let recent = (offered - s.offered_then) as f64 / elapsed;
+                s.demand_per_s = 0.5 * s.demand_per_s + 0.5 * recent;
+                s.offered_then = offered;
+                s.measured_at = Instant::now();
+            }
+            let want = lease::lease_size(s.demand_per_s, s.remaining, self.replicas());
+            let expired = s.granted_at.elapsed() >= Duration::from_micros(LEASE_LIFETIME_US);
+            (s.rate, s.key.clone(), want, expired)
+        };
+        let returned = if expired { bucket.lease.end() } else { 0 };
+        let mut call = self.0.script.key(key);
+        call.arg(rate.interval_us)
+            .arg(rate.burst)
+            .arg(want)
+            .arg(returned);
+        let answer =
+            tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+        let grant = match answer {
+            Ok(Ok(v)) if v.len() == 4 && v.iter().all(|n| *n >= 0) => v,
+            Ok(Ok(v)) => {
+                self.set_degraded(true, &format!("the lease script answered {v:?}"));
+                return;
+            }
+            Ok(Err(e)) => {
+                self.set_degraded(true, &format!("the lease script failed: {e}"));
+                return;
+            }
+            Err(_) => {
+                self.set_degraded(
+                    true,
+                    &format!("Redis took over {} ms", CALL_TIMEOUT.as_millis()),
+                );
+                return;
+            }
+        };
+        let [granted, remaining, retry_us, reset_us] =
+            [grant[0], grant[1], grant[2], grant[3]].map(|n| n as u64);
+        bucket.lease.add(granted);
+        let mut s = bucket.shared();
+        s.remaining = remaining;
+        s.reset_us = reset_us;
+        s.blocked_until = (granted == 0 && want > 0)
+            .then(|| Instant::now() + Duration::from_micros(retry_us.max(1_000)));
+        if granted > 0 || expired {
+            s.granted_at = Instant::now();
+            s.last_grant = granted;
+        }
+    }
+
+    /// One heartbeat: connects if needed, records this replica, counts the live ones, and
+    /// leaves or enters the fallback accordingly.
+    pub async fn heartbeat(&self) {
+        let Some(client) = &self.0.redis else {
+            self.set_degraded(true, "no Redis configured (REDIS_URL)");
+            return;
+        };
+        let mut slot = self.0.connection.lock().await;
+        if slot.is_none() {
+            let config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_millis(500)))
+                .set_response_timeout(Some(CALL_TIMEOUT))
+                .set_number_of_retries(0);
+            match tokio::time::timeout(
+                Duration::from_secs(1),
+                ConnectionManager::new_with_config(client.clone(), config),
+            )
+            .await
+            {
+                Ok(Ok(c)) => *slot = Some(c),
+                Ok(Err(e)) => {
+                    drop(slot);
+                    self.set_degraded(true, &format!("failed to connect to Redis: {e}"));
+                    return;
+                }
+                Err(_) => {
+                    drop(slot);
+                    self.set_degraded(true, "failed to connect to Redis: timed out");
+                    return;
+                }
+            }
+        }
+        let Some(mut conn) = slot.clone() else {
+            return;
+        };
+        drop(slot);
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let key = format!("{}:gateways", self.0.prefix);
+        let mut pipe = redis::pipe();
+        pipe.zadd(&key, &self.0.member, now_ms)
+            .ignore()
+            .zrembyscore(&key, 0, now_ms.saturating_sub(LIVE_WINDOW_MS))
+            .ignore()
+            .pexpire(&key, (LIVE_WINDOW_MS * 2) as i64)
+            .ignore()
+            .zcard(&key);
+        match tokio::time::timeout(CALL_TIMEOUT * 4, pipe.query_async::<(u64,)>(&mut conn)).await {
+            Ok(Ok((live,))) => {
+                self.0.replicas.store(live.max(1), Ordering::Release);
+                self.0.metrics.replicas.set(self.replicas() as i64);
+                if self.degraded() {
+                    // Fresh leases: what was held before the outage is stale.
+                    for b in self
+                        .0
+                        .buckets
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .values()
+                    {
+                        b.shared().blocked_until = None;
+                    }
+                }
+                self.set_degraded(false, "");
+            }
+            Ok(Err(e)) => self.set_degraded(true, &format!("Redis heartbeat failed: {e}")),
+            Err(_) => self.set_degraded(true, "Redis heartbeat timed out"),
+        }
+    }
+
+    /// Heartbeats every [`HEARTBEAT`] until the task is dropped.
+    pub async fn run_heartbeats(self) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.heartbeat().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(scope: &str, rpm: u32, burst: u32) -> Policy {
+        Policy {
+            scope: scope.into(),
+            requests_per_minute: rpm,
+            burst,
+        }
+    }
+
+    #[tokio::test]
+    async fn without_redis_each_replica_enforces_its_share_and_says_so() {
+        let limiter = ClusterLimiter::local(2);
+        assert!(limiter.degraded());
+        limiter
+            .configure(&[policy("gateway", 600, 10)])
+            .expect("valid");
+        let mut allowed = 0;
+        for _ in 0..20 {
+            let v = limiter.check("gateway").await.expect("a budget");
+            assert!(v.fallback);
+            if v.allowed {
+                allowed += 1;
+            } else {
+                assert!(v.retry_after_s >= 1);
+            }
+        }
+        assert_eq!(allowed, 5, "half of the burst of 10 on one of two replicas");
+        assert!(
+            limiter.check("catalog").await.is_none(),
+            "no budget, no limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn invalid_budgets_are_refused_and_the_previous_one_stays() {
+        let limiter = ClusterLimiter::local(1);
+        limiter
+            .configure(&[policy("gateway", 600, 3)])
+            .expect("valid");
+        let err = limiter
+            .configure(&[policy("gateway", 0, 3), policy("catalog", 4_000_000_000, 1)])
+            .expect_err("zero and absurd rates");
+        assert!(err.contains("gateway") && err.contains("catalog"), "{err}");
+        let v = limiter.check("gateway").await.expect("kept");
+        assert_eq!(v.requests_per_minute, 600);
+        assert!(limiter.check("catalog").await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_limit_change_applies_to_the_next_request() {
+        let limiter = ClusterLimiter::local(1);
+        limiter
+            .configure(&[policy("orders", 60, 1)])
+            .expect("valid");
+        assert!(limiter.check("orders").await.expect("budget").allowed);
+        assert!(!limiter.check("orders").await.expect("budget").allowed);
+        // A sale opens the limit: 60,000 rpm with a burst of 100.
+        limiter
+            .configure(&[policy("orders", 60_000, 100)])
+            .expect("valid");
+        let v = limiter.check("orders").await.expect("budget");
+        assert!(v.allowed, "{v:?}");
+        assert_eq!(v.requests_per_minute, 60_000);
+    }
+}

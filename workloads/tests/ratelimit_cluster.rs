@@ -1,0 +1,280 @@
+//! The cluster-wide limiter against a real Redis: 1, 2 and 5 limiter instances (gateway
+//! replicas) share one budget and together admit what one exact limiter would; Redis
+//! stopped mid-run → every instance falls back at once (no check waits on Redis), enforces
+//! its share, and says so (flag, reason, metric); Redis back → shared budgets again.
+//!
+//! Needs `REDIS_URL` and `redis-server` on the PATH (built only with
+//! `--features datastore-tests`): `workloads/scripts/test-datastores up && eval "$(…env)"`.
+//! The outage test runs a Redis of its own, so stopping it disturbs no other test.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use prometheus_client::registry::Registry;
+use storefront_workloads::ratelimit::cluster::{ClusterLimiter, Policy};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| {
+        panic!("REDIS_URL is not set: run workloads/scripts/test-datastores up and eval its env")
+    })
+}
+
+fn budget(rpm: u32, burst: u32) -> Vec<Policy> {
+    vec![Policy {
+        scope: "gateway".into(),
+        requests_per_minute: rpm,
+        burst,
+    }]
+}
+
+async fn limiters(url: &str, shop: &str, n: usize, rpm: u32, burst: u32) -> Vec<ClusterLimiter> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let l = ClusterLimiter::new(Some(url), "it", shop, &format!("gw-{i}"), 1).expect("url");
+        l.configure(&budget(rpm, burst)).expect("valid");
+        out.push(l);
+    }
+    // Twice: the first round's early members have not seen the later ones yet.
+    for _ in 0..2 {
+        for l in &out {
+            l.heartbeat().await;
+            assert!(!l.degraded(), "{:?}", l.degraded_reason());
+        }
+    }
+    out
+}
+
+/// Offers `per_s` requests a second in total, split evenly, for `secs`; returns the admitted
+/// count and the elapsed time.
+async fn offer(limiters: &[ClusterLimiter], per_s: u64, secs: u64) -> (u64, f64) {
+    let n = limiters.len() as u64;
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in limiters {
+        let l = l.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 * n / per_s));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let until = Instant::now() + Duration::from_secs(secs);
+            let mut admitted = 0u64;
+            while Instant::now() < until {
+                tick.tick().await;
+                if l.check("gateway").await.expect("budget").allowed {
+                    admitted += 1;
+                }
+            }
+            admitted
+        });
+    }
+    let mut admitted = 0;
+    while let Some(r) = tasks.join_next().await {
+        admitted += r.expect("joins");
+    }
+    (admitted, started.elapsed().as_secs_f64())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_two_and_five_instances_share_one_budget() {
+    let url = redis_url();
+    // 100 requests/s with a burst of 20, offered at 2× for 4 s.
+    let (rpm, burst, offered, secs) = (6_000u32, 20u32, 200u64, 4u64);
+    for n in [1usize, 2, 5] {
+        let shop = format!("share-{}-{n}", std::process::id());
+        let ls = limiters(&url, &shop, n, rpm, burst).await;
+        let (admitted, elapsed) = offer(&ls, offered, secs).await;
+        let exact = f64::from(burst) + f64::from(rpm) / 60.0 * elapsed;
+        let ratio = admitted as f64 / exact;
+        println!(
+            "figure: {n} instance(s): admitted {admitted} of {:.0} offered, an exact limiter \
+             {exact:.0} → {ratio:.3}",
+            offered as f64 * elapsed
+        );
+        // The stated bound: at most one lease lifetime (250 ms) of rate over, plus one.
+        let bound = exact + f64::from(rpm) / 60.0 * 0.25 + 1.0;
+        assert!((admitted as f64) <= bound, "{n}: {admitted} > {bound:.0}");
+        assert!(
+            ratio >= 0.9,
+            "{n}: the budget is used, not starved: {admitted} of {exact:.0}"
+        );
+        assert!(ls.iter().all(|l| !l.degraded()));
+        assert!(
+            ls.iter().all(|l| l.replicas() == n as u64),
+            "every instance counted {n} live replicas"
+        );
+    }
+}
+
+struct OwnRedis {
+    port: u16,
+    child: Child,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { port, child }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_falls_back_at_once_and_redis_back_shares_again() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    // 600/min (10/s) with a burst of 10, two replicas.
+    let ls = limiters(&url, "outage", 2, 600, 10).await;
+    let mut registry = Registry::default();
+    ls[0].register(&mut registry);
+    for l in &ls {
+        l.heartbeat().await;
+    }
+    assert_eq!(ls[0].replicas(), 2);
+    let v = ls[0].check("gateway").await.expect("budget");
+    assert!(v.allowed && !v.fallback, "{v:?}");
+
+    redis.stop();
+    let stopped = Instant::now();
+    // Checks go on; none waits on the dead Redis for long, and the fallback takes over.
+    let mut slowest = Duration::ZERO;
+    let mut fell_back = None;
+    while stopped.elapsed() < Duration::from_secs(5) {
+        let t = Instant::now();
+        let v = ls[0].check("gateway").await.expect("budget");
+        slowest = slowest.max(t.elapsed());
+        if v.fallback {
+            fell_back = Some(stopped.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fell_back = fell_back.expect("the limiter fell back within 5 s");
+    println!(
+        "figure: Redis stopped → fallback after {} ms; slowest check meanwhile {} ms",
+        fell_back.as_millis(),
+        slowest.as_millis()
+    );
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a check waited {slowest:?} on a dead Redis"
+    );
+    assert!(ls[0].degraded());
+    let reason = ls[0].degraded_reason().expect("a reason");
+    assert!(reason.contains("÷ 2"), "{reason}");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    assert!(text.contains("storefront_ratelimit_degraded 1"), "{text}");
+    assert!(
+        text.contains(r#"mode="fallback""#),
+        "fallback decisions are counted: {text}"
+    );
+    // Each replica enforces half the budget: a burst of 30 at once admits at most 5 (+1
+    // for a token refilled meanwhile) on this one.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mut admitted = 0;
+    for _ in 0..30 {
+        if ls[1].check("gateway").await.expect("budget").allowed {
+            admitted += 1;
+        }
+    }
+    assert!(ls[1].degraded());
+    assert!(
+        (1..=6).contains(&admitted),
+        "half of the burst of 10 on one of two replicas, never unlimited: {admitted}"
+    );
+
+    // Redis back: the next heartbeat shares the budget again.
+    let _redis = OwnRedis::start(port);
+    let back = Instant::now();
+    while ls.iter().any(ClusterLimiter::degraded) {
+        assert!(back.elapsed() < Duration::from_secs(10), "never recovered");
+        for l in &ls {
+            l.heartbeat().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v = ls[0].check("gateway").await.expect("budget");
+    assert!(!v.fallback, "{v:?}");
+    assert!(ls[0].degraded_reason().is_none());
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    assert!(text.contains("storefront_ratelimit_degraded 0"), "{text}");
+}
+
+/// A budget key holding garbage (another tool, a bad migration) is read as an empty
+/// bucket and rewritten, never a panic or a stuck limiter.
+#[tokio::test]
+async fn garbage_in_the_budget_key_is_overwritten() {
+    let url = redis_url();
+    let shop = format!("garbage-{}", std::process::id());
+    let ls = limiters(&url, &shop, 1, 600, 5).await;
+    let mut conn = redis::Client::open(url.as_str())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let pattern = format!("storefront:ratelimit:{{it/{shop}}}:gateway:*");
+    // Spend the burst: the bucket's key exists while the bucket is not full.
+    for _ in 0..5 {
+        ls[0].check("gateway").await.expect("budget");
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(&pattern)
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let _: () = redis::cmd("SET")
+        .arg(&keys[0])
+        .arg("not a number")
+        .query_async(&mut conn)
+        .await
+        .expect("set");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut allowed = 0;
+    for _ in 0..10 {
+        let v = ls[0].check("gateway").await.expect("budget");
+        assert!(!v.fallback, "garbage is not an outage: {v:?}");
+        if v.allowed {
+            allowed += 1;
+        }
+    }
+    assert!(
+        (1..=6).contains(&allowed),
+        "the bucket restarted full, and is limited again: {allowed}"
+    );
+}
