@@ -13,6 +13,7 @@
 //!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── Secret security.jwtSecretName, else <sf>-jwt
 //!  gateway  GATEWAY_ROUTES=/etc/storefront/routes/routes.json   ◀── ConfigMap <sf>-gateway-routes
 //!           GATEWAY_CONFIGMAP=<sf>-gateway-routes (watched through the API), POD_NAME;
+//!           GATEWAY_REPLICAS (planned replicas, the HPA's max: the rate limiter's fallback share)
 //!           the only pod with a service account token (Role <sf>-gateway)
 //!           GATEWAY_RINGS_DIR=/etc/storefront/rings; <sf>-<svc>-ring/ring.json ◀── each ring ConfigMap
 //!  orders   INVENTORY_SHARDS (inventory's shard count, 1 when it is not sharded)
@@ -345,10 +346,28 @@ pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Deployment {
             },
             resources: plan.resources.clone(),
             extra_labels: BTreeMap::new(),
-            env: Vec::new(),
+            env: gateway_replicas_hint(plan),
             database_schema: database_schema(owner.namespace, owner.name, service),
         },
     )
+}
+
+/// The gateway's `GATEWAY_REPLICAS`: the replicas it plans (the HPA's maximum when
+/// autoscaled), which the rate limiter's fallback divides each budget by until Redis has
+/// counted the live replicas — never fewer than may run, so never over the budget.
+fn gateway_replicas_hint(plan: &ServicePlan) -> Vec<(String, String)> {
+    if plan.service != ServiceName::Gateway {
+        return Vec::new();
+    }
+    let replicas = match plan.sizing {
+        Sizing::Fixed { replicas } => replicas,
+        Sizing::Autoscaled { max, .. } => max,
+        Sizing::Sharded {
+            shards,
+            replicas_per_shard,
+        } => shards * replicas_per_shard,
+    };
+    vec![("GATEWAY_REPLICAS".to_string(), replicas.max(1).to_string())]
 }
 
 /// Enabled services with `sharding`, in canonical order.
