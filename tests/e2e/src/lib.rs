@@ -14,6 +14,7 @@
 
 pub mod datastores;
 pub mod forward;
+pub mod loadgen;
 pub mod shopper;
 
 use std::{
@@ -142,19 +143,28 @@ fn read_dir_yaml(dir: &str) -> anyhow::Result<String> {
 
 /// Installs the CRDs (and waits until they are served).
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let discovery = Discovery::new(client.clone()).run().await?;
+    let discovery = api_discovery(client).await?;
     apply_yaml(client, &discovery, &read_dir_yaml("manifests/crds")?).await?;
     wait_for(
         "the Storefront CRDs to be served",
         Duration::from_secs(60),
         || async {
-            let d = Discovery::new(client.clone()).run().await?;
+            let d = api_discovery(client).await?;
             Ok(d.groups()
                 .any(|g| g.name() == storefront_crds::common::GROUP)
                 .then_some(()))
         },
     )
     .await
+}
+
+/// API discovery for applying manifests, without the aggregated metrics API: a
+/// metrics-server that is restarting must not fail every test's set-up.
+async fn api_discovery(client: &Client) -> anyhow::Result<Discovery> {
+    Ok(Discovery::new(client.clone())
+        .exclude(&["metrics.k8s.io"])
+        .run()
+        .await?)
 }
 
 static INSTALLED: OnceCell<()> = OnceCell::const_new();
@@ -165,7 +175,7 @@ pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
     INSTALLED
         .get_or_try_init(|| async {
             install_crds(client).await?;
-            let discovery = Discovery::new(client.clone()).run().await?;
+            let discovery = api_discovery(client).await?;
             let manifests = read_dir_yaml("manifests/operator")?.replace(
                 "image: storefront/operator:dev",
                 &format!("image: {}", operator_image()),

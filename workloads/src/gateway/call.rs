@@ -59,12 +59,31 @@ pub fn backoff(n: u32, unit: f64) -> Duration {
 
 impl Gateway {
     /// Runs `rpc` on `channel` (from [`Gateway::client`] or [`Gateway::shard`], so already
-    /// admitted), retrying as the module says; returns the answer or the last failure.
+    /// admitted), retrying as the module says within the call deadline; returns the answer
+    /// or the last failure.
     pub async fn call<T, F, Fut>(
         &self,
         service: &'static str,
         channel: Authed,
         retry: Retry,
+        rpc: F,
+    ) -> Result<T, Status>
+    where
+        F: FnMut(Authed) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        self.call_within(service, channel, retry, self.0.deadlines.call, rpc)
+            .await
+    }
+
+    /// [`Gateway::call`], retrying only while a retry can start before `within` (from the
+    /// first attempt) is over: a supporting call keeps its short deadline, retries included.
+    pub async fn call_within<T, F, Fut>(
+        &self,
+        service: &'static str,
+        channel: Authed,
+        retry: Retry,
+        within: Duration,
         mut rpc: F,
     ) -> Result<T, Status>
     where
@@ -73,18 +92,21 @@ impl Gateway {
     {
         let retries = &self.0.retries;
         retries.deposit(service);
+        let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
             let result = self.finish(service, rpc(channel.clone()).await);
+            let unit: f64 = rand::rng().random();
+            let delay = backoff(attempt + 1, unit);
             match result {
                 Err(status)
                     if attempt < MAX_RETRIES
+                        && started.elapsed() + delay < within
                         && retryable(&status, retry)
                         && self.0.guard.admit(service).is_ok()
                         && retries.try_retry(service) =>
                 {
                     attempt += 1;
-                    let unit: f64 = rand::rng().random();
                     tracing::debug!(
                         service,
                         attempt,
@@ -92,7 +114,7 @@ impl Gateway {
                         status.code(),
                         status.message()
                     );
-                    tokio::time::sleep(backoff(attempt, unit)).await;
+                    tokio::time::sleep(delay).await;
                 }
                 other => return other,
             }

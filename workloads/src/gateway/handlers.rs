@@ -290,7 +290,7 @@ pub async fn recommendations(
     };
     let within = gw.deadlines().supporting;
     let answer = gw
-        .call("recommendations", channel, Retry::IfNotSent, |c| {
+        .call_within("recommendations", channel, Retry::IfNotSent, within, |c| {
             let mut request = tonic::Request::new(BoughtTogetherRequest {
                 sku: sku.clone(),
                 limit: RECOMMENDATIONS,
