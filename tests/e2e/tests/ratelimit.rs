@@ -234,3 +234,80 @@ async fn the_shop_wide_budget_holds_with_one_and_three_gateways() {
         );
     }
 }
+
+/// Redis unreachable from the start (the shop's Redis Secret names a closed port): the
+/// gateway still limits — each replica its share of the budget — and says so three ways:
+/// the `Storefront-RateLimit: fallback` header, its metric, and a `RateLimiterDegraded`
+/// failure point in the Storefront's status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_redis_the_gateway_limits_on_its_share_and_says_so() {
+    let client = client().await.unwrap();
+    ensure_operator(&client).await.unwrap();
+    let mut urls = DatastoreUrls::discover().expect("the cluster's datastores");
+    // The node's address on a port nothing listens on: refused at once.
+    let host = urls
+        .postgres
+        .rsplit('@')
+        .next()
+        .and_then(|h| h.split(':').next())
+        .unwrap()
+        .to_string();
+    urls.redis = format!("redis://{host}:1");
+    let ns = TestNamespace::create(&client, "noredis").await.unwrap();
+    ns.write_datastore_secrets(&urls).await.unwrap();
+    let sfs: Api<Storefront> = ns.api();
+    let mut sf = storefront_from(&shop_yaml(60, 5), &ns.name).unwrap();
+    sf.spec.image = real_workload_image();
+    sfs.create(&PostParams::default(), &sf).await.unwrap();
+    wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = ns.api();
+    let ips = gateway_ips(&pods, 1).await;
+    let addr = format!("{}:8080", ips[0]);
+
+    let point = wait_for(
+        "a RateLimiterDegraded failure point",
+        Duration::from_secs(60),
+        || async {
+            let sf = sfs.get("shop").await?;
+            Ok(sf.status.and_then(|s| {
+                s.failure_points
+                    .into_iter()
+                    .find(|p| p.reason == "RateLimiterDegraded")
+            }))
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "figure: failure point {} {} {}: {}",
+        point.kind, point.name, point.reason, point.message
+    );
+
+    // 60 per minute with a burst of 5, one replica: the first 5 pass, then 429s.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let head = http_get(&addr, "/api/v1/products?limit=1")
+            .await
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(
+            head.contains("storefront-ratelimit: fallback; replicas=1"),
+            "{head}"
+        );
+        statuses.push(head.split(' ').nth(1).unwrap_or("?").to_string());
+    }
+    let limited = statuses.iter().filter(|s| *s == "429").count();
+    assert!(
+        (2..=3).contains(&limited),
+        "never unlimited: 5 (+1 refilled) of 8 pass: {statuses:?}"
+    );
+    let metrics = http_get(&addr, "/metrics").await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "storefront_ratelimit_degraded 1"),
+        "the metric says so"
+    );
+}
