@@ -46,9 +46,11 @@ async fn limiters(url: &str, shop: &str, n: usize, rpm: u32, burst: u32) -> Vec<
     out
 }
 
-/// Offers `per_s` requests a second in total, split evenly, for `secs`; returns the admitted
-/// count and the elapsed time.
-async fn offer(limiters: &[ClusterLimiter], per_s: u64, secs: u64) -> (u64, f64) {
+/// Offers `per_s` requests a second in total, split evenly, for `secs`; returns the count
+/// admitted on shared tokens, the count admitted by the local fallback (a Redis call slower
+/// than its 50 ms deadline on a busy machine switches a replica to its share until the next
+/// heartbeat), and the elapsed time.
+async fn offer(limiters: &[ClusterLimiter], per_s: u64, secs: u64) -> (u64, u64, f64) {
     let n = limiters.len() as u64;
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -58,21 +60,26 @@ async fn offer(limiters: &[ClusterLimiter], per_s: u64, secs: u64) -> (u64, f64)
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 * n / per_s));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let until = Instant::now() + Duration::from_secs(secs);
-            let mut admitted = 0u64;
+            let (mut shared, mut local) = (0u64, 0u64);
             while Instant::now() < until {
                 tick.tick().await;
-                if l.check("gateway").await.expect("budget").allowed {
-                    admitted += 1;
+                let v = l.check("gateway").await.expect("budget");
+                match (v.allowed, v.fallback) {
+                    (true, false) => shared += 1,
+                    (true, true) => local += 1,
+                    _ => {}
                 }
             }
-            admitted
+            (shared, local)
         });
     }
-    let mut admitted = 0;
+    let (mut shared, mut local) = (0, 0);
     while let Some(r) = tasks.join_next().await {
-        admitted += r.expect("joins");
+        let (s, l) = r.expect("joins");
+        shared += s;
+        local += l;
     }
-    (admitted, started.elapsed().as_secs_f64())
+    (shared, local, started.elapsed().as_secs_f64())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,17 +90,21 @@ async fn one_two_and_five_instances_share_one_budget() {
     for n in [1usize, 2, 5] {
         let shop = format!("share-{}-{n}", std::process::id());
         let ls = limiters(&url, &shop, n, rpm, burst).await;
-        let (admitted, elapsed) = offer(&ls, offered, secs).await;
+        let (admitted, by_fallback, elapsed) = offer(&ls, offered, secs).await;
         let exact = f64::from(burst) + f64::from(rpm) / 60.0 * elapsed;
         let ratio = admitted as f64 / exact;
         println!(
-            "figure: {n} instance(s): admitted {admitted} of {:.0} offered, an exact limiter \
-             {exact:.0} → {ratio:.3}",
+            "figure: {n} instance(s): admitted {admitted} on shared tokens (+{by_fallback} by \
+             the fallback) of {:.0} offered, an exact limiter {exact:.0} → {ratio:.3}",
             offered as f64 * elapsed
         );
         // The stated bound: at most one lease lifetime (250 ms) of rate over, plus one.
         let bound = exact + f64::from(rpm) / 60.0 * 0.25 + 1.0;
         assert!((admitted as f64) <= bound, "{n}: {admitted} > {bound:.0}");
+        assert!(
+            (by_fallback as f64) < exact * 0.1,
+            "{n}: the fallback admitted {by_fallback}: Redis is healthy here"
+        );
         assert!(
             ratio >= 0.9,
             "{n}: the budget is used, not starved: {admitted} of {exact:.0}"
@@ -277,4 +288,58 @@ async fn garbage_in_the_budget_key_is_overwritten() {
         (1..=6).contains(&allowed),
         "the bucket restarted full, and is limited again: {allowed}"
     );
+}
+
+/// A "Redis" that accepts connections and never answers (a hung server, a black-holed
+/// network): no check waits longer than the refill wait, and after a few slow calls the
+/// limiter falls back and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_never_answers_is_an_outage() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket); // read nothing, answer nothing
+        }
+    });
+    let limiter = ClusterLimiter::new(
+        Some(&format!("redis://127.0.0.1:{port}")),
+        "it",
+        "hung",
+        "gw-0",
+        2,
+    )
+    .expect("url");
+    limiter.configure(&budget(600, 10)).expect("valid");
+    let started = Instant::now();
+    let mut slowest = Duration::ZERO;
+    let mut heartbeats = 0;
+    while !limiter.degraded() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never fell back"
+        );
+        limiter.heartbeat().await;
+        heartbeats += 1;
+        let t = Instant::now();
+        let _ = limiter.check("gateway").await;
+        slowest = slowest.max(t.elapsed());
+    }
+    let reason = limiter.degraded_reason().expect("a reason");
+    println!(
+        "figure: a hung Redis → fallback after {} ms ({heartbeats} heartbeats); slowest check {} ms; {reason}",
+        started.elapsed().as_millis(),
+        slowest.as_millis()
+    );
+    assert!(
+        slowest < Duration::from_millis(200),
+        "a check waited {slowest:?}"
+    );
+    assert!(reason.contains("÷ 2"), "the hint divides: {reason}");
+    let v = limiter.check("gateway").await.expect("budget");
+    assert!(v.fallback && v.allowed, "{v:?}");
+    hung.abort();
 }

@@ -18,13 +18,16 @@
 //! - **Liveness and replicas**: every second each replica writes a heartbeat into a sorted
 //!   set (`…:gateways`), counts the members seen in the last 5 s (the live replicas, for the
 //!   fair lease size and the fallback share), and so probes Redis.
-//! - **Degraded**: a refill or heartbeat that fails or takes over [`CALL_TIMEOUT`] switches
-//!   the limiter to the fallback at once (no request waits on Redis again until a heartbeat
-//!   succeeds): each replica enforces its share (`budget ÷ live replicas last counted`, or
-//!   the operator's hint `GATEWAY_REPLICAS` if Redis never answered), so the cluster stays
-//!   within the budget — never unlimited. It is
-//!   reported by [`ClusterLimiter::degraded`] (for the response header and the Storefront's
-//!   `RateLimiterDegraded` failure point) and `storefront_ratelimit_degraded`.
+//! - **Degraded**: a refill or heartbeat that fails (refused, reset, a script error), or
+//!   [`SLOW_STREAK`] calls in a row over [`CALL_TIMEOUT`], switch the limiter to the fallback
+//!   at once (no request waits on Redis again until a heartbeat succeeds): each replica
+//!   enforces its share (`budget ÷ live replicas last counted`, or the operator's hint
+//!   `GATEWAY_REPLICAS` if Redis never answered), so the cluster stays within the budget —
+//!   never unlimited. It is reported by [`ClusterLimiter::degraded`] (for the response
+//!   header and the Storefront's `RateLimiterDegraded` failure point) and
+//!   `storefront_ratelimit_degraded`. While a replica falls back, the others may still spend
+//!   the shared budget, so the cluster can admit up to that replica's share more than the
+//!   budget for as long as it lasts (about a heartbeat).
 //! - Without Redis configured at all, the limiter is the fallback from the start, and says so.
 //!
 //! Redis keys: `storefront:ratelimit:{<namespace>/<storefront>}:<scope>:<interval µs>:<burst>`
@@ -58,6 +61,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_millis(50);
 pub const REFILL_WAIT: Duration = Duration::from_millis(25);
 /// How often each replica heartbeats (and probes Redis).
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Slow Redis calls in a row that switch a replica to the fallback (a refused or broken
+/// connection does at once).
+pub const SLOW_STREAK: u64 = 3;
 /// A replica not seen for this long is not counted.
 const LIVE_WINDOW_MS: u64 = 5_000;
 
@@ -143,6 +149,8 @@ struct Inner {
     member: String,
     /// The operator's planned replica count: the fallback never divides by less.
     replicas_hint: u64,
+    /// Redis calls in a row that took over [`CALL_TIMEOUT`].
+    slow_streak: AtomicU64,
     /// Live replicas from the heartbeats; 0 until Redis has answered once.
     replicas: AtomicU64,
     degraded: AtomicBool,
@@ -177,6 +185,7 @@ impl ClusterLimiter {
             member: member.to_string(),
             replicas_hint: replicas_hint.max(1),
             replicas: AtomicU64::new(0),
+            slow_streak: AtomicU64::new(0),
             buckets: RwLock::new(HashMap::new()),
             started: Instant::now(),
             metrics: Metrics::default(),
@@ -538,18 +547,16 @@ impl ClusterLimiter {
                 self.set_degraded(true, &format!("the lease script answered {v:?}"));
                 return;
             }
-            Ok(Err(e)) => {
+            Ok(Err(e)) if !e.is_timeout() => {
                 self.set_degraded(true, &format!("the lease script failed: {e}"));
                 return;
             }
-            Err(_) => {
-                self.set_degraded(
-                    true,
-                    &format!("Redis took over {} ms", CALL_TIMEOUT.as_millis()),
-                );
+            Ok(Err(_)) | Err(_) => {
+                self.slow_call();
                 return;
             }
         };
+        self.0.slow_streak.store(0, Ordering::Release);
         let [granted, remaining, retry_us, reset_us] =
             [grant[0], grant[1], grant[2], grant[3]].map(|n| n as u64);
         bucket.lease.add(granted);
@@ -561,6 +568,22 @@ impl ClusterLimiter {
         if granted > 0 || expired {
             s.granted_at = Instant::now();
             s.last_grant = granted;
+        }
+    }
+
+    /// A Redis call over its deadline: the fallback after [`SLOW_STREAK`] in a row (one slow
+    /// answer on a busy node is not an outage; the request that waited was refused, never
+    /// admitted without a token).
+    fn slow_call(&self) {
+        let n = self.0.slow_streak.fetch_add(1, Ordering::AcqRel) + 1;
+        if n >= SLOW_STREAK {
+            self.set_degraded(
+                true,
+                &format!(
+                    "Redis answered slower than {} ms {n} times in a row",
+                    CALL_TIMEOUT.as_millis()
+                ),
+            );
         }
     }
 
@@ -614,6 +637,7 @@ impl ClusterLimiter {
             .zcard(&key);
         match tokio::time::timeout(CALL_TIMEOUT * 4, pipe.query_async::<(u64,)>(&mut conn)).await {
             Ok(Ok((live,))) => {
+                self.0.slow_streak.store(0, Ordering::Release);
                 self.0.replicas.store(live.max(1), Ordering::Release);
                 self.0.metrics.replicas.set(self.replicas() as i64);
                 if self.degraded() {
@@ -630,8 +654,10 @@ impl ClusterLimiter {
                 }
                 self.set_degraded(false, "");
             }
-            Ok(Err(e)) => self.set_degraded(true, &format!("Redis heartbeat failed: {e}")),
-            Err(_) => self.set_degraded(true, "Redis heartbeat timed out"),
+            Ok(Err(e)) if !e.is_timeout() => {
+                self.set_degraded(true, &format!("Redis heartbeat failed: {e}"));
+            }
+            Ok(Err(_)) | Err(_) => self.slow_call(),
         }
     }
 
