@@ -152,9 +152,10 @@ async fn core_endpoints_keep_their_p99_and_errors_without_recommendations() {
             rate(failed_b, sent_b) <= rate(failed_a, sent_a) + 0.01,
             "{name}: errors rose without recommendations: {failed_b}/{sent_b} vs {failed_a}/{sent_a}"
         );
-        // Same p99, with room for a busy two-core node: 1.5× plus 50 ms.
+        // Same p99, with room for a busy two-core node running other tests (2× plus 100 ms):
+        // a core path that waited on recommendations would show its 300 ms deadline.
         assert!(
-            p99_b <= p99_a * 1.5 + 50.0,
+            p99_b <= p99_a * 2.0 + 100.0,
             "{name}: p99 {p99_b:.1} ms without recommendations vs {p99_a:.1} ms with"
         );
     }
