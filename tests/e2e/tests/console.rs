@@ -131,6 +131,17 @@ fn reachable(addr: &str) -> bool {
         .is_some_and(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
 }
 
+/// The status code of `GET path` on `addr` (HTTP/1.0), `None` when it does not answer.
+fn http_status(addr: &str, path: &str) -> Option<u16> {
+    let a = addr.to_socket_addrs().ok()?.next()?;
+    let mut s = TcpStream::connect_timeout(&a, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
 /// A rate as the console prints it: `12.3`, `0.84`, `1.2k`; `None` for `–`.
 fn parse_rate(s: &str) -> Option<f64> {
     match s.strip_suffix('k') {
@@ -341,7 +352,39 @@ async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_re
                 format!("http://{addr}")
             }
         };
-    let mut loadgen = Loadgen::start(&target, LOAD_RATE, "10m");
+    // A fresh shop's gateway may refuse its first requests (429 until its rate limiter holds a
+    // lease, 503 while routes settle), and loadgen gives up when signing its users up fails.
+    let addr = target.trim_start_matches("http://").to_string();
+    wait_for("the gateway to answer 200", Duration::from_secs(60), || {
+        let addr = addr.clone();
+        async move {
+            let status =
+                tokio::task::spawn_blocking(move || http_status(&addr, "/api/v1/products?limit=1"))
+                    .await?;
+            Ok((status == Some(200)).then_some(()))
+        }
+    })
+    .await
+    .unwrap();
+    // The gateway's limiter also refuses the first call to each service until it holds that
+    // service's lease (429 "budget spent"): start loadgen again while it gives up signing up.
+    let (mut tries, first) = (0, Instant::now());
+    let mut loadgen = loop {
+        tries += 1;
+        let mut lg = Loadgen::start(&target, LOAD_RATE, "10m");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if lg.child.try_wait().unwrap().is_none() || first.elapsed() > Duration::from_secs(90) {
+            break lg;
+        }
+        println!(
+            "loadgen gave up (try {tries}): {}",
+            std::fs::read_to_string(&lg.log)
+                .unwrap_or_default()
+                .lines()
+                .last()
+                .unwrap_or_default()
+        );
+    };
     println!("loadgen: {LOAD_RATE} requests/s on {target} (default shopper mix)");
 
     let kubeconfig = std::env::var("KUBECONFIG").unwrap();
