@@ -97,6 +97,7 @@ async fn kube_client(context: Option<&str>) -> anyhow::Result<kube::Client> {
 
 /// Runs the console as the command line says.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let context = cli
         .context
         .clone()
@@ -171,7 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        None => interactive(app, rx, cli.demo).await,
+        None => interactive(app, rx, cli.demo, FrameLog::from_env(started)?).await,
     }
 }
 
@@ -195,6 +196,45 @@ async fn wait_for_data(app: &mut App, rx: &mut mpsc::Receiver<Update>, limit: Du
     app.update(Action::Tick(Timestamp::now()));
 }
 
+/// A measurement hook, off unless `STOREFRONT_CONSOLE_FRAME_LOG` names a file: every drawn
+/// frame appends `<ms since start> <µs to draw> <full>` to it, `full` being 1 once the watches
+/// synced and Prometheus answered (or none is configured). tests/e2e/bench/console reads it for
+/// the frame time p99 and the start-up to the first full frame.
+pub struct FrameLog {
+    out: std::io::BufWriter<std::fs::File>,
+    started: std::time::Instant,
+}
+
+impl FrameLog {
+    pub const ENV: &str = "STOREFRONT_CONSOLE_FRAME_LOG";
+
+    fn from_env(started: std::time::Instant) -> anyhow::Result<Option<FrameLog>> {
+        let Some(path) = std::env::var_os(Self::ENV) else {
+            return Ok(None);
+        };
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("failed to create {}", PathBuf::from(&path).display()))?;
+        Ok(Some(FrameLog {
+            out: std::io::BufWriter::new(file),
+            started,
+        }))
+    }
+
+    fn record(&mut self, took: Duration, app: &App) {
+        let full = app.api.synced
+            && (!app.prom.configured || app.prom.last.is_some() || app.prom.error.is_some());
+        // A failed write loses a measurement, never the console.
+        let _ = writeln!(
+            self.out,
+            "{} {} {}",
+            self.started.elapsed().as_millis(),
+            took.as_micros(),
+            u8::from(full)
+        )
+        .and_then(|()| self.out.flush());
+    }
+}
+
 /// Shortest time between two frames.
 const FRAME: Duration = Duration::from_millis(50);
 
@@ -204,6 +244,7 @@ async fn interactive(
     mut app: App,
     mut rx: mpsc::Receiver<Update>,
     demo: bool,
+    mut frame_log: Option<FrameLog>,
 ) -> anyhow::Result<()> {
     let (ktx, mut krx) = mpsc::channel::<Event>(64);
     std::thread::spawn(move || {
@@ -230,8 +271,12 @@ async fn interactive(
     let mut last_draw = tokio::time::Instant::now() - FRAME;
     let result = loop {
         if dirty && last_draw.elapsed() >= FRAME {
+            let t = std::time::Instant::now();
             if let Err(e) = terminal.draw(|f| ui::draw(f, &app)) {
                 break Err(anyhow::Error::new(e).context("failed to draw"));
+            }
+            if let Some(log) = &mut frame_log {
+                log.record(t.elapsed(), &app);
             }
             dirty = false;
             last_draw = tokio::time::Instant::now();
