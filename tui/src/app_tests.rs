@@ -181,10 +181,10 @@ fn services_say_what_the_autoscaler_chose() {
 }
 
 #[test]
-fn rate_limit_use_is_estimated_where_the_gateway_does_not_count() {
+fn rate_limit_use_from_the_limiters_count_else_estimated_from_the_served_rate() {
     let mut app = fixtures::healthy();
     let mut sfs = app.cluster.storefronts.clone();
-    for (service, rpm) in [("auth", 4800), ("orders", 1000)] {
+    for (service, rpm) in [("auth", 4800), ("orders", 1000), ("inventory", 600)] {
         sfs[0].spec.services.get_mut(service).unwrap().rate_limit =
             Some(serde_json::from_value(serde_json::json!({ "requestsPerMinute": rpm })).unwrap());
     }
@@ -193,6 +193,10 @@ fn rate_limit_use_is_estimated_where_the_gateway_does_not_count() {
     for m in snap.services.values_mut() {
         if m.rps != Some(412.0) {
             m.ratelimit_use = None;
+        }
+        if m.rps == Some(44.0) {
+            // inventory: the gateway's limiter allowed 3/s of the 44/s it served
+            m.admitted_rps = Some(3.0);
         }
     }
     app.update(Action::Data(Update::Prometheus(Ok(snap))));
@@ -212,6 +216,12 @@ fn rate_limit_use_is_estimated_where_the_gateway_does_not_count() {
         row("orders").metrics.ratelimit_use,
         Some(38.0 * 60.0 / 15000.0)
     );
+    // inventory: the limiter's allowed count, not an estimate
+    assert_eq!(
+        row("inventory").metrics.ratelimit_use,
+        Some(3.0 * 60.0 / 600.0)
+    );
+    assert!(!row("inventory").ratelimit_estimated);
     // catalog: no budget, no estimate
     assert_eq!(row("catalog").metrics.ratelimit_use, None);
     assert!(!row("catalog").ratelimit_estimated);

@@ -267,6 +267,7 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
                 error_ratio: if failing { None } else { Some(err) },
                 p99_seconds: if failing { None } else { Some(p99) },
                 throttled_rps: Some(if broken { throttled } else { 0.0 }),
+                admitted_rps: None,
                 ratelimit_use: Some(use_),
                 circuit: Some(if failing {
                     Circuit::Open

@@ -25,7 +25,10 @@ pub mod queries {
     /// 429s per second; 0 where requests flow and none was refused.
     pub const THROTTLED: &str = "sum by (namespace, storefront, service) (rate(storefront_requests_total{code=\"429\"}[1m])) or 0 * sum by (namespace, storefront, service) (rate(storefront_requests_total[1m]))";
     pub const P99: &str = "histogram_quantile(0.99, sum by (namespace, storefront, service, le) (rate(storefront_request_duration_seconds_bucket[1m])))";
-    pub const RATELIMIT_USE: &str = "sum by (namespace, storefront, service) (rate(storefront_ratelimit_admitted_total[1m])) * 60 / max by (namespace, storefront, service) (storefront_ratelimit_budget_requests_per_minute)";
+    /// Requests the gateway's rate limiter allowed per second, per budget: `scope` is the
+    /// service whose budget it is (`gateway`: the shop-wide one). Over the budget in the
+    /// Storefront (or an active FlashSale) this is the rate-limit use.
+    pub const ADMITTED: &str = "sum by (namespace, storefront, service) (label_replace(rate(storefront_ratelimit_decisions_total{decision=\"allowed\"}[1m]), \"service\", \"$1\", \"scope\", \"(.+)\"))";
     pub const CIRCUIT: &str = "max by (namespace, storefront, service) (storefront_circuit_state)";
     /// The operator's raw counters (rates from successive readings: [`super::CounterRate`]).
     pub const OPERATOR_RECONCILES: &str = "sum(storefront_operator_reconciles_total)";
@@ -61,7 +64,7 @@ pub mod queries {
         ("storefront:service_errors:ratio1m", ERROR_RATIO),
         ("storefront:service_throttled:rate1m", THROTTLED),
         ("storefront:service_latency_seconds:p99_1m", P99),
-        ("storefront:service_ratelimit_use:ratio1m", RATELIMIT_USE),
+        ("storefront:service_ratelimit_admitted:rate1m", ADMITTED),
         ("storefront:service_circuit_state:max", CIRCUIT),
     ];
 }
@@ -110,7 +113,9 @@ pub struct ServiceMetrics {
     pub error_ratio: Option<f64>,
     pub p99_seconds: Option<f64>,
     pub throttled_rps: Option<f64>,
-    /// Admitted rate over the budget, 0..1.
+    /// Requests/s the gateway's rate limiter allowed against this service's budget.
+    pub admitted_rps: Option<f64>,
+    /// Admitted rate over the budget, 0..1 (filled by the views, which know the budget).
     pub ratelimit_use: Option<f64>,
     pub circuit: Option<Circuit>,
 }

@@ -25,15 +25,15 @@ pub struct ServiceRow {
     /// Why that many: the operator's `replicasReason`, plus active sales.
     pub why: String,
     pub metrics: ServiceMetrics,
-    /// `metrics.ratelimit_use` is the console's estimate ([`ratelimit_estimate`]), not the
-    /// gateway's own count.
+    /// `metrics.ratelimit_use` is the console's estimate from the served rate
+    /// ([`ratelimit_estimate`]), not the gateway limiter's allowed count.
     pub ratelimit_estimated: bool,
     pub failed: bool,
 }
 
-/// The share of its rate-limit budget a service uses, estimated where the gateway does not
-/// export its admitted count: the requests the service served per minute over the budget in
-/// force (an active FlashSale's `rateLimit` for the service, else the Storefront's). It
+/// The share of its rate-limit budget a service uses: a rate (allowed by the gateway's limiter,
+/// or, where it exports none, served by the service) per minute over the budget in force (an
+/// active FlashSale's `rateLimit` for the service, else the Storefront's). The served rate
 /// overcounts calls between services (orders → inventory), which the gateway does not limit.
 pub fn ratelimit_estimate(rps: Option<f64>, budget_per_minute: Option<u32>) -> Option<f64> {
     let budget = f64::from(budget_per_minute.filter(|b| *b > 0)?);
@@ -143,9 +143,14 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
                 .service(&ns, &name, id)
                 .cloned()
                 .unwrap_or_default();
-            let ratelimit_estimated = metrics.ratelimit_use.is_none();
-            if ratelimit_estimated {
-                metrics.ratelimit_use = ratelimit_estimate(metrics.rps, budget(app, sf, id));
+            let mut ratelimit_estimated = false;
+            if metrics.ratelimit_use.is_none() {
+                let budget = budget(app, sf, id);
+                metrics.ratelimit_use = ratelimit_estimate(metrics.admitted_rps, budget);
+                if metrics.ratelimit_use.is_none() {
+                    metrics.ratelimit_use = ratelimit_estimate(metrics.rps, budget);
+                    ratelimit_estimated = metrics.ratelimit_use.is_some();
+                }
             }
             rows.push(ServiceRow {
                 namespace: ns.clone(),
@@ -155,7 +160,7 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
                 ready: node.and_then(|n| n.replicas).map(|r| r.0),
                 desired: node.and_then(|n| n.replicas).map(|r| r.1),
                 why,
-                ratelimit_estimated: ratelimit_estimated && metrics.ratelimit_use.is_some(),
+                ratelimit_estimated,
                 metrics,
                 failed: node.is_some_and(|n| n.failed),
             });

@@ -507,11 +507,28 @@ async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_re
             p.contains("SERVICE") && p.contains("REQ/S")
         })
         .await;
+    let gateway_row = pane
+        .lines()
+        .find(|l| l.contains("│gateway "))
+        .unwrap_or_default();
     assert!(
-        pane.lines()
-            .any(|l| l.contains("gateway") && l.contains("HPA 2")),
+        gateway_row.contains("HPA 2"),
         "the gateway's replicas are the HPA's:\n{pane}"
     );
+    if prom_url.is_some() {
+        // RL USE (second to last column): the gateway limiter's allowed count over the sample's
+        // 5000/min, not the `~` estimate from the served rate.
+        let rl_use = gateway_row
+            .split_whitespace()
+            .filter(|t| *t != "│")
+            .rev()
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            rl_use.ends_with('%') && !rl_use.starts_with('~'),
+            "the gateway's rate-limit use from its limiter's count:\n{pane}"
+        );
+    }
     tmux.keys(&["3"]);
     tmux.wait("the Shards view", Duration::from_secs(5), |p| {
         p.contains("Shards (4)") && p.contains("acme-inventory-3")

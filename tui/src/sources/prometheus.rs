@@ -100,7 +100,7 @@ pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> Pro
                 1 => m.error_ratio = v,
                 2 => m.throttled_rps = v,
                 3 => m.p99_seconds = v,
-                4 => m.ratelimit_use = v,
+                4 => m.admitted_rps = v,
                 _ => m.circuit = v.map(Circuit::from_value),
             }
         }
