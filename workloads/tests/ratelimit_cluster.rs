@@ -343,3 +343,32 @@ async fn a_redis_that_never_answers_is_an_outage() {
     assert!(v.fallback && v.allowed, "{v:?}");
     hung.abort();
 }
+
+/// A burst of concurrent requests on a fresh replica (a shop just turned Ready, loadgen's
+/// sign-ups): all of it fits the budget's burst, so all of it is admitted — the first lease
+/// is not one token per round trip with the rest refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_at_start_is_admitted_when_the_budget_holds_it() {
+    let url = redis_url();
+    let shop = format!("burst-{}", std::process::id());
+    let ls = limiters(&url, &shop, 1, 5_000, 500).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..100 {
+        let l = ls[0].clone();
+        tasks.spawn(async move { l.check("gateway").await.expect("budget") });
+    }
+    let (mut shared, mut local, mut refused) = (0, 0, 0);
+    while let Some(v) = tasks.join_next().await {
+        let v = v.expect("joins");
+        match (v.allowed, v.fallback) {
+            (true, false) => shared += 1,
+            (true, true) => local += 1,
+            (false, _) => refused += 1,
+        }
+    }
+    println!(
+        "figure: 100 requests at once on a fresh replica: {shared} shared, {local} local, {refused} refused"
+    );
+    assert_eq!(refused, 0, "the burst of 500 holds 100");
+    assert_eq!(shared + local, 100);
+}

@@ -6,8 +6,9 @@
 //!  request ─▶ check(scope) ─▶ lease.try_take()  ── token ──▶ allowed (refill ahead when low)
 //!                               │ empty
 //!                               ├─ blocked until T (the authority said so) ──▶ 429, Retry-After
-//!                               ├─ Redis healthy: wait ≤ 25 ms for the refill in flight
-//!                               └─ Redis degraded: local GCRA with budget ÷ live replicas
+//!                               ├─ Redis healthy: wait ≤ 25 ms for refills (≥ 1 token per waiter)
+//!                               └─ Redis degraded or slower than that: local GCRA with
+//!                                  budget ÷ live replicas, for this request
 //! ```
 //!
 //! - **Refill**: one at a time per bucket, asking for what the bucket's offered load spends
@@ -130,6 +131,8 @@ struct Bucket {
     scope: Arc<str>,
     lease: Lease,
     offered: AtomicU64,
+    /// Requests waiting for a refill right now.
+    waiting: AtomicU64,
     refilling: AtomicBool,
     refilled: Notify,
     shared: Mutex<Shared>,
@@ -327,6 +330,7 @@ impl ClusterLimiter {
                     scope: p.scope.as_str().into(),
                     lease: Lease::new(0),
                     offered: AtomicU64::new(0),
+                    waiting: AtomicU64::new(0),
                     refilling: AtomicBool::new(false),
                     refilled: Notify::new(),
                     shared: Mutex::new(Shared {
@@ -421,23 +425,34 @@ impl ClusterLimiter {
                 return self.shared_verdict(bucket, false, (until - now).as_micros() as u64);
             }
         }
-        // Empty, not blocked: a refill now, waited for briefly.
-        let refilled = bucket.refilled.notified();
-        self.spawn_refill(bucket);
-        let _ = tokio::time::timeout(REFILL_WAIT, refilled).await;
-        if bucket.lease.try_take() {
-            return self.shared_verdict(bucket, true, 0);
-        }
-        if self.degraded() {
-            return self.fallback(bucket);
-        }
-        let retry_us = bucket
-            .shared()
-            .blocked_until
-            .map_or(REFILL_WAIT.as_micros() as u64, |u| {
-                u.saturating_duration_since(Instant::now()).as_micros() as u64
-            });
-        self.shared_verdict(bucket, false, retry_us)
+        // Empty, not blocked: refills (each asking for at least the requests waiting), waited
+        // for until REFILL_WAIT; then, if Redis is that slow, this request is decided by the
+        // local share — never a wait on Redis, never a refusal the budget did not make.
+        let deadline = tokio::time::Instant::now() + REFILL_WAIT;
+        bucket.waiting.fetch_add(1, Ordering::AcqRel);
+        let verdict = loop {
+            let refilled = bucket.refilled.notified();
+            self.spawn_refill(bucket);
+            if tokio::time::timeout_at(deadline, refilled).await.is_err() {
+                break None;
+            }
+            if bucket.lease.try_take() {
+                break Some(self.shared_verdict(bucket, true, 0));
+            }
+            if self.degraded() {
+                break None;
+            }
+            let blocked = bucket.shared().blocked_until;
+            if let Some(until) = blocked {
+                let now = Instant::now();
+                if now < until {
+                    let retry_us = (until - now).as_micros() as u64;
+                    break Some(self.shared_verdict(bucket, false, retry_us));
+                }
+            }
+        };
+        bucket.waiting.fetch_sub(1, Ordering::AcqRel);
+        verdict.unwrap_or_else(|| self.fallback(bucket))
     }
 
     fn shared_verdict(&self, bucket: &Bucket, allowed: bool, retry_us: u64) -> Verdict {
@@ -529,7 +544,10 @@ impl ClusterLimiter {
                 s.offered_then = offered;
                 s.measured_at = Instant::now();
             }
-            let want = lease::lease_size(s.demand_per_s, s.remaining, self.replicas());
+            // At least one token for each request waiting now (a burst at start, before the
+            // demand estimate has caught up, is not starved one round trip per token).
+            let want = lease::lease_size(s.demand_per_s, s.remaining, self.replicas())
+                .max(bucket.waiting.load(Ordering::Acquire));
             let expired = s.granted_at.elapsed() >= Duration::from_micros(LEASE_LIFETIME_US);
             (s.rate, s.key.clone(), want, expired)
         };
