@@ -174,7 +174,8 @@ impl Shop {
                 )
                 .await;
             match sent {
-                Ok(a) if a.status != 502 && a.status != 503 => return Ok(a),
+                // Not up yet (502/503) or over its budget (429): set-up waits and tries again.
+                Ok(a) if !matches!(a.status, 429 | 502 | 503) => return Ok(a),
                 _ if Instant::now() < deadline => {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
