@@ -133,6 +133,10 @@ struct Bucket {
     offered: AtomicU64,
     /// Requests waiting for a refill right now.
     waiting: AtomicU64,
+    /// This scope's decision counters (allowed/limited × shared/fallback) and remaining
+    /// gauge, looked up once, so a decision builds no labels.
+    decisions: [Counter; 4],
+    remaining: Gauge,
     refilling: AtomicBool,
     refilled: Notify,
     shared: Mutex<Shared>,
@@ -284,7 +288,10 @@ impl ClusterLimiter {
     }
 
     fn set_degraded(&self, degraded: bool, problem: &str) {
-        self.0.degraded.store(degraded, Ordering::Release);
+        let was = self.0.degraded.swap(degraded, Ordering::AcqRel);
+        if degraded && !was {
+            self.seed_fallback();
+        }
         self.0.metrics.degraded.set(i64::from(degraded));
         self.note(if degraded { problem } else { "" });
     }
@@ -331,6 +338,13 @@ impl ClusterLimiter {
                     lease: Lease::new(0),
                     offered: AtomicU64::new(0),
                     waiting: AtomicU64::new(0),
+                    decisions: self.decision_counters(&p.scope),
+                    remaining: self
+                        .0
+                        .metrics
+                        .remaining
+                        .get_or_create(&vec![("scope", p.scope.clone())])
+                        .clone(),
                     refilling: AtomicBool::new(false),
                     refilled: Notify::new(),
                     shared: Mutex::new(Shared {
@@ -359,6 +373,26 @@ impl ClusterLimiter {
         }
     }
 
+    fn decision_counters(&self, scope: &str) -> [Counter; 4] {
+        let counter = |decision: &str, mode: &str| {
+            self.0
+                .metrics
+                .decisions
+                .get_or_create(&vec![
+                    ("scope", scope.to_string()),
+                    ("decision", decision.to_string()),
+                    ("mode", mode.to_string()),
+                ])
+                .clone()
+        };
+        [
+            counter("allowed", "shared"),
+            counter("allowed", "fallback"),
+            counter("limited", "shared"),
+            counter("limited", "fallback"),
+        ]
+    }
+
     fn key(&self, p: &Policy, rate: Rate) -> String {
         format!(
             "{}:{}:{}:{}",
@@ -380,32 +414,10 @@ impl ClusterLimiter {
         let bucket = self.bucket(scope)?;
         bucket.offered.fetch_add(1, Ordering::Relaxed);
         let verdict = self.decide(&bucket).await;
-        let labels = vec![
-            ("scope", scope.to_string()),
-            (
-                "decision",
-                if verdict.allowed {
-                    "allowed"
-                } else {
-                    "limited"
-                }
-                .to_string(),
-            ),
-            (
-                "mode",
-                if verdict.fallback {
-                    "fallback"
-                } else {
-                    "shared"
-                }
-                .to_string(),
-            ),
-        ];
-        self.0.metrics.decisions.get_or_create(&labels).inc();
-        self.0
-            .metrics
+        let index = usize::from(!verdict.allowed) * 2 + usize::from(verdict.fallback);
+        bucket.decisions[index].inc();
+        bucket
             .remaining
-            .get_or_create(&vec![("scope", scope.to_string())])
             .set(i64::try_from(verdict.remaining).unwrap_or(i64::MAX));
         Some(verdict)
     }
@@ -469,6 +481,25 @@ impl ClusterLimiter {
                 retry_us.div_ceil(1_000_000).max(1)
             },
             fallback: false,
+        }
+    }
+
+    /// Entering the fallback: each bucket's local share starts as full as this replica's part
+    /// of the shared budget last seen (not full), so a switch never adds a fresh burst.
+    fn seed_fallback(&self) {
+        let now = self.now_us();
+        let replicas = self.replicas();
+        let buckets = self
+            .0
+            .buckets
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for b in buckets.values() {
+            let mut s = b.shared();
+            let share = s.rate.share(replicas);
+            let mine = (s.remaining / replicas.max(1) + b.lease.left()).min(share.burst);
+            s.fallback_tat_us =
+                now.saturating_add((share.burst - mine).saturating_mul(share.interval_us));
         }
     }
 
