@@ -130,13 +130,72 @@ pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
+/// Tokens verified before, with their claims, until they expire: a repeated token costs a
+/// map lookup instead of a signature check. Bounded (cleared when full); only valid tokens
+/// are remembered, and an expired one is checked again (and refused).
+#[derive(Clone, Debug)]
+pub struct VerifiedTokens {
+    map: Arc<Mutex<HashMap<String, Claims>>>,
+    capacity: usize,
+}
+
+impl Default for VerifiedTokens {
+    /// Room for [`VERIFIED_CACHE`] tokens (a service's callers: a handful).
+    fn default() -> Self {
+        Self::with_capacity(VERIFIED_CACHE)
+    }
+}
+
+impl VerifiedTokens {
+    /// Room for `capacity` tokens.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            map: Arc::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The claims of `token`: remembered, or from `verify` (and then remembered).
+    pub fn get_or_verify<E>(
+        &self,
+        token: &str,
+        now: i64,
+        verify: impl FnOnce() -> Result<Claims, E>,
+    ) -> Result<Claims, E> {
+        if let Ok(cache) = self.map.lock()
+            && let Some(claims) = cache.get(token)
+            && now <= claims.exp.saturating_add(crate::auth::domain::LEEWAY_SECS)
+        {
+            return Ok(claims.clone());
+        }
+        let claims = verify()?;
+        if let Ok(mut cache) = self.map.lock() {
+            if cache.len() >= self.capacity {
+                cache.clear();
+            }
+            cache.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// Tokens remembered.
+    pub fn len(&self) -> usize {
+        self.map.lock().map_or(0, |c| c.len())
+    }
+
+    /// Whether none is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Server-side interceptor: only calls with a valid service token addressed to this
 /// service pass; the caller's service name is added to the request extensions.
 #[derive(Clone)]
 pub struct RequireServiceToken {
     verifier: Arc<TokenVerifier>,
     audience: &'static str,
-    verified: Arc<Mutex<HashMap<String, Claims>>>,
+    verified: VerifiedTokens,
 }
 
 /// The calling service, as proven by its token.
@@ -148,29 +207,17 @@ impl RequireServiceToken {
         Self {
             verifier,
             audience,
-            verified: Arc::default(),
+            verified: VerifiedTokens::default(),
         }
     }
 
     /// The claims of a valid token, from the cache when it was verified before.
     fn check(&self, token: &str, now: i64) -> Result<Claims, String> {
-        if let Ok(cache) = self.verified.lock()
-            && let Some(claims) = cache.get(token)
-            && now <= claims.exp.saturating_add(crate::auth::domain::LEEWAY_SECS)
-        {
-            return Ok(claims.clone());
-        }
-        let claims = self
-            .verifier
-            .verify_service(token, self.audience, now)
-            .map_err(|e| e.to_string())?;
-        if let Ok(mut cache) = self.verified.lock() {
-            if cache.len() >= VERIFIED_CACHE {
-                cache.clear();
-            }
-            cache.insert(token.to_string(), claims.clone());
-        }
-        Ok(claims)
+        self.verified.get_or_verify(token, now, || {
+            self.verifier
+                .verify_service(token, self.audience, now)
+                .map_err(|e| e.to_string())
+        })
     }
 }
 
@@ -269,7 +316,7 @@ mod tests {
             .expect("mints")
             .token;
         assert_eq!(guard.check(&token, 1_000).expect("valid").sub, "gateway");
-        assert_eq!(guard.verified.lock().expect("lock").len(), 1);
+        assert_eq!(guard.verified.len(), 1);
         assert!(guard.check(&token, 1_010).is_ok(), "cached");
         assert!(
             guard.check(&token, 10_000).is_err(),
@@ -286,6 +333,6 @@ mod tests {
             .expect("mints")
             .token;
         assert!(guard.check(&forged, 1_000).is_err());
-        assert_eq!(guard.verified.lock().expect("lock").len(), 1);
+        assert_eq!(guard.verified.len(), 1);
     }
 }

@@ -52,10 +52,13 @@ use self::{
 use crate::{
     api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
     auth::domain::{Claims, TokenIssuer, TokenVerifier},
-    grpc::{ServiceTokenAttacher, unix_now},
+    grpc::{ServiceTokenAttacher, VerifiedTokens, unix_now},
     ratelimit::cluster::ClusterLimiter,
     resilience::retry_budget::RetryBudgets,
 };
+
+/// User tokens the gateway remembers as verified (about 10 MB when full).
+const USER_TOKENS: usize = 16_384;
 
 /// The gateway's shared state: current upstreams (swapped on reload), keys, the guard.
 #[derive(Clone)]
@@ -65,6 +68,8 @@ struct Inner {
     upstreams: RwLock<Arc<Upstreams>>,
     issuer: Arc<TokenIssuer>,
     verifier: TokenVerifier,
+    /// User tokens verified before (a shopper sends the same token on every request).
+    users: VerifiedTokens,
     guard: Arc<dyn UpstreamGuard>,
     deadlines: Deadlines,
     retries: RetryBudgets,
@@ -96,6 +101,7 @@ impl Gateway {
         Self(Arc::new(Inner {
             upstreams: RwLock::new(Arc::new(Upstreams::default())),
             verifier: issuer.verifier(),
+            users: VerifiedTokens::with_capacity(USER_TOKENS),
             issuer,
             guard,
             deadlines,
@@ -225,10 +231,13 @@ impl Gateway {
             .ok_or_else(|| {
                 unauthenticated("the Authorization header must be `Bearer <token>`".into())
             })?;
-        self.0
-            .verifier
-            .verify_user(token, unix_now())
-            .map_err(|e| unauthenticated(format!("invalid token: {e}")))
+        let now = unix_now();
+        self.0.users.get_or_verify(token, now, || {
+            self.0
+                .verifier
+                .verify_user(token, now)
+                .map_err(|e| unauthenticated(format!("invalid token: {e}")))
+        })
     }
 
     /// The router of the public API (no operations endpoints).
