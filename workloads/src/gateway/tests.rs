@@ -57,6 +57,25 @@ async fn send(
     )
 }
 
+/// A token issuer for the shop `shop` from `seed`.
+fn issuer(seed: u8) -> Arc<TokenIssuer> {
+    Arc::new(TokenIssuer::new(
+        SigningKeys::from_seed([seed; 32]).expect("key"),
+        "shop",
+        600,
+        60,
+    ))
+}
+
+/// Applies `snapshot` to `gateway` and serves its router on a loopback port.
+async fn serve(gateway: Gateway, snapshot: Snapshot) -> SocketAddr {
+    gateway.apply(snapshot).expect("applies");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+    addr
+}
+
 async fn closed_port() -> String {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
@@ -87,26 +106,20 @@ async fn down_gateway(with_recommendations: bool) -> (SocketAddr, Arc<TokenIssue
             "shards": [{{"index": 0, "name": "s0", "address": "{dead}"}}]}}"#
     ))
     .expect("ring");
-    let issuer = Arc::new(TokenIssuer::new(
-        SigningKeys::from_seed([3; 32]).expect("key"),
-        "shop",
-        600,
-        60,
-    ));
+    let issuer = issuer(3);
     let gateway = Gateway::new(
         Arc::clone(&issuer),
         Arc::new(AllowAll),
         Deadlines::default(),
     );
-    gateway
-        .apply(Snapshot {
+    let addr = serve(
+        gateway,
+        Snapshot {
             table,
             rings: [("inventory".to_string(), ring)].into(),
-        })
-        .expect("applies");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        },
+    )
+    .await;
     (addr, issuer)
 }
 
@@ -355,12 +368,7 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
         r#"{{"storefront": "shop", "routes": [{{"service": "catalog", "upstream": "{hung_addr}"}}]}}"#
     ))
     .expect("table");
-    let issuer = Arc::new(TokenIssuer::new(
-        SigningKeys::from_seed([3; 32]).expect("key"),
-        "shop",
-        600,
-        60,
-    ));
+    let issuer = issuer(3);
     let deadlines = Deadlines {
         call: std::time::Duration::from_millis(300),
         connect: std::time::Duration::from_millis(300),
@@ -368,15 +376,14 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
         body: std::time::Duration::from_millis(200),
     };
     let gateway = Gateway::new(issuer, Arc::new(AllowAll), deadlines);
-    gateway
-        .apply(Snapshot {
+    let addr = serve(
+        gateway,
+        Snapshot {
             table,
             rings: Default::default(),
-        })
-        .expect("applies");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        },
+    )
+    .await;
     let answer = tokio::time::timeout(
         std::time::Duration::from_secs(10),
         send(addr, "GET", "/api/v1/products?q=kettle", &[], ""),
@@ -422,23 +429,17 @@ async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
             {{"service": "auth", "upstream": "{dead}"}}]}}"#
     ))
     .expect("table");
-    let issuer = Arc::new(TokenIssuer::new(
-        SigningKeys::from_seed([3; 32]).expect("key"),
-        "shop",
-        600,
-        60,
-    ));
+    let issuer = issuer(3);
     let guard = Arc::new(LimitCatalog(std::sync::Mutex::default()));
     let gateway = Gateway::new(issuer, guard.clone(), Deadlines::default());
-    gateway
-        .apply(Snapshot {
+    let addr = serve(
+        gateway,
+        Snapshot {
             table,
             rings: Default::default(),
-        })
-        .expect("applies");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        },
+    )
+    .await;
 
     let (status, head, json) = send(addr, "GET", "/api/v1/products", &[], "").await;
     assert_eq!((status, error_code(&json)), (429, "rate_limited"), "{json}");
@@ -464,13 +465,8 @@ async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
 /// reachable): the read is retried with backoff and answers, instead of a 503.
 #[tokio::test]
 async fn a_refused_connection_is_retried_until_the_upstream_listens() {
-    use crate::inventory::grpc::{MemoryStock, ShardPlace, serve};
-    let issuer = Arc::new(TokenIssuer::new(
-        SigningKeys::from_seed([5; 32]).expect("key"),
-        "shop",
-        600,
-        60,
-    ));
+    use crate::inventory::grpc::{MemoryStock, ShardPlace, serve as serve_shard};
+    let issuer = issuer(5);
     let dead = closed_port().await;
     let ring = Ring::parse(&format!(
         r#"{{"service": "inventory", "epoch": 1, "algorithm": "jump",
@@ -486,15 +482,14 @@ async fn a_refused_connection_is_retried_until_the_upstream_listens() {
         Arc::new(AllowAll),
         Deadlines::default(),
     );
-    gateway
-        .apply(Snapshot {
+    let addr = serve(
+        gateway,
+        Snapshot {
             table,
             rings: [("inventory".to_string(), ring)].into(),
-        })
-        .expect("applies");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        },
+    )
+    .await;
     let store = Arc::new(MemoryStock::default());
     store
         .0
@@ -513,7 +508,7 @@ async fn a_refused_connection_is_retried_until_the_upstream_listens() {
             count: 1,
             epoch: 1,
         };
-        serve(listener, store, place, verifier, std::future::pending()).await
+        serve_shard(listener, store, place, verifier, std::future::pending()).await
     });
     let started = std::time::Instant::now();
     let (status, _, body) = send(addr, "GET", "/api/v1/inventory/SKU-0001-000001", &[], "").await;
@@ -538,22 +533,16 @@ async fn over_the_budget_is_a_429_with_ratelimit_headers() {
                          "rateLimit": {{"requestsPerMinute": 600, "burst": 50}}}}]}}"#
     ))
     .expect("table");
-    let issuer = Arc::new(TokenIssuer::new(
-        SigningKeys::from_seed([6; 32]).expect("key"),
-        "shop",
-        600,
-        60,
-    ));
+    let issuer = issuer(6);
     let gateway = Gateway::new(issuer, Arc::new(AllowAll), Deadlines::default());
-    gateway
-        .apply(Snapshot {
+    let addr = serve(
+        gateway,
+        Snapshot {
             table,
             rings: Default::default(),
-        })
-        .expect("applies");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, gateway.router()).await });
+        },
+    )
+    .await;
 
     for left in [1, 0] {
         let (status, head, json) = send(addr, "GET", "/api/v1/products", &[], "").await;
