@@ -95,7 +95,14 @@ impl Gateway {
         let started = tokio::time::Instant::now();
         let mut attempt = 0;
         loop {
-            let result = self.finish(service, rpc(channel.clone()).await);
+            let sent = std::time::Instant::now();
+            let answer = rpc(channel.clone()).await;
+            self.0.upstream_metrics.record(
+                service,
+                answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
+                sent.elapsed().as_secs_f64(),
+            );
+            let result = self.finish(service, answer);
             let unit: f64 = rand::rng().random();
             let delay = backoff(attempt + 1, unit);
             match result {

@@ -1,9 +1,16 @@
 //! The gateway's request metrics ([`crate::metrics`]), under the names every service uses:
 //! `storefront_requests_total{service,route,code}` and
 //! `storefront_request_duration_seconds{service,route}` (route = the matched path template,
-//! so SKUs and order ids do not multiply the series).
+//! so SKUs and order ids do not multiply the series); and its calls to each upstream,
+//! [`UpstreamMetrics`].
 
 use std::time::Instant;
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    registry::Registry,
+};
+use tonic::Code;
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -31,4 +38,108 @@ pub async fn record(
         started.elapsed().as_secs_f64(),
     );
     response
+}
+
+/// The gateway's calls to its upstreams, as the upstream sees them (one per attempt, retries
+/// included): `storefront_upstream_requests_total{service="gateway",upstream,code}` (code =
+/// the gRPC status name, `Ok`, `Unavailable`, ...) and
+/// `storefront_upstream_request_duration_seconds{service="gateway",upstream}`. The console's
+/// gateway → service edges read these, not the service's own served rate (which also counts
+/// service-to-service calls). Labels are `&'static str`: recording allocates nothing.
+#[derive(Clone)]
+pub struct UpstreamMetrics {
+    requests: Family<[(&'static str, &'static str); 3], Counter>,
+    duration: Family<[(&'static str, &'static str); 2], Histogram>,
+}
+
+impl Default for UpstreamMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ])
+            }),
+        }
+    }
+}
+
+impl UpstreamMetrics {
+    /// Registers the families in `registry` (recording works before too).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "storefront_upstream_requests",
+            "Calls from the gateway to each upstream service (every attempt), by gRPC code",
+            self.requests.clone(),
+        );
+        registry.register(
+            "storefront_upstream_request_duration_seconds",
+            "Latency of the gateway's calls to each upstream service (every attempt)",
+            self.duration.clone(),
+        );
+    }
+
+    /// Records one attempt of a call to `upstream` that ended with `code` after `seconds`.
+    pub fn record(&self, upstream: &'static str, code: Code, seconds: f64) {
+        self.requests
+            .get_or_create(&[
+                ("service", "gateway"),
+                ("upstream", upstream),
+                ("code", code_name(code)),
+            ])
+            .inc();
+        self.duration
+            .get_or_create(&[("service", "gateway"), ("upstream", upstream)])
+            .observe(seconds);
+    }
+}
+
+/// The name of a gRPC status code as tonic spells it (`Ok`, `DeadlineExceeded`, ...).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "Ok",
+        Code::Cancelled => "Cancelled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_calls_are_counted_per_upstream_and_code() {
+        let metrics = UpstreamMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        metrics.record("orders", Code::Ok, 0.002);
+        metrics.record("orders", Code::Ok, 0.003);
+        metrics.record("orders", Code::Unavailable, 0.001);
+        metrics.record("catalog", Code::DeadlineExceeded, 2.0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for line in [
+            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 2"#,
+            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 1"#,
+            r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="DeadlineExceeded"} 1"#,
+            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 3"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
 }

@@ -76,6 +76,8 @@ struct Inner {
     limiter: ClusterLimiter,
     /// One token attacher per upstream, so its token is reused across requests.
     attachers: Mutex<HashMap<&'static str, ServiceTokenAttacher>>,
+    /// Every attempt of every upstream call, for the console's gateway → service edges.
+    upstream_metrics: metrics::UpstreamMetrics,
 }
 
 impl Gateway {
@@ -108,6 +110,7 @@ impl Gateway {
             retries: RetryBudgets::default(),
             limiter,
             attachers: Mutex::new(HashMap::new()),
+            upstream_metrics: metrics::UpstreamMetrics::default(),
         }))
     }
 
@@ -263,6 +266,7 @@ impl Gateway {
         let metrics = metrics::RequestMetrics::register(registry, "gateway");
         self.0.retries.register(registry);
         self.0.limiter.register(registry);
+        self.0.upstream_metrics.register(registry);
         self.router()
             .route_layer(axum::middleware::from_fn_with_state(
                 metrics,
