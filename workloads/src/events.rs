@@ -21,8 +21,15 @@
 //! broker drop the copy within the duplicate window, and the consumers' idempotency covers
 //! anything later. Messages that cannot be decoded are acknowledged and counted, never
 //! redelivered forever.
+//!
+//! Broker calls are `nats` requests of [`crate::datastore_metrics`]: `publish` (counted and
+//! timed until the broker stored the message, or failed) and `deliver` (every message a
+//! consumer received; `error` when receiving or acknowledging failed; counted, not timed).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context as _, Result};
 use async_nats::jetstream::{
@@ -37,6 +44,8 @@ use prometheus_client::{
     registry::Registry,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::{datastore_metrics::Datastore, datastore_op};
 
 /// How long the broker remembers message ids to drop duplicates.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -239,15 +248,26 @@ impl Bus {
         Ok(())
     }
 
-    /// Sends without waiting for the acknowledgement (await the returned future).
+    /// Sends without waiting for the acknowledgement (await the returned future; the
+    /// `publish` it counts is timed until then).
     pub async fn send(
         &self,
         area: &str,
         kind: &str,
         message_id: &str,
         payload: Vec<u8>,
-    ) -> Result<jetstream::context::PublishAckFuture> {
-        let ack = self
+    ) -> Result<
+        impl Future<
+            Output = std::result::Result<
+                jetstream::publish::PublishAck,
+                jetstream::context::PublishError,
+            >,
+        > + Send
+        + use<>,
+    > {
+        let op = datastore_op!(Datastore::Nats, "publish");
+        let started = Instant::now();
+        let sent = self
             .js
             .send_publish(
                 subject(&self.storefront, area, kind),
@@ -255,10 +275,24 @@ impl Bus {
                     .payload(payload.into())
                     .message_id(message_id),
             )
-            .await
-            .with_context(|| format!("failed to publish {kind} {message_id}"))?;
+            .await;
+        let ack = match sent {
+            Ok(ack) => ack,
+            Err(e) => {
+                if let Some(op) = op {
+                    op.record(false, Some(started.elapsed()));
+                }
+                return Err(e).with_context(|| format!("failed to publish {kind} {message_id}"));
+            }
+        };
         self.metrics.count(kind, "published");
-        Ok(ack)
+        Ok(async move {
+            let stored = ack.await;
+            if let Some(op) = op {
+                op.record(stored.is_ok(), Some(started.elapsed()));
+            }
+            stored
+        })
     }
 
     /// Consumes `<name>.<filter>` with the durable consumer `durable` (created if missing,
@@ -305,9 +339,13 @@ impl Bus {
             let handler = handler.clone();
             let metrics = metrics.clone();
             async move {
+                let deliver = datastore_op!(Datastore::Nats, "deliver");
                 let message = match message {
                     Ok(m) => m,
                     Err(e) => {
+                        if let Some(op) = deliver {
+                            op.record(false, None);
+                        }
                         tracing::warn!("failed to receive from the bus: {e}");
                         tokio::time::sleep(RETRY_DELAY).await;
                         return;
@@ -330,7 +368,11 @@ impl Bus {
                         AckKind::Nak(Some(RETRY_DELAY * 4))
                     }
                 };
-                if let Err(e) = message.ack_with(ack).await {
+                let acked = message.ack_with(ack).await;
+                if let Some(op) = deliver {
+                    op.record(acked.is_ok(), None);
+                }
+                if let Err(e) = acked {
                     tracing::warn!(%subject, "failed to acknowledge: {e}");
                 }
             }

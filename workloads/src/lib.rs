@@ -32,6 +32,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod datastore_metrics;
 pub mod db;
 pub mod events;
 pub mod gateway;

@@ -79,11 +79,13 @@ impl RequestMetrics {
 
 static INSTALLED: OnceLock<RequestMetrics> = OnceLock::new();
 
-/// Registers this process's request metrics for `service` (the first call wins).
+/// Registers this process's request metrics for `service` (the first call wins), and its
+/// datastore and broker client metrics ([`crate::datastore_metrics::install`]).
 pub fn install(registry: &mut Registry, service: &'static str) {
     if INSTALLED.get().is_none() {
         let _ = INSTALLED.set(RequestMetrics::register(registry, service));
     }
+    crate::datastore_metrics::install(registry, service);
 }
 
 /// The HTTP status that stands for a gRPC status code (as grpc-gateway maps them).

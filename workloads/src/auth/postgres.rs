@@ -1,9 +1,21 @@
 //! Auth's PostgreSQL user store, in the service's own schema: `users` with a unique email.
+//! Each lookup and insert is counted and timed as a `postgres` request
+//! ([`crate::datastore_metrics`]; an email already taken is an answer, not an error).
 
 use sqlx::{PgPool, Row};
 
 use super::service::{StoreError, User, UserStore};
-use crate::db::{self, validate_schema};
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+    db::{self, validate_schema},
+};
+
+impl DatastoreFailure for StoreError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
 
 /// Users in PostgreSQL.
 #[derive(Clone)]
@@ -64,6 +76,24 @@ impl PgUserStore {
 
 impl UserStore for PgUserStore {
     async fn insert(&self, user: User) -> Result<(), StoreError> {
+        timed(
+            datastore_op!(Datastore::Postgres, "insert_user"),
+            self.insert_untimed(user),
+        )
+        .await
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        timed(
+            datastore_op!(Datastore::Postgres, "user_by_email"),
+            self.by_email_untimed(email),
+        )
+        .await
+    }
+}
+
+impl PgUserStore {
+    async fn insert_untimed(&self, user: User) -> Result<(), StoreError> {
         let inserted = sqlx::query(
             "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING RETURNING 1",
@@ -81,7 +111,7 @@ impl UserStore for PgUserStore {
         }
     }
 
-    async fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    async fn by_email_untimed(&self, email: &str) -> Result<Option<User>, StoreError> {
         let row = sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
             .bind(email)
             .fetch_optional(&self.pool)

@@ -8,6 +8,9 @@
 //!   as a miss (read from PostgreSQL) and is counted as `error`. While Redis is unreachable a
 //!   reconnect is tried at most every [`RECONNECT_EVERY`], so a dead Redis costs nothing per
 //!   request. Hits, misses and errors: `storefront_cache_requests_total{cache, result}`.
+//! - Every lookup and write is also a `redis` request of [`crate::datastore_metrics`]
+//!   (`get_product`, `put_products`; a hit or a miss is `ok`, an error or a timeout `error`),
+//!   timed when it reached Redis (while it is unreachable the `error`s are counted, not timed).
 
 use std::{
     sync::{Arc, Mutex},
@@ -22,6 +25,17 @@ use prometheus_client::{
 use redis::{AsyncCommands, aio::ConnectionManager};
 
 use super::seed::Product;
+use crate::{
+    datastore_metrics::{Datastore, Op},
+    datastore_op,
+};
+
+/// Counts one Redis call: `took` is `None` when it never reached Redis.
+fn record(op: Option<&'static Op>, ok: bool, took: Option<Duration>) {
+    if let Some(op) = op {
+        op.record(ok, took);
+    }
+}
 
 /// How long a cached product lives (a safety net: writes update the cache anyway).
 pub const TTL: Duration = Duration::from_secs(600);
@@ -159,12 +173,16 @@ impl ProductCache {
 
     /// The cached product, if any (`None` on a miss or any Redis trouble).
     pub async fn get(&self, sku: &str) -> Option<Product> {
+        let op = datastore_op!(Datastore::Redis, "get_product");
         let Some(mut c) = self.connection().await else {
             self.metrics.count("error");
+            record(op, false, None);
             return None;
         };
+        let started = Instant::now();
         let got: Result<Result<Option<String>, _>, _> =
             tokio::time::timeout(CALL_TIMEOUT, c.get(key(&self.shop, sku))).await;
+        record(op, matches!(got, Ok(Ok(_))), Some(started.elapsed()));
         match got {
             Ok(Ok(Some(json))) => match serde_json::from_str(&json) {
                 Ok(p) => {
@@ -199,8 +217,10 @@ impl ProductCache {
         if products.is_empty() {
             return;
         }
+        let op = datastore_op!(Datastore::Redis, "put_products");
         let Some(mut c) = self.connection().await else {
             self.metrics.count("error");
+            record(op, false, None);
             return;
         };
         let mut pipe = redis::pipe();
@@ -210,7 +230,10 @@ impl ProductCache {
                 .ignore();
         }
         let deadline = CALL_TIMEOUT * u32::try_from(products.len() / 500 + 1).unwrap_or(1);
-        match tokio::time::timeout(deadline, pipe.query_async::<()>(&mut c)).await {
+        let started = Instant::now();
+        let done = tokio::time::timeout(deadline, pipe.query_async::<()>(&mut c)).await;
+        record(op, matches!(done, Ok(Ok(()))), Some(started.elapsed()));
+        match done {
             Ok(Ok(())) => self.metrics.count("write"),
             Ok(Err(e)) => {
                 self.metrics.count("error");

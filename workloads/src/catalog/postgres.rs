@@ -1,13 +1,18 @@
 //! The catalog's PostgreSQL store: products in the catalog's own schema. Writes go to the
 //! primary; the reads of product pages can go to a read replica (`postgresReadReplica`) by
 //! connecting a second store to it. Loading a seeded catalog is one batched upsert per
-//! thousand products.
+//! thousand products. Every method is counted and timed as a `postgres` (or
+//! `postgres-replica`, [`PgCatalog::replica`]) request ([`crate::datastore_metrics`]).
 
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
 use thiserror::Error;
 
 use super::seed::Product;
-use crate::db::{self, validate_schema};
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+    db::{self, validate_schema},
+};
 
 /// Catalog store failures.
 #[derive(Debug, Error)]
@@ -20,11 +25,18 @@ pub enum PgCatalogError {
 
 type Result<T> = std::result::Result<T, PgCatalogError>;
 
+impl DatastoreFailure for PgCatalogError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, PgCatalogError::Db(_))
+    }
+}
+
 /// Products in PostgreSQL.
 #[derive(Clone)]
 pub struct PgCatalog {
     pool: PgPool,
     schema: String,
+    datastore: Datastore,
 }
 
 const COLUMNS: &str = "sku, name, category, brand, description, price_cents, currency, stock";
@@ -50,7 +62,21 @@ impl PgCatalog {
         Ok(Self {
             pool,
             schema: schema.to_string(),
+            datastore: Datastore::Postgres,
         })
+    }
+
+    /// This store as a read replica: its calls count as `postgres-replica`.
+    pub fn replica(self) -> Self {
+        Self {
+            datastore: Datastore::PostgresReplica,
+            ..self
+        }
+    }
+
+    /// What this store's calls count as.
+    pub fn datastore(&self) -> Datastore {
+        self.datastore
     }
 
     /// The pool (for health checks and tests).
@@ -83,15 +109,26 @@ impl PgCatalog {
         Ok(())
     }
 
-    /// Inserts or replaces products, a thousand per statement.
     /// How many products there are.
     pub async fn count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM products")
-            .fetch_one(&self.pool)
-            .await?)
+        timed(datastore_op!(self.datastore, "count_products"), async {
+            Ok(sqlx::query_scalar("SELECT count(*) FROM products")
+                .fetch_one(&self.pool)
+                .await?)
+        })
+        .await
     }
 
+    /// Inserts or replaces products, a thousand per statement.
     pub async fn upsert(&self, products: &[Product]) -> Result<()> {
+        timed(
+            datastore_op!(self.datastore, "upsert_products"),
+            self.upsert_chunks(products),
+        )
+        .await
+    }
+
+    async fn upsert_chunks(&self, products: &[Product]) -> Result<()> {
         for chunk in products.chunks(1_000) {
             let col = |f: fn(&Product) -> String| chunk.iter().map(f).collect::<Vec<String>>();
             sqlx::query(
@@ -119,39 +156,48 @@ impl PgCatalog {
 
     /// One product.
     pub async fn get(&self, sku: &str) -> Result<Option<Product>> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM products WHERE sku = $1"
-        )))
-        .bind(sku)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(product).transpose()?)
+        timed(datastore_op!(self.datastore, "get_product"), async {
+            let row = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM products WHERE sku = $1"
+            )))
+            .bind(sku)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.as_ref().map(product).transpose()?)
+        })
+        .await
     }
 
     /// The products of `skus` that exist (for pricing an order).
     pub async fn get_many(&self, skus: &[String]) -> Result<Vec<Product>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM products WHERE sku = ANY($1) ORDER BY sku"
-        )))
-        .bind(skus)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(product)
-            .collect::<std::result::Result<_, _>>()?)
+        timed(datastore_op!(self.datastore, "get_prices"), async {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM products WHERE sku = ANY($1) ORDER BY sku"
+            )))
+            .bind(skus)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(product)
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
     }
 
     /// Every product (to rebuild the search index at start).
     pub async fn all(&self) -> Result<Vec<Product>> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM products ORDER BY sku"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(product)
-            .collect::<std::result::Result<_, _>>()?)
+        timed(datastore_op!(self.datastore, "all_products"), async {
+            let rows = sqlx::query(AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM products ORDER BY sku"
+            )))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(product)
+                .collect::<std::result::Result<_, _>>()?)
+        })
+        .await
     }
 }

@@ -62,7 +62,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
         tracing::info!(seed = number, products, "loaded the generated catalog");
     }
     let reads = match &common.database_read_replica_url {
-        Some(replica) => PgCatalog::connect(replica, schema, 8).await?,
+        Some(replica) => PgCatalog::connect(replica, schema, 8).await?.replica(),
         None => primary.clone(),
     };
     let catalog = Arc::new(Catalog {

@@ -17,6 +17,8 @@
 //! The schema's CHECK constraint is the last line of defence: even a bug above cannot
 //! commit `reserved > stock`. Queries are runtime queries (no compile-time `DATABASE_URL`);
 //! the pool's `search_path` is the shard's schema, so they name no schema.
+//! Every public method is counted and timed as a `postgres` request
+//! ([`crate::datastore_metrics`]).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +27,10 @@ use thiserror::Error;
 
 use super::domain::{InventoryError, Rejection, ReserveOutcome, StockLevel, merge_lines};
 use crate::db;
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+};
 
 /// Failures of the PostgreSQL store.
 #[derive(Debug, Error)]
@@ -40,6 +46,13 @@ pub enum PgInventoryError {
 }
 
 type Result<T> = std::result::Result<T, PgInventoryError>;
+
+/// Only a failed query is the datastore's failure; the rest are answers.
+impl DatastoreFailure for PgInventoryError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, PgInventoryError::Db(_))
+    }
+}
 
 /// One shard's stock in its own schema.
 #[derive(Clone)]
@@ -103,6 +116,14 @@ impl PgInventory {
 
     /// Sets a SKU's stock on hand; refuses to go below what is held.
     pub async fn set_stock(&self, sku: &str, stock: i64) -> Result<()> {
+        timed(
+            datastore_op!(Datastore::Postgres, "set_stock"),
+            self.set_stock_untimed(sku, stock),
+        )
+        .await
+    }
+
+    async fn set_stock_untimed(&self, sku: &str, stock: i64) -> Result<()> {
         if stock < 0 {
             return Err(InventoryError::NegativeStock {
                 sku: sku.into(),
@@ -139,6 +160,14 @@ impl PgInventory {
     /// Adds the SKUs it does not know yet with their stock (one statement; never changes a
     /// SKU it has, so re-running a seed after sales resets nothing). Returns how many it added.
     pub async fn stock_missing(&self, levels: &[(String, i64)]) -> Result<u64> {
+        timed(
+            datastore_op!(Datastore::Postgres, "stock_missing"),
+            self.stock_missing_untimed(levels),
+        )
+        .await
+    }
+
+    async fn stock_missing_untimed(&self, levels: &[(String, i64)]) -> Result<u64> {
         let mut added = 0;
         for chunk in levels.chunks(5_000) {
             let skus: Vec<&str> = chunk.iter().map(|(s, _)| s.as_str()).collect();
@@ -158,6 +187,14 @@ impl PgInventory {
 
     /// A SKU's stock, if known.
     pub async fn level(&self, sku: &str) -> Result<Option<StockLevel>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "level"),
+            self.level_untimed(sku),
+        )
+        .await
+    }
+
+    async fn level_untimed(&self, sku: &str) -> Result<Option<StockLevel>> {
         let row = sqlx::query("SELECT stock, reserved FROM stock WHERE sku = $1")
             .bind(sku)
             .fetch_optional(&self.pool)
@@ -173,6 +210,18 @@ impl PgInventory {
 
     /// Reserves every line of `order_id`, or nothing; idempotent per order id.
     pub async fn reserve(&self, order_id: &str, lines: &[(String, u32)]) -> Result<ReserveOutcome> {
+        timed(
+            datastore_op!(Datastore::Postgres, "reserve"),
+            self.reserve_untimed(order_id, lines),
+        )
+        .await
+    }
+
+    async fn reserve_untimed(
+        &self,
+        order_id: &str,
+        lines: &[(String, u32)],
+    ) -> Result<ReserveOutcome> {
         let wanted = merge_lines(lines)?;
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
@@ -246,12 +295,28 @@ impl PgInventory {
     /// Gives back what `order_id` holds; `false` if it held nothing (a tombstone is left
     /// when the order was never seen, so a late reservation is refused).
     pub async fn release(&self, order_id: &str) -> Result<bool> {
+        timed(
+            datastore_op!(Datastore::Postgres, "release"),
+            self.release_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn release_untimed(&self, order_id: &str) -> Result<bool> {
         self.settle(order_id, "released", "reserved = s.reserved - w.q")
             .await
     }
 
     /// Turns what `order_id` holds into sold units; `false` if it held nothing.
     pub async fn commit(&self, order_id: &str) -> Result<bool> {
+        timed(
+            datastore_op!(Datastore::Postgres, "commit"),
+            self.commit_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn commit_untimed(&self, order_id: &str) -> Result<bool> {
         self.settle(
             order_id,
             "committed",

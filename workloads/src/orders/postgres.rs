@@ -18,6 +18,9 @@
 //!   `OrderCancelled`, `RefundRequested`) get an
 //!   outbox row in the same transaction; a relay publishes them to JetStream with the
 //!   event's message id (broker de-duplication) and marks them published.
+//! - Every public method is counted and timed as a `postgres` request
+//!   ([`crate::datastore_metrics`]); one that calls another (`list` loads each order) counts
+//!   both.
 
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
@@ -27,6 +30,10 @@ use super::{
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
 };
 use crate::db::{self, validate_schema};
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+};
 
 /// Failures of the orders store.
 #[derive(Debug, Error)]
@@ -49,6 +56,13 @@ pub enum PgOrdersError {
 }
 
 type Result<T> = std::result::Result<T, PgOrdersError>;
+
+/// Only a failed query is the datastore's failure; the rest are answers.
+impl DatastoreFailure for PgOrdersError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, PgOrdersError::Db(_))
+    }
+}
 
 /// The answer to a create request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +205,19 @@ impl PgOrders {
         fingerprint: &Fingerprint,
         created: OrderEvent,
     ) -> Result<Created> {
+        timed(
+            datastore_op!(Datastore::Postgres, "create_order"),
+            self.create_untimed(key, fingerprint, created),
+        )
+        .await
+    }
+
+    async fn create_untimed(
+        &self,
+        key: &str,
+        fingerprint: &Fingerprint,
+        created: OrderEvent,
+    ) -> Result<Created> {
         let OrderEvent::OrderCreated {
             order_id,
             user_id,
@@ -263,6 +290,14 @@ impl PgOrders {
 
     /// An order folded from its events.
     pub async fn load(&self, order_id: &str) -> Result<Option<Order>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "load_order"),
+            self.load_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn load_untimed(&self, order_id: &str) -> Result<Option<Order>> {
         let rows = sqlx::query(
             "SELECT payload::text AS payload FROM order_events WHERE order_id = $1 ORDER BY seq",
         )
@@ -290,6 +325,14 @@ impl PgOrders {
 
     /// A user's orders, newest first.
     pub async fn list(&self, user_id: &str, limit: i64) -> Result<Vec<Order>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "list_orders"),
+            self.list_untimed(user_id, limit),
+        )
+        .await
+    }
+
+    async fn list_untimed(&self, user_id: &str, limit: i64) -> Result<Vec<Order>> {
         let ids: Vec<String> = sqlx::query_scalar(
             "SELECT order_id FROM order_index WHERE user_id = $1 \
              ORDER BY created_at DESC, order_id DESC LIMIT $2",
@@ -310,6 +353,19 @@ impl PgOrders {
     /// Appends `events` after `expected_version`; [`PgOrdersError::Concurrent`] if another
     /// writer got there first.
     pub async fn append(
+        &self,
+        order_id: &str,
+        expected_version: u64,
+        events: &[OrderEvent],
+    ) -> Result<()> {
+        timed(
+            datastore_op!(Datastore::Postgres, "append"),
+            self.append_untimed(order_id, expected_version, events),
+        )
+        .await
+    }
+
+    async fn append_untimed(
         &self,
         order_id: &str,
         expected_version: u64,
@@ -347,6 +403,17 @@ impl PgOrders {
         &self,
         limit: i64,
     ) -> Result<(Transaction<'static, Postgres>, Vec<OutboxMessage>)> {
+        timed(
+            datastore_op!(Datastore::Postgres, "claim_outbox"),
+            self.claim_outbox_untimed(limit),
+        )
+        .await
+    }
+
+    async fn claim_outbox_untimed(
+        &self,
+        limit: i64,
+    ) -> Result<(Transaction<'static, Postgres>, Vec<OutboxMessage>)> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT id, message_id, subject, payload::text AS payload FROM outbox \
@@ -371,6 +438,14 @@ impl PgOrders {
 
     /// Pending orders created at or before `created_before` (unix seconds), oldest first.
     pub async fn overdue(&self, created_before: i64, limit: i64) -> Result<Vec<String>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "overdue"),
+            self.overdue_untimed(created_before, limit),
+        )
+        .await
+    }
+
+    async fn overdue_untimed(&self, created_before: i64, limit: i64) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT order_id FROM open_orders WHERE created_at <= $1 ORDER BY created_at LIMIT $2",
         )
@@ -385,12 +460,18 @@ impl PgOrders {
 
     /// Marks claimed rows published and commits the relay's transaction.
     pub async fn mark_published(mut tx: Transaction<'static, Postgres>, ids: &[i64]) -> Result<()> {
-        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
-            .bind(ids)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        timed(
+            datastore_op!(Datastore::Postgres, "mark_published"),
+            async {
+                sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            },
+        )
+        .await
     }
 }
 

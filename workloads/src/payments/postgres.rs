@@ -20,6 +20,10 @@ use thiserror::Error;
 
 use super::domain::{Begin, ChargeResult, LedgerError};
 use crate::db::{self, validate_schema};
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+};
 
 /// Failures of the ledger.
 #[derive(Debug, Error)]
@@ -35,6 +39,13 @@ pub enum PgLedgerError {
 }
 
 type Result<T> = std::result::Result<T, PgLedgerError>;
+
+/// Only a failed query is the datastore's failure; the rest are answers.
+impl DatastoreFailure for PgLedgerError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, PgLedgerError::Db(_))
+    }
+}
 
 /// One row of the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +116,14 @@ impl PgLedger {
 
     /// Claims the charge of `order_id`, unless it is claimed or done.
     pub async fn begin(&self, order_id: &str, amount_cents: i64) -> Result<Begin> {
+        timed(
+            datastore_op!(Datastore::Postgres, "begin"),
+            self.begin_untimed(order_id, amount_cents),
+        )
+        .await
+    }
+
+    async fn begin_untimed(&self, order_id: &str, amount_cents: i64) -> Result<Begin> {
         if amount_cents <= 0 {
             return Err(LedgerError::BadAmount(amount_cents).into());
         }
@@ -173,6 +192,14 @@ impl PgLedger {
     /// Gives back a succeeded charge (an order cancelled before its payment came back).
     /// Returns whether it did; refunding twice, or an order never charged, is a no-op.
     pub async fn refund(&self, order_id: &str) -> Result<bool> {
+        timed(
+            datastore_op!(Datastore::Postgres, "refund"),
+            self.refund_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn refund_untimed(&self, order_id: &str) -> Result<bool> {
         let refunded = sqlx::query(
             "UPDATE charges SET state = 'refunded', updated_at = now() \
              WHERE order_id = $1 AND state = 'succeeded'",
@@ -185,6 +212,14 @@ impl PgLedger {
 
     /// The charge of an order: `(state, amount, charge id, reason)`.
     pub async fn get(&self, order_id: &str) -> Result<Option<ChargeRow>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "get_charge"),
+            self.get_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn get_untimed(&self, order_id: &str) -> Result<Option<ChargeRow>> {
         let row = sqlx::query(
             "SELECT state, amount_cents, charge_id, reason FROM charges WHERE order_id = $1",
         )
@@ -204,6 +239,14 @@ impl PgLedger {
 
     /// Records the provider's answer for a claimed charge.
     pub async fn finish(&self, order_id: &str, result: &ChargeResult) -> Result<()> {
+        timed(
+            datastore_op!(Datastore::Postgres, "finish"),
+            self.finish_untimed(order_id, result),
+        )
+        .await
+    }
+
+    async fn finish_untimed(&self, order_id: &str, result: &ChargeResult) -> Result<()> {
         let (state, charge_id, reason) = match result {
             ChargeResult::Succeeded { charge_id } => ("succeeded", Some(charge_id.as_str()), None),
             ChargeResult::Failed { reason } => ("failed", None, Some(reason.as_str())),

@@ -13,6 +13,10 @@ use sqlx::{PgPool, Row};
 
 use super::domain::{basket, pairs};
 use crate::db::{self, validate_schema};
+use crate::{
+    datastore_metrics::{Datastore, DatastoreFailure, timed},
+    datastore_op,
+};
 
 /// Failures of the store.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +28,13 @@ pub enum PgRecommendationsError {
 }
 
 type Result<T> = std::result::Result<T, PgRecommendationsError>;
+
+/// Only a failed query is the datastore's failure; the rest are answers.
+impl DatastoreFailure for PgRecommendationsError {
+    fn is_datastore_failure(&self) -> bool {
+        matches!(self, PgRecommendationsError::Db(_))
+    }
+}
 
 /// What a confirmation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +101,14 @@ impl PgRecommendations {
 
     /// Records an order's basket (idempotent).
     pub async fn record(&self, order_id: &str, skus: &[&str]) -> Result<()> {
+        timed(
+            datastore_op!(Datastore::Postgres, "record"),
+            self.record_untimed(order_id, skus),
+        )
+        .await
+    }
+
+    async fn record_untimed(&self, order_id: &str, skus: &[&str]) -> Result<()> {
         sqlx::query(
             "INSERT INTO baskets (order_id, skus, state) VALUES ($1, $2, 'pending') \
              ON CONFLICT (order_id) DO NOTHING",
@@ -103,6 +122,14 @@ impl PgRecommendations {
 
     /// Counts a confirmed order's pairs, once.
     pub async fn confirm(&self, order_id: &str) -> Result<Counted> {
+        timed(
+            datastore_op!(Datastore::Postgres, "confirm"),
+            self.confirm_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn confirm_untimed(&self, order_id: &str) -> Result<Counted> {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query("SELECT skus, state FROM baskets WHERE order_id = $1 FOR UPDATE")
             .bind(order_id)
@@ -134,6 +161,14 @@ impl PgRecommendations {
 
     /// Forgets a cancelled order's basket (a tombstone if it has not arrived yet).
     pub async fn cancel(&self, order_id: &str) -> Result<()> {
+        timed(
+            datastore_op!(Datastore::Postgres, "cancel"),
+            self.cancel_untimed(order_id),
+        )
+        .await
+    }
+
+    async fn cancel_untimed(&self, order_id: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO baskets (order_id, skus, state) VALUES ($1, '{}', 'dropped') \
              ON CONFLICT (order_id) DO UPDATE SET state = 'dropped' WHERE baskets.state = 'pending'",
@@ -146,6 +181,14 @@ impl PgRecommendations {
 
     /// The SKUs most often bought with `sku`, most first (ties by SKU).
     pub async fn top(&self, sku: &str, limit: i64) -> Result<Vec<String>> {
+        timed(
+            datastore_op!(Datastore::Postgres, "top"),
+            self.top_untimed(sku, limit),
+        )
+        .await
+    }
+
+    async fn top_untimed(&self, sku: &str, limit: i64) -> Result<Vec<String>> {
         let rows =
             sqlx::query("SELECT other FROM pairs WHERE sku = $1 ORDER BY n DESC, other LIMIT $2")
                 .bind(sku)
