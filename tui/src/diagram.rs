@@ -3,11 +3,12 @@
 //! rows of evenly spaced boxes; no browser or Mermaid CLI is needed).
 //!
 //! Classes match the console: core blue, supporting green, failure red; datastores purple.
-//! Request edges are labelled with requests/s, p99 and 429s/s.
+//! Request edges are labelled with requests/s, p99 and 429s/s; service → datastore edges with
+//! requests/s, p99 and the share of calls that failed.
 
 use std::fmt::Write as _;
 
-use crate::topology::{Node, NodeClass, Topology};
+use crate::topology::{Node, NodeClass, Topology, short_store};
 
 const CORE: (&str, &str) = ("#1f6feb", "#0b3d91");
 const SUPPORTING: (&str, &str) = ("#2da44e", "#116329");
@@ -184,7 +185,23 @@ pub fn svg(topo: &Topology) -> String {
             out,
             r##"  <line x1="{ax}" y1="{ay}" x2="{bx}" y2="{by}" stroke="#57606a" stroke-width="1.2" marker-end="url(#arrow)"/>"##
         );
-        if let Some(t) = &e.traffic {
+        let to_store = topo
+            .node(&e.to)
+            .is_some_and(|n| n.class == NodeClass::Datastore);
+        if let (Some(t), true) = (&e.traffic, to_store) {
+            // Stacked under the service, one line per datastore (edges converge on a
+            // datastore, so labels near it would overlap; services are a node apart).
+            let k = topo
+                .store_edges_of(&e.from)
+                .position(|s| s.to == e.to)
+                .unwrap_or(0) as i32;
+            let _ = writeln!(
+                out,
+                r##"  <text x="{ax}" y="{}" text-anchor="middle" font-size="10" fill="#6e40c9" stroke="#ffffff" stroke-width="3" paint-order="stroke">{}</text>"##,
+                ay + 14 + 12 * k,
+                xml(&format!("→ {} {}", short_store(&e.to), t.short_label()))
+            );
+        } else if let Some(t) = &e.traffic {
             // Near the target, where siblings are a whole node apart: labels do not overlap.
             let (mx, my) = (ax + (bx - ax) * 4 / 5, ay + (by - ay) * 4 / 5);
             let _ = writeln!(

@@ -8,7 +8,7 @@ use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
 use crate::{
     app::{Action, App, Scope, Settings, Update},
-    metrics::{Circuit, PromSnapshot, ServiceKey, ServiceMetrics},
+    metrics::{Circuit, EdgeTraffic, PromSnapshot, ServiceKey, ServiceMetrics, StoreTraffic},
     model::{DeploymentInfo, EventInfo, PodInfo},
 };
 
@@ -68,7 +68,9 @@ fn storefront(broken: bool) -> Storefront {
                 "inventory": {"sharding": {"shards": 4, "replicasPerShard": 1}},
                 "recommendations": {"replicas": 1, "tier": "supporting"}
             },
-            "datastores": {"postgres": {"secretName": "acme-pg"}, "redis": {"secretName": "acme-redis"},
+            "datastores": {"postgres": {"secretName": "acme-pg"},
+                           "postgresReadReplica": {"secretName": "acme-pg-replica"},
+                           "redis": {"secretName": "acme-redis"},
                            "broker": {"secretName": "acme-nats"}}
         },
         "status": {
@@ -254,8 +256,34 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
         ("inventory", 44.0, 0.0, 0.019, 0.0, 0.04),
         ("recommendations", 180.0, 0.0, 0.045, 0.0, 0.02),
     ];
+    // The gateway's calls per upstream (rps, p99): fewer than the services served where
+    // services call each other (orders prices its lines at the catalog and asks inventory).
+    // Payments is fed by the broker only: no gateway calls, no requests served.
+    let upstream = [
+        ("auth", 96.0, 0.013),
+        ("catalog", 212.0, 0.036),
+        ("orders", 38.0, 0.091),
+        ("inventory", 20.0, 0.021),
+        ("recommendations", 180.0, 0.047),
+    ];
+    // Each service's calls to its datastores: (service, datastore, rps, p99, error ratio).
+    let stores = [
+        ("auth", "postgres", 96.0, 0.0021, 0.0),
+        ("catalog", "postgres", 14.0, 0.0032, 0.0),
+        ("catalog", "postgres-replica", 38.0, 0.0018, 0.0),
+        ("catalog", "redis", 250.0, 0.0006, 0.0),
+        ("orders", "postgres", 120.0, 0.0044, 0.0),
+        ("orders", "nats", 76.0, 0.0031, 0.0),
+        ("payments", "postgres", 62.0, 0.0052, 0.0),
+        ("payments", "nats", 62.0, 0.0024, 0.0),
+        ("inventory", "postgres", 88.0, 0.0061, 0.0),
+        ("inventory", "nats", 132.0, 0.0022, 0.0),
+        ("recommendations", "postgres", 180.0, 0.0019, 0.0),
+        ("recommendations", "nats", 38.0, 0.0020, 0.0),
+    ];
     for (service, rps, err, p99, throttled, use_) in numbers {
         let failing = broken && service == "payments";
+        let rps = if service == "payments" { 0.0 } else { rps };
         snap.services.insert(
             ServiceKey {
                 namespace: NS.into(),
@@ -274,6 +302,40 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
                 } else {
                     Circuit::Closed
                 }),
+                upstream: upstream
+                    .iter()
+                    .find(|u| u.0 == service)
+                    .map(|u| EdgeTraffic {
+                        rps: Some(u.1),
+                        p99_seconds: Some(u.2),
+                        throttled_rps: Some(if broken && service == "orders" {
+                            throttled
+                        } else {
+                            0.0
+                        }),
+                    }),
+                consumed_rps: (service == "payments" && !failing).then_some(31.0),
+                stores: stores
+                    .iter()
+                    .filter(|st| st.0 == service && !failing)
+                    .map(|st| {
+                        // While payments is down orders' publishes to it still land; one in
+                        // fifty of orders' statements times out on a busy primary.
+                        let err = if broken && st.0 == "orders" && st.1 == "postgres" {
+                            0.02
+                        } else {
+                            st.4
+                        };
+                        (
+                            st.1.to_string(),
+                            StoreTraffic {
+                                rps: Some(st.2),
+                                p99_seconds: Some(st.3),
+                                error_ratio: Some(err),
+                            },
+                        )
+                    })
+                    .collect(),
             },
         );
     }

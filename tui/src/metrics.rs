@@ -30,6 +30,35 @@ pub mod queries {
     /// Storefront (or an active FlashSale) this is the rate-limit use.
     pub const ADMITTED: &str = "sum by (namespace, storefront, service) (label_replace(rate(storefront_ratelimit_decisions_total{decision=\"allowed\"}[1m]), \"service\", \"$1\", \"scope\", \"(.+)\"))";
     pub const CIRCUIT: &str = "max by (namespace, storefront, service) (storefront_circuit_state)";
+    /// The gateway's calls to each upstream service, client side (`upstream` is the service;
+    /// every attempt, retries included): what the gateway → service edges carry. Older
+    /// gateways do not export them; the console then falls back to the served rate.
+    pub const UPSTREAM_RPS: &str =
+        "sum by (namespace, storefront, upstream) (rate(storefront_upstream_requests_total[1m]))";
+    /// Calls the upstream refused with `ResourceExhausted` (gRPC's 429) per second.
+    pub const UPSTREAM_THROTTLED: &str = "sum by (namespace, storefront, upstream) (rate(storefront_upstream_requests_total{code=\"ResourceExhausted\"}[1m])) or 0 * sum by (namespace, storefront, upstream) (rate(storefront_upstream_requests_total[1m]))";
+    pub const UPSTREAM_P99: &str = "histogram_quantile(0.99, sum by (namespace, storefront, upstream, le) (rate(storefront_upstream_request_duration_seconds_bucket[1m])))";
+    /// Each service's calls to each datastore (`postgres`, `postgres-replica`, `redis`,
+    /// `nats`), client side: the service → datastore edges.
+    pub const DATASTORE_RPS: &str = "sum by (namespace, storefront, service, datastore) (rate(storefront_datastore_requests_total[1m]))";
+    /// Failed datastore calls over all; 0 where calls flow and none failed.
+    pub const DATASTORE_ERROR_RATIO: &str = "(sum by (namespace, storefront, service, datastore) (rate(storefront_datastore_requests_total{outcome=\"error\"}[1m])) or 0 * sum by (namespace, storefront, service, datastore) (rate(storefront_datastore_requests_total[1m]))) / sum by (namespace, storefront, service, datastore) (rate(storefront_datastore_requests_total[1m]))";
+    pub const DATASTORE_P99: &str = "histogram_quantile(0.99, sum by (namespace, storefront, service, datastore, le) (rate(storefront_datastore_request_duration_seconds_bucket[1m])))";
+    /// Broker messages a service's consumers received per second (payments is fed this way).
+    pub const CONSUMED: &str = "sum by (namespace, storefront, service) (rate(storefront_datastore_requests_total{datastore=\"nats\",operation=\"deliver\"}[1m]))";
+
+    /// The edge queries with the names of their recording rules, in the order
+    /// [`crate::sources::prometheus::snapshot`] reads them.
+    pub const EDGES: [(&str, &str); 7] = [
+        ("storefront:upstream_requests:rate1m", UPSTREAM_RPS),
+        ("storefront:upstream_throttled:rate1m", UPSTREAM_THROTTLED),
+        ("storefront:upstream_latency_seconds:p99_1m", UPSTREAM_P99),
+        ("storefront:datastore_requests:rate1m", DATASTORE_RPS),
+        ("storefront:datastore_errors:ratio1m", DATASTORE_ERROR_RATIO),
+        ("storefront:datastore_latency_seconds:p99_1m", DATASTORE_P99),
+        ("storefront:service_consumed:rate1m", CONSUMED),
+    ];
+
     /// The operator's raw counters (rates from successive readings: [`super::CounterRate`]).
     pub const OPERATOR_RECONCILES: &str = "sum(storefront_operator_reconciles_total)";
     pub const OPERATOR_ERRORS: &str = "sum(storefront_operator_reconcile_errors_total)";
@@ -118,6 +147,29 @@ pub struct ServiceMetrics {
     /// Admitted rate over the budget, 0..1 (filled by the views, which know the budget).
     pub ratelimit_use: Option<f64>,
     pub circuit: Option<Circuit>,
+    /// The gateway's calls into this service (client side), when the gateway exports them.
+    pub upstream: Option<EdgeTraffic>,
+    /// Broker messages this service's consumers received per second.
+    pub consumed_rps: Option<f64>,
+    /// This service's calls to each datastore, by `datastore` label (`postgres`,
+    /// `postgres-replica`, `redis`, `nats`).
+    pub stores: BTreeMap<String, StoreTraffic>,
+}
+
+/// The gateway's calls to one upstream, as the gateway saw them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EdgeTraffic {
+    pub rps: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub throttled_rps: Option<f64>,
+}
+
+/// One service's calls to one datastore.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoreTraffic {
+    pub rps: Option<f64>,
+    pub error_ratio: Option<f64>,
+    pub p99_seconds: Option<f64>,
 }
 
 /// The operator's own numbers: raw counters (turned into rates by [`CounterRate`]), p99, and
@@ -470,7 +522,7 @@ mod tests {
                 )
             })
             .collect();
-        for (record, expr) in queries::RECORDED {
+        for (record, expr) in queries::RECORDED.into_iter().chain(queries::EDGES) {
             assert!(
                 recorded.contains(&(record.to_string(), expr.to_string())),
                 "{record} = {expr} is missing from {path}"

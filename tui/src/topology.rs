@@ -9,8 +9,15 @@
 //!  layer 2   auth  catalog  orders  payments  inventory  recommendations
 //!              │                     │
 //!  layer 3                          inventory-0 … inventory-3   (shards)
-//!  layer 4   postgres  redis  broker                            (declared datastores)
+//!  layer 4   postgres  postgres-replica  redis  broker          (declared datastores)
 //! ```
+//!
+//! Edge numbers: client → gateway is what the gateway served; gateway → service is the
+//! gateway's own calls to that service (`storefront_upstream_*`: only the shoppers' traffic,
+//! not calls between services), else — an older gateway — what the service served, marked `~`
+//! as an estimate; a service fed by the broker only (payments) shows the messages it consumed;
+//! service → datastore is the service's calls to it (`storefront_datastore_*`: requests/s, p99
+//! and the share that failed).
 //!
 //! Nodes carry ready/desired replicas and a class: core (blue), supporting (green), datastore;
 //! a node is *failed* (red) when a [`Failure`] points at it (so the graph and the Failures
@@ -21,7 +28,7 @@ use storefront_crds::{ServiceName, Storefront, Tier};
 
 use crate::{
     failures::Failure,
-    metrics::{PromState, fmt_latency, fmt_rate},
+    metrics::{PromState, fmt_latency, fmt_percent, fmt_rate},
     model::{Cluster, sf_key},
 };
 
@@ -49,33 +56,84 @@ pub struct Node {
     pub layer: usize,
 }
 
+/// What an edge's numbers are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrafficKind {
+    /// Requests into the node as its caller counted them (or the gateway as it served them).
+    #[default]
+    Requests,
+    /// Requests the service served: the stand-in where the gateway does not export its calls
+    /// per upstream (includes calls between services). Shown with `~`.
+    Estimated,
+    /// Broker messages the service consumed (it serves no requests: payments).
+    Consumed,
+    /// A service's calls to a datastore or the broker (`error_ratio`, not 429s).
+    Datastore,
+}
+
 /// Live numbers on an edge, from Prometheus (last-known values).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Traffic {
     pub rps: Option<f64>,
     pub p99_seconds: Option<f64>,
     pub throttled_rps: Option<f64>,
+    /// Datastore edges: the share of calls that failed.
+    pub error_ratio: Option<f64>,
+    pub kind: TrafficKind,
 }
 
 impl Traffic {
-    /// `12.3/s p99 45ms 429 0/s`, or `–` parts where unknown.
-    pub fn label(&self) -> String {
-        format!(
-            "{}/s p99 {} 429 {}/s",
-            fmt_rate(self.rps),
-            fmt_latency(self.p99_seconds),
-            fmt_rate(self.throttled_rps)
-        )
+    fn rate(&self) -> String {
+        let mark = if self.kind == TrafficKind::Estimated {
+            "~"
+        } else {
+            ""
+        };
+        format!("{mark}{}/s", fmt_rate(self.rps))
     }
 
-    /// A shorter label for narrow terminals: `12.3/s 45ms 0`.
+    /// `12.3/s p99 45ms 429 0/s` (`~12.3/s …` estimated, `12.3/s consumed` from the broker,
+    /// `12.3/s p99 2ms err 0.0%` to a datastore), `–` parts where unknown.
+    pub fn label(&self) -> String {
+        match self.kind {
+            TrafficKind::Consumed => format!("{} consumed", self.rate()),
+            TrafficKind::Datastore => format!(
+                "{} p99 {} err {}",
+                self.rate(),
+                fmt_latency(self.p99_seconds),
+                fmt_percent(self.error_ratio)
+            ),
+            _ => format!(
+                "{} p99 {} 429 {}/s",
+                self.rate(),
+                fmt_latency(self.p99_seconds),
+                fmt_rate(self.throttled_rps)
+            ),
+        }
+    }
+
+    /// A shorter label for narrow terminals: `12.3/s 45ms 0` (`12.3/s ⇠nats`, `12.3/s 2ms 0.0%`).
     pub fn short_label(&self) -> String {
-        format!(
-            "{}/s {} {}",
-            fmt_rate(self.rps),
-            fmt_latency(self.p99_seconds),
-            fmt_rate(self.throttled_rps)
-        )
+        match self.kind {
+            TrafficKind::Consumed => format!("{} ⇠nats", self.rate()),
+            TrafficKind::Datastore => format!(
+                "{} {} {}",
+                self.rate(),
+                fmt_latency(self.p99_seconds),
+                fmt_percent(self.error_ratio)
+            ),
+            _ => format!(
+                "{} {} {}",
+                self.rate(),
+                fmt_latency(self.p99_seconds),
+                fmt_rate(self.throttled_rps)
+            ),
+        }
+    }
+
+    /// Rate and p99 only: `12.3/s 2ms`.
+    pub fn rate_label(&self) -> String {
+        format!("{} {}", self.rate(), fmt_latency(self.p99_seconds))
     }
 }
 
@@ -83,7 +141,8 @@ impl Traffic {
 pub struct Edge {
     pub from: String,
     pub to: String,
-    /// Request edges (client → gateway → services) carry traffic; others do not.
+    /// Request edges (client → gateway → services) and service → datastore edges carry
+    /// traffic (`None` for shards; datastore edges without any series).
     pub traffic: Option<Traffic>,
 }
 
@@ -95,9 +154,11 @@ pub struct Topology {
     pub edges: Vec<Edge>,
 }
 
-/// Declared datastores and the services that use each.
-const DATASTORES: [(&str, &[ServiceName]); 3] = [
+/// Declared datastores (node id, `datastore` label of the services' metrics) and the
+/// services that use each.
+const DATASTORES: [(&str, &str, &[ServiceName]); 4] = [
     (
+        "postgres",
         "postgres",
         &[
             ServiceName::Auth,
@@ -105,11 +166,24 @@ const DATASTORES: [(&str, &[ServiceName]); 3] = [
             ServiceName::Orders,
             ServiceName::Payments,
             ServiceName::Inventory,
+            ServiceName::Recommendations,
         ],
     ),
-    ("redis", &[ServiceName::Gateway, ServiceName::Inventory]),
+    // Product reads of the catalog, when the shop names a replica.
+    (
+        "postgres-replica",
+        "postgres-replica",
+        &[ServiceName::Catalog],
+    ),
+    // The gateway's rate-limit budgets and the catalog's product cache.
+    (
+        "redis",
+        "redis",
+        &[ServiceName::Gateway, ServiceName::Catalog],
+    ),
     (
         "broker",
+        "nats",
         &[
             ServiceName::Orders,
             ServiceName::Payments,
@@ -133,16 +207,67 @@ pub fn build(
         .filter(|f| f.namespace == ns && f.storefront.as_deref().is_none_or(|s| s == name))
         .filter_map(|f| f.node.as_deref())
         .collect();
-    let traffic = |service: &str| {
+    // Into a service: the gateway's calls to it where the gateway counts them, else what the
+    // service served (an estimate behind a gateway); the broker's messages for a service that
+    // serves no requests but consumes.
+    // Whether this shop's gateway counts its calls per upstream at all (a newer image): then
+    // a service it has no series for received none from it.
+    let gateway_counts = prom.last.as_ref().is_some_and(|snap| {
+        snap.services.iter().any(|(k, m)| {
+            k.namespace == ns
+                && k.storefront.as_deref().is_none_or(|s| s == name)
+                && m.upstream.is_some()
+        })
+    });
+    let traffic = |service: &str, behind_gateway: bool| {
         let m = prom
             .service(&ns, &name, service)
             .cloned()
             .unwrap_or_default();
+        if let Some(up) = m.upstream.as_ref().filter(|u| u.rps.is_some()) {
+            return Traffic {
+                rps: up.rps,
+                p99_seconds: up.p99_seconds,
+                throttled_rps: up.throttled_rps,
+                ..Traffic::default()
+            };
+        }
+        if m.consumed_rps.is_some() && m.rps.is_none_or(|r| r <= 0.0) {
+            return Traffic {
+                rps: m.consumed_rps,
+                kind: TrafficKind::Consumed,
+                ..Traffic::default()
+            };
+        }
+        if behind_gateway && gateway_counts {
+            return Traffic {
+                rps: Some(0.0),
+                throttled_rps: Some(0.0),
+                ..Traffic::default()
+            };
+        }
         Traffic {
             rps: m.rps,
             p99_seconds: m.p99_seconds,
             throttled_rps: m.throttled_rps,
+            error_ratio: None,
+            kind: if behind_gateway && m.rps.is_some() {
+                TrafficKind::Estimated
+            } else {
+                TrafficKind::Requests
+            },
         }
+    };
+    let store_traffic = |service: &str, datastore: &str| {
+        let m = prom.service(&ns, &name, service)?;
+        let st = m.stores.get(datastore)?;
+        Some(Traffic {
+            rps: st.rps,
+            p99_seconds: st.p99_seconds,
+            throttled_rps: None,
+            error_ratio: st.error_ratio,
+            kind: TrafficKind::Datastore,
+        })
     };
     let deployments = cluster.deployments_of(&ns, &name);
     let deployment = |node: &str| {
@@ -212,7 +337,7 @@ pub fn build(
         edges.push(Edge {
             from: from.into(),
             to: id.clone(),
-            traffic: Some(traffic(&id)),
+            traffic: Some(traffic(&id, from == "gateway")),
         });
         for shard in &shards {
             edges.push(Edge {
@@ -225,9 +350,10 @@ pub fn build(
     }
 
     let declared = sf.spec.datastores.clone().unwrap_or_default();
-    for (store, users) in DATASTORES {
+    for (store, label, users) in DATASTORES {
         let present = match store {
             "postgres" => declared.postgres.is_some(),
+            "postgres-replica" => declared.postgres_read_replica.is_some(),
             "redis" => declared.redis.is_some(),
             _ => declared.broker.is_some(),
         };
@@ -248,7 +374,7 @@ pub fn build(
             edges.push(Edge {
                 from: service.as_str().into(),
                 to: store.into(),
-                traffic: None,
+                traffic: store_traffic(service.as_str(), label),
             });
         }
     }
@@ -344,6 +470,16 @@ fn shard_node(
     }
 }
 
+/// A datastore node's short name: `pg`, `pg-ro`, `redis`, `nats`.
+pub fn short_store(id: &str) -> &str {
+    match id {
+        "postgres" => "pg",
+        "postgres-replica" => "pg-ro",
+        "broker" => "nats",
+        other => other,
+    }
+}
+
 impl Topology {
     pub fn node(&self, id: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.id == id)
@@ -364,15 +500,17 @@ impl Topology {
 
     /// Datastores a node talks to.
     pub fn stores_of(&self, id: &str) -> Vec<&str> {
-        self.edges
-            .iter()
-            .filter(|e| e.from == id)
-            .filter(|e| {
-                self.node(&e.to)
+        self.store_edges_of(id).map(|e| e.to.as_str()).collect()
+    }
+
+    /// The edges from a node to the datastores it talks to.
+    pub fn store_edges_of(&self, id: &str) -> impl Iterator<Item = &Edge> {
+        self.edges.iter().filter(move |e| {
+            e.from == id
+                && self
+                    .node(&e.to)
                     .is_some_and(|n| n.class == NodeClass::Datastore)
-            })
-            .map(|e| e.to.as_str())
-            .collect()
+        })
     }
 }
 

@@ -35,7 +35,7 @@ fn layers_classes_and_edges_of_the_sample_shop() {
             "acme-inventory-3"
         ]
     );
-    assert_eq!(ids(4), ["postgres", "redis", "broker"]);
+    assert_eq!(ids(4), ["postgres", "postgres-replica", "redis", "broker"]);
     assert_eq!(topo.node("catalog").unwrap().class, NodeClass::Supporting);
     assert_eq!(topo.node("orders").unwrap().class, NodeClass::Core);
     assert_eq!(
@@ -51,7 +51,7 @@ fn layers_classes_and_edges_of_the_sample_shop() {
         "gateway"
     );
     assert_eq!(topo.traffic_into("gateway").unwrap().rps, Some(412.0));
-    assert_eq!(topo.stores_of("inventory"), ["postgres", "redis", "broker"]);
+    assert_eq!(topo.stores_of("inventory"), ["postgres", "broker"]);
 }
 
 #[test]
@@ -150,6 +150,126 @@ fn traffic_labels_say_unknown_not_zero() {
         rps: Some(0.0),
         p99_seconds: Some(0.25),
         throttled_rps: Some(1.5),
+        ..Traffic::default()
     };
     assert_eq!(t.short_label(), "0/s 250ms 1.50");
+    let estimated = Traffic {
+        kind: TrafficKind::Estimated,
+        ..t.clone()
+    };
+    assert_eq!(estimated.label(), "~0/s p99 250ms 429 1.50/s");
+    let store = Traffic {
+        rps: Some(96.0),
+        p99_seconds: Some(0.0021),
+        error_ratio: Some(0.02),
+        kind: TrafficKind::Datastore,
+        ..Traffic::default()
+    };
+    assert_eq!(store.label(), "96.0/s p99 2ms err 2.0%");
+    assert_eq!(store.short_label(), "96.0/s 2ms 2.0%");
+    assert_eq!(
+        Traffic {
+            kind: TrafficKind::Datastore,
+            ..Traffic::default()
+        }
+        .label(),
+        "–/s p99 – err –"
+    );
+    let consumed = Traffic {
+        rps: Some(31.0),
+        kind: TrafficKind::Consumed,
+        ..Traffic::default()
+    };
+    assert_eq!(consumed.label(), "31.0/s consumed");
+    assert_eq!(consumed.short_label(), "31.0/s ⇠nats");
+}
+
+#[test]
+fn datastore_edges_carry_each_services_calls() {
+    let topo = acme(&fixtures::healthy());
+    let edge = |from: &str, to: &str| {
+        topo.edges
+            .iter()
+            .find(|e| e.from == from && e.to == to)
+            .unwrap_or_else(|| panic!("no edge {from} → {to}"))
+            .traffic
+            .clone()
+    };
+    let pg = edge("auth", "postgres").unwrap();
+    assert_eq!(pg.kind, TrafficKind::Datastore);
+    assert_eq!(
+        (pg.rps, pg.p99_seconds, pg.error_ratio),
+        (Some(96.0), Some(0.0021), Some(0.0))
+    );
+    assert_eq!(edge("catalog", "postgres-replica").unwrap().rps, Some(38.0));
+    assert_eq!(edge("catalog", "redis").unwrap().rps, Some(250.0));
+    // The `datastore` label of the broker is `nats`; its node is the broker.
+    assert_eq!(edge("inventory", "broker").unwrap().rps, Some(132.0));
+    // The gateway's Redis use (the rate limiter) exports no datastore metrics: no numbers.
+    assert_eq!(edge("gateway", "redis"), None);
+    assert_eq!(
+        topo.stores_of("catalog"),
+        ["postgres", "postgres-replica", "redis"]
+    );
+    // Degraded: payments' pods are gone, and so are its series; orders' errors show.
+    let topo = acme(&fixtures::degraded());
+    let from_payments: Vec<_> = topo.store_edges_of("payments").collect();
+    assert_eq!(from_payments.len(), 2);
+    assert!(from_payments.iter().all(|e| e.traffic.is_none()));
+    let orders_pg = topo
+        .store_edges_of("orders")
+        .find(|e| e.to == "postgres")
+        .and_then(|e| e.traffic.clone())
+        .unwrap();
+    assert_eq!(orders_pg.error_ratio, Some(0.02));
+}
+
+#[test]
+fn gateway_edges_are_the_gateways_calls_else_an_estimate_from_the_served_rate() {
+    let app = fixtures::healthy();
+    let topo = acme(&app);
+    // The gateway's client-side count, not the 250/s the catalog served (orders call it too).
+    let catalog = topo.traffic_into("catalog").unwrap();
+    assert_eq!(catalog.kind, TrafficKind::Requests);
+    assert_eq!(
+        (catalog.rps, catalog.p99_seconds),
+        (Some(212.0), Some(0.036))
+    );
+    // Payments is fed by the broker: its consumption, not 0/s.
+    let payments = topo.traffic_into("payments").unwrap();
+    assert_eq!(payments.kind, TrafficKind::Consumed);
+    assert_eq!(payments.rps, Some(31.0));
+    // The client → gateway edge stays what the gateway served.
+    assert_eq!(topo.traffic_into("gateway").unwrap().rps, Some(412.0));
+
+    // An older gateway that does not count its calls: the served rate, marked as estimated.
+    let mut app = app;
+    let mut snap = app.prom.last.clone().unwrap();
+    for m in snap.services.values_mut() {
+        m.upstream = None;
+    }
+    app.prom.last = Some(snap.clone());
+    let topo = acme(&app);
+    let catalog = topo.traffic_into("catalog").unwrap();
+    assert_eq!(catalog.kind, TrafficKind::Estimated);
+    assert_eq!(catalog.rps, Some(250.0));
+    assert!(catalog.label().starts_with("~250/s"), "{}", catalog.label());
+
+    // A gateway that counts its calls but never called a service: 0/s from it, not the
+    // service's served rate (which would be calls from other services).
+    for (k, m) in &mut snap.services {
+        if k.service == "catalog" {
+            m.upstream = Some(crate::metrics::EdgeTraffic {
+                rps: Some(5.0),
+                ..Default::default()
+            });
+        }
+    }
+    app.prom.last = Some(snap);
+    let topo = acme(&app);
+    let orders = topo.traffic_into("orders").unwrap();
+    assert_eq!(
+        (orders.kind, orders.rps),
+        (TrafficKind::Requests, Some(0.0))
+    );
 }

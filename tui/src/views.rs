@@ -451,6 +451,34 @@ pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
                 ),
                 kv("circuit", m.circuit.map_or("–", |c| c.as_str()).into()),
             ];
+            if let Some(up) = &m.upstream {
+                lines.push(kv(
+                    "from gateway",
+                    format!(
+                        "{}/s p99 {} 429 {}/s",
+                        fmt_rate(up.rps),
+                        fmt_latency(up.p99_seconds),
+                        fmt_rate(up.throttled_rps)
+                    ),
+                ));
+            }
+            if let Some(consumed) = m.consumed_rps {
+                lines.push(kv(
+                    "consumed",
+                    format!("{}/s from nats", fmt_rate(Some(consumed))),
+                ));
+            }
+            lines.extend(m.stores.iter().map(|(store, t)| {
+                kv(
+                    &format!("→ {}", crate::topology::short_store(store)),
+                    format!(
+                        "{}/s p99 {} err {}",
+                        fmt_rate(t.rps),
+                        fmt_latency(t.p99_seconds),
+                        fmt_percent(t.error_ratio)
+                    ),
+                )
+            }));
             lines.extend(
                 app.failures
                     .iter()

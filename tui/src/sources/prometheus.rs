@@ -11,7 +11,10 @@ use tokio::sync::mpsc;
 
 use crate::{
     app::Update,
-    metrics::{Circuit, OperatorMetrics, PromSnapshot, ServiceKey, ServiceMetrics, queries},
+    metrics::{
+        Circuit, EdgeTraffic, OperatorMetrics, PromSnapshot, ServiceKey, ServiceMetrics,
+        StoreTraffic, queries,
+    },
 };
 
 /// How long one poll may take before it counts as failed.
@@ -73,10 +76,63 @@ pub async fn poll_once(client: &Client) -> Result<PromSnapshot, String> {
         .iter()
         .map(|(r, q)| queries::recorded_or_raw(r, q))
         .collect();
+    let edges: Vec<String> = queries::EDGES
+        .iter()
+        .map(|(r, q)| queries::recorded_or_raw(r, q))
+        .collect();
     let service = futures::future::try_join_all(recorded.iter().map(|q| query(client, q)));
+    let edges = futures::future::try_join_all(edges.iter().map(|q| query(client, q)));
     let operator = futures::future::try_join_all(queries::OPERATOR.map(|q| query(client, q)));
-    let (service, operator) = futures::future::try_join(service, operator).await?;
-    Ok(snapshot(at, &service, &operator))
+    let (service, edges, operator) = futures::future::try_join3(service, edges, operator).await?;
+    let mut snap = snapshot(at, &service, &operator);
+    add_edges(&mut snap, &edges);
+    Ok(snap)
+}
+
+fn key(labels: &HashMap<String, String>, service: &str) -> ServiceKey {
+    ServiceKey {
+        namespace: labels.get("namespace").cloned().unwrap_or_default(),
+        storefront: labels.get("storefront").cloned(),
+        service: service.to_string(),
+    }
+}
+
+/// Adds the edge answers, in the order of [`queries::EDGES`]: the gateway's calls per
+/// `upstream` (into that service's [`ServiceMetrics::upstream`]), each service's calls per
+/// `datastore`, and its broker consumption.
+pub fn add_edges(snap: &mut PromSnapshot, edges: &[Samples]) {
+    for (i, samples) in edges.iter().enumerate() {
+        for (labels, v) in samples {
+            let v = Some(*v).filter(|v| v.is_finite());
+            let service = if i < 3 { "upstream" } else { "service" };
+            let Some(name) = labels.get(service) else {
+                continue;
+            };
+            let m: &mut ServiceMetrics = snap.services.entry(key(labels, name)).or_default();
+            if i < 3 {
+                let up = m.upstream.get_or_insert_with(EdgeTraffic::default);
+                match i {
+                    0 => up.rps = v,
+                    1 => up.throttled_rps = v,
+                    _ => up.p99_seconds = v,
+                }
+                continue;
+            }
+            if i == 6 {
+                m.consumed_rps = v;
+                continue;
+            }
+            let Some(store) = labels.get("datastore") else {
+                continue;
+            };
+            let st: &mut StoreTraffic = m.stores.entry(store.clone()).or_default();
+            match i {
+                3 => st.rps = v,
+                4 => st.error_ratio = v,
+                _ => st.p99_seconds = v,
+            }
+        }
+    }
 }
 
 /// Builds a snapshot from the answers, in the order of [`queries::RECORDED`] and of
@@ -88,12 +144,7 @@ pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> Pro
             let Some(name) = labels.get("service") else {
                 continue;
             };
-            let key = ServiceKey {
-                namespace: labels.get("namespace").cloned().unwrap_or_default(),
-                storefront: labels.get("storefront").cloned(),
-                service: name.clone(),
-            };
-            let m: &mut ServiceMetrics = snap.services.entry(key).or_default();
+            let m: &mut ServiceMetrics = snap.services.entry(key(labels, name)).or_default();
             let v = Some(*v).filter(|v| v.is_finite());
             match i {
                 0 => m.rps = v,
@@ -182,5 +233,76 @@ mod tests {
         assert_eq!(snap.operator.reconciles_rate, Some(0.25));
         assert_eq!(snap.operator.errors_rate, Some(0.0));
         assert_eq!(snap.operator.writes_rate, None);
+    }
+
+    #[test]
+    fn edge_answers_land_on_the_upstream_and_per_datastore() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut snap = snapshot(at, &[], &[]);
+        let up = [
+            ("namespace", "shop"),
+            ("storefront", "acme"),
+            ("upstream", "catalog"),
+        ];
+        let pg = [
+            ("namespace", "shop"),
+            ("storefront", "acme"),
+            ("service", "catalog"),
+            ("datastore", "postgres-replica"),
+        ];
+        let nats = [
+            ("namespace", "shop"),
+            ("storefront", "acme"),
+            ("service", "payments"),
+            ("datastore", "nats"),
+        ];
+        let edges = vec![
+            vec![sample(&up, 240.0)],
+            vec![sample(&up, 0.0)],
+            vec![sample(&up, 0.004)],
+            vec![sample(&pg, 180.0), sample(&nats, 12.0)],
+            vec![sample(&pg, 0.01), sample(&nats, f64::NAN)],
+            vec![sample(&pg, 0.002)],
+            vec![
+                sample(&nats[..3], 6.0),
+                sample(&[("namespace", "shop")], 1.0),
+            ],
+        ];
+        add_edges(&mut snap, &edges);
+        let catalog = snap.service("shop", "acme", "catalog").unwrap();
+        assert_eq!(
+            catalog.upstream,
+            Some(EdgeTraffic {
+                rps: Some(240.0),
+                p99_seconds: Some(0.004),
+                throttled_rps: Some(0.0)
+            })
+        );
+        assert_eq!(catalog.rps, None, "the served rate is another query's");
+        assert_eq!(
+            catalog.stores["postgres-replica"],
+            StoreTraffic {
+                rps: Some(180.0),
+                error_ratio: Some(0.01),
+                p99_seconds: Some(0.002)
+            }
+        );
+        let payments = snap.service("shop", "acme", "payments").unwrap();
+        assert_eq!(payments.consumed_rps, Some(6.0));
+        assert_eq!(payments.upstream, None);
+        assert_eq!(
+            payments.stores["nats"],
+            StoreTraffic {
+                rps: Some(12.0),
+                error_ratio: None,
+                p99_seconds: None
+            },
+            "NaN is absent"
+        );
+        assert_eq!(
+            snap.services.len(),
+            2,
+            "a series without its key label is skipped"
+        );
     }
 }

@@ -37,7 +37,7 @@ const HELP: [(&str, &str); 14] = [
     ("q", "quit"),
     (":sf NAME", "show one Storefront; :ns NS|all"),
     ("colors", "blue core · green supporting · red failure"),
-    ("edges", "requests/s · p99 · 429s/s (Prometheus)"),
+    ("edges", "requests/s · p99 · 429s/s; → datastore: + error %"),
 ];
 
 pub fn help(frame: &mut Frame, area: Rect) {

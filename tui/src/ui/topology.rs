@@ -7,8 +7,10 @@
 //!                         │                  ├ #0 1/1 Active 25%
 //!                         └─ …            ─▶ recommendations → nats
 //! ```
-//! Edge labels are requests/s, p99 and 429s/s into the node; node colors: blue core, green
-//! supporting, red failure.
+//! Edge labels are requests/s, p99 and 429s/s into the node (`~` an estimate from the served
+//! rate, `⇠nats` messages consumed from the broker); after `→`, the service's calls to each
+//! datastore with requests/s, p99 and error rate, as much as fits. Node colors: blue core,
+//! green supporting, red failure.
 
 use ratatui::{
     Frame,
@@ -21,7 +23,7 @@ use ratatui::{
 use super::{CORE, FAILURE, SUPPORTING, empty_text, metric_style, metrics_age};
 use crate::{
     app::App,
-    metrics::{fmt_age, fmt_latency, fmt_rate},
+    metrics::{fmt_age, fmt_latency, fmt_percent, fmt_rate},
     topology::{self, Node, NodeClass, Topology},
     views::{self, countdown, opt},
 };
@@ -44,12 +46,147 @@ fn replicas(n: &Node) -> String {
         .map_or_else(String::new, |(r, d)| format!(" {}/{}", opt(Some(r)), d))
 }
 
-fn short_store(s: &str) -> &str {
-    match s {
-        "postgres" => "pg",
-        "broker" => "nats",
-        other => other,
+use topology::short_store;
+
+/// How a service's datastore edges are written after `→`, widest first: the view uses the
+/// widest form every row has room for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreForm {
+    /// `pg 96.0/s 2ms 0.0%`
+    Full,
+    /// `pg 96.0/s 2ms`, the error rate only where calls failed: `pg 96.0/s 2ms 2.0%`
+    RateP99,
+    /// `pg 96.0/s`, with the error rate where calls failed
+    Rate,
+    /// `pg` (the numbers go to the summary's `datastore` lines)
+    Names,
+}
+
+impl StoreForm {
+    const ALL: [StoreForm; 4] = [
+        StoreForm::Full,
+        StoreForm::RateP99,
+        StoreForm::Rate,
+        StoreForm::Names,
+    ];
+
+    fn numbers(self, t: &topology::Traffic) -> String {
+        let failing = t
+            .error_ratio
+            .filter(|e| *e > 0.0)
+            .map(|e| format!(" {}", fmt_percent(Some(e))))
+            .unwrap_or_default();
+        match self {
+            StoreForm::Full => t.short_label(),
+            StoreForm::RateP99 => format!("{}{failing}", t.rate_label()),
+            StoreForm::Rate => format!("{}/s{failing}", fmt_rate(t.rps)),
+            StoreForm::Names => String::new(),
+        }
     }
+
+    /// `(store, numbers)` of each datastore edge of `id`; no numbers where nothing is known.
+    fn parts(self, topo: &Topology, id: &str) -> Vec<(String, String)> {
+        topo.store_edges_of(id)
+            .map(|e| {
+                let numbers = e
+                    .traffic
+                    .as_ref()
+                    .filter(|t| t.rps.is_some())
+                    .map(|t| self.numbers(t))
+                    .unwrap_or_default();
+                (short_store(&e.to).to_string(), numbers)
+            })
+            .collect()
+    }
+
+    fn width(self, topo: &Topology, id: &str) -> usize {
+        let parts = self.parts(topo, id);
+        if parts.is_empty() {
+            return 0;
+        }
+        let numbered = parts.iter().any(|(_, n)| !n.is_empty());
+        1 + parts
+            .iter()
+            .map(|(s, n)| {
+                let sep = if numbered { 3 } else { 1 };
+                sep + s.chars().count()
+                    + if n.is_empty() {
+                        0
+                    } else {
+                        1 + n.chars().count()
+                    }
+            })
+            .sum::<usize>()
+            - usize::from(numbered) * 2
+    }
+
+    /// `→ pg 96.0/s 2ms 0.0% · nats 40.0/s 3ms 0.0%`
+    fn spans(self, topo: &Topology, id: &str, mstyle: Style) -> Vec<Span<'static>> {
+        let parts = self.parts(topo, id);
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        let store = Style::new().fg(Color::Magenta);
+        let numbered = parts.iter().any(|(_, n)| !n.is_empty());
+        let mut spans = vec![Span::styled("→", store)];
+        for (i, (name, numbers)) in parts.into_iter().enumerate() {
+            let sep = if i > 0 && numbered { " · " } else { " " };
+            spans.push(Span::styled(format!("{sep}{name}"), store));
+            if !numbers.is_empty() {
+                spans.push(Span::styled(format!(" {numbers}"), mstyle));
+            }
+        }
+        spans
+    }
+}
+
+/// The summary's `datastore` lines (terminals too narrow for the numbers on each service's
+/// row): per datastore, the calls of every service summed, the worst service's p99 and the
+/// share of calls that failed.
+fn datastore_lines(topo: &Topology, app: &App) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    for store in topo.layer(4) {
+        let edges: Vec<&topology::Traffic> = topo
+            .edges
+            .iter()
+            .filter(|e| e.to == store.id)
+            .filter_map(|e| e.traffic.as_ref())
+            .filter(|t| t.rps.is_some())
+            .collect();
+        if edges.is_empty() {
+            continue;
+        }
+        let rps: f64 = edges.iter().filter_map(|t| t.rps).sum();
+        let p99 = edges
+            .iter()
+            .filter_map(|t| t.p99_seconds)
+            .filter(|v| v.is_finite())
+            .reduce(f64::max);
+        let failed: f64 = edges
+            .iter()
+            .filter_map(|t| Some(t.rps? * t.error_ratio?))
+            .sum();
+        let errors = (rps > 0.0).then(|| failed / rps);
+        out.push(Line::from(vec![
+            Span::styled(format!("{:<9} ", "datastore"), Style::new().bold()),
+            Span::styled(
+                format!("{:<5}", short_store(&store.id)),
+                Style::new().fg(Color::Magenta),
+            ),
+            Span::styled(
+                format!(
+                    " {}/s · p99 ≤{} · err {} · from {} service{}",
+                    fmt_rate(Some(rps)),
+                    fmt_latency(p99),
+                    fmt_percent(errors),
+                    edges.len(),
+                    if edges.len() == 1 { "" } else { "s" }
+                ),
+                metric_style(app),
+            ),
+        ]));
+    }
+    out
 }
 
 fn pad(s: &str, w: usize) -> String {
@@ -147,7 +284,7 @@ fn summary(topo: &Topology, app: &App) -> Vec<Line<'static>> {
 /// The view's lines for an inner area of `width`×`height`.
 fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'static>> {
     let wide = width >= 100;
-    let (edge_w, node_w): (usize, usize) = if wide { (34, 22) } else { (20, 17) };
+    let (edge_w, node_w): (usize, usize) = if wide { (34, 22) } else { (20, 16) };
     let label = |t: &topology::Traffic| if wide { t.label() } else { t.short_label() };
     let mstyle = metric_style(app);
     let gateway = topo.layer(1).next();
@@ -155,7 +292,9 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
     // legend + gap at the bottom
     let (rows, hidden) = topology::rows(topo, height.saturating_sub(2));
     let selected = app.selection();
-    let mut out = Vec::new();
+    let mut out: Vec<Line<'static>> = Vec::new();
+    // (line, service, columns used before its datastores): filled once the form is known.
+    let mut store_rows: Vec<(usize, String, usize)> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let Some(node) = topo.node(row.node) else {
             continue;
@@ -192,17 +331,8 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
                 spans.push(Span::raw(
                     " ".repeat(node_w.saturating_sub(text.chars().count()).max(1)),
                 ));
-                let stores: Vec<&str> = topo
-                    .stores_of(&node.id)
-                    .into_iter()
-                    .map(short_store)
-                    .collect();
-                if !stores.is_empty() {
-                    spans.push(Span::styled(
-                        format!("→ {}", stores.join(" ")),
-                        Style::new().fg(Color::Magenta),
-                    ));
-                }
+                let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
+                store_rows.push((out.len(), node.id.clone(), used));
             }
             Some(b) => {
                 let index = node.id.rsplit('-').next().unwrap_or("");
@@ -216,6 +346,17 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
             }
         }
         out.push(Line::from(spans));
+    }
+    let form = StoreForm::ALL
+        .into_iter()
+        .find(|f| {
+            store_rows
+                .iter()
+                .all(|(_, id, used)| used + f.width(topo, id) <= width)
+        })
+        .unwrap_or(StoreForm::Names);
+    for (line, id, _) in &store_rows {
+        out[*line].spans.extend(form.spans(topo, id, mstyle));
     }
     if rows.is_empty() {
         if let Some(g) = gateway {
@@ -236,7 +377,11 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
             Style::new().dim(),
         )));
     }
-    let summary = summary(topo, app);
+    let mut summary = summary(topo, app);
+    if form != StoreForm::Full && app.prom.configured {
+        // Last: what is failing matters more where rows are few.
+        summary.extend(datastore_lines(topo, app));
+    }
     if out.len() + 2 < height && !summary.is_empty() {
         out.push(Line::default());
         let room = height - out.len() - 1;
@@ -250,7 +395,7 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
         Span::styled("■ supporting ", Style::new().fg(SUPPORTING)),
         Span::styled("■ failure ", Style::new().fg(FAILURE)),
         Span::styled("■ datastore ", Style::new().fg(Color::Magenta)),
-        Span::raw(" edges: req/s p99 429/s"),
+        Span::raw(" edges: req/s p99 429/s (→ err%)"),
     ];
     out.push(Line::from(legend).dim());
     out
