@@ -3,8 +3,9 @@
 //! datastores, and traffic from the load generator (`storefront-workloads loadgen`); the test
 //! sends keys, captures the pane, and checks what a person would — every service with its
 //! replicas, live requests/s on the edges where traffic flows (client → gateway, gateway →
-//! catalog), the views behind the number keys and the palette, a service turning red within
-//! seconds of its pods being killed (then recovering), and `--once` printing the live rates.
+//! catalog, and a service → datastore edge: the services' calls to PostgreSQL), the views
+//! behind the number keys and the palette, a service turning red within seconds of its pods
+//! being killed (then recovering), and `--once` printing the live rates.
 //!
 //! Prometheus is `E2E_PROMETHEUS_URL`, else `http://127.0.0.1:9090` when it answers there (the
 //! local cluster's `up` starts it). Without one the live numbers cannot be checked: the test
@@ -142,8 +143,10 @@ fn http_status(addr: &str, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
-/// A rate as the console prints it: `12.3`, `0.84`, `1.2k`; `None` for `–`.
+/// A rate as the console prints it: `12.3`, `0.84`, `1.2k`, `~12.3` (an estimate); `None`
+/// for `–`.
 fn parse_rate(s: &str) -> Option<f64> {
+    let s = s.strip_prefix('~').unwrap_or(s);
     match s.strip_suffix('k') {
         Some(k) => k.parse::<f64>().ok().map(|v| v * 1000.0),
         None => s.parse().ok(),
@@ -170,6 +173,33 @@ fn edge_rps(pane: &str, service: &str) -> Option<f64> {
         .split_whitespace()
         .find(|t| t.ends_with("/s") && !t.starts_with('─'))?;
     parse_rate(token.strip_suffix("/s")?)
+}
+
+/// Requests/s of the services' calls to the datastore `store` (`pg`, `pg-ro`, `redis`,
+/// `nats`), as the topology shows them: the summary's `datastore pg 12.3/s · …` line (narrow
+/// terminals), else the sum over the service rows' `→ pg 12.3/s …`. `None` while nothing
+/// reads a rate.
+fn datastore_rps(pane: &str, store: &str) -> Option<f64> {
+    let rate = |t: &str| parse_rate(t.strip_suffix("/s")?);
+    let summary = pane.lines().find_map(|l| {
+        let mut t = l.trim_matches('│').split_whitespace();
+        (t.next()? == "datastore" && t.next()? == store)
+            .then(|| t.next().and_then(rate))
+            .flatten()
+    });
+    if summary.is_some() {
+        return summary;
+    }
+    let rows: Vec<f64> = pane
+        .lines()
+        .filter_map(|l| l.split_once("→ ").map(|(_, stores)| stores))
+        .filter_map(|stores| {
+            let t: Vec<&str> = stores.split_whitespace().collect();
+            let i = t.iter().position(|w| *w == store)?;
+            t.get(i + 1).and_then(|w| rate(w))
+        })
+        .collect();
+    (!rows.is_empty()).then(|| rows.iter().sum())
 }
 
 /// Prometheus for the console: `E2E_PROMETHEUS_URL`, else the local cluster's (started by its
@@ -460,6 +490,28 @@ async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_re
             gateway <= f64::from(LOAD_RATE) * 1.5,
             "the gateway's rate is about what the load generator offers ({LOAD_RATE}/s):\n{pane}"
         );
+        // The datastore edges: every service's calls to PostgreSQL (sign-ins, product reads,
+        // orders), counted by the services themselves (storefront_datastore_requests_total).
+        let pane = tmux
+            .wait(
+                "live requests/s on the services' PostgreSQL edges",
+                Duration::from_secs(90),
+                |p| datastore_rps(p, "pg").is_some_and(|r| r > 0.0),
+            )
+            .await;
+        println!(
+            "figure: datastore edges on screen {:.1}s after the console started: pg {:?}/s, pg-ro {:?}/s, redis {:?}/s, nats {:?}/s; payments' edge {:?}/s",
+            started.elapsed().as_secs_f64(),
+            datastore_rps(&pane, "pg"),
+            datastore_rps(&pane, "pg-ro"),
+            datastore_rps(&pane, "redis"),
+            datastore_rps(&pane, "nats"),
+            edge_rps(&pane, "payments"),
+        );
+        assert!(
+            !pane.contains("~"),
+            "the gateway counts its calls per upstream: no served-rate estimates:\n{pane}"
+        );
 
         // `--once` prints the same live numbers (Prometheus's recorded rates: one poll).
         let out = Command::new(&bin)
@@ -493,6 +545,10 @@ async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_re
         assert!(
             frame.contains("reconciles/s") && !frame.contains("– reconciles/s"),
             "--once prints the operator's rate:\n{frame}"
+        );
+        assert!(
+            datastore_rps(&frame, "pg").is_some_and(|r| r > 0.0),
+            "--once prints the live PostgreSQL edge:\n{frame}"
         );
     } else {
         println!(
@@ -661,6 +717,26 @@ fn edge_rates_are_read_from_the_pane() {
     assert_eq!(edge_rps(pane, "orders"), None);
     assert_eq!(edge_rps(pane, "recommendations"), Some(1200.0));
     assert_eq!(edge_rps(pane, "inventory"), None);
+    assert_eq!(
+        edge_rps("│ ├─ ~3.50/s 5ms 0 ─▶ orders 2/2 → pg", "orders"),
+        Some(3.5)
+    );
+}
+
+#[test]
+fn datastore_rates_are_read_from_the_pane() {
+    let summary = "│operator  0.25 reconciles/s · 0 errors/s · 0 writes/s · p99 2ms      │\n\
+                   │datastore pg    56.0/s · p99 ≤6ms · err 0.0% · from 6 services     │\n\
+                   │datastore nats  –/s · p99 ≤– · err – · from 1 service              │";
+    assert_eq!(datastore_rps(summary, "pg"), Some(56.0));
+    assert_eq!(datastore_rps(summary, "nats"), None);
+    assert_eq!(datastore_rps(summary, "redis"), None);
+    let rows = "│ ├─ 9.0/s 5ms 0 ─▶ auth 2/2    → pg 9.00/s 2ms                     │\n\
+                │ ├─ 20/s 5ms 0  ─▶ catalog 1/1 → pg 1.00/s · pg-ro 12.0/s · redis 3.0/s │\n\
+                │ └─ 0/s – 0     ─▶ orders 2/2  → pg · nats                          │";
+    assert_eq!(datastore_rps(rows, "pg"), Some(10.0));
+    assert_eq!(datastore_rps(rows, "pg-ro"), Some(12.0));
+    assert_eq!(datastore_rps(rows, "nats"), None);
 }
 
 #[tokio::test]
