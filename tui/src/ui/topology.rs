@@ -48,8 +48,8 @@ fn replicas(n: &Node) -> String {
 
 use topology::short_store;
 
-/// How a service's datastore edges are written after `→`, widest first: the view uses the
-/// widest form every row has room for.
+/// How a service's datastore edges are written after `→`, widest first: each row uses the
+/// widest form it has room for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum StoreForm {
     /// `pg 96.0/s 2ms 0.0%`
@@ -347,15 +347,15 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
         }
         out.push(Line::from(spans));
     }
-    let form = StoreForm::ALL
-        .into_iter()
-        .find(|f| {
-            store_rows
-                .iter()
-                .all(|(_, id, used)| used + f.width(topo, id) <= width)
-        })
-        .unwrap_or(StoreForm::Names);
-    for (line, id, _) in &store_rows {
+    // Each row in the widest form it has room for; the summary sums them per datastore
+    // where a row had to leave numbers out.
+    let mut all_full = true;
+    for (line, id, used) in &store_rows {
+        let form = StoreForm::ALL
+            .into_iter()
+            .find(|f| used + f.width(topo, id) <= width)
+            .unwrap_or(StoreForm::Names);
+        all_full &= form == StoreForm::Full;
         out[*line].spans.extend(form.spans(topo, id, mstyle));
     }
     if rows.is_empty() {
@@ -378,7 +378,7 @@ fn lines(topo: &Topology, app: &App, width: usize, height: usize) -> Vec<Line<'s
         )));
     }
     let mut summary = summary(topo, app);
-    if form != StoreForm::Full && app.prom.configured {
+    if !all_full && app.prom.configured {
         // Last: what is failing matters more where rows are few.
         summary.extend(datastore_lines(topo, app));
     }
