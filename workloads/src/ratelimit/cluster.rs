@@ -12,10 +12,15 @@
 //! ```
 //!
 //! - **Refill**: one at a time per bucket, asking for what the bucket's offered load spends
-//!   in one lease lifetime ([`lease::lease_size`]); it starts ahead of need (a quarter of the
-//!   last grant left) and, once a lease outlives [`lease::LEASE_LIFETIME_US`], gives its
-//!   unused tokens back. A refused refill says when a token will be free: until then the
-//!   bucket refuses locally, without asking again.
+//!   in one lease lifetime ([`lease::lease_size`], capped at this replica's fair share as
+//!   last answered); it starts ahead of need (a quarter of the last grant left) and, once a
+//!   lease outlives [`lease::LEASE_LIFETIME_US`], gives its unused tokens back. A refused
+//!   refill says when a token will be free: until then the bucket refuses locally, without
+//!   asking again.
+//! - **Fair shares**: each refill sends this replica's offered rate (the demand, with
+//!   headroom, [`super::fair::demand_rpm`]) and its member name; the script records it next
+//!   to the budget and caps the grant at this replica's max-min fair share while the budget
+//!   is short ([`lease`]), so replicas offered equal load admit equal parts.
 //! - **Liveness and replicas**: every second each replica writes a heartbeat into a sorted
 //!   set (`…:gateways`), counts the members seen in the last 5 s (the live replicas, for the
 //!   fair lease size and the fallback share), and so probes Redis.
@@ -32,7 +37,8 @@
 //! - Without Redis configured at all, the limiter is the fallback from the start, and says so.
 //!
 //! Redis keys: `storefront:ratelimit:{<namespace>/<storefront>}:<scope>:<interval µs>:<burst>`
-//! (the TAT; a changed limit is a new key, a fresh bucket) and
+//! (the TAT; a changed limit is a new key, a fresh bucket), the same with `:replicas` (each
+//! replica's demand and fair-share bucket, a hash) and
 //! `storefront:ratelimit:{<namespace>/<storefront>}:gateways` (heartbeats).
 
 use std::{
@@ -52,6 +58,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use super::{
+    fair,
     gcra::{self, Rate},
     lease::{self, LEASE_LIFETIME_US, Lease},
 };
@@ -123,6 +130,11 @@ struct Shared {
     offered_then: u64,
     measured_at: Instant,
     demand_per_s: f64,
+    /// The offered rate as recorded for the fair shares (windows of 100 ms at least).
+    meter: fair::DemandMeter,
+    /// This replica's fair share as the authority last answered (requests/s; infinite
+    /// before the first answer).
+    share_per_s: f64,
     /// The fallback's own GCRA state.
     fallback_tat_us: u64,
 }
@@ -187,7 +199,7 @@ impl ClusterLimiter {
             degraded: AtomicBool::new(redis.is_none()),
             redis,
             connection: tokio::sync::Mutex::new(None),
-            script: redis::Script::new(lease::SCRIPT),
+            script: redis::Script::new(&lease::script()),
             prefix: format!("storefront:ratelimit:{{{namespace}/{storefront}}}"),
             member: member.to_string(),
             replicas_hint: replicas_hint.max(1),
@@ -328,6 +340,7 @@ impl ClusterLimiter {
                         s.key = self.key(p, rate);
                         s.remaining = rate.burst;
                         s.blocked_until = None;
+                        s.share_per_s = f64::INFINITY;
                         s.fallback_tat_us = 0;
                     }
                     drop(s);
@@ -359,6 +372,8 @@ impl ClusterLimiter {
                         offered_then: 0,
                         measured_at: Instant::now(),
                         demand_per_s: 0.0,
+                        meter: fair::DemandMeter::new(0, self.now_us()),
+                        share_per_s: f64::INFINITY,
                         fallback_tat_us: 0,
                     }),
                 }),
@@ -565,7 +580,7 @@ impl ClusterLimiter {
             self.set_degraded(true, "not connected to Redis");
             return;
         };
-        let (rate, key, want, expired) = {
+        let (rate, key, want, expired, demand) = {
             let mut s = bucket.shared();
             let offered = bucket.offered.load(Ordering::Relaxed);
             let elapsed = s.measured_at.elapsed().as_secs_f64();
@@ -577,21 +592,28 @@ impl ClusterLimiter {
             }
             // At least one token for each request waiting now (a burst at start, before the
             // demand estimate has caught up, is not starved one round trip per token).
-            let want = lease::lease_size(s.demand_per_s, s.remaining, self.replicas())
-                .max(bucket.waiting.load(Ordering::Acquire));
+            let want =
+                lease::lease_size(s.demand_per_s, s.remaining, self.replicas(), s.share_per_s)
+                    .max(bucket.waiting.load(Ordering::Acquire));
             let expired = s.granted_at.elapsed() >= Duration::from_micros(LEASE_LIFETIME_US);
-            (s.rate, s.key.clone(), want, expired)
+            let now_us = self.now_us();
+            s.meter.update(offered, now_us);
+            let demand = s.meter.demand_rpm();
+            (s.rate, s.key.clone(), want, expired, demand)
         };
         let returned = if expired { bucket.lease.end() } else { 0 };
-        let mut call = self.0.script.key(key);
-        call.arg(rate.interval_us)
+        let mut call = self.0.script.key(&key);
+        call.key(format!("{key}:replicas"))
+            .arg(rate.interval_us)
             .arg(rate.burst)
             .arg(want)
-            .arg(returned);
+            .arg(returned)
+            .arg(&self.0.member)
+            .arg(demand);
         let answer =
             tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<Vec<i64>>(&mut conn)).await;
         let grant = match answer {
-            Ok(Ok(v)) if v.len() == 4 && v.iter().all(|n| *n >= 0) => v,
+            Ok(Ok(v)) if v.len() == 6 && v.iter().all(|n| *n >= 0) => v,
             Ok(Ok(v)) => {
                 self.set_degraded(true, &format!("the lease script answered {v:?}"));
                 return;
@@ -606,12 +628,13 @@ impl ClusterLimiter {
             }
         };
         self.0.slow_streak.store(0, Ordering::Release);
-        let [granted, remaining, retry_us, reset_us] =
-            [grant[0], grant[1], grant[2], grant[3]].map(|n| n as u64);
+        let [granted, remaining, retry_us, reset_us, share_rpm] =
+            [grant[0], grant[1], grant[2], grant[3], grant[4]].map(|n| n as u64);
         bucket.lease.add(granted);
         let mut s = bucket.shared();
         s.remaining = remaining;
         s.reset_us = reset_us;
+        s.share_per_s = share_rpm as f64 / 60.0;
         s.blocked_until = (granted == 0 && want > 0)
             .then(|| Instant::now() + Duration::from_micros(retry_us.max(1_000)));
         if granted > 0 || expired {
