@@ -245,7 +245,8 @@ async fn equal_demand_over_a_saturated_budget_gets_equal_shares() {
 /// One instance asks for 10% of the budget, four others saturate it: the light one gets all
 /// it asks (≥ 95%; max-min fairness), the four split the rest evenly (max/min ≤ 1.3), and
 /// the total stays within the bound. (Before fair shares: the light one got 52 of 61, the
-/// heavy ones [230, 201, 46, 74], max/min 5.0.)
+/// heavy ones [230, 201, 46, 74], max/min 5.0; with fair shares but no reserve kept for
+/// replicas below their share, 55–60 of 61.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_light_instance_gets_all_it_asks_while_others_saturate() {
     let url = redis_url();

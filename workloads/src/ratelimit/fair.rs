@@ -13,7 +13,8 @@
 //! lifetimes, whichever is longer (a replica asks at least once per lease lifetime, so it
 //! loses nothing it was due between two asks; a replica alone has the whole burst). A replica whose own bucket is empty is refused even when the
 //! shared bucket has a token: that token is another replica's share. Above half of the
-//! shared bucket anyone may take (an unsaturated budget is not split; see the lease docs).
+//! shared bucket anyone may take (an unsaturated budget is not split; see the lease docs);
+//! the last [`reserve`] tokens only a replica below its share may take.
 //!
 //! All arithmetic is on integers, as in the Lua script (Redis numbers are doubles, exact up
 //! to 2^53, which sane budgets never approach).
@@ -162,6 +163,13 @@ pub fn free_above_half(rate: Rate, fits: u64) -> u64 {
     fits.saturating_sub(rate.burst / 2)
 }
 
+/// Tokens at the bottom of the shared bucket that only replicas below their share (their
+/// own bucket at least half full) may take: one per other live replica, at most a tenth of
+/// the burst (none for a replica alone or a burst under 10).
+pub fn reserve(rate: Rate, others: u64) -> u64 {
+    (rate.burst / 10).min(others)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +304,14 @@ mod tests {
         // Idle for longer than a record lives: unknown again.
         m.update(offered + 1, 350 * ms + 4_100 * ms + STALE_US + 1);
         assert_eq!(m.per_s(), None);
+    }
+
+    #[test]
+    fn the_reserve_is_one_per_other_replica_and_a_tenth_of_the_burst_at_most() {
+        assert_eq!(reserve(rate(6_000, 20), 4), 2);
+        assert_eq!(reserve(rate(6_000, 500), 4), 4);
+        assert_eq!(reserve(rate(6_000, 500), 0), 0, "alone");
+        assert_eq!(reserve(rate(6_000, 9), 4), 0);
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //!   grant is capped by that bucket — except for the tokens above half of the shared bucket,
 //!   which anyone may take — so when the budget is short a replica that asks more often
 //!   cannot take another's share, and when it is not (or the others are idle) nothing is
-//!   split. Before this, five replicas offered the same load admitted 1051 … 314 each.
+//!   split. The last few tokens of the shared bucket ([`super::fair::reserve`]) are kept for
+//!   replicas below their share (own bucket at least half full): a replica spending all of
+//!   its share would otherwise take each token as it comes, and one asking for less than
+//!   its share would find the bucket empty at the moment it needs one. Before this, five replicas offered the same load admitted 1051 … 314 each.
 //! - [`lease_size`]: a replica asks for what it expects to spend during one lease period
 //!   (its recent demand, or its fair share if that is less), at least 1, and at most its
 //!   fair part of what is left of the burst (`remaining / (2 · replicas)`), so leases shrink
@@ -161,9 +164,15 @@ pub fn fair_authority(
     let own_start = mine.max(now_us);
     let own_fits = own_tolerance.saturating_sub(own_start - now_us) / own.interval_us;
 
+    // The last tokens of the shared bucket are kept for replicas below their share.
+    let reserve = if own_fits.saturating_mul(2) >= own.burst {
+        0
+    } else {
+        fair::reserve(rate, others.len() as u64)
+    };
     let n = ask
         .want
-        .min(fits)
+        .min(fits.saturating_sub(reserve))
         .min(own_fits.max(fair::free_above_half(rate, fits)));
     let record = |tat_us| Peer {
         demand_rpm: ask.demand_rpm,
@@ -171,8 +180,9 @@ pub fn fair_authority(
         tat_us,
     };
     if n == 0 {
-        let retry = |start: u64, r: Rate, tolerance: u64| {
-            (start + r.interval_us - now_us).saturating_sub(tolerance)
+        // Until the shared bucket holds a token above the reserve, and the own bucket one.
+        let retry = |start: u64, tokens: u64, r: Rate, tolerance: u64| {
+            (start + tokens * r.interval_us - now_us).saturating_sub(tolerance)
         };
         peers.insert(ask.member.to_string(), record(mine));
         return FairGrant {
@@ -180,8 +190,9 @@ pub fn fair_authority(
                 granted: 0,
                 tat_us: tat,
                 remaining: 0,
-                retry_after_us: retry(start, rate, tolerance).max(retry(
+                retry_after_us: retry(start, reserve + 1, rate, tolerance).max(retry(
                     own_start,
+                    1,
                     own,
                     own_tolerance,
                 )),
@@ -274,13 +285,15 @@ local own_start = math.max(mine, now)
 local own_fits = fits_of(own_start, own_interval, own_tolerance)
 local free = fits - math.floor(burst / 2)
 if free < 0 then free = 0 end
-local n = math.min(want, fits, math.max(own_fits, free))
+local reserve = 0
+if own_fits * 2 < own_burst then reserve = math.min(math.floor(burst / 10), #demands - 1) end
+local n = math.min(want, fits - reserve, math.max(own_fits, free))
 local function record(own_tat)
   redis.call('HSET', KEYS[2], member, string.format('%.0f:%.0f:%.0f', demand, now, own_tat))
   redis.call('PEXPIRE', KEYS[2], math.floor(2 * STALE / 1000))
 end
 if n <= 0 then
-  local retry = math.max(0, start + interval - now - tolerance,
+  local retry = math.max(0, start + (reserve + 1) * interval - now - tolerance,
     own_start + own_interval - now - own_tolerance)
   redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.max(1, math.ceil((start - now) / 1000)))
   record(mine)
@@ -509,6 +522,38 @@ mod tests {
         );
         let g = fair_authority(r, tat, &mut peers, now, &ask("a", 9, 3_000));
         assert_eq!(g.grant.granted, 6, "what is left, within a's own 9");
+    }
+
+    #[test]
+    fn the_last_tokens_are_kept_for_a_replica_below_its_share() {
+        let r = rate(6_000, 20); // 100/s
+        let (mut tat, mut peers) = (0, BTreeMap::new());
+        let now = 10 * S;
+        // "light" asks for a tenth of the budget, "heavy" for all of it.
+        let g = fair_authority(r, tat, &mut peers, now, &ask("light", 1, 600));
+        tat = g.grant.tat_us;
+        let g = fair_authority(r, tat, &mut peers, now, &ask("heavy", 100, 60_000));
+        assert_eq!(g.share_rpm, 5_400);
+        assert_eq!(
+            g.grant.granted, 19,
+            "all that is left: its own bucket holds 20"
+        );
+        tat = g.grant.tat_us;
+        // 20 ms later two tokens are back; heavy's own bucket (90/s) holds two of its 20, so
+        // it is below half: the last token (a reserve of 1, one other replica) is not for it.
+        let later = now + 20_000;
+        let g = fair_authority(r, tat, &mut peers, later, &ask("heavy", 5, 60_000));
+        assert_eq!(g.grant.granted, 1, "2 in the bucket, 1 kept");
+        tat = g.grant.tat_us;
+        let g = fair_authority(r, tat, &mut peers, later, &ask("heavy", 5, 60_000));
+        assert_eq!(g.grant.granted, 0);
+        assert_eq!(
+            g.grant.retry_after_us, 10_000,
+            "until one more is above the reserve"
+        );
+        // The light one, far below its share, takes it.
+        let g = fair_authority(r, tat, &mut peers, later, &ask("light", 1, 600));
+        assert_eq!(g.grant.granted, 1);
     }
 
     #[test]
