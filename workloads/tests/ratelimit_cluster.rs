@@ -282,6 +282,31 @@ async fn a_light_instance_gets_all_it_asks_while_others_saturate() {
     );
 }
 
+/// An unsaturated budget is not split: one instance offered 80% of the budget beside two at
+/// 5% each — every instance gets (nearly) all it asks, the busy one far more than a third.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsaturated_budget_is_not_split() {
+    let url = redis_url();
+    let (rpm, burst, warmup, secs) = (6_000u32, 20u32, 2u64, 6u64);
+    let offered = [80u64, 5, 5];
+    let shop = format!("unsaturated-{}", std::process::id());
+    let ls = limiters(&url, &shop, 3, rpm, burst).await;
+    let run = offer_each(&ls, &offered, warmup, secs).await;
+    let per: Vec<u64> = run.rows.iter().map(|r| r.0 + r.1).collect();
+    let asked: Vec<u64> = run.rows.iter().map(|r| r.2).collect();
+    println!(
+        "figure: 3 instances offered 80/s, 5/s and 5/s under a {rpm} rpm budget: admitted \
+         {per:?} of {asked:?} asked in {:.1} s after a {warmup} s warm-up",
+        run.counted
+    );
+    for (i, (&a, &o)) in per.iter().zip(&asked).enumerate() {
+        assert!(
+            a as f64 >= o as f64 * 0.95,
+            "instance {i} got {a} of the {o} it asked under an unsaturated budget: {per:?}"
+        );
+    }
+}
+
 struct OwnRedis {
     port: u16,
     child: Child,
