@@ -566,3 +566,35 @@ async fn a_burst_at_start_is_admitted_when_the_budget_holds_it() {
     assert_eq!(refused, 0, "the burst of 500 holds 100");
     assert_eq!(shared + local, 100);
 }
+
+/// The limiter's Redis calls are the gateway → Redis edge of the console: each lease and
+/// heartbeat is counted (and timed) under `datastore="redis"` in the datastore metrics.
+#[tokio::test]
+async fn leases_and_heartbeats_are_counted_as_redis_calls() {
+    let mut registry = Registry::default();
+    storefront_workloads::datastore_metrics::install(&mut registry, "gateway");
+    let shop = format!("metrics-{}", std::process::id());
+    let l = &limiters(&redis_url(), &shop, 1, 60_000, 100).await[0];
+    for _ in 0..20 {
+        assert!(l.check("gateway").await.expect("a budget").allowed);
+    }
+    l.heartbeat().await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    let count = |operation: &str| {
+        let series = format!(
+            r#"storefront_datastore_requests_total{{service="gateway",datastore="redis",operation="{operation}",outcome="ok"}}"#
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count("lease") >= 1.0, "no lease counted:\n{text}");
+    assert!(count("heartbeat") >= 2.0, "heartbeats not counted:\n{text}");
+    assert!(
+        text.contains(
+            r#"storefront_datastore_request_duration_seconds_count{service="gateway",datastore="redis"}"#
+        ),
+        "{text}"
+    );
+}

@@ -198,6 +198,8 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         SERVICE_TOKEN_TTL_SECS,
     ));
     let mut registry = Registry::default();
+    // Its Redis calls (the limiter's leases and heartbeats): the console's gateway → Redis edge.
+    crate::datastore_metrics::install(&mut registry, "gateway");
     // A breaker per upstream: a failing service is refused at once (503, Retry-After).
     let guard = Arc::new(BreakerGuard::new(BreakerConfig::default(), &mut registry));
     // Cluster-wide budgets through Redis; the local share while it is unreachable.

@@ -36,6 +36,9 @@
 //!   budget for as long as it lasts (about a heartbeat).
 //! - Without Redis configured at all, the limiter is the fallback from the start, and says so.
 //!
+//! Every lease and heartbeat call is counted in `storefront_datastore_requests_total{datastore=
+//! "redis", operation="lease"|"heartbeat"}` ([`crate::datastore_metrics`]).
+//!
 //! Redis keys: `storefront:ratelimit:{<namespace>/<storefront>}:<scope>:<interval µs>:<burst>`
 //! (the TAT; a changed limit is a new key, a fresh bucket), the same with `:replicas` (each
 //! replica's demand and fair-share bucket, a hash) and
@@ -57,11 +60,24 @@ use prometheus_client::{
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
+use crate::{
+    datastore_metrics::{Datastore, Op},
+    datastore_op,
+};
+
 use super::{
     fair,
     gcra::{self, Rate},
     lease::{self, LEASE_LIFETIME_US, Lease},
 };
+
+/// Counts one Redis call of the limiter in the datastore metrics (the console's gateway →
+/// Redis edge); a no-op where [`crate::datastore_metrics::install`] was not called.
+fn record_redis(op: Option<&'static Op>, ok: bool, sent: Instant) {
+    if let Some(op) = op {
+        op.record(ok, Some(sent.elapsed()));
+    }
+}
 
 /// The longest a Redis call may take before the limiter falls back.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -610,8 +626,14 @@ impl ClusterLimiter {
             .arg(returned)
             .arg(&self.0.member)
             .arg(demand);
+        let sent = Instant::now();
         let answer =
             tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<Vec<i64>>(&mut conn)).await;
+        record_redis(
+            datastore_op!(Datastore::Redis, "lease"),
+            matches!(answer, Ok(Ok(_))),
+            sent,
+        );
         let grant = match answer {
             Ok(Ok(v)) if v.len() == 6 && v.iter().all(|n| *n >= 0) => v,
             Ok(Ok(v)) => {
@@ -707,7 +729,15 @@ impl ClusterLimiter {
             .pexpire(&key, (LIVE_WINDOW_MS * 2) as i64)
             .ignore()
             .zcard(&key);
-        match tokio::time::timeout(CALL_TIMEOUT * 4, pipe.query_async::<(u64,)>(&mut conn)).await {
+        let sent = Instant::now();
+        let answer =
+            tokio::time::timeout(CALL_TIMEOUT * 4, pipe.query_async::<(u64,)>(&mut conn)).await;
+        record_redis(
+            datastore_op!(Datastore::Redis, "heartbeat"),
+            matches!(answer, Ok(Ok(_))),
+            sent,
+        );
+        match answer {
             Ok(Ok((live,))) => {
                 self.0.slow_streak.store(0, Ordering::Release);
                 self.0.replicas.store(live.max(1), Ordering::Release);
