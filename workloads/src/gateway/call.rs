@@ -9,6 +9,9 @@
 //!   its requests, [`crate::resilience::retry_budget`]), and the breaker must still admit
 //!   the upstream; so an outage is never multiplied by the attempt count.
 //!
+//! The whole call, retries included, ends by its deadline: each attempt runs with what is
+//! left of it.
+//!
 //! Backoff is exponential with jitter (25–50 ms, then ×2 per attempt, at most
 //! [`MAX_RETRIES`]), bridging the second or so a new endpoint takes to be programmed into
 //! every node's service rules after its pod turned ready.
@@ -96,7 +99,17 @@ impl Gateway {
         let mut attempt = 0;
         loop {
             let sent = std::time::Instant::now();
-            let answer = rpc(channel.clone()).await;
+            // Each attempt gets what is left of `within`, so retries never stretch the call
+            // past its deadline (an attempt's own timeout starts afresh: a first attempt
+            // refused after 250 ms and a second that hangs would otherwise take 550 ms).
+            let left = within.saturating_sub(started.elapsed());
+            let answer = match tokio::time::timeout(left, rpc(channel.clone())).await {
+                Ok(answer) => answer,
+                Err(_) => Err(Status::deadline_exceeded(format!(
+                    "{service} did not answer within {} ms",
+                    within.as_millis()
+                ))),
+            };
             self.0.upstream_metrics.record(
                 service,
                 answer.as_ref().map_or_else(Status::code, |_| Code::Ok),

@@ -578,3 +578,59 @@ async fn over_the_budget_is_a_429_with_ratelimit_headers() {
     let (status, _, _) = send(addr, "GET", "/api/v1/openapi.json", &[], "").await;
     assert_eq!(status, 200);
 }
+
+/// Retries stay inside the call's deadline: a first attempt refused (never sent) after
+/// 200 ms and a retry that hangs end together at the deadline, not at 200 ms + a fresh
+/// attempt timeout. (Virtual time: the clock only moves when every task waits.)
+#[tokio::test(start_paused = true)]
+async fn retries_never_stretch_a_call_past_its_deadline() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    use super::call::Retry;
+    use crate::grpc::ServiceTokenAttacher;
+
+    let issuer = issuer(3);
+    let gateway = Gateway::new(
+        Arc::clone(&issuer),
+        Arc::new(AllowAll),
+        Deadlines::default(),
+    );
+    let channel = super::upstream::authed(
+        tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        ServiceTokenAttacher::new(issuer, "gateway", "recommendations"),
+    );
+    let attempts = Arc::new(AtomicU32::new(0));
+    let within = Duration::from_millis(300);
+    let started = tokio::time::Instant::now();
+    let answer: Result<(), tonic::Status> = gateway
+        .call_within("recommendations", channel, Retry::IfNotSent, within, |_| {
+            let n = attempts.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let mut refused = tonic::Status::unavailable("tcp connect error");
+                    refused.set_source(Arc::new(tonic::ConnectError("connection refused".into())));
+                    Err(refused)
+                } else {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    Ok(tonic::Response::new(()))
+                }
+            }
+        })
+        .await;
+    let took = started.elapsed();
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "the refused attempt was retried"
+    );
+    assert_eq!(
+        answer.expect_err("out of time").code(),
+        tonic::Code::DeadlineExceeded
+    );
+    assert!(
+        took <= within,
+        "the call took {took:?}, past its {within:?} deadline"
+    );
+}
