@@ -28,9 +28,14 @@ pub struct Cli {
     /// Show only this Storefront.
     #[arg(long, short = 's', global = true)]
     pub storefront: Option<String>,
-    /// Prometheus base URL, e.g. http://localhost:9090 (plain HTTP). Without it, no metrics.
+    /// Prometheus base URL, e.g. http://localhost:9090 or https://prometheus.example:9090.
+    /// Without it, no metrics.
     #[arg(long, env = "STOREFRONT_PROMETHEUS_URL", global = true)]
     pub prometheus_url: Option<String>,
+    /// PEM file of CA certificates to trust for an HTTPS Prometheus behind a private CA (the
+    /// system's roots are trusted too).
+    #[arg(long, env = "STOREFRONT_PROMETHEUS_CA", global = true)]
+    pub prometheus_ca: Option<std::path::PathBuf>,
     /// Seconds between Prometheus polls.
     #[arg(long, default_value_t = 5)]
     pub prometheus_interval: u64,
@@ -114,10 +119,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         app.refresh();
         app
     } else {
+        if let Some(ca) = &cli.prometheus_ca {
+            // A wrong file is the user's to fix now, not a banner later.
+            sources::prometheus::load_ca(ca)
+                .map_err(|e| anyhow::anyhow!("--prometheus-ca: {e}"))?;
+        }
         let client = kube_client(cli.context.as_deref()).await?;
         let cfg = SourceConfig {
             namespace: cli.namespace.clone(),
             prometheus_url: cli.prometheus_url.clone(),
+            prometheus_ca: cli.prometheus_ca.clone(),
             prometheus_interval: Duration::from_secs(cli.prometheus_interval.max(1)),
         };
         // The tasks stop when the receiver is dropped.

@@ -23,6 +23,8 @@ pub struct SourceConfig {
     /// Watch one namespace; `None` watches all.
     pub namespace: Option<String>,
     pub prometheus_url: Option<String>,
+    /// Extra CA certificates (PEM) for an HTTPS Prometheus.
+    pub prometheus_ca: Option<std::path::PathBuf>,
     pub prometheus_interval: Duration,
 }
 
@@ -36,6 +38,7 @@ pub fn spawn(
     if let Some(url) = &cfg.prometheus_url {
         tasks.push(tokio::spawn(prometheus::poll(
             url.clone(),
+            cfg.prometheus_ca.clone(),
             cfg.prometheus_interval,
             tx,
         )));

@@ -2,8 +2,11 @@
 //! interval through prometheus-http-query and turns the answers into a [`PromSnapshot`].
 //! Absent series are absent values (`–` on screen), never zeros; a failed poll sends the error
 //! and the app keeps the last snapshot with its age.
+//!
+//! Plain HTTP or HTTPS: the server's certificate is checked against the system's roots and,
+//! for a Prometheus behind a private CA, the PEM bundle of `--prometheus-ca` ([`client`]).
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use jiff::Timestamp;
 use prometheus_http_query::{Client, response::Data};
@@ -23,16 +26,70 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(5);
 /// One query's samples: labels and value.
 pub type Samples = Vec<(HashMap<String, String>, f64)>;
 
+/// Reads a PEM bundle of CA certificates (`--prometheus-ca`): at least one certificate.
+pub fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("failed to read the CA bundle {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        format!(
+            "{} is not a PEM bundle of certificates: {e}",
+            path.display()
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "{} holds no certificate (expected PEM blocks of CERTIFICATE)",
+            path.display()
+        ));
+    }
+    Ok(certs)
+}
+
+/// A Prometheus client for `url` (`http://` or `https://`); an HTTPS server's certificate
+/// must chain to the system's roots or to one of `ca` (a PEM bundle).
+pub fn client(url: &str, ca: Option<&Path>) -> Result<Client, String> {
+    // One process-wide rustls provider (ring, as kube's); a second install is a no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut http = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        for cert in load_ca(ca)? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let http = http
+        .build()
+        .map_err(|e| format!("failed to set up the HTTP client: {}", chain(&e)))?;
+    Client::from(http, url).map_err(|e| format!("invalid Prometheus URL {url}: {}", chain(&e)))
+}
+
+/// An error with its causes (`a: b: c`): a TLS refusal is in the source chain, not the top.
+/// Causes that only repeat the request's URL (reqwest's "error sending request for url
+/// (...)", hundreds of characters of PromQL) are left out, so the reason fits the banner.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) && !text.contains(" for url (") {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// Polls until the receiver is dropped.
-pub async fn poll(url: String, interval: Duration, tx: mpsc::Sender<Update>) {
-    let client = match Client::try_from(url.as_str()) {
+pub async fn poll(
+    url: String,
+    ca: Option<std::path::PathBuf>,
+    interval: Duration,
+    tx: mpsc::Sender<Update>,
+) {
+    let client = match client(&url, ca.as_deref()) {
         Ok(c) => c,
         Err(e) => {
-            let _ = tx
-                .send(Update::Prometheus(Err(format!(
-                    "failed to parse the Prometheus URL {url}: {e}"
-                ))))
-                .await;
+            let _ = tx.send(Update::Prometheus(Err(e))).await;
             return;
         }
     };
@@ -58,7 +115,7 @@ async fn query(client: &Client, q: &str) -> Result<Samples, String> {
         .query(q)
         .get()
         .await
-        .map_err(|e| format!("failed to query Prometheus: {e}"))?;
+        .map_err(|e| format!("failed to query Prometheus: {}", chain(&e)))?;
     Ok(match r.data() {
         Data::Vector(v) => v
             .iter()
@@ -179,6 +236,35 @@ pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> Pro
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_ca_bundle_is_a_clear_error() {
+        let dir = std::env::temp_dir().join(format!("sf-console-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("missing.pem");
+        let Err(e) = client("https://prometheus:9090", Some(&missing)) else {
+            panic!("a missing CA file must be refused");
+        };
+        assert!(
+            e.contains("failed to read the CA bundle") && e.contains("missing.pem"),
+            "{e}"
+        );
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = load_ca(&empty).unwrap_err();
+        assert!(e.contains("holds no certificate"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn http_and_https_urls_make_clients_and_others_are_refused() {
+        assert!(client("http://127.0.0.1:9090", None).is_ok());
+        assert!(client("https://prometheus.example:9090", None).is_ok());
+        let Err(e) = client("not a url", None) else {
+            panic!("not a URL must be refused");
+        };
+        assert!(e.contains("invalid Prometheus URL"), "{e}");
+    }
 
     fn sample(labels: &[(&str, &str)], v: f64) -> (HashMap<String, String>, f64) {
         (
