@@ -181,6 +181,14 @@ impl Op {
     }
 }
 
+/// Counts one call under `op` (nothing before [`install`]); `took` is `None` when the call
+/// never reached the datastore. For calls [`timed`] cannot wrap (a timeout around them).
+pub fn record(op: Option<&'static Op>, ok: bool, took: Option<Duration>) {
+    if let Some(op) = op {
+        op.record(ok, took);
+    }
+}
+
 /// One call site's operation, as a `static`: resolves its handles per datastore the first
 /// time it is used after [`install`] and keeps them.
 pub struct OpSite {

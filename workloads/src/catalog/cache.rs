@@ -26,16 +26,9 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 
 use super::seed::Product;
 use crate::{
-    datastore_metrics::{Datastore, Op},
+    datastore_metrics::{Datastore, record},
     datastore_op,
 };
-
-/// Counts one Redis call: `took` is `None` when it never reached Redis.
-fn record(op: Option<&'static Op>, ok: bool, took: Option<Duration>) {
-    if let Some(op) = op {
-        op.record(ok, took);
-    }
-}
 
 /// How long a cached product lives (a safety net: writes update the cache anyway).
 pub const TTL: Duration = Duration::from_secs(600);

@@ -61,7 +61,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use crate::{
-    datastore_metrics::{Datastore, Op},
+    datastore_metrics::{Datastore, record},
     datastore_op,
 };
 
@@ -70,14 +70,6 @@ use super::{
     gcra::{self, Rate},
     lease::{self, LEASE_LIFETIME_US, Lease},
 };
-
-/// Counts one Redis call of the limiter in the datastore metrics (the console's gateway →
-/// Redis edge); a no-op where [`crate::datastore_metrics::install`] was not called.
-fn record_redis(op: Option<&'static Op>, ok: bool, sent: Instant) {
-    if let Some(op) = op {
-        op.record(ok, Some(sent.elapsed()));
-    }
-}
 
 /// The longest a Redis call may take before the limiter falls back.
 pub const CALL_TIMEOUT: Duration = Duration::from_millis(50);
@@ -629,10 +621,10 @@ impl ClusterLimiter {
         let sent = Instant::now();
         let answer =
             tokio::time::timeout(CALL_TIMEOUT, call.invoke_async::<Vec<i64>>(&mut conn)).await;
-        record_redis(
+        record(
             datastore_op!(Datastore::Redis, "lease"),
             matches!(answer, Ok(Ok(_))),
-            sent,
+            Some(sent.elapsed()),
         );
         let grant = match answer {
             Ok(Ok(v)) if v.len() == 6 && v.iter().all(|n| *n >= 0) => v,
@@ -732,10 +724,10 @@ impl ClusterLimiter {
         let sent = Instant::now();
         let answer =
             tokio::time::timeout(CALL_TIMEOUT * 4, pipe.query_async::<(u64,)>(&mut conn)).await;
-        record_redis(
+        record(
             datastore_op!(Datastore::Redis, "heartbeat"),
             matches!(answer, Ok(Ok(_))),
-            sent,
+            Some(sent.elapsed()),
         );
         match answer {
             Ok(Ok((live,))) => {
