@@ -97,6 +97,44 @@ pub fn client_tls(host: &str) -> Option<ClientTlsConfig> {
     })
 }
 
+/// The client side of mutual TLS as a rustls configuration (for the gateway's own HTTP/2
+/// channel, [`crate::gateway::channel`]): trusts the installed CA, presents this service's
+/// certificate, offers ALPN `h2`. `None` without TLS; an error names a bad certificate file.
+pub fn client_rustls() -> Option<Result<Arc<rustls::ClientConfig>, String>> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    let tls = TLS.get()?;
+    Some(CONFIG.get_or_init(|| rustls_config(tls)).clone())
+}
+
+fn rustls_config(tls: &TlsFiles) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = |pem: &str, what: &str| {
+        CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the {what} is not a PEM certificate: {e}"))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs(&tls.ca, "CA (ca.crt)")? {
+        roots
+            .add(ca)
+            .map_err(|e| format!("the CA (ca.crt) is not usable: {e}"))?;
+    }
+    let chain = certs(&tls.cert, "certificate (tls.crt)")?;
+    let key = PrivateKeyDer::from_pem_slice(tls.key.as_bytes())
+        .map_err(|e| format!("the key (tls.key) is not a PEM private key: {e}"))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("failed to set up TLS: {e}"))?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .map_err(|e| format!("the certificate (tls.crt) and key (tls.key) are not usable: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The connections a gRPC server accepts on `listener`, with Nagle's algorithm off. tonic's
 /// `tcp_nodelay` does not apply to a server given its own incoming stream, and without it a
 /// reply of more than one frame waits for the client's delayed ACK: latency then tracks the

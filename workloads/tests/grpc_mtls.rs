@@ -13,7 +13,8 @@ use storefront_workloads::{
         grpc::serve,
         service::{Accounts, MemoryUserStore},
     },
-    grpc::{TlsFiles, client_tls, install_tls},
+    gateway::channel::H2Channel,
+    grpc::{TlsFiles, client_rustls, client_tls, install_tls},
 };
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -96,6 +97,32 @@ async fn with_tls_installed_only_certified_clients_get_in() {
         .await
         .expect("a certified client connects");
     health(ok).await.expect("and is answered");
+    // The gateway's own HTTP/2 channel with the process's TLS: in, over TLS.
+    let gateway = H2Channel::lazy(
+        &format!("localhost:{port}"),
+        client_rustls().transpose().expect("usable certificates"),
+        std::time::Duration::from_secs(2),
+    )
+    .expect("channel");
+    HealthClient::new(gateway)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("the gateway's channel is answered over mutual TLS");
+    // The same channel without TLS is refused by the server.
+    let plain = H2Channel::lazy(
+        &format!("localhost:{port}"),
+        None,
+        std::time::Duration::from_secs(2),
+    )
+    .expect("channel");
+    HealthClient::new(plain)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect_err("plain text is refused");
 
     // Another certificate from the shop's CA: in.
     let peer = ClientTlsConfig::new()

@@ -19,6 +19,7 @@
 //! before any service is called, an unavailable upstream is a 503, nothing panics on input.
 
 pub mod call;
+pub mod channel;
 pub mod handlers;
 pub mod limits;
 pub mod metrics;

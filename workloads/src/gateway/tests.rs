@@ -597,7 +597,8 @@ async fn retries_never_stretch_a_call_past_its_deadline() {
         Deadlines::default(),
     );
     let channel = super::upstream::authed(
-        tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy(),
+        super::channel::H2Channel::lazy("127.0.0.1:9", None, Duration::from_millis(500))
+            .expect("channel"),
         ServiceTokenAttacher::new(issuer, "gateway", "recommendations"),
     );
     let attempts = Arc::new(AtomicU32::new(0));

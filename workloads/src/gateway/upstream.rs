@@ -1,11 +1,11 @@
-//! The gateway's side of the services: lazy gRPC channels built from a [`Snapshot`] (one per
-//! unsharded service, one per shard of a ring), deadlines on every call, the mapping of gRPC
+//! The gateway's side of the services: lazy gRPC channels ([`super::channel`]) built from a
+//! [`Snapshot`] (one per unsharded service, one per shard of a ring), deadlines on every call, the mapping of gRPC
 //! failures to public errors, and the seam where the next issue's rate limiter, circuit
 //! breakers and retry budget plug in ([`UpstreamGuard`]).
 //!
 //! ```text
 //!  handler ── Gateway::call(service, rpc) ──▶ guard.admit(service)?   (429 / 503 later)
-//!                                           ─▶ rpc with the deadline  (tonic timeout)
+//!                                           ─▶ rpc with the deadline  (retries inside it)
 //!                                           ─▶ guard.record(service, outcome)
 //! ```
 //!
@@ -19,13 +19,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use storefront_crds::ring::Ring;
-use tonic::{
-    Code, Status,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::{Code, Status, service::interceptor::InterceptedService};
 
-use super::table::Snapshot;
+use super::{channel::H2Channel as Channel, table::Snapshot};
 use crate::{
     api::{ApiError, ErrorKind},
     grpc::ServiceTokenAttacher,
@@ -40,7 +36,7 @@ pub const SERVICE: &str = "gateway";
 /// Deadlines of upstream calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadlines {
-    /// Per call (tonic's request timeout; the caller also sends it as `grpc-timeout`).
+    /// Per call, retries included ([`super::Gateway::call`]).
     pub call: Duration,
     /// To establish a connection.
     pub connect: Duration,
@@ -147,33 +143,8 @@ pub struct Upstreams {
 }
 
 fn endpoint(address: &str, deadlines: Deadlines) -> Result<Channel, String> {
-    let host = address
-        .rsplit("://")
-        .next()
-        .unwrap_or(address)
-        .rsplit_once(':')
-        .map_or(address, |(h, _)| h)
-        .to_string();
-    let tls = crate::grpc::client_tls(&host);
-    let uri = if address.contains("://") {
-        address.to_string()
-    } else if tls.is_some() {
-        format!("https://{address}")
-    } else {
-        format!("http://{address}")
-    };
-    let mut endpoint = Endpoint::from_shared(uri)
-        .map_err(|e| format!("failed to use upstream address {address:?}: {e}"))?;
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls)
-            .map_err(|e| format!("failed to set up TLS to {address:?}: {e}"))?;
-    }
-    Ok(endpoint
-        .connect_timeout(deadlines.connect)
-        .timeout(deadlines.call)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    let tls = crate::grpc::client_rustls().transpose()?;
+    Channel::lazy(address, tls, deadlines.connect)
 }
 
 impl Upstreams {

@@ -1,0 +1,560 @@
+//! The gateway's gRPC channel to one upstream address: one HTTP/2 connection (the `h2`
+//! crate), with every call opened, sent and awaited from the caller's own task; tonic's
+//! generated clients and codecs run on top of it unchanged ([`H2Channel`] is a
+//! `tower::Service` over `http::Request<tonic::body::Body>`).
+//!
+//! Why not tonic's `Channel`: it puts a buffer (a queue and a worker task) in front of
+//! hyper's HTTP/2 client, which hands each call to the connection task and spawns one more
+//! task per call to await its answer — four tasks and three hand-offs per call, about a
+//! third of the gateway's CPU per proxied request under load (perf, docs/benchmarks.md
+//! "Gateway"). Here a call costs the handler's task and the connection's I/O task only.
+//!
+//! What it keeps of tonic's channel:
+//! - lazy connection: the gateway starts, and answers 503 for a service, while an upstream
+//!   is down; concurrent callers share one connection attempt; a connect timeout;
+//!   `TCP_NODELAY`;
+//! - a failed connection is replaced on the next call; a call that could not be sent (no
+//!   connection, the connection closed or going away before the stream opened, the stream
+//!   refused) fails with [`tonic::ConnectError`] in its source chain, which the gateway's
+//!   retry policy reads as "never sent" ([`super::call::not_sent`]); a connection that
+//!   breaks mid-call is `UNAVAILABLE`;
+//! - mutual TLS when it is installed for the process ([`crate::grpc::client_rustls`]),
+//!   ALPN `h2`;
+//! - HTTP/2 flow-control windows as hyper sets them (2 MiB per stream, 5 MiB per
+//!   connection); a dropped call resets its stream (`RST_STREAM(CANCEL)`).
+//!
+//! Request bodies are sent whole, so unary and server-streaming calls work (every call the
+//! gateway makes is unary); a client-streaming call would wait for its whole stream.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, ready},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http::{
+    Request, Response, Uri,
+    uri::{Authority, PathAndQuery, Scheme},
+};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpStream,
+};
+use tonic::Status;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The receive window per stream (hyper's default, which tonic's channel uses).
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// The receive window of the connection (hyper's default).
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+
+/// A cheap-to-clone gRPC channel to one address (clones share the connection).
+#[derive(Clone)]
+pub struct H2Channel(Arc<Shared>);
+
+struct Shared {
+    /// `host:port`, resolved again on every (re)connection.
+    address: String,
+    scheme: Scheme,
+    authority: Authority,
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls::pki_types::ServerName<'static>,
+    )>,
+    connect_timeout: Duration,
+    current: Mutex<Option<Live>>,
+    /// Held while connecting, so concurrent callers share one attempt.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+/// An open connection: its request handle, and whether its I/O task has ended.
+#[derive(Clone)]
+struct Live {
+    send: h2::client::SendRequest<Bytes>,
+    closed: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for H2Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Channel")
+            .field("address", &self.0.address)
+            .field("tls", &self.0.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a call that never reached the service.
+fn not_sent(message: String) -> BoxError {
+    Box::new(tonic::ConnectError(message.into()))
+}
+
+impl H2Channel {
+    /// A channel to `address` (`host:port`, or a `http://` / `https://` URL), connecting on
+    /// the first call. TLS is used when `tls` is given (then an `http://` URL is refused).
+    pub fn lazy(
+        address: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        let bad =
+            |e: &dyn std::fmt::Display| format!("failed to use upstream address {address:?}: {e}");
+        let (explicit, rest) = match address.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme), rest),
+            None => (None, address),
+        };
+        let authority: Authority = rest.trim_end_matches('/').parse().map_err(|e| bad(&e))?;
+        let port = authority
+            .port_u16()
+            .ok_or_else(|| bad(&"the address has no port"))?;
+        let scheme = match (explicit, tls.is_some()) {
+            (None | Some("https"), true) => Scheme::HTTPS,
+            (None | Some("http"), false) => Scheme::HTTP,
+            (Some("http"), true) => return Err(bad(&"TLS is installed but the URL is http://")),
+            (Some("https"), false) => {
+                return Err(bad(
+                    &"an https:// upstream needs TLS, which is not installed",
+                ));
+            }
+            (Some(other), _) => return Err(bad(&format!("unknown scheme {other:?}"))),
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tls = match tls {
+            None => None,
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                    .map_err(|e| bad(&e))?;
+                Some((tokio_rustls::TlsConnector::from(config), name))
+            }
+        };
+        Ok(Self(Arc::new(Shared {
+            address: format!("{}:{port}", authority.host()),
+            scheme,
+            authority,
+            tls,
+            connect_timeout,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        })))
+    }
+
+    /// The open connection, if it is still up.
+    fn live(&self) -> Option<Live> {
+        self.0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|l| !l.closed.load(Ordering::Acquire))
+            .cloned()
+    }
+
+    /// The open connection, or a new one.
+    async fn connection(&self) -> Result<Live, BoxError> {
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        let _connecting = self.0.connecting.lock().await;
+        if let Some(live) = self.live() {
+            return Ok(live);
+        }
+        let live = self.connect().await.map_err(not_sent)?;
+        *self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(live.clone());
+        Ok(live)
+    }
+
+    async fn connect(&self) -> Result<Live, String> {
+        let address = &self.0.address;
+        let within = self.0.connect_timeout;
+        let late = || {
+            format!(
+                "connecting to {address} timed out after {} ms",
+                within.as_millis()
+            )
+        };
+        let tcp = tokio::time::timeout(within, TcpStream::connect(address))
+            .await
+            .map_err(|_| late())?
+            .map_err(|e| format!("failed to connect to {address}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("failed to set TCP_NODELAY to {address}: {e}"))?;
+        match &self.0.tls {
+            None => handshake(tcp, address).await,
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(within, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| late())?
+                    .map_err(|e| format!("TLS with {address} failed: {e}"))?;
+                handshake(tls, address).await
+            }
+        }
+    }
+
+    /// The request's URI with this channel's scheme and authority (tonic's clients give a
+    /// path only).
+    fn uri(&self, uri: &Uri) -> Result<Uri, BoxError> {
+        let path = uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        Ok(Uri::builder()
+            .scheme(self.0.scheme.clone())
+            .authority(self.0.authority.clone())
+            .path_and_query(path)
+            .build()?)
+    }
+
+    async fn send(
+        self,
+        request: Request<tonic::body::Body>,
+    ) -> Result<Response<RecvBody>, BoxError> {
+        let (mut parts, body) = request.into_parts();
+        let message = body.collect().await?.to_bytes();
+        parts.uri = self.uri(&parts.uri)?;
+        let address = &self.0.address;
+        // A connection found closed is replaced once within the call.
+        let mut tries = 0;
+        let (live, mut send) = loop {
+            tries += 1;
+            let live = self.connection().await?;
+            match live.send.clone().ready().await {
+                Ok(send) => break (live, send),
+                Err(e) => {
+                    live.closed.store(true, Ordering::Release);
+                    if tries == 2 {
+                        return Err(not_sent(format!("the connection to {address} closed: {e}")));
+                    }
+                }
+            }
+        };
+        let eos = message.is_empty();
+        let (answer, mut stream) = send
+            .send_request(Request::from_parts(parts, ()), eos)
+            .map_err(|e| {
+                live.closed.store(true, Ordering::Release);
+                not_sent(format!("failed to open a stream to {address}: {e}"))
+            })?;
+        if !eos {
+            stream
+                .send_data(message, true)
+                .map_err(|e| broken(address, e))?;
+        }
+        let answer = answer.await.map_err(|e| broken(address, e))?;
+        Ok(answer.map(|recv| RecvBody {
+            recv,
+            data_done: false,
+        }))
+    }
+}
+
+/// The error of a call whose stream or connection failed after the request went out.
+fn broken(address: &str, e: h2::Error) -> BoxError {
+    if e.reason() == Some(h2::Reason::REFUSED_STREAM) {
+        // The server refused the stream before processing it (RFC 9113 §8.7).
+        return not_sent(format!("{address} refused the stream: {e}"));
+    }
+    if e.is_io() || e.is_go_away() {
+        return Box::new(Status::unavailable(format!(
+            "the connection to {address} failed: {e}"
+        )));
+    }
+    // A reset stream: tonic maps its reason to a gRPC code.
+    Box::new(e)
+}
+
+/// The HTTP/2 handshake on `io`, and the connection's I/O task.
+async fn handshake<T>(io: T, address: &str) -> Result<Live, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, connection) = h2::client::Builder::new()
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| format!("the HTTP/2 handshake with {address} failed: {e}"))?;
+    let closed = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&closed);
+    let address = address.to_string();
+    tokio::spawn(async move {
+        if let Err(e) = (Coalesce {
+            inner: connection,
+            deferred: false,
+            last: None,
+        })
+        .await
+        {
+            tracing::debug!(%address, "gRPC connection ended: {e}");
+        }
+        flag.store(true, Ordering::Release);
+    });
+    Ok(Live { send, closed })
+}
+
+/// Under load, runs the connection's I/O a turn later than it was woken: the callers that
+/// become ready in the same turn of the scheduler queue their streams first, and one write
+/// carries all their frames (and one read brings their answers), instead of a write and a
+/// read per call — under load most of the upstream socket's cost. "Under load" means the
+/// task was last polled less than [`COALESCE_WITHIN`] ago; a call after a quiet moment is
+/// written at once (no scheduling turn added to its latency).
+struct Coalesce<F> {
+    inner: F,
+    deferred: bool,
+    last: Option<std::time::Instant>,
+}
+
+/// Polls closer together than this mean calls are arriving faster than one per poll.
+const COALESCE_WITHIN: Duration = Duration::from_micros(50);
+
+impl<F: Future + Unpin> Future for Coalesce<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let now = std::time::Instant::now();
+        let busy = self
+            .last
+            .is_some_and(|last| now.duration_since(last) < COALESCE_WITHIN);
+        if busy && !self.deferred {
+            self.deferred = true;
+            // Woken by itself while running, the task goes to the back of the run queue.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.deferred = false;
+        self.last = Some(now);
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+impl tower_service::Service<Request<tonic::body::Body>> for H2Channel {
+    type Response = Response<RecvBody>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Readiness (the server's stream limit) is awaited inside the call.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.clone().send(request))
+    }
+}
+
+/// An answer's body: its data, then its trailers (where gRPC puts the status); received
+/// bytes are given back to the flow-control window as they are read.
+pub struct RecvBody {
+    recv: h2::RecvStream,
+    data_done: bool,
+}
+
+impl Body for RecvBody {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        if !self.data_done {
+            match ready!(self.recv.poll_data(cx)) {
+                Some(Ok(data)) => {
+                    let _ = self.recv.flow_control().release_capacity(data.len());
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                None => self.data_done = true,
+            }
+        }
+        Poll::Ready(match ready!(self.recv.poll_trailers(cx)) {
+            Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+    use tonic_health::{
+        ServingStatus,
+        pb::{HealthCheckRequest, health_client::HealthClient},
+    };
+
+    use super::*;
+
+    const CONNECT: Duration = Duration::from_millis(500);
+
+    /// A health server on `listener` until `stop` fires.
+    fn serve_health(listener: TcpListener, stop: tokio::sync::oneshot::Receiver<()>) {
+        let (reporter, service) = tonic_health::server::health_reporter();
+        tokio::spawn(async move {
+            reporter
+                .set_service_status("shop", ServingStatus::Serving)
+                .await;
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stop.await;
+                    },
+                )
+                .await
+        });
+    }
+
+    async fn check(channel: &H2Channel, service: &str) -> Result<i32, Status> {
+        HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+    }
+
+    fn never_sent(status: &Status) -> bool {
+        crate::gateway::call::not_sent(status)
+    }
+
+    #[tokio::test]
+    async fn calls_answers_and_statuses_over_one_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        serve_health(listener, stopped);
+        let channel = H2Channel::lazy(&address, None, CONNECT).expect("channel");
+        assert_eq!(
+            check(&channel, "shop").await.expect("answered"),
+            ServingStatus::Serving as i32
+        );
+        // The service's own refusal arrives as its gRPC status, from the trailers.
+        let unknown = check(&channel, "nope").await.expect_err("unknown service");
+        assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
+        assert!(!never_sent(&unknown));
+        // Many calls at once share the connection.
+        let calls = (0..200).map(|_| check(&channel, "shop"));
+        let answers = futures::future::join_all(calls).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        let first = channel.live().expect("connected");
+        check(&channel, "shop").await.expect("answered");
+        assert!(
+            Arc::ptr_eq(&first.closed, &channel.live().expect("connected").closed),
+            "the same connection"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_never_sent_and_a_restarted_server_is_reached_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr");
+        drop(listener);
+        let channel = H2Channel::lazy(&address.to_string(), None, CONNECT).expect("channel");
+        let refused = check(&channel, "shop").await.expect_err("nobody listens");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+        assert!(
+            never_sent(&refused),
+            "a refused connection is retryable: {refused:?}"
+        );
+
+        // The server comes up: the next call connects.
+        let listener = TcpListener::bind(address).await.expect("bind again");
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        serve_health(listener, stopped);
+        check(&channel, "shop")
+            .await
+            .expect("reached once it listens");
+
+        // The server goes away (its connections close) and comes back on the same port.
+        let _ = stop.send(());
+        for _ in 0..100 {
+            if channel.live().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(channel.live().is_none(), "the closed connection is noticed");
+        let down = check(&channel, "shop").await.expect_err("down");
+        assert!(never_sent(&down), "{down:?}");
+        let listener = loop {
+            match TcpListener::bind(address).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let (_stop, stopped) = tokio::sync::oneshot::channel();
+        serve_health(listener, stopped);
+        check(&channel, "shop").await.expect("a new connection");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_call_resets_its_stream_and_the_connection_serves_on() {
+        // A server that accepts the stream and never answers it.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let (reset_tx, mut reset_rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut conn = h2::server::handshake(tcp).await.expect("handshake");
+            while let Some(Ok((_request, mut respond))) = conn.accept().await {
+                let tx = reset_tx.clone();
+                tokio::spawn(async move {
+                    let reason = std::future::poll_fn(|cx| respond.poll_reset(cx)).await;
+                    let _ = tx.send(reason.ok());
+                });
+            }
+        });
+        let channel = H2Channel::lazy(&address, None, CONNECT).expect("channel");
+        let late = tokio::time::timeout(Duration::from_millis(100), check(&channel, "shop")).await;
+        assert!(late.is_err(), "no answer: {late:?}");
+        let reason = tokio::time::timeout(Duration::from_secs(2), reset_rx.recv())
+            .await
+            .expect("the server saw the stream end");
+        assert_eq!(reason, Some(Some(h2::Reason::CANCEL)));
+        assert!(channel.live().is_some(), "the connection stays up");
+    }
+
+    #[test]
+    fn addresses_are_checked_up_front() {
+        for good in [
+            "orders.shop.svc:50051",
+            "http://10.0.0.7:50051",
+            "[::1]:50051",
+        ] {
+            let c = H2Channel::lazy(good, None, CONNECT).expect(good);
+            assert_eq!(c.0.scheme, Scheme::HTTP, "{good}");
+        }
+        assert_eq!(
+            H2Channel::lazy("[::1]:50051", None, CONNECT)
+                .expect("v6")
+                .0
+                .address,
+            "[::1]:50051"
+        );
+        for (bad, says) in [
+            ("orders.shop.svc", "no port"),
+            ("bad address ::", "failed to use upstream address"),
+            ("https://orders:50051", "needs TLS"),
+            ("ftp://orders:21", "unknown scheme"),
+        ] {
+            let err = H2Channel::lazy(bad, None, CONNECT).expect_err(bad);
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+}
