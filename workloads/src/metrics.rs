@@ -12,9 +12,10 @@
 //! as in tests that serve several services in one process).
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
-    sync::OnceLock,
+    sync::{Arc, OnceLock, PoisonError, RwLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -32,6 +33,16 @@ pub struct RequestMetrics {
     service: &'static str,
     requests: Family<Labels, Counter>,
     duration: Family<Labels, Histogram>,
+    /// The series of each route seen, so recording a request is a read lock and a lookup
+    /// by the route's name, not a label set built and hashed twice.
+    routes: Arc<RwLock<HashMap<Box<str>, RouteSeries>>>,
+}
+
+/// One route's series: its latency histogram and a counter per status code seen.
+#[derive(Clone)]
+struct RouteSeries {
+    duration: Histogram,
+    codes: Vec<(u16, Counter)>,
 }
 
 impl RequestMetrics {
@@ -55,25 +66,54 @@ impl RequestMetrics {
             service,
             requests,
             duration,
+            routes: Arc::default(),
         }
     }
 
     /// Records one request.
     pub fn record(&self, route: &str, code: u16, seconds: f64) {
-        let route = route.to_string();
-        self.requests
+        let known = {
+            let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
+            routes.get(route).and_then(|series| {
+                series.duration.observe(seconds);
+                let counter = series.codes.iter().find(|(c, _)| *c == code)?;
+                counter.1.inc();
+                Some(())
+            })
+        };
+        if known.is_some() {
+            return;
+        }
+        // A route or a code not seen before: create its series (once), then count.
+        let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
+        let first = !routes.contains_key(route);
+        let series = routes.entry(route.into()).or_insert_with(|| RouteSeries {
+            duration: self
+                .duration
+                .get_or_create(&vec![
+                    ("service", self.service.to_string()),
+                    ("route", route.to_string()),
+                ])
+                .clone(),
+            codes: Vec::new(),
+        });
+        if first {
+            series.duration.observe(seconds);
+        }
+        if let Some((_, counter)) = series.codes.iter().find(|(c, _)| *c == code) {
+            counter.inc(); // another request created it meanwhile
+            return;
+        }
+        let counter = self
+            .requests
             .get_or_create(&vec![
                 ("service", self.service.to_string()),
-                ("route", route.clone()),
+                ("route", route.to_string()),
                 ("code", code.to_string()),
             ])
-            .inc();
-        self.duration
-            .get_or_create(&vec![
-                ("service", self.service.to_string()),
-                ("route", route),
-            ])
-            .observe(seconds);
+            .clone();
+        counter.inc();
+        series.codes.push((code, counter));
     }
 }
 
@@ -193,6 +233,36 @@ mod tests {
         assert!(text.contains(r#"code="401"} 1"#), "{text}");
         assert!(
             text.contains(r#"storefront_request_duration_seconds_count{service="gateway",route="/api/v1/orders"} 3"#),
+            "{text}"
+        );
+
+        // Clones share the series; routes and codes first seen on several threads at once
+        // are created once and every request counts.
+        std::thread::scope(|s| {
+            for t in 0..4u16 {
+                let m = metrics.clone();
+                s.spawn(move || {
+                    for i in 0..1000u16 {
+                        m.record("/api/v1/products", 200 + (i + t) % 3, 0.001);
+                    }
+                });
+            }
+        });
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        let count = |code: u16| {
+            let line = format!(
+                r#"storefront_requests_total{{service="gateway",route="/api/v1/products",code="{code}"}} "#
+            );
+            text.lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!(count(200) + count(201) + count(202), 4000, "{text}");
+        assert!(count(200) > 0 && count(201) > 0 && count(202) > 0, "{text}");
+        assert!(
+            text.contains(r#"storefront_request_duration_seconds_count{service="gateway",route="/api/v1/products"} 4000"#),
             "{text}"
         );
     }
