@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  caller (gateway)                                  callee (auth)
-//!  ServiceTokenAttacher ── authorization: Bearer <jwt aud=auth> ──▶ RequireServiceToken
+//!  ServiceTokenAttacher ── storefront-service-token: <jwt aud=auth> ──▶ RequireServiceToken
 //!   mints a fresh short-lived token per call          verifies signature, kind, aud=self, exp
 //! ```
 //!
@@ -27,7 +27,7 @@ use std::{
 
 use tonic::{
     Request, Status,
-    metadata::MetadataValue,
+    metadata::{Ascii, MetadataValue},
     service::Interceptor,
     transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig},
 };
@@ -158,10 +158,23 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The bearer token of a request's `authorization` metadata.
+/// The metadata key a caller sends its service token under (`storefront-service-token:
+/// <jwt>`). Not `authorization`: HTTP/2 never adds an `authorization` value to the HPACK
+/// table (nghttp2's rule, which h2 follows, against compression-oracle attacks), so a token
+/// sent there is Huffman-coded into every call; under this name it is sent once per
+/// connection and then as a one-byte index. The oracle needs an attacker's values in the same
+/// header block, and the gateway forwards no client header to its upstreams (user input
+/// travels in the protobuf message, which HPACK does not compress).
+pub const SERVICE_TOKEN: &str = "storefront-service-token";
+
+/// A request's service token: its `storefront-service-token` metadata, else its
+/// `authorization: Bearer` (what other gRPC clients send).
 pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
-    request
-        .metadata()
+    let metadata = request.metadata();
+    if let Some(token) = metadata.get(SERVICE_TOKEN) {
+        return token.to_str().ok();
+    }
+    metadata
         .get("authorization")?
         .to_str()
         .ok()?
@@ -262,7 +275,9 @@ impl RequireServiceToken {
 impl Interceptor for RequireServiceToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let token = bearer(&request).ok_or_else(|| {
-            Status::unauthenticated("missing service token (authorization: Bearer)")
+            Status::unauthenticated(format!(
+                "missing service token ({SERVICE_TOKEN} or authorization: Bearer)"
+            ))
         })?;
         let claims = self
             .check(token, unix_now())
@@ -272,14 +287,16 @@ impl Interceptor for RequireServiceToken {
     }
 }
 
-/// Client-side interceptor: attaches a fresh service token from `from` to `to`.
+/// Client-side interceptor: attaches a fresh service token from `from` to `to` (as
+/// [`SERVICE_TOKEN`] metadata).
 #[derive(Clone)]
 pub struct ServiceTokenAttacher {
     issuer: Arc<TokenIssuer>,
     from: &'static str,
     to: &'static str,
-    /// The token in use and when it was minted.
-    current: Arc<Mutex<Option<(IssuedToken, i64)>>>,
+    /// The token in use, when it was minted, and it as metadata (cloned per call: a
+    /// reference count, not a copy).
+    current: Arc<Mutex<Option<(IssuedToken, i64, MetadataValue<Ascii>)>>>,
 }
 
 impl ServiceTokenAttacher {
@@ -292,22 +309,23 @@ impl ServiceTokenAttacher {
         }
     }
 
-    /// The token to send at `now`: the current one for the first half of its lifetime,
-    /// then a fresh one.
-    fn token(&self, now: i64) -> Result<String, Status> {
+    /// The token to send at `now`, as metadata: the current one for the first half of its
+    /// lifetime, then a fresh one.
+    fn value(&self, now: i64) -> Result<MetadataValue<Ascii>, Status> {
         if let Ok(current) = self.current.lock()
-            && let Some((token, minted)) = current.as_ref()
+            && let Some((token, minted, value)) = current.as_ref()
             && now < minted + (token.expires_at - minted) / 2
         {
-            return Ok(token.token.clone());
+            return Ok(value.clone());
         }
         let token = self
             .issuer
             .issue_service(self.from, self.to, now)
             .map_err(|e| Status::internal(format!("failed to mint a service token: {e}")))?;
-        let value = token.token.clone();
+        let value = MetadataValue::try_from(token.token.as_str())
+            .map_err(|e| Status::internal(format!("failed to encode the service token: {e}")))?;
         if let Ok(mut current) = self.current.lock() {
-            *current = Some((token, now));
+            *current = Some((token, now, value.clone()));
         }
         Ok(value)
     }
@@ -315,10 +333,8 @@ impl ServiceTokenAttacher {
 
 impl Interceptor for ServiceTokenAttacher {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = self.token(unix_now())?;
-        let value = MetadataValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| Status::internal(format!("failed to encode the service token: {e}")))?;
-        request.metadata_mut().insert("authorization", value);
+        let value = self.value(unix_now())?;
+        request.metadata_mut().insert(SERVICE_TOKEN, value);
         Ok(request)
     }
 }
@@ -340,9 +356,60 @@ mod tests {
     #[test]
     fn a_caller_reuses_its_token_for_half_its_lifetime() {
         let attacher = ServiceTokenAttacher::new(issuer(1), "gateway", "orders");
-        let first = attacher.token(1_000).expect("mints");
-        assert_eq!(attacher.token(1_029).expect("reuses"), first);
-        assert_ne!(attacher.token(1_030).expect("mints again"), first);
+        let first = attacher.value(1_000).expect("mints");
+        assert_eq!(attacher.value(1_029).expect("reuses"), first);
+        assert_ne!(attacher.value(1_030).expect("mints again"), first);
+    }
+
+    #[test]
+    fn the_token_travels_as_indexable_metadata_and_authorization_still_works() {
+        let issuer = issuer(4);
+        let mut attacher = ServiceTokenAttacher::new(Arc::clone(&issuer), "gateway", "orders");
+        let mut guard = RequireServiceToken::new(Arc::new(issuer.verifier()), "orders");
+        let sent = attacher.call(Request::new(())).expect("attached");
+        assert!(sent.metadata().get("authorization").is_none());
+        let token = sent
+            .metadata()
+            .get(SERVICE_TOKEN)
+            .expect("under its own key")
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+        let admitted = guard.call(sent).expect("the callee accepts it");
+        assert_eq!(
+            admitted.extensions().get::<Caller>().map(|c| c.0.as_str()),
+            Some("gateway")
+        );
+        // The same value on the next call (shared, not re-encoded).
+        let again = attacher.call(Request::new(())).expect("attached");
+        assert_eq!(
+            again
+                .metadata()
+                .get(SERVICE_TOKEN)
+                .expect("sent")
+                .to_str()
+                .ok(),
+            Some(token.as_str())
+        );
+
+        // Other gRPC clients send `authorization: Bearer`: accepted too.
+        let mut standard = Request::new(());
+        standard.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(format!("Bearer {token}")).expect("ascii"),
+        );
+        assert!(guard.call(standard).is_ok());
+        let missing = guard.call(Request::new(())).expect_err("no token");
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(missing.message().contains(SERVICE_TOKEN), "{missing:?}");
+        let mut bad = Request::new(());
+        bad.metadata_mut()
+            .insert(SERVICE_TOKEN, MetadataValue::from_static("not.a.jwt"));
+        assert_eq!(
+            guard.call(bad).expect_err("refused").code(),
+            tonic::Code::Unauthenticated
+        );
     }
 
     #[test]

@@ -72,21 +72,27 @@ impl RequestMetrics {
 
     /// Records one request.
     pub fn record(&self, route: &str, code: u16, seconds: f64) {
-        let known = {
+        // Whether the latency was observed here (the route was known), and whether the
+        // request was counted too (its code was known).
+        let (observed, counted) = {
             let routes = self.routes.read().unwrap_or_else(PoisonError::into_inner);
-            routes.get(route).and_then(|series| {
-                series.duration.observe(seconds);
-                let counter = series.codes.iter().find(|(c, _)| *c == code)?;
-                counter.1.inc();
-                Some(())
-            })
+            match routes.get(route) {
+                None => (false, false),
+                Some(series) => {
+                    series.duration.observe(seconds);
+                    let counter = series.codes.iter().find(|(c, _)| *c == code);
+                    if let Some((_, counter)) = counter {
+                        counter.inc();
+                    }
+                    (true, counter.is_some())
+                }
+            }
         };
-        if known.is_some() {
+        if counted {
             return;
         }
         // A route or a code not seen before: create its series (once), then count.
         let mut routes = self.routes.write().unwrap_or_else(PoisonError::into_inner);
-        let first = !routes.contains_key(route);
         let series = routes.entry(route.into()).or_insert_with(|| RouteSeries {
             duration: self
                 .duration
@@ -97,7 +103,7 @@ impl RequestMetrics {
                 .clone(),
             codes: Vec::new(),
         });
-        if first {
+        if !observed {
             series.duration.observe(seconds);
         }
         if let Some((_, counter)) = series.codes.iter().find(|(c, _)| *c == code) {

@@ -10,6 +10,8 @@
 //! A request refused by the service budget has already spent a token of the shop-wide one
 //! (the order of the checks); that only ever makes the gateway stricter.
 
+use std::fmt::Write as _;
+
 use axum::{
     extract::{MatchedPath, Request, State},
     http::{HeaderMap, HeaderValue, header::RETRY_AFTER},
@@ -67,8 +69,9 @@ pub fn policies(table: &RouteTable) -> Result<Vec<Policy>, String> {
         .collect()
 }
 
-fn value(s: &str) -> Option<HeaderValue> {
-    HeaderValue::from_str(s).ok()
+/// A header value that takes `s`'s buffer (no copy).
+fn value(s: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(s)).ok()
 }
 
 /// The headers for the verdicts of one request (in check order).
@@ -77,11 +80,16 @@ pub fn headers(verdicts: &[Verdict], replicas: u64) -> HeaderMap {
     if verdicts.is_empty() {
         return headers;
     }
-    let policy: Vec<String> = verdicts
-        .iter()
-        .map(|v| format!("\"{}\";q={};w=60", v.scope, v.requests_per_minute))
-        .collect();
-    if let Some(v) = value(&policy.join(", ")) {
+    let mut policy = String::with_capacity(32 * verdicts.len());
+    for (i, v) in verdicts.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(
+            policy,
+            "{sep}\"{}\";q={};w=60",
+            v.scope, v.requests_per_minute
+        );
+    }
+    if let Some(v) = value(policy) {
         headers.insert("ratelimit-policy", v);
     }
     // The refusing budget, else the one closest to running out.
@@ -95,30 +103,32 @@ pub fn headers(verdicts: &[Verdict], replicas: u64) -> HeaderMap {
         } else {
             (0, t.retry_after_s)
         };
-        if let Some(v) = value(&format!("\"{}\";r={r};t={wait}", t.scope)) {
+        if let Some(v) = value(format!("\"{}\";r={r};t={wait}", t.scope)) {
             headers.insert("ratelimit", v);
         }
         if !t.allowed
-            && let Some(v) = value(&t.retry_after_s.to_string())
+            && let Some(v) = value(t.retry_after_s.to_string())
         {
             headers.insert(RETRY_AFTER, v);
         }
     }
     if verdicts.iter().any(|v| v.fallback)
-        && let Some(v) = value(&format!("fallback; replicas={replicas}"))
+        && let Some(v) = value(format!("fallback; replicas={replicas}"))
     {
         headers.insert(MODE_HEADER, v);
     }
     headers
 }
 
-/// The middleware: checks the budgets, answers 429 or runs the route, adds the headers.
+/// The middleware of every public route: checks the budgets, answers 429 or runs the
+/// route, adds the headers, and records the request's metrics (route, status, latency).
 pub async fn enforce(
     State(gw): State<Gateway>,
     matched: Option<MatchedPath>,
     request: Request,
     next: Next,
 ) -> Response {
+    let started = std::time::Instant::now();
     let limiter = gw.limiter();
     let service = matched.as_ref().and_then(|m| service_of(m.as_str()));
     let mut verdicts = Vec::with_capacity(2);
@@ -153,6 +163,13 @@ pub async fn enforce(
         None => next.run(request).await,
     };
     response.headers_mut().extend(extra);
+    if let Some(metrics) = gw.request_metrics() {
+        metrics.record(
+            matched.as_ref().map_or("unmatched", MatchedPath::as_str),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
     response
 }
 

@@ -1,10 +1,9 @@
 //! The gateway's request metrics ([`crate::metrics`]), under the names every service uses:
 //! `storefront_requests_total{service,route,code}` and
 //! `storefront_request_duration_seconds{service,route}` (route = the matched path template,
-//! so SKUs and order ids do not multiply the series); and its calls to each upstream,
+//! so SKUs and order ids do not multiply the series; recorded by [`super::limits::enforce`],
+//! the one middleware of every public route); and its calls to each upstream,
 //! [`UpstreamMetrics`].
-
-use std::time::Instant;
 
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
@@ -12,30 +11,7 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-use axum::{
-    extract::{MatchedPath, Request, State},
-    middleware::Next,
-    response::Response,
-};
-
 pub use crate::metrics::RequestMetrics;
-
-/// Middleware (as a route layer, so the route template is known) that records each request.
-pub async fn record(
-    State(metrics): State<RequestMetrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    metrics.record(
-        route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
 
 /// The gateway's calls to its upstreams, as the upstream sees them (one per attempt, retries
 /// included): `storefront_upstream_requests_total{service="gateway",upstream,code}` (code =

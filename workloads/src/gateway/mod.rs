@@ -79,6 +79,9 @@ struct Inner {
     attachers: Mutex<HashMap<&'static str, ServiceTokenAttacher>>,
     /// Every attempt of every upstream call, for the console's gateway → service edges.
     upstream_metrics: metrics::UpstreamMetrics,
+    /// Public requests by route and status, once [`Gateway::router_with_metrics`] set it
+    /// (recorded by the same middleware that enforces the rate limits: one layer, not two).
+    request_metrics: std::sync::OnceLock<metrics::RequestMetrics>,
 }
 
 impl Gateway {
@@ -112,6 +115,7 @@ impl Gateway {
             limiter,
             attachers: Mutex::new(HashMap::new()),
             upstream_metrics: metrics::UpstreamMetrics::default(),
+            request_metrics: std::sync::OnceLock::new(),
         }))
     }
 
@@ -265,14 +269,16 @@ impl Gateway {
         registry: &mut prometheus_client::registry::Registry,
     ) -> Router {
         let metrics = metrics::RequestMetrics::register(registry, "gateway");
+        let _ = self.0.request_metrics.set(metrics);
         self.0.retries.register(registry);
         self.0.limiter.register(registry);
         self.0.upstream_metrics.register(registry);
         self.router()
-            .route_layer(axum::middleware::from_fn_with_state(
-                metrics,
-                metrics::record,
-            ))
+    }
+
+    /// The public request metrics, when the router records them.
+    pub fn request_metrics(&self) -> Option<&metrics::RequestMetrics> {
+        self.0.request_metrics.get()
     }
 }
 
