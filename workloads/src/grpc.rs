@@ -296,8 +296,11 @@ pub struct ServiceTokenAttacher {
     to: &'static str,
     /// The token in use, when it was minted, and it as metadata (cloned per call: a
     /// reference count, not a copy).
-    current: Arc<Mutex<Option<(IssuedToken, i64, MetadataValue<Ascii>)>>>,
+    current: Arc<Mutex<Option<CurrentToken>>>,
 }
+
+/// A minted token, the unix second it was minted, and it as metadata.
+type CurrentToken = (IssuedToken, i64, MetadataValue<Ascii>);
 
 impl ServiceTokenAttacher {
     pub fn new(issuer: Arc<TokenIssuer>, from: &'static str, to: &'static str) -> Self {
