@@ -11,7 +11,8 @@
 //!
 //! What it keeps of tonic's channel:
 //! - lazy connection: the gateway starts, and answers 503 for a service, while an upstream
-//!   is down; concurrent callers share one connection attempt; a connect timeout;
+//!   is down; concurrent callers share one connection attempt, and its failure (a blackholed
+//!   address costs the callers one connect timeout, not one each); a connect timeout;
 //!   `TCP_NODELAY`;
 //! - a failed connection is replaced on the next call; a call that could not be sent (no
 //!   connection, the connection closed or going away before the stream opened, the stream
@@ -72,8 +73,17 @@ struct Shared {
     )>,
     connect_timeout: Duration,
     current: Mutex<Option<Live>>,
-    /// Held while connecting, so concurrent callers share one attempt.
-    connecting: tokio::sync::Mutex<()>,
+    /// Held while connecting, so concurrent callers share one attempt; it counts the
+    /// attempts and keeps the last one's error, which the callers that waited for it get.
+    connecting: tokio::sync::Mutex<Attempts>,
+    /// The count of finished attempts, readable without waiting for the lock.
+    attempts: std::sync::atomic::AtomicU64,
+}
+
+/// Connection attempts made so far, and the last one's error.
+#[derive(Default)]
+struct Attempts {
+    failed: Option<String>,
 }
 
 /// An open connection: its request handle, and whether its I/O task has ended.
@@ -145,7 +155,8 @@ impl H2Channel {
             tls,
             connect_timeout,
             current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
+            connecting: tokio::sync::Mutex::new(Attempts::default()),
+            attempts: std::sync::atomic::AtomicU64::new(0),
         })))
     }
 
@@ -165,11 +176,21 @@ impl H2Channel {
         if let Some(live) = self.live() {
             return Ok(live);
         }
-        let _connecting = self.0.connecting.lock().await;
+        let seen = self.0.attempts.load(Ordering::Acquire);
+        let mut attempts = self.0.connecting.lock().await;
         if let Some(live) = self.live() {
             return Ok(live);
         }
-        let live = self.connect().await.map_err(not_sent)?;
+        if self.0.attempts.load(Ordering::Acquire) != seen
+            && let Some(failed) = &attempts.failed
+        {
+            // An attempt failed while this call waited for it: its error, not another wait.
+            return Err(not_sent(failed.clone()));
+        }
+        let connected = self.connect().await;
+        attempts.failed = connected.as_ref().err().cloned();
+        self.0.attempts.fetch_add(1, Ordering::AcqRel);
+        let live = connected.map_err(not_sent)?;
         *self
             .0
             .current
@@ -501,6 +522,28 @@ mod tests {
         let (_stop, stopped) = tokio::sync::oneshot::channel();
         serve_health(listener, stopped);
         check(&channel, "shop").await.expect("a new connection");
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_on_a_failed_attempt_share_its_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        drop(listener);
+        let channel = H2Channel::lazy(&address, None, CONNECT).expect("channel");
+        let calls = (0..50).map(|_| check(&channel, "shop"));
+        let answers = futures::future::join_all(calls).await;
+        for answer in &answers {
+            let status = answer.as_ref().expect_err("nobody listens");
+            assert!(never_sent(status), "{status:?}");
+        }
+        let attempts = channel.0.attempts.load(Ordering::Acquire);
+        assert!(
+            attempts <= 2,
+            "50 callers at once made {attempts} connection attempts"
+        );
+        // A later call tries again (the failure is not remembered past its waiters).
+        let _ = check(&channel, "shop").await;
+        assert_eq!(channel.0.attempts.load(Ordering::Acquire), attempts + 1);
     }
 
     #[tokio::test]
