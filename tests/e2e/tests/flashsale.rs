@@ -495,7 +495,16 @@ async fn a_recurring_sale_runs_its_cycles() {
             start + SignedDuration::from_secs(30),
             down,
         );
-        let s = sales.get("minutely").await.unwrap().status.unwrap();
+        // The operator scales the Deployment down, then writes the sale's status in the same
+        // reconcile: the status may trail the replica count by a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let s = loop {
+            let s = sales.get("minutely").await.unwrap().status.unwrap();
+            if s.phase == Some(SalePhase::Scheduled) || std::time::Instant::now() > deadline {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         assert_eq!(
             s.phase,
             Some(SalePhase::Scheduled),
