@@ -46,6 +46,25 @@ fn pki(name: &str) -> Pki {
     }
 }
 
+/// A health check through the gateway's own channel to `localhost:port`.
+async fn gateway_health(
+    port: u16,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(), tonic::Status> {
+    let channel = H2Channel::lazy(
+        &format!("localhost:{port}"),
+        tls,
+        std::time::Duration::from_secs(2),
+    )
+    .expect("channel");
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .map(|_| ())
+}
+
 async fn health(channel: Channel) -> Result<(), tonic::Status> {
     HealthClient::new(channel)
         .check(HealthCheckRequest {
@@ -98,29 +117,12 @@ async fn with_tls_installed_only_certified_clients_get_in() {
         .expect("a certified client connects");
     health(ok).await.expect("and is answered");
     // The gateway's own HTTP/2 channel with the process's TLS: in, over TLS.
-    let gateway = H2Channel::lazy(
-        &format!("localhost:{port}"),
-        client_rustls().transpose().expect("usable certificates"),
-        std::time::Duration::from_secs(2),
-    )
-    .expect("channel");
-    HealthClient::new(gateway)
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
+    let tls = client_rustls().transpose().expect("usable certificates");
+    gateway_health(port, tls)
         .await
         .expect("the gateway's channel is answered over mutual TLS");
     // The same channel without TLS is refused by the server.
-    let plain = H2Channel::lazy(
-        &format!("localhost:{port}"),
-        None,
-        std::time::Duration::from_secs(2),
-    )
-    .expect("channel");
-    HealthClient::new(plain)
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
+    gateway_health(port, None)
         .await
         .expect_err("plain text is refused");
 

@@ -73,17 +73,11 @@ struct Shared {
     )>,
     connect_timeout: Duration,
     current: Mutex<Option<Live>>,
-    /// Held while connecting, so concurrent callers share one attempt; it counts the
-    /// attempts and keeps the last one's error, which the callers that waited for it get.
-    connecting: tokio::sync::Mutex<Attempts>,
+    /// Held while connecting, so concurrent callers share one attempt; it keeps the last
+    /// attempt's error, which the callers that waited for it get.
+    connecting: tokio::sync::Mutex<Option<String>>,
     /// The count of finished attempts, readable without waiting for the lock.
     attempts: std::sync::atomic::AtomicU64,
-}
-
-/// Connection attempts made so far, and the last one's error.
-#[derive(Default)]
-struct Attempts {
-    failed: Option<String>,
 }
 
 /// An open connection: its request handle, and whether its I/O task has ended.
@@ -155,7 +149,7 @@ impl H2Channel {
             tls,
             connect_timeout,
             current: Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(Attempts::default()),
+            connecting: tokio::sync::Mutex::new(None),
             attempts: std::sync::atomic::AtomicU64::new(0),
         })))
     }
@@ -177,18 +171,18 @@ impl H2Channel {
             return Ok(live);
         }
         let seen = self.0.attempts.load(Ordering::Acquire);
-        let mut attempts = self.0.connecting.lock().await;
+        let mut failed = self.0.connecting.lock().await;
         if let Some(live) = self.live() {
             return Ok(live);
         }
         if self.0.attempts.load(Ordering::Acquire) != seen
-            && let Some(failed) = &attempts.failed
+            && let Some(failed) = failed.as_ref()
         {
             // An attempt failed while this call waited for it: its error, not another wait.
             return Err(not_sent(failed.clone()));
         }
         let connected = self.connect().await;
-        attempts.failed = connected.as_ref().err().cloned();
+        *failed = connected.as_ref().err().cloned();
         self.0.attempts.fetch_add(1, Ordering::AcqRel);
         let live = connected.map_err(not_sent)?;
         *self
