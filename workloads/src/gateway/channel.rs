@@ -24,6 +24,15 @@
 //! - HTTP/2 flow-control windows as hyper sets them (2 MiB per stream, 5 MiB per
 //!   connection); a dropped call resets its stream (`RST_STREAM(CANCEL)`).
 //!
+//! What it adds: a connection that stops answering is found and replaced ([`Keepalive`]).
+//! A peer that vanished without a FIN or a reset (its node lost power, a network
+//! partition) leaves the socket open for the kernel's 15 minutes of retransmissions, and
+//! every call on it would run into its deadline all that time, even after Kubernetes has
+//! replaced the pod behind the Service. So the connection is pinged every
+//! [`Keepalive::every`], and at once when a call is abandoned before its answer (a deadline
+//! ran out); no `PING` answer within [`Keepalive::within`] closes it, and the next call
+//! connects again.
+//!
 //! Request bodies are sent whole, so unary and server-streaming calls work (every call the
 //! gateway makes is unary); a client-streaming call would wait for its whole stream.
 
@@ -58,6 +67,26 @@ const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
 /// The receive window of the connection (hyper's default).
 const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 
+/// How a connection is checked for life: an HTTP/2 `PING` every `every`, and right after a
+/// call is abandoned before its answer; no answer within `within` closes the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    pub every: Duration,
+    pub within: Duration,
+}
+
+impl Default for Keepalive {
+    /// A `PING` every 10 s (one frame each way per upstream connection, nothing under
+    /// load); 3 s for its answer, which a server's connection task sends before any
+    /// application work, so only a dead or partitioned peer misses it.
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(10),
+            within: Duration::from_secs(3),
+        }
+    }
+}
+
 /// A cheap-to-clone gRPC channel to one address (clones share the connection).
 #[derive(Clone)]
 pub struct H2Channel(Arc<Shared>);
@@ -72,6 +101,7 @@ struct Shared {
         rustls::pki_types::ServerName<'static>,
     )>,
     connect_timeout: Duration,
+    keepalive: Keepalive,
     current: Mutex<Option<Live>>,
     /// Held while connecting, so concurrent callers share one attempt; it keeps the last
     /// attempt's error, which the callers that waited for it get.
@@ -80,11 +110,13 @@ struct Shared {
     attempts: std::sync::atomic::AtomicU64,
 }
 
-/// An open connection: its request handle, and whether its I/O task has ended.
+/// An open connection: its request handle, whether its I/O task has ended, and the
+/// signal that asks its keepalive for a `PING` now.
 #[derive(Clone)]
 struct Live {
     send: h2::client::SendRequest<Bytes>,
     closed: Arc<AtomicBool>,
+    probe: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for H2Channel {
@@ -108,6 +140,16 @@ impl H2Channel {
         address: &str,
         tls: Option<Arc<rustls::ClientConfig>>,
         connect_timeout: Duration,
+    ) -> Result<Self, String> {
+        Self::lazy_with(address, tls, connect_timeout, Keepalive::default())
+    }
+
+    /// [`H2Channel::lazy`] with its connections checked by `keepalive`.
+    pub fn lazy_with(
+        address: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connect_timeout: Duration,
+        keepalive: Keepalive,
     ) -> Result<Self, String> {
         let bad =
             |e: &dyn std::fmt::Display| format!("failed to use upstream address {address:?}: {e}");
@@ -148,6 +190,7 @@ impl H2Channel {
             authority,
             tls,
             connect_timeout,
+            keepalive,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(None),
             attempts: std::sync::atomic::AtomicU64::new(0),
@@ -209,13 +252,13 @@ impl H2Channel {
         tcp.set_nodelay(true)
             .map_err(|e| format!("failed to set TCP_NODELAY to {address}: {e}"))?;
         match &self.0.tls {
-            None => handshake(tcp, address).await,
+            None => handshake(tcp, address, self.0.keepalive).await,
             Some((connector, name)) => {
                 let tls = tokio::time::timeout(within, connector.connect(name.clone(), tcp))
                     .await
                     .map_err(|_| late())?
                     .map_err(|e| format!("TLS with {address} failed: {e}"))?;
-                handshake(tls, address).await
+                handshake(tls, address, self.0.keepalive).await
             }
         }
     }
@@ -264,6 +307,8 @@ impl H2Channel {
                 live.closed.store(true, Ordering::Release);
                 not_sent(format!("failed to open a stream to {address}: {e}"))
             })?;
+        // From here until the answer's end, abandoning the call asks for a `PING`.
+        let probe = Probe(Some(live.probe));
         if !eos {
             stream
                 .send_data(message, true)
@@ -273,6 +318,7 @@ impl H2Channel {
         Ok(answer.map(|recv| RecvBody {
             recv,
             data_done: false,
+            probe,
         }))
     }
 }
@@ -292,33 +338,91 @@ fn broken(address: &str, e: h2::Error) -> BoxError {
     Box::new(e)
 }
 
-/// The HTTP/2 handshake on `io`, and the connection's I/O task.
-async fn handshake<T>(io: T, address: &str) -> Result<Live, String>
+/// The HTTP/2 handshake on `io`, and the connection's I/O task, which ends when the
+/// connection does or when its keepalive finds it dead.
+async fn handshake<T>(io: T, address: &str, keepalive: Keepalive) -> Result<Live, String>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (send, connection) = h2::client::Builder::new()
+    let (send, mut connection) = h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| format!("the HTTP/2 handshake with {address} failed: {e}"))?;
+    let pings = connection
+        .ping_pong()
+        .ok_or_else(|| format!("the HTTP/2 connection to {address} gave no PING handle"))?;
     let closed = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&closed);
+    let probe = Arc::new(tokio::sync::Notify::new());
+    let (flag, asked) = (Arc::clone(&closed), Arc::clone(&probe));
     let address = address.to_string();
     tokio::spawn(async move {
-        if let Err(e) = (Coalesce {
+        let io = Coalesce {
             inner: connection,
             deferred: false,
             last: None,
-        })
-        .await
-        {
-            tracing::debug!(%address, "gRPC connection ended: {e}");
+        };
+        tokio::select! {
+            ended = io => if let Err(e) = ended {
+                tracing::debug!(%address, "gRPC connection ended: {e}");
+            },
+            dead = check_life(pings, asked, keepalive) => {
+                // Dropping the connection closes the socket; its calls fail UNAVAILABLE.
+                tracing::warn!(%address, "closing the gRPC connection: {dead}");
+            }
         }
         flag.store(true, Ordering::Release);
     });
-    Ok(Live { send, closed })
+    Ok(Live {
+        send,
+        closed,
+        probe,
+    })
+}
+
+/// Pings the connection every [`Keepalive::every`] and when `asked`; returns why it is
+/// dead (no answer in time, or the `PING` could not be sent).
+async fn check_life(
+    mut pings: h2::PingPong,
+    asked: Arc<tokio::sync::Notify>,
+    keepalive: Keepalive,
+) -> String {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(keepalive.every) => {}
+            () = asked.notified() => {}
+        }
+        match tokio::time::timeout(keepalive.within, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            Ok(Err(e)) => return format!("a PING failed: {e}"),
+            Err(_) => {
+                return format!(
+                    "no answer to a PING within {} ms",
+                    keepalive.within.as_millis()
+                );
+            }
+        }
+    }
+}
+
+/// Held by a call from its request until its answer's end: dropped before that (the
+/// caller gave up, most often at its deadline), it asks the connection for a `PING`.
+struct Probe(Option<Arc<tokio::sync::Notify>>);
+
+impl Probe {
+    /// The call got its whole answer: nothing to check.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if let Some(asked) = self.0.take() {
+            asked.notify_one();
+        }
+    }
 }
 
 /// Under load, runs the connection's I/O a turn later than it was woken: the callers that
@@ -376,6 +480,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for H2Channel {
 pub struct RecvBody {
     recv: h2::RecvStream,
     data_done: bool,
+    probe: Probe,
 }
 
 impl Body for RecvBody {
@@ -392,11 +497,17 @@ impl Body for RecvBody {
                     let _ = self.recv.flow_control().release_capacity(data.len());
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Err(e)) => {
+                    self.probe.disarm();
+                    return Poll::Ready(Some(Err(e)));
+                }
                 None => self.data_done = true,
             }
         }
-        Poll::Ready(match ready!(self.recv.poll_trailers(cx)) {
+        let end = ready!(self.recv.poll_trailers(cx));
+        // The answer is complete (or its stream failed, which is not a silent peer).
+        self.probe.disarm();
+        Poll::Ready(match end {
             Ok(Some(trailers)) => Some(Ok(Frame::trailers(trailers))),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
@@ -406,6 +517,8 @@ impl Body for RecvBody {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU64;
+
     use tokio::net::TcpListener;
     use tonic_health::{
         ServingStatus,
@@ -565,6 +678,130 @@ mod tests {
             .expect("the server saw the stream end");
         assert_eq!(reason, Some(Some(h2::Reason::CANCEL)));
         assert!(channel.live().is_some(), "the connection stays up");
+    }
+
+    /// A TCP relay to `target`; after `silence` is bumped, the connections open until then
+    /// carry nothing either way and stay open (a peer that vanished without a FIN or a
+    /// reset); later connections are relayed. Returns its address and the count of
+    /// connections it accepted.
+    async fn relay(target: String, silence: Arc<AtomicU64>) -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let count = Arc::clone(&accepted);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let (silence, target) = (Arc::clone(&silence), target.clone());
+                tokio::spawn(async move {
+                    let epoch = silence.load(Ordering::SeqCst);
+                    let server = TcpStream::connect(&target).await.expect("target");
+                    let ((mut cr, mut cw), (mut sr, mut sw)) =
+                        (client.into_split(), server.into_split());
+                    let (mut up, mut down) = ([0u8; 16_384], [0u8; 16_384]);
+                    loop {
+                        let quiet = || silence.load(Ordering::SeqCst) != epoch;
+                        tokio::select! {
+                            n = cr.read(&mut up) => match n {
+                                Ok(n @ 1..) if !quiet() => sw.write_all(&up[..n]).await.expect("relay up"),
+                                Ok(1..) => break,
+                                _ => return,
+                            },
+                            n = sr.read(&mut down) => match n {
+                                Ok(n @ 1..) if !quiet() => cw.write_all(&down[..n]).await.expect("relay down"),
+                                Ok(1..) => break,
+                                _ => return,
+                            },
+                        }
+                    }
+                    // Silent: both sockets stay open and nothing more passes.
+                    std::future::pending::<()>().await;
+                    drop((cr, cw, sr, sw));
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    /// A health server, and a relay in front of it that can be silenced.
+    async fn silenceable() -> (String, Arc<AtomicU64>, Arc<AtomicU64>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let target = listener.local_addr().expect("addr").to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        std::mem::forget(stop); // serves until the test ends
+        serve_health(listener, stopped);
+        let silence = Arc::new(AtomicU64::new(0));
+        let (address, accepted) = relay(target, Arc::clone(&silence)).await;
+        (address, silence, accepted)
+    }
+
+    /// Calls (each given `each`) until one is answered; how long that took.
+    async fn until_answered(channel: &H2Channel, each: Duration, within: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Ok(Ok(_)) = tokio::time::timeout(each, check(channel, "shop")).await {
+                return started.elapsed();
+            }
+        }
+        panic!("no answer within {within:?}");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_call_has_a_silent_connection_replaced_at_once() {
+        let (address, silence, accepted) = silenceable().await;
+        // No periodic PING in this test: only the abandoned call can ask for one.
+        let keepalive = Keepalive {
+            every: Duration::from_secs(3_600),
+            within: Duration::from_millis(200),
+        };
+        let channel = H2Channel::lazy_with(&address, None, CONNECT, keepalive).expect("channel");
+        check(&channel, "shop").await.expect("answered");
+        silence.fetch_add(1, Ordering::SeqCst);
+        let lost = tokio::time::timeout(Duration::from_millis(300), check(&channel, "shop")).await;
+        assert!(
+            lost.is_err(),
+            "the silent connection answers nothing: {lost:?}"
+        );
+        // The PING it asked for goes unanswered for 200 ms; then a new connection serves.
+        let took =
+            until_answered(&channel, Duration::from_millis(300), Duration::from_secs(3)).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "one new connection");
+        assert!(took < Duration::from_secs(1), "replaced after {took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_idle_connection_is_found_by_the_periodic_ping() {
+        let (address, silence, accepted) = silenceable().await;
+        let keepalive = Keepalive {
+            every: Duration::from_millis(100),
+            within: Duration::from_millis(100),
+        };
+        let channel = H2Channel::lazy_with(&address, None, CONNECT, keepalive).expect("channel");
+        check(&channel, "shop").await.expect("answered");
+        // Healthy and idle: pings come and go, the connection stays.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        check(&channel, "shop").await.expect("still answered");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "pings keep a live connection"
+        );
+        // Silent with no call in flight: the next ping finds it, and the first call after
+        // that is answered on a new connection.
+        silence.fetch_add(1, Ordering::SeqCst);
+        for _ in 0..100 {
+            if channel.live().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(channel.live().is_none(), "the silent connection is closed");
+        tokio::time::timeout(Duration::from_millis(500), check(&channel, "shop"))
+            .await
+            .expect("answered in time")
+            .expect("answered on a new connection");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[test]
