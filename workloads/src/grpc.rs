@@ -186,7 +186,9 @@ pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
 /// are remembered, and an expired one is checked again (and refused).
 #[derive(Clone, Debug)]
 pub struct VerifiedTokens {
-    map: Arc<Mutex<HashMap<String, Claims>>>,
+    /// foldhash rather than SipHash: only verified tokens are inserted, so nobody can fill
+    /// the map with colliding keys, and a token is ~250 bytes to hash on every request.
+    map: Arc<Mutex<HashMap<String, Arc<Claims>, foldhash::fast::RandomState>>>,
     capacity: usize,
 }
 
@@ -212,19 +214,19 @@ impl VerifiedTokens {
         token: &str,
         now: i64,
         verify: impl FnOnce() -> Result<Claims, E>,
-    ) -> Result<Claims, E> {
+    ) -> Result<Arc<Claims>, E> {
         if let Ok(cache) = self.map.lock()
             && let Some(claims) = cache.get(token)
             && now <= claims.exp.saturating_add(crate::auth::domain::LEEWAY_SECS)
         {
-            return Ok(claims.clone());
+            return Ok(Arc::clone(claims));
         }
-        let claims = verify()?;
+        let claims = Arc::new(verify()?);
         if let Ok(mut cache) = self.map.lock() {
             if cache.len() >= self.capacity {
                 cache.clear();
             }
-            cache.insert(token.to_string(), claims.clone());
+            cache.insert(token.to_string(), Arc::clone(&claims));
         }
         Ok(claims)
     }
@@ -263,7 +265,7 @@ impl RequireServiceToken {
     }
 
     /// The claims of a valid token, from the cache when it was verified before.
-    fn check(&self, token: &str, now: i64) -> Result<Claims, String> {
+    fn check(&self, token: &str, now: i64) -> Result<Arc<Claims>, String> {
         self.verified.get_or_verify(token, now, || {
             self.verifier
                 .verify_service(token, self.audience, now)
@@ -282,7 +284,7 @@ impl Interceptor for RequireServiceToken {
         let claims = self
             .check(token, unix_now())
             .map_err(|e| Status::unauthenticated(format!("service token refused: {e}")))?;
-        request.extensions_mut().insert(Caller(claims.sub));
+        request.extensions_mut().insert(Caller(claims.sub.clone()));
         Ok(request)
     }
 }

@@ -96,14 +96,17 @@ impl Gateway {
         let retries = &self.0.retries;
         retries.deposit(service);
         let started = tokio::time::Instant::now();
+        let mut sent = started;
         let mut attempt = 0;
         loop {
-            let sent = std::time::Instant::now();
             // Each attempt gets what is left of `within`, so retries never stretch the call
             // past its deadline (an attempt's own timeout starts afresh: a first attempt
             // refused after 250 ms and a second that hangs would otherwise take 550 ms).
             let left = within.saturating_sub(started.elapsed());
-            let answer = match tokio::time::timeout(left, rpc(channel.clone())).await {
+            // Boxed: a tonic call is a large future; in place it would be copied into the
+            // timeout, this call's future and every future around it (the handler's too).
+            let attempt_rpc = Box::pin(rpc(channel.clone()));
+            let answer = match tokio::time::timeout(left, attempt_rpc).await {
                 Ok(answer) => answer,
                 Err(_) => Err(Status::deadline_exceeded(format!(
                     "{service} did not answer within {} ms",
@@ -115,28 +118,29 @@ impl Gateway {
                 answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
                 sent.elapsed().as_secs_f64(),
             );
-            let result = self.finish(service, answer);
-            let unit: f64 = rand::rng().random();
-            let delay = backoff(attempt + 1, unit);
-            match result {
-                Err(status)
-                    if attempt < MAX_RETRIES
-                        && started.elapsed() + delay < within
-                        && retryable(&status, retry)
-                        && self.0.guard.admit(service).is_ok()
-                        && retries.try_retry(service) =>
-                {
-                    attempt += 1;
-                    tracing::debug!(
-                        service,
-                        attempt,
-                        "retrying after {}: {}",
-                        status.code(),
-                        status.message()
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                other => return other,
+            let status = match self.finish(service, answer) {
+                Ok(answer) => return Ok(answer),
+                Err(status) => status,
+            };
+            let delay = backoff(attempt + 1, rand::rng().random());
+            if attempt < MAX_RETRIES
+                && started.elapsed() + delay < within
+                && retryable(&status, retry)
+                && self.0.guard.admit(service).is_ok()
+                && retries.try_retry(service)
+            {
+                attempt += 1;
+                tracing::debug!(
+                    service,
+                    attempt,
+                    "retrying after {}: {}",
+                    status.code(),
+                    status.message()
+                );
+                tokio::time::sleep(delay).await;
+                sent = tokio::time::Instant::now();
+            } else {
+                return Err(status);
             }
         }
     }

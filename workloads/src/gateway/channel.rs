@@ -210,9 +210,16 @@ impl H2Channel {
 
     /// The open connection, or a new one.
     async fn connection(&self) -> Result<Live, BoxError> {
-        if let Some(live) = self.live() {
-            return Ok(live);
+        match self.live() {
+            Some(live) => Ok(live),
+            // Boxed: connecting (TCP, TLS, the HTTP/2 handshake) is a large future, and
+            // every call's future would otherwise carry its space and copy it around.
+            None => Box::pin(self.reconnect()).await,
         }
+    }
+
+    /// A new connection, or the one another caller just made.
+    async fn reconnect(&self) -> Result<Live, BoxError> {
         let seen = self.0.attempts.load(Ordering::Acquire);
         let mut failed = self.0.connecting.lock().await;
         if let Some(live) = self.live() {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    Gateway,
+    Gateway, SignedIn,
     call::Retry,
     json_body,
     upstream::{self, Refusal},
@@ -364,8 +364,12 @@ fn order_view(o: Order) -> OrderView {
 /// `POST /api/v1/orders` (Bearer, `Idempotency-Key`) → 202 `{orderId, status: "PENDING"}`;
 /// the same key and body again → the same answer; the same key with another body → 422.
 /// Lines are priced by the catalog; an unknown SKU is a 422 that names it.
-pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: Body) -> Answer {
-    let user = gw.user(&headers)?;
+pub async fn create_order(
+    State(gw): State<Gateway>,
+    SignedIn(user): SignedIn,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .ok_or_else(|| {
@@ -411,7 +415,7 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
         return Err(ApiError::invalid(format!("unknown SKU: {}", unknown.join(", "))).into());
     }
     let message = CreateOrderMessage {
-        user_id: user.sub,
+        user_id: user.sub.clone(),
         idempotency_key: key,
         lines: lines
             .iter()
@@ -444,17 +448,16 @@ pub async fn create_order(State(gw): State<Gateway>, headers: HeaderMap, body: B
 /// `GET /api/v1/orders/{id}` (Bearer, owner only) → 200 the order; 404 for another's.
 pub async fn get_order(
     State(gw): State<Gateway>,
-    headers: HeaderMap,
+    SignedIn(user): SignedIn,
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
-    let user = gw.user(&headers)?;
     let id = path(id)?;
     if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::new(ErrorKind::NotFound, format!("no order {id:?}")).into());
     }
     let request = GetOrderRequest {
         order_id: id,
-        user_id: user.sub,
+        user_id: user.sub.clone(),
     };
     let channel = gw.client("orders")?;
     let order = gw
@@ -468,10 +471,9 @@ pub async fn get_order(
 }
 
 /// `GET /api/v1/orders` (Bearer) → 200 the user's orders, newest first.
-pub async fn list_orders(State(gw): State<Gateway>, headers: HeaderMap) -> Answer {
-    let user = gw.user(&headers)?;
+pub async fn list_orders(State(gw): State<Gateway>, SignedIn(user): SignedIn) -> Answer {
     let request = ListOrdersRequest {
-        user_id: user.sub,
+        user_id: user.sub.clone(),
         limit: 0,
     };
     let channel = gw.client("orders")?;

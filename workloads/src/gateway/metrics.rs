@@ -5,6 +5,8 @@
 //! the one middleware of every public route); and its calls to each upstream,
 //! [`UpstreamMetrics`].
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
@@ -18,11 +20,22 @@ pub use crate::metrics::RequestMetrics;
 /// the gRPC status name, `Ok`, `Unavailable`, ...) and
 /// `storefront_upstream_request_duration_seconds{service="gateway",upstream}`. The console's
 /// gateway → service edges read these, not the service's own served rate (which also counts
-/// service-to-service calls). Labels are `&'static str`: recording allocates nothing.
+/// service-to-service calls). Labels are `&'static str`: recording allocates nothing, and
+/// once an upstream and code were seen it is a read lock and a short scan (no label set
+/// hashed per call).
 #[derive(Clone)]
 pub struct UpstreamMetrics {
     requests: Family<[(&'static str, &'static str); 3], Counter>,
     duration: Family<[(&'static str, &'static str); 2], Histogram>,
+    /// The series of each upstream seen (a handful): handles into the families above.
+    seen: Arc<RwLock<Vec<UpstreamSeries>>>,
+}
+
+/// One upstream's series: its latency histogram and a counter per code seen.
+struct UpstreamSeries {
+    upstream: &'static str,
+    duration: Histogram,
+    codes: Vec<(Code, Counter)>,
 }
 
 impl Default for UpstreamMetrics {
@@ -34,6 +47,7 @@ impl Default for UpstreamMetrics {
                     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                 ])
             }),
+            seen: Arc::default(),
         }
     }
 }
@@ -55,16 +69,49 @@ impl UpstreamMetrics {
 
     /// Records one attempt of a call to `upstream` that ended with `code` after `seconds`.
     pub fn record(&self, upstream: &'static str, code: Code, seconds: f64) {
-        self.requests
+        {
+            let seen = self.seen.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(series) = seen.iter().find(|s| s.upstream == upstream)
+                && let Some((_, counter)) = series.codes.iter().find(|(c, _)| *c == code)
+            {
+                series.duration.observe(seconds);
+                counter.inc();
+                return;
+            }
+        }
+        // First time for this upstream or code: record through the families, then keep
+        // their handles (clones share the series, so a call recorded here on another
+        // thread at the same moment is counted too).
+        let counter = self
+            .requests
             .get_or_create(&[
                 ("service", "gateway"),
                 ("upstream", upstream),
                 ("code", code_name(code)),
             ])
-            .inc();
-        self.duration
+            .clone();
+        let duration = self
+            .duration
             .get_or_create(&[("service", "gateway"), ("upstream", upstream)])
-            .observe(seconds);
+            .clone();
+        counter.inc();
+        duration.observe(seconds);
+        let mut seen = self.seen.write().unwrap_or_else(PoisonError::into_inner);
+        let i = match seen.iter().position(|s| s.upstream == upstream) {
+            Some(i) => i,
+            None => {
+                seen.push(UpstreamSeries {
+                    upstream,
+                    duration,
+                    codes: Vec::new(),
+                });
+                seen.len() - 1
+            }
+        };
+        let series = &mut seen[i];
+        if !series.codes.iter().any(|(c, _)| *c == code) {
+            series.codes.push((code, counter));
+        }
     }
 }
 
@@ -104,13 +151,52 @@ mod tests {
         metrics.record("orders", Code::Ok, 0.003);
         metrics.record("orders", Code::Unavailable, 0.001);
         metrics.record("catalog", Code::DeadlineExceeded, 2.0);
+        metrics.record("orders", Code::Ok, 0.004);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         for line in [
-            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 2"#,
+            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 3"#,
             r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 1"#,
             r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="DeadlineExceeded"} 1"#,
-            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 3"#,
+            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 4"#,
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn calls_recorded_from_many_threads_at_once_are_all_counted() {
+        let metrics = UpstreamMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let metrics = &metrics;
+                scope.spawn(move || {
+                    for i in 0..1_000 {
+                        let upstream = if (i + t) % 2 == 0 {
+                            "orders"
+                        } else {
+                            "catalog"
+                        };
+                        let code = if i % 10 == 0 {
+                            Code::Unavailable
+                        } else {
+                            Code::Ok
+                        };
+                        metrics.record(upstream, code, 0.001);
+                    }
+                });
+            }
+        });
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for line in [
+            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 1800"#,
+            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 200"#,
+            r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="Ok"} 1800"#,
+            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 2000"#,
+            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="catalog"} 2000"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

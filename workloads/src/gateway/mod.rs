@@ -224,7 +224,7 @@ impl Gateway {
     }
 
     /// The verified user of a request's `Authorization: Bearer` token.
-    pub fn user(&self, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    pub fn user(&self, headers: &HeaderMap) -> Result<Arc<Claims>, ApiError> {
         let unauthenticated = |m: String| ApiError::new(ErrorKind::Unauthenticated, m);
         let value = headers
             .get(AUTHORIZATION)
@@ -279,6 +279,21 @@ impl Gateway {
     /// The public request metrics, when the router records them.
     pub fn request_metrics(&self) -> Option<&metrics::RequestMetrics> {
         self.0.request_metrics.get()
+    }
+}
+
+/// The verified user of a request's `Authorization: Bearer` token ([`Gateway::user`]), as
+/// an extractor: it reads the header in place (axum's `HeaderMap` extractor copies them all).
+pub struct SignedIn(pub Arc<Claims>);
+
+impl axum::extract::FromRequestParts<Gateway> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        gateway: &Gateway,
+    ) -> Result<Self, ApiError> {
+        gateway.user(&parts.headers).map(SignedIn)
     }
 }
 
