@@ -108,6 +108,8 @@ struct Shared {
     connecting: tokio::sync::Mutex<Option<String>>,
     /// The count of finished attempts, readable without waiting for the lock.
     attempts: std::sync::atomic::AtomicU64,
+    /// When the last attempt failed (`None` once one succeeds).
+    failed_at: Mutex<Option<std::time::Instant>>,
 }
 
 /// An open connection: its request handle, whether its I/O task has ended, and the
@@ -151,6 +153,28 @@ impl H2Channel {
         connect_timeout: Duration,
         keepalive: Keepalive,
     ) -> Result<Self, String> {
+        Self::build(address, None, tls, connect_timeout, keepalive)
+    }
+
+    /// A channel to one pod of a service: connects to `pod`, and speaks to it as `address`
+    /// (the service's name: the `:authority` and the name its TLS certificate must carry).
+    pub fn lazy_at(
+        pod: std::net::SocketAddr,
+        address: &str,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connect_timeout: Duration,
+        keepalive: Keepalive,
+    ) -> Result<Self, String> {
+        Self::build(address, Some(pod), tls, connect_timeout, keepalive)
+    }
+
+    fn build(
+        address: &str,
+        pod: Option<std::net::SocketAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+        connect_timeout: Duration,
+        keepalive: Keepalive,
+    ) -> Result<Self, String> {
         let bad =
             |e: &dyn std::fmt::Display| format!("failed to use upstream address {address:?}: {e}");
         let (explicit, rest) = match address.split_once("://") {
@@ -185,7 +209,7 @@ impl H2Channel {
             }
         };
         Ok(Self(Arc::new(Shared {
-            address: format!("{}:{port}", authority.host()),
+            address: pod.map_or_else(|| format!("{}:{port}", authority.host()), |p| p.to_string()),
             scheme,
             authority,
             tls,
@@ -194,7 +218,18 @@ impl H2Channel {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(None),
             attempts: std::sync::atomic::AtomicU64::new(0),
+            failed_at: Mutex::new(None),
         })))
+    }
+
+    /// Whether the last connection attempt failed less than `within` ago (a balancer skips
+    /// such a pod for a while rather than spend a retry on it).
+    pub fn failed_within(&self, within: Duration) -> bool {
+        self.0
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < within)
     }
 
     /// The open connection, if it is still up.
@@ -233,6 +268,12 @@ impl H2Channel {
         }
         let connected = self.connect().await;
         *failed = connected.as_ref().err().cloned();
+        *self
+            .0
+            .failed_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            connected.is_err().then(std::time::Instant::now);
         self.0.attempts.fetch_add(1, Ordering::AcqRel);
         let live = connected.map_err(not_sent)?;
         *self
@@ -284,7 +325,8 @@ impl H2Channel {
             .build()?)
     }
 
-    async fn send(
+    /// One call (what [`tower_service::Service::call`] runs, boxed).
+    pub(crate) async fn send(
         self,
         request: Request<tonic::body::Body>,
     ) -> Result<Response<RecvBody>, BoxError> {

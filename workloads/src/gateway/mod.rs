@@ -10,7 +10,9 @@
 //! ```
 //!
 //! - [`table`]: the route table and rings the operator renders, and their reload.
-//! - [`upstream`]: channels, deadlines, gRPC failure → public error, the guard seam.
+//! - [`upstream`]: channels, deadlines, gRPC failure → public error, the guard seam;
+//!   [`channel`]: one HTTP/2 connection per address; [`balance`]: calls spread over a
+//!   service's pods.
 //! - [`handlers`]: one function per route; [`metrics`]: request counts and latency; [`openapi`]: the route list and its OpenAPI
 //!   document; [`run`]: the `gateway` subcommand.
 //!
@@ -18,6 +20,7 @@
 //! get the verified user id. Every failure is a JSON error body: input problems are 4xx
 //! before any service is called, an unavailable upstream is a 503, nothing panics on input.
 
+pub mod balance;
 pub mod call;
 pub mod channel;
 pub mod handlers;

@@ -65,6 +65,11 @@ pub struct Route {
     /// `host:port` of an unsharded service.
     #[serde(default)]
     pub upstream: Option<String>,
+    /// `host:port` that resolves to each ready pod of the unsharded service (a headless
+    /// Service): calls are spread over them ([`super::balance`]), still addressed to
+    /// `upstream`; without it, or while it does not resolve, calls go to `upstream`.
+    #[serde(default)]
+    pub endpoints: Option<String>,
     /// The ring ConfigMap of a sharded service.
     #[serde(default)]
     pub ring: Option<String>,
@@ -102,6 +107,16 @@ impl RouteTable {
             }
             if seen.insert(route.service.as_str(), ()).is_some() {
                 return Err(format!("service {:?} is routed twice", route.service));
+            }
+            if route
+                .endpoints
+                .as_ref()
+                .is_some_and(|e| e.is_empty() || route.upstream.is_none())
+            {
+                return Err(format!(
+                    "route {:?}: endpoints must be non-empty and go with an upstream",
+                    route.service
+                ));
             }
             match (&route.upstream, &route.ring) {
                 (Some(u), None) if !u.is_empty() => {}
@@ -321,6 +336,22 @@ mod tests {
             Some("acme-inventory-ring")
         );
         assert!(RouteTable::parse("{").is_err());
+        let pods = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1", "endpoints": "a-pods:1"}]}"#;
+        assert_eq!(
+            RouteTable::parse(pods)
+                .expect("endpoints with an upstream")
+                .routes[0]
+                .endpoints
+                .as_deref(),
+            Some("a-pods:1")
+        );
+        for bad in [
+            r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1", "endpoints": ""}]}"#,
+            r#"{"storefront": "a", "routes": [{"service": "auth", "ring": "r", "endpoints": "a-pods:1"}]}"#,
+        ] {
+            let e = RouteTable::parse(bad).expect_err(bad);
+            assert!(e.contains("endpoints"), "{e}");
+        }
         let both = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1", "ring": "r"}]}"#;
         assert!(
             RouteTable::parse(both)

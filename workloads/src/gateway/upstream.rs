@@ -21,14 +21,18 @@ use axum::{
 use storefront_crds::ring::Ring;
 use tonic::{Code, Status, service::interceptor::InterceptedService};
 
-use super::{channel::H2Channel as Channel, table::Snapshot};
+use super::{
+    balance::{self, Pool, Upstream},
+    channel::H2Channel as Channel,
+    table::Snapshot,
+};
 use crate::{
     api::{ApiError, ErrorKind},
     grpc::ServiceTokenAttacher,
 };
 
 /// A channel that attaches a fresh service token to every call.
-pub type Authed = InterceptedService<Channel, ServiceTokenAttacher>;
+pub type Authed = InterceptedService<Upstream, ServiceTokenAttacher>;
 
 /// The name the gateway signs its service tokens with.
 pub const SERVICE: &str = "gateway";
@@ -134,10 +138,12 @@ impl Sharded {
 /// Channels for one snapshot of the route table.
 #[derive(Clone, Debug, Default)]
 pub struct Upstreams {
-    services: BTreeMap<String, Channel>,
+    services: BTreeMap<String, Upstream>,
     sharded: BTreeMap<String, Sharded>,
     /// Every channel by address, to reuse on the next reload.
     by_address: BTreeMap<String, Channel>,
+    /// Every pool by its endpoints and upstream, to reuse on the next reload.
+    pools: BTreeMap<(String, String), Pool>,
     /// The snapshot these were built from (rate limits for the guard live in its table).
     pub snapshot: Option<Arc<Snapshot>>,
 }
@@ -166,11 +172,27 @@ impl Upstreams {
             by_address.insert(address.to_string(), c.clone());
             Ok(c)
         };
+        let mut pools = BTreeMap::new();
         let mut services = BTreeMap::new();
         let mut sharded = BTreeMap::new();
         for route in &snapshot.table.routes {
-            if let Some(address) = &route.upstream {
-                services.insert(route.service.clone(), channel(address)?);
+            if let (Some(address), Some(endpoints)) = (&route.upstream, &route.endpoints) {
+                let key = (endpoints.clone(), address.clone());
+                let pool = match previous.pools.get(&key) {
+                    Some(p) => p.clone(),
+                    None => Pool::new(
+                        endpoints,
+                        address,
+                        crate::grpc::client_rustls().transpose()?,
+                        deadlines.connect,
+                        balance::system_resolver(),
+                        balance::REFRESH,
+                    )?,
+                };
+                pools.insert(key, pool.clone());
+                services.insert(route.service.clone(), Upstream::Pool(pool));
+            } else if let Some(address) = &route.upstream {
+                services.insert(route.service.clone(), Upstream::One(channel(address)?));
             } else if let Some(ring) = snapshot.rings.get(&route.service) {
                 let channels = ring
                     .shards()
@@ -190,6 +212,7 @@ impl Upstreams {
             services,
             sharded,
             by_address,
+            pools,
             snapshot: Some(Arc::new(snapshot)),
         })
     }
@@ -207,8 +230,8 @@ impl Upstreams {
 }
 
 /// `channel` with the service tokens of `tokens` (the gateway's, for one upstream).
-pub fn authed(channel: Channel, tokens: ServiceTokenAttacher) -> Authed {
-    InterceptedService::new(channel, tokens)
+pub fn authed(channel: impl Into<Upstream>, tokens: ServiceTokenAttacher) -> Authed {
+    InterceptedService::new(channel.into(), tokens)
 }
 
 /// The public error for a failed call to `service` whose specific codes the caller did not
