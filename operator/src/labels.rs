@@ -54,6 +54,12 @@ pub fn service_object_name(storefront: &str, service: &str) -> String {
     format!("{storefront}-{service}")
 }
 
+/// Name of a service's headless Service (its ready pods' addresses, for the gateway's
+/// balancing): `<storefront>-<service>-pods`.
+pub fn pods_service_name(storefront: &str, service: &str) -> String {
+    format!("{storefront}-{service}-pods")
+}
+
 /// Name of a shard: `<storefront>-<service>-<index>`.
 pub fn shard_name(storefront: &str, service: &str, index: i32) -> String {
     format!("{storefront}-{service}-{index}")

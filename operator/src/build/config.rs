@@ -38,6 +38,9 @@ struct Route {
     /// `host:port` of the service (unsharded services).
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream: Option<String>,
+    /// `host:port` of its headless Service: the pods the gateway spreads calls over.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoints: Option<String>,
     /// Ring ConfigMap of a sharded service: shard addresses by ordinal, with an epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     ring: Option<String>,
@@ -98,6 +101,8 @@ pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
                 tier: p.tier.as_str().to_string(),
                 upstream: (!sharded)
                     .then(|| address(owner, &labels::service_object_name(owner.name, service))),
+                endpoints: (!sharded)
+                    .then(|| address(owner, &labels::pods_service_name(owner.name, service))),
                 ring: sharded.then(|| labels::ring_name(owner.name, service)),
                 rate_limit: p.rate_limit.as_ref().map(Limit::from),
             }

@@ -5,7 +5,8 @@
 //! with server-side apply and prunes every labelled child that is not in it.
 //!
 //! ```text
-//!  Storefront ─┬─ per unsharded service: Deployment, Service, ServiceAccount, [HPA], [PDB]
+//!  Storefront ─┬─ per unsharded service: Deployment, Service (+ headless `-pods` but the
+//!              │                         gateway's), ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
 //!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits),
 //!              │                         Role + RoleBinding (watch that ConfigMap, patch pod status)
@@ -186,6 +187,9 @@ pub fn desired(
             Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
                 d.deployments.push(deployment::build(&owner, p));
                 d.services.push(service::build(&owner, p.service.as_str()));
+                if p.service != storefront_crds::ServiceName::Gateway {
+                    d.services.push(service::pods(&owner, p.service.as_str()));
+                }
                 d.hpas.extend(hpa::build(&owner, p));
                 d.pdbs.extend(pdb::build(&owner, p));
             }

@@ -1,4 +1,7 @@
-//! ClusterIP Service of a service (or of one shard): `http` 8080 and `grpc` 50051.
+//! ClusterIP Service of a service (or of one shard): `http` 8080 and `grpc` 50051; and the
+//! headless Service beside an unsharded service's, whose name resolves to each ready pod
+//! (the gateway spreads its calls over them: one HTTP/2 connection through the cluster IP
+//! would reach one pod only).
 
 use std::collections::BTreeMap;
 
@@ -37,6 +40,25 @@ pub fn service_for(
             type_: Some("ClusterIP".to_string()),
             selector: Some(selector),
             ports: Some(vec![port("http", HTTP_PORT), port("grpc", GRPC_PORT)]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+/// The headless Service of `service`'s pods (`grpc` only; ready pods only).
+pub fn pods(owner: &Owner<'_>, service: &str) -> Service {
+    Service {
+        metadata: owner.meta(
+            labels::pods_service_name(owner.name, service),
+            service,
+            &BTreeMap::new(),
+        ),
+        spec: Some(ServiceSpec {
+            type_: Some("ClusterIP".to_string()),
+            cluster_ip: Some("None".to_string()),
+            selector: Some(labels::selector(owner.name, service)),
+            ports: Some(vec![port("grpc", GRPC_PORT)]),
             ..ServiceSpec::default()
         }),
         ..Service::default()

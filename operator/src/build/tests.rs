@@ -28,7 +28,39 @@ fn sample_builds_every_child() {
             "acme-recommendations"
         ]
     );
-    assert_eq!(names(&d.services), names(&d.deployments));
+    assert_eq!(
+        names(&d.services),
+        [
+            "acme-gateway",
+            "acme-auth",
+            "acme-auth-pods",
+            "acme-catalog",
+            "acme-catalog-pods",
+            "acme-orders",
+            "acme-orders-pods",
+            "acme-payments",
+            "acme-payments-pods",
+            "acme-recommendations",
+            "acme-recommendations-pods"
+        ]
+    );
+    let pods = d
+        .services
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some("acme-catalog-pods"))
+        .and_then(|s| s.spec.as_ref())
+        .unwrap();
+    assert_eq!(pods.cluster_ip.as_deref(), Some("None"), "headless");
+    assert_eq!(
+        pods.selector,
+        d.services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some("acme-catalog"))
+            .and_then(|s| s.spec.as_ref())
+            .unwrap()
+            .selector,
+        "the same pods as the service"
+    );
     assert_eq!(d.service_accounts.len(), 7);
     assert_eq!(names(&d.hpas), ["acme-gateway", "acme-catalog"]);
     assert_eq!(
@@ -67,7 +99,7 @@ fn every_child_is_labelled_and_owned() {
         .chain(d.config_maps.iter().map(|o| &o.metadata))
         .chain(d.shards.iter().map(|o| &o.metadata))
         .collect();
-    assert_eq!(metas.len(), 6 + 6 + 7 + 2 + 4 + 2 + 4);
+    assert_eq!(metas.len(), 6 + 11 + 7 + 2 + 4 + 2 + 4);
     for m in metas {
         let l = m.labels.as_ref().unwrap();
         for key in [
@@ -129,7 +161,7 @@ fn stopped_keeps_everything_at_zero_pods() {
     );
     assert!(d.hpas.is_empty() && d.pdbs.is_empty());
     assert!(d.shards.iter().all(|s| s.spec.replicas == 0));
-    assert_eq!(d.services.len(), 6);
+    assert_eq!(d.services.len(), 11);
     assert_eq!(d.config_maps.len(), 2);
 }
 
