@@ -75,6 +75,20 @@ impl Shopper {
         })
     }
 
+    /// `GET path` with a 10 s timeout: the status and the body as text (`/metrics`).
+    pub async fn get_text(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let req = hyper::Request::builder()
+            .uri(format!("http://{}{path}", self.addr))
+            .body(Full::new(Bytes::new()))?;
+        let res = tokio::time::timeout(Duration::from_secs(10), self.client.request(req))
+            .await
+            .with_context(|| format!("GET {path} timed out"))?
+            .with_context(|| format!("GET {path} failed"))?;
+        let status = res.status().as_u16();
+        let bytes = res.into_body().collect().await?.to_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Signs up (201) and signs in (200), keeping the token. A shop that just turned Ready
     /// may answer 503 for a few seconds (Service routes still being programmed): retried for
     /// up to a minute, as a person would; a 409 after such a retry means the first one landed.

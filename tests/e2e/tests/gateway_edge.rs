@@ -11,6 +11,9 @@
 //! 3. Catalog scaled to 0: after a few failing requests its breaker opens, the gateway marks
 //!    its pod (`storefront.dev/CircuitsClosed=False`) and the Storefront's status shows a
 //!    `CircuitOpen` failure point naming catalog; catalog back → the failure point clears.
+//! 4. Catalog at 2 replicas: the gateway's calls reach both pods, each at least 30 % of
+//!    them (the route's headless Service; one HTTP/2 connection through the cluster IP
+//!    would reach one pod).
 //!
 //! Timings are printed as `figure:` lines.
 
@@ -386,4 +389,91 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         "figure: CircuitOpen failure point cleared {:.1}s after catalog answered again",
         back.elapsed().as_secs_f64()
     );
+
+    // 4. Catalog at 2 replicas: the gateway spreads its calls over both pods (through the
+    //    headless `edge-catalog-pods` Service), not over the one its connection through the
+    //    cluster IP happened to reach.
+    sfs.patch(
+        "edge",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"services": {"catalog": {"replicas": 2}}}})),
+    )
+    .await
+    .unwrap();
+    let two = wait_for("two ready catalog pods", READY_TIMEOUT, || async {
+        let list = pods.list(&ListParams::default().labels(catalog)).await?;
+        let ready: Vec<String> = list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none() && pod_ready(p))
+            .map(ResourceExt::name_any)
+            .collect();
+        Ok((ready.len() == 2).then_some(ready))
+    })
+    .await
+    .unwrap();
+    let mut counters = Vec::new();
+    for name in &two {
+        let (addr, task) = forward(pods.clone(), name, 8080).await.unwrap();
+        counters.push((Shopper::new(addr), task));
+    }
+    let served = || async {
+        let mut counts = Vec::new();
+        for (pod, _) in &counters {
+            counts.push(catalog_calls(pod).await?);
+        }
+        anyhow::Ok(counts)
+    };
+    // The new pod joins once cluster DNS lists it (its answers are cached up to 30 s) and
+    // the gateway's next lookup (every 5 s) has run.
+    let started = Instant::now();
+    let split = wait_for(
+        "calls on both catalog pods",
+        Duration::from_secs(90),
+        || async {
+            let before = served().await?;
+            let mut ok = 0;
+            for _ in 0..40 {
+                ok += u32::from(listing(&gw).await == 200);
+            }
+            let after = served().await?;
+            let delta: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+            let total: u64 = delta.iter().sum();
+            Ok(
+                (ok >= 20 && total > 0 && delta.iter().all(|d| d * 10 >= total * 3))
+                    .then_some((delta, ok)),
+            )
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "figure: catalog calls over 2 pods: {:?} of 40 listings ({} answered 200), {:.1}s after both were ready",
+        split.0,
+        split.1,
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The gRPC calls a catalog pod has served (`storefront_requests_total` of its Catalog
+/// methods), read from its `/metrics`.
+async fn catalog_calls(pod: &Shopper) -> anyhow::Result<u64> {
+    let (status, text) = pod.get_text("/metrics").await?;
+    anyhow::ensure!(status == 200, "GET /metrics answered {status}");
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("storefront_requests_total{")
+                && l.contains("service=\"catalog\"")
+                && l.contains("Catalog/")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
