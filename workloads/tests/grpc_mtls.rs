@@ -13,7 +13,10 @@ use storefront_workloads::{
         grpc::serve,
         service::{Accounts, MemoryUserStore},
     },
-    gateway::channel::H2Channel,
+    gateway::{
+        balance::{Pool, Upstream},
+        channel::H2Channel,
+    },
     grpc::{TlsFiles, client_rustls, client_tls, install_tls},
 };
 use tokio::net::TcpListener;
@@ -121,6 +124,25 @@ async fn with_tls_installed_only_certified_clients_get_in() {
     gateway_health(port, tls)
         .await
         .expect("the gateway's channel is answered over mutual TLS");
+    // A pool over the service's pods connects to a pod's IP and still checks the service's
+    // name ("localhost", in the server's certificate), not the IP (which it does not carry).
+    let pod: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("pod");
+    let pool = Pool::new(
+        "pods.invalid:1",
+        &format!("localhost:{port}"),
+        client_rustls().transpose().expect("usable certificates"),
+        std::time::Duration::from_secs(2),
+        Arc::new(move |_| Box::pin(async move { Ok(vec![pod]) })),
+        std::time::Duration::from_secs(60),
+    )
+    .expect("pool");
+    HealthClient::new(Upstream::Pool(pool.clone()))
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("a pod is answered over mutual TLS under the service's name");
+    assert_eq!(pool.pods(), [pod], "through the pod, not the fallback");
     // The same channel without TLS is refused by the server.
     gateway_health(port, None)
         .await
