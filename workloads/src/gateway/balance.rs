@@ -13,8 +13,10 @@
 //! - a pod whose last connection attempt failed is skipped for [`SKIP_FAILED`] (a pod gone
 //!   before the name says so costs one failed attempt, which the gateway retries on the
 //!   next pod, not one per turn);
-//! - while the name does not resolve (no pod ready, no cluster DNS), calls go to the
-//!   service's own address, as without a pool; a failed lookup keeps the last good pods.
+//! - while the name does not resolve (no pod ready, no cluster DNS), and while every pod
+//!   listed has just failed, calls go to the service's own address, as without a pool: its
+//!   cluster IP refuses at once when the service has no ready pod (a vanished pod's IP may
+//!   not answer at all until the connect timeout) and needs no DNS.
 //!
 //! Every pod's channel is addressed to the service's name (`:authority`, and the name its
 //! TLS certificate must carry), whatever IP it connects to.
@@ -166,8 +168,8 @@ impl Pool {
         self.0.pods.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The channel for the next call: the next pod in turn that has not just failed (any
-    /// pod when all have), or the service's own address while there are none.
+    /// The channel for the next call: the next pod in turn that has not just failed, or the
+    /// service's own address while there is none.
     async fn pick(&self) -> H2Channel {
         let (channels, resolved_at) = {
             let pods = self.lock();
@@ -198,7 +200,7 @@ impl Pool {
         (0..n)
             .map(|i| &channels[(start + i) % n].1)
             .find(|c| !c.failed_within(SKIP_FAILED))
-            .unwrap_or(&channels[start % n].1)
+            .unwrap_or(&self.0.fallback)
             .clone()
     }
 
@@ -214,7 +216,7 @@ impl Pool {
     }
 
     /// Looks the pods up and replaces the rotation (keeping the channels of pods that
-    /// stay); a failed lookup keeps the last pods.
+    /// stay); after a failed lookup there are none (calls go to the service's address).
     async fn resolve(&self) {
         let found = (self.0.resolve)(self.0.endpoints.clone()).await;
         let mut pods = self.lock();
@@ -230,10 +232,11 @@ impl Pool {
                     tracing::warn!(
                         endpoints = %self.0.endpoints,
                         "failed to look up the pods ({why}); calls go to {} meanwhile",
-                        if pods.channels.is_empty() { self.0.upstream.as_str() } else { "the last pods found" }
+                        self.0.upstream
                     );
                     pods.error = Some(why);
                 }
+                pods.channels = Arc::default();
                 return;
             }
         };
@@ -414,6 +417,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_every_pod_has_just_failed_calls_go_to_the_service_address() {
+        let (service, at_service) = pod().await;
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr")
+        };
+        let found = Arc::new(Mutex::new(vec![dead]));
+        let pool = Pool::new(
+            "shop-pods:1",
+            &service.to_string(),
+            None,
+            CONNECT,
+            answers(&found),
+            REFRESH,
+        )
+        .expect("pool");
+        check(&pool).await.expect_err("the listed pod is gone");
+        for _ in 0..5 {
+            check(&pool).await.expect("answered by the service address");
+        }
+        assert_eq!(at_service.load(Ordering::SeqCst), 5);
+    }
+
+    #[tokio::test]
     async fn without_pods_to_find_calls_go_to_the_service_address() {
         let (service, at_service) = pod().await;
         let found = Arc::new(Mutex::new(Vec::new()));
@@ -430,22 +457,24 @@ mod tests {
         assert_eq!(at_service.load(Ordering::SeqCst), 1);
         assert!(pool.pods().is_empty());
 
-        // Found once, then the lookup fails: the last pods found keep serving.
+        // Found once, then the lookup fails: back to the service's address.
         let (p, at_p) = pod().await;
         found.lock().expect("pods").push(p);
         tokio::time::sleep(Duration::from_millis(100)).await;
         check(&pool).await.expect("answered");
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(pool.pods(), [p]);
-        let by_service = at_service.load(Ordering::SeqCst);
+        let by_pod = at_p.load(Ordering::SeqCst);
         found.lock().expect("pods").clear();
         tokio::time::sleep(Duration::from_millis(100)).await;
+        check(&pool).await.expect("answered"); // starts the lookup
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(pool.pods().is_empty(), "{:?}", pool.pods());
+        let by_service = at_service.load(Ordering::SeqCst);
         for _ in 0..5 {
             check(&pool).await.expect("answered");
-            tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        assert_eq!(pool.pods(), [p], "a failed lookup keeps the last pods");
-        assert!(at_p.load(Ordering::SeqCst) >= 5);
-        assert_eq!(at_service.load(Ordering::SeqCst), by_service);
+        assert_eq!(at_service.load(Ordering::SeqCst), by_service + 5);
+        assert!(at_p.load(Ordering::SeqCst) <= by_pod + 1);
     }
 }
