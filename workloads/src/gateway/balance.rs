@@ -343,20 +343,38 @@ mod tests {
         pods.iter().map(|c| c.load(Ordering::SeqCst)).collect()
     }
 
+    /// A pool over what `found` lists, spoken to (and falling back to) `service`.
+    fn pool(service: SocketAddr, found: &Arc<Mutex<Vec<SocketAddr>>>, refresh: Duration) -> Pool {
+        Pool::new(
+            "shop-pods:1",
+            &service.to_string(),
+            None,
+            CONNECT,
+            answers(found),
+            refresh,
+        )
+        .expect("pool")
+    }
+
+    /// An address nobody listens on.
+    fn gone() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    }
+
+    /// Lets `refresh` pass, and has a call start the lookup and the lookup end.
+    async fn looked_up_again(pool: &Pool, refresh: Duration) {
+        tokio::time::sleep(refresh * 2).await;
+        let _ = check(pool).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     #[tokio::test]
     async fn calls_take_the_pods_in_turn_and_follow_them_as_they_come_and_go() {
         let ((a, at_a), (b, at_b), (c, at_c)) = (pod().await, pod().await, pod().await);
         let found = Arc::new(Mutex::new(vec![a, b]));
         let refresh = Duration::from_millis(100);
-        let pool = Pool::new(
-            "shop-pods:1",
-            &a.to_string(),
-            None,
-            CONNECT,
-            answers(&found),
-            refresh,
-        )
-        .expect("pool");
+        let pool = pool(a, &found, refresh);
         for _ in 0..100 {
             check(&pool).await.expect("answered");
         }
@@ -364,9 +382,7 @@ mod tests {
 
         // The service scales out: the new pod joins after the next lookup.
         found.lock().expect("pods").push(c);
-        tokio::time::sleep(refresh * 2).await;
-        check(&pool).await.expect("answered"); // starts the lookup
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        looked_up_again(&pool, refresh).await;
         assert_eq!(pool.pods().len(), 3, "{:?}", pool.pods());
         let before = counts(&[&at_a, &at_b, &at_c]);
         for _ in 0..90 {
@@ -378,9 +394,7 @@ mod tests {
 
         // A pod leaves: it gets no more calls once the name no longer lists it.
         found.lock().expect("pods").retain(|p| *p != a);
-        tokio::time::sleep(refresh * 2).await;
-        check(&pool).await.expect("answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        looked_up_again(&pool, refresh).await;
         let left = at_a.load(Ordering::SeqCst);
         for _ in 0..20 {
             check(&pool).await.expect("answered");
@@ -391,20 +405,9 @@ mod tests {
     #[tokio::test]
     async fn a_dead_pod_is_skipped_after_its_first_failure() {
         let (a, at_a) = pod().await;
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr")
-        };
+        let dead = gone();
         let found = Arc::new(Mutex::new(vec![a, dead]));
-        let pool = Pool::new(
-            "shop-pods:1",
-            &a.to_string(),
-            None,
-            CONNECT,
-            answers(&found),
-            REFRESH,
-        )
-        .expect("pool");
+        let pool = pool(a, &found, REFRESH);
         let mut failed = 0;
         for _ in 0..20 {
             if let Err(status) = check(&pool).await {
@@ -419,20 +422,9 @@ mod tests {
     #[tokio::test]
     async fn when_every_pod_has_just_failed_calls_go_to_the_service_address() {
         let (service, at_service) = pod().await;
-        let dead = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            l.local_addr().expect("addr")
-        };
+        let dead = gone();
         let found = Arc::new(Mutex::new(vec![dead]));
-        let pool = Pool::new(
-            "shop-pods:1",
-            &service.to_string(),
-            None,
-            CONNECT,
-            answers(&found),
-            REFRESH,
-        )
-        .expect("pool");
+        let pool = pool(service, &found, REFRESH);
         check(&pool).await.expect_err("the listed pod is gone");
         for _ in 0..5 {
             check(&pool).await.expect("answered by the service address");
@@ -444,15 +436,8 @@ mod tests {
     async fn without_pods_to_find_calls_go_to_the_service_address() {
         let (service, at_service) = pod().await;
         let found = Arc::new(Mutex::new(Vec::new()));
-        let pool = Pool::new(
-            "shop-pods:1",
-            &service.to_string(),
-            None,
-            CONNECT,
-            answers(&found),
-            Duration::from_millis(50),
-        )
-        .expect("pool");
+        let refresh = Duration::from_millis(50);
+        let pool = pool(service, &found, refresh);
         check(&pool).await.expect("answered by the service address");
         assert_eq!(at_service.load(Ordering::SeqCst), 1);
         assert!(pool.pods().is_empty());
@@ -460,15 +445,11 @@ mod tests {
         // Found once, then the lookup fails: back to the service's address.
         let (p, at_p) = pod().await;
         found.lock().expect("pods").push(p);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        check(&pool).await.expect("answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        looked_up_again(&pool, refresh).await;
         assert_eq!(pool.pods(), [p]);
         let by_pod = at_p.load(Ordering::SeqCst);
         found.lock().expect("pods").clear();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        check(&pool).await.expect("answered"); // starts the lookup
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        looked_up_again(&pool, refresh).await;
         assert!(pool.pods().is_empty(), "{:?}", pool.pods());
         let by_service = at_service.load(Ordering::SeqCst);
         for _ in 0..5 {
