@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!  GATEWAY_ROUTES (routes.json, ConfigMap <shop>-gateway-routes)
-//!    {storefront, routes: [{service, prefix, tier, upstream? | ring?, rateLimit?}], gatewayRateLimit?}
-//!                                                     │ ring: "<shop>-inventory-ring"
-//!  GATEWAY_RINGS_DIR/<ring name>/ring.json  ◀─────────┘   (storefront_crds::ring document)
+//!    {storefront, routes: [{service, prefix, tier, (upstream, endpoints?) | ring, rateLimit?}],
+//!     gatewayRateLimit?}                                          │ ring: "<shop>-inventory-ring"
+//!  GATEWAY_RINGS_DIR/<ring name>/ring.json  ◀─────────────────────┘   (storefront_crds::ring)
 //! ```
 //!
 //! [`Loader::poll`] reads the routes file and every ring it names (small files; a second's
