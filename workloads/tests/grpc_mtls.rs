@@ -14,7 +14,7 @@ use storefront_workloads::{
         service::{Accounts, MemoryUserStore},
     },
     gateway::{
-        balance::{Pool, Upstream},
+        balance::{PodSource, Pool, Upstream},
         channel::H2Channel,
     },
     grpc::{TlsFiles, client_rustls, client_tls, install_tls},
@@ -132,8 +132,10 @@ async fn with_tls_installed_only_certified_clients_get_in() {
         &format!("localhost:{port}"),
         client_rustls().transpose().expect("usable certificates"),
         std::time::Duration::from_secs(2),
-        Arc::new(move |_| Box::pin(async move { Ok(vec![pod]) })),
-        std::time::Duration::from_secs(60),
+        PodSource {
+            resolve: Arc::new(move |_| Box::pin(async move { Ok(vec![pod]) })),
+            refresh: std::time::Duration::from_secs(60),
+        },
     )
     .expect("pool");
     HealthClient::new(Upstream::Pool(pool.clone()))

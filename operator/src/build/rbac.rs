@@ -8,12 +8,15 @@
 //!                                                                       (a sale's limits in ~1 s)
 //!    pods/status patch            (any pod of the namespace: pod names are not known in
 //!                                  advance)                             edge health conditions
+//!    endpointslices list watch    (discovery.k8s.io; the namespace's)   the pods to spread calls
+//!                                                                       over, seen within ~1 s
 //!  RoleBinding <sf>-gateway ──▶ ServiceAccount <sf>-gateway
 //! ```
 //!
 //! The rings stay mounted ConfigMaps (see `workloads/src/gateway/source.rs`), so they are not
 //! in the Role. The operator must hold every permission it grants here (RBAC's escalation
-//! check): `manifests/operator/10-rbac.yaml` gives it `patch` on `pods/status` for that.
+//! check): `manifests/operator/10-rbac.yaml` gives it `patch` on `pods/status` and
+//! `list`/`watch` on `endpointslices` for that.
 
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
@@ -23,8 +26,12 @@ use crate::labels;
 const GATEWAY: &str = "gateway";
 
 fn rule(resources: &str, names: Option<Vec<String>>, verbs: &[&str]) -> PolicyRule {
+    rule_in("", resources, names, verbs)
+}
+
+fn rule_in(group: &str, resources: &str, names: Option<Vec<String>>, verbs: &[&str]) -> PolicyRule {
     PolicyRule {
-        api_groups: Some(vec![String::new()]),
+        api_groups: Some(vec![group.to_string()]),
         resources: Some(vec![resources.to_string()]),
         resource_names: names,
         verbs: verbs.iter().map(|v| (*v).to_string()).collect(),
@@ -47,6 +54,12 @@ pub fn role(owner: &Owner<'_>) -> Role {
                 &["get", "list", "watch"],
             ),
             rule("pods/status", None, &["patch"]),
+            rule_in(
+                "discovery.k8s.io",
+                "endpointslices",
+                None,
+                &["list", "watch"],
+            ),
         ]),
     }
 }
@@ -94,6 +107,15 @@ mod tests {
             Some(&["acme-gateway-routes".to_string()][..])
         );
         assert!(!rules[0].verbs.iter().any(|v| v == "update" || v == "patch"));
+        let slices = rules
+            .iter()
+            .find(|r| r.resources.as_deref() == Some(&["endpointslices".to_string()][..]))
+            .expect("endpointslices");
+        assert_eq!(
+            slices.api_groups.as_deref(),
+            Some(&["discovery.k8s.io".to_string()][..])
+        );
+        assert_eq!(slices.verbs, ["list", "watch"], "read only");
         let subject = &d.role_bindings[0].subjects.as_ref().expect("subjects")[0];
         let account = d
             .service_accounts

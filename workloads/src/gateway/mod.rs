@@ -85,6 +85,9 @@ struct Inner {
     /// Public requests by route and status, once [`Gateway::router_with_metrics`] set it
     /// (recorded by the same middleware that enforces the rate limits: one layer, not two).
     request_metrics: std::sync::OnceLock<metrics::RequestMetrics>,
+    /// Where pools find a service's pods, once [`Gateway::find_pods_with`] set it (cluster
+    /// DNS until then).
+    pods: std::sync::OnceLock<balance::PodSource>,
 }
 
 impl Gateway {
@@ -119,7 +122,14 @@ impl Gateway {
             attachers: Mutex::new(HashMap::new()),
             upstream_metrics: metrics::UpstreamMetrics::default(),
             request_metrics: std::sync::OnceLock::new(),
+            pods: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Pools built from now on find their pods with `source` (set once, before the first
+    /// route table; later calls are ignored).
+    pub fn find_pods_with(&self, source: balance::PodSource) {
+        let _ = self.0.pods.set(source);
     }
 
     /// The token attacher for calls to `service` (shared, so tokens are reused).
@@ -155,7 +165,8 @@ impl Gateway {
     /// absurd limit) the current table stays, whole.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), String> {
         let policies = limits::policies(&snapshot.table)?;
-        let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines)?;
+        let pods = self.0.pods.get().cloned().unwrap_or_default();
+        let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines, &pods)?;
         self.0.limiter.configure(&policies)?;
         *self
             .0

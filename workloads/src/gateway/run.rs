@@ -168,11 +168,15 @@ async fn api_client(wanted: bool) -> Option<kube::Client> {
 async fn start_api_side(
     args: &GatewayArgs,
     check: report::Check,
+    gateway: &Gateway,
 ) -> Option<tokio::sync::watch::Receiver<Option<source::Fetched>>> {
     let namespace = args.common.namespace.as_deref();
     let api_source = source::ApiSource::from_settings(args.routes_configmap.as_deref(), namespace);
     let pod = args.pod_name.clone().filter(|p| !p.is_empty());
     let client = api_client(api_source.is_some() || pod.is_some()).await?;
+    if let Some(ns) = namespace {
+        gateway.find_pods_with(super::balance::endpoint_slices(client.clone(), ns));
+    }
     if let (Some(pod), Some(ns)) = (pod, namespace) {
         let every = Duration::from_millis(args.report_ms.max(100));
         report::spawn_reporter(client.clone(), ns.to_string(), pod, check, every);
@@ -228,7 +232,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
             .map(report::EdgeProblem::rate_limiter_degraded)
     }));
     let check = report::edge_check(guard, gateway.clone(), limiter_degraded);
-    let routes_watch = start_api_side(&args, check).await;
+    let routes_watch = start_api_side(&args, check, &gateway).await;
     let loaded_table = Loaded::register(&mut registry);
 
     let ready = Readiness::default();

@@ -154,11 +154,13 @@ fn endpoint(address: &str, deadlines: Deadlines) -> Result<Channel, String> {
 }
 
 impl Upstreams {
-    /// Channels for `snapshot`, reusing `previous`'s for unchanged addresses.
+    /// Channels for `snapshot`, reusing `previous`'s for unchanged addresses; pools find
+    /// their pods from `pods`.
     pub fn build(
         snapshot: Snapshot,
         previous: &Upstreams,
         deadlines: Deadlines,
+        pods: &balance::PodSource,
     ) -> Result<Self, String> {
         let mut by_address = BTreeMap::new();
         let mut channel = |address: &str| -> Result<Channel, String> {
@@ -185,8 +187,7 @@ impl Upstreams {
                         address,
                         crate::grpc::client_rustls().transpose()?,
                         deadlines.connect,
-                        balance::system_resolver(),
-                        balance::REFRESH,
+                        pods.clone(),
                     )?,
                 };
                 pools.insert(key, pool.clone());
@@ -316,6 +317,7 @@ mod tests {
             snapshot("127.0.0.1:1", &["127.0.0.1:2", "127.0.0.1:3"]),
             &Upstreams::default(),
             Deadlines::default(),
+            &balance::PodSource::default(),
         )
         .expect("builds");
         let issuer = Arc::new(TokenIssuer::new(
@@ -337,6 +339,7 @@ mod tests {
             snapshot("127.0.0.1:1", &["127.0.0.1:2"]),
             &up,
             Deadlines::default(),
+            &balance::PodSource::default(),
         )
         .expect("rebuilds");
         assert_eq!(
@@ -348,7 +351,8 @@ mod tests {
             Upstreams::build(
                 snapshot("bad address ::", &["a:1"]),
                 &up,
-                Deadlines::default()
+                Deadlines::default(),
+                &balance::PodSource::default(),
             )
             .is_err()
         );
