@@ -5,8 +5,8 @@
 //! with server-side apply and prunes every labelled child that is not in it.
 //!
 //! ```text
-//!  Storefront ─┬─ per unsharded service: Deployment, Service (+ headless `-pods` but the
-//!              │                         gateway's), ServiceAccount, [HPA], [PDB]
+//!  Storefront ─┬─ per unsharded service: Deployment, Service (+ a headless `-pods` one when
+//!              │                         a gateway calls it), ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
 //!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits),
 //!              │                         Role + RoleBinding (watch that ConfigMap, patch pod status)
@@ -169,6 +169,9 @@ pub fn desired(
         mtls_requested: sf.spec.security.as_ref().is_some_and(|s| s.mtls),
         ..Desired::default()
     };
+    let gateway = plans
+        .iter()
+        .any(|p| p.service == storefront_crds::ServiceName::Gateway);
     for p in &plans {
         d.service_accounts
             .push(service_account::build(&owner, p.service.as_str()));
@@ -187,7 +190,8 @@ pub fn desired(
             Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
                 d.deployments.push(deployment::build(&owner, p));
                 d.services.push(service::build(&owner, p.service.as_str()));
-                if p.service != storefront_crds::ServiceName::Gateway {
+                // The pods the gateway spreads its calls over (none without a gateway).
+                if gateway && p.service != storefront_crds::ServiceName::Gateway {
                     d.services.push(service::pods(&owner, p.service.as_str()));
                 }
                 d.hpas.extend(hpa::build(&owner, p));
@@ -195,10 +199,7 @@ pub fn desired(
             }
         }
     }
-    if plans
-        .iter()
-        .any(|p| p.service == storefront_crds::ServiceName::Gateway)
-    {
+    if gateway {
         d.config_maps.push(config::gateway_routes(&owner, &plans));
         d.roles.push(rbac::role(&owner));
         d.role_bindings.push(rbac::role_binding(&owner));

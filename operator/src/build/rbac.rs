@@ -135,5 +135,13 @@ mod tests {
         }
         let d = desired(&sf, &[], now()).expect("builds");
         assert!(d.roles.is_empty() && d.role_bindings.is_empty());
+        assert!(
+            !d.services.iter().any(|s| s
+                .metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.ends_with("-pods"))),
+            "no headless Services without a gateway to use them"
+        );
     }
 }

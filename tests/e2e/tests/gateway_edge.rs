@@ -12,8 +12,8 @@
 //!    its pod (`storefront.dev/CircuitsClosed=False`) and the Storefront's status shows a
 //!    `CircuitOpen` failure point naming catalog; catalog back → the failure point clears.
 //! 4. Catalog at 2 replicas: the gateway's calls reach both pods, each at least 30 % of
-//!    them (the route's headless Service; one HTTP/2 connection through the cluster IP
-//!    would reach one pod).
+//!    them (the pods of the route's headless Service, from the watched EndpointSlices; one
+//!    HTTP/2 connection through the cluster IP would reach one pod).
 //!
 //! Timings are printed as `figure:` lines.
 
@@ -424,8 +424,8 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         }
         anyhow::Ok(counts)
     };
-    // The new pod joins once cluster DNS lists it (its answers are cached up to 30 s) and
-    // the gateway's next lookup (every 5 s) has run.
+    // The new pod joins once its EndpointSlice says ready and the gateway's next read of
+    // the watched slices (every second) has run.
     let started = Instant::now();
     let split = wait_for(
         "calls on both catalog pods",

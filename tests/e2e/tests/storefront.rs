@@ -141,7 +141,19 @@ async fn sample_storefront_converges_with_every_child_and_ready_pods() {
         ]
     );
     let services: Api<Service> = ns.api();
-    assert_eq!(names(&services, &sel).await.len(), 6 + 4);
+    // One per unsharded service, one per shard, and a headless `-pods` one per unsharded
+    // service but the gateway (the pods the gateway spreads its calls over).
+    let all = names(&services, &sel).await;
+    assert_eq!(all.len(), 6 + 4 + 5, "{all:?}");
+    for service in ["auth", "catalog", "orders", "payments", "recommendations"] {
+        let pods = format!("acme-{service}-pods");
+        let svc = services.get(&pods).await.unwrap();
+        assert_eq!(
+            svc.spec.and_then(|s| s.cluster_ip).as_deref(),
+            Some("None"),
+            "{pods} is headless"
+        );
+    }
     let sas: Api<ServiceAccount> = ns.api();
     assert_eq!(names(&sas, &sel).await.len(), 7);
     let hpas: Api<HorizontalPodAutoscaler> = ns.api();
@@ -275,7 +287,7 @@ async fn drift_is_repaired_and_switched_off_services_are_pruned() {
         t0.elapsed().as_secs_f64()
     );
 
-    // A service switched off is pruned: Deployment, Service, ServiceAccount.
+    // A service switched off is pruned: Deployment, Services, ServiceAccount.
     patch_spec(
         &sfs,
         "mini",
@@ -287,6 +299,7 @@ async fn drift_is_repaired_and_switched_off_services_are_pruned() {
     wait_for("catalog children to be pruned", CHANGE_TIMEOUT, || async {
         let gone = deployments.get_opt("mini-catalog").await?.is_none()
             && services.get_opt("mini-catalog").await?.is_none()
+            && services.get_opt("mini-catalog-pods").await?.is_none()
             && sas.get_opt("mini-catalog").await?.is_none();
         Ok(gone.then_some(()))
     })
