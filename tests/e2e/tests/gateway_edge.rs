@@ -11,9 +11,9 @@
 //! 3. Catalog scaled to 0: after a few failing requests its breaker opens, the gateway marks
 //!    its pod (`storefront.dev/CircuitsClosed=False`) and the Storefront's status shows a
 //!    `CircuitOpen` failure point naming catalog; catalog back → the failure point clears.
-//! 4. Catalog at 2 replicas: the gateway's calls reach both pods, each at least 30 % of
-//!    them (the pods of the route's headless Service, from the watched EndpointSlices; one
-//!    HTTP/2 connection through the cluster IP would reach one pod).
+//! 4. Catalog at 2 replicas: within 20 s of both being ready, the gateway's calls reach both
+//!    pods, each at least 30 % of them (the pods of the route's headless Service, from the
+//!    watched EndpointSlices; one HTTP/2 connection through the cluster IP would reach one).
 //!
 //! Timings are printed as `figure:` lines.
 
@@ -425,11 +425,12 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         anyhow::Ok(counts)
     };
     // The new pod joins once its EndpointSlice says ready and the gateway's next read of
-    // the watched slices (every second) has run.
+    // the watched slices (every second) has run: measured 0.2 s. Bounded at 20 s, which the
+    // DNS path (cluster DNS caches answers for 30 s; measured 28-30 s) does not meet.
     let started = Instant::now();
     let split = wait_for(
         "calls on both catalog pods",
-        Duration::from_secs(90),
+        Duration::from_secs(20),
         || async {
             let before = served().await?;
             let mut ok = 0;
