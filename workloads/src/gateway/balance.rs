@@ -341,9 +341,6 @@ impl Pool {
     }
 
     fn choose(&self, channels: &[(SocketAddr, H2Channel)]) -> H2Channel {
-        if channels.is_empty() {
-            return self.0.fallback.clone();
-        }
         let start = self.0.next.fetch_add(1, Ordering::Relaxed);
         let n = channels.len();
         (0..n)
@@ -372,11 +369,8 @@ impl Pool {
         pods.resolved_at = Some(Instant::now());
         let mut addresses = match found {
             Ok(addresses) if !addresses.is_empty() => addresses,
-            Ok(_) | Err(_) => {
-                let why = match found {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "no addresses".to_string(),
-                };
+            failed => {
+                let why = failed.map_or_else(|e| e.to_string(), |_| "no addresses".into());
                 if pods.error.as_deref() != Some(why.as_str()) {
                     tracing::warn!(
                         endpoints = %self.0.endpoints,

@@ -142,33 +142,39 @@ pub fn code_name(code: Code) -> &'static str {
 mod tests {
     use super::*;
 
-    #[test]
-    fn upstream_calls_are_counted_per_upstream_and_code() {
-        let metrics = UpstreamMetrics::default();
+    /// Registers `metrics` (recording works before too) and checks its exposition has `lines`.
+    fn assert_exposes(metrics: &UpstreamMetrics, lines: &[&str]) {
         let mut registry = Registry::default();
         metrics.register(&mut registry);
-        metrics.record("orders", Code::Ok, 0.002);
-        metrics.record("orders", Code::Ok, 0.003);
-        metrics.record("orders", Code::Unavailable, 0.001);
-        metrics.record("catalog", Code::DeadlineExceeded, 2.0);
-        metrics.record("orders", Code::Ok, 0.004);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        for line in [
-            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 3"#,
-            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 1"#,
-            r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="DeadlineExceeded"} 1"#,
-            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 4"#,
-        ] {
+        for line in lines {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
     }
 
     #[test]
+    fn upstream_calls_are_counted_per_upstream_and_code() {
+        let metrics = UpstreamMetrics::default();
+        metrics.record("orders", Code::Ok, 0.002);
+        metrics.record("orders", Code::Ok, 0.003);
+        metrics.record("orders", Code::Unavailable, 0.001);
+        metrics.record("catalog", Code::DeadlineExceeded, 2.0);
+        metrics.record("orders", Code::Ok, 0.004);
+        assert_exposes(
+            &metrics,
+            &[
+                r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 3"#,
+                r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 1"#,
+                r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="DeadlineExceeded"} 1"#,
+                r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 4"#,
+            ],
+        );
+    }
+
+    #[test]
     fn calls_recorded_from_many_threads_at_once_are_all_counted() {
         let metrics = UpstreamMetrics::default();
-        let mut registry = Registry::default();
-        metrics.register(&mut registry);
         std::thread::scope(|scope| {
             for t in 0..4 {
                 let metrics = &metrics;
@@ -189,16 +195,15 @@ mod tests {
                 });
             }
         });
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
-        for line in [
-            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 1800"#,
-            r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 200"#,
-            r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="Ok"} 1800"#,
-            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 2000"#,
-            r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="catalog"} 2000"#,
-        ] {
-            assert!(text.contains(line), "missing {line} in\n{text}");
-        }
+        assert_exposes(
+            &metrics,
+            &[
+                r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Ok"} 1800"#,
+                r#"storefront_upstream_requests_total{service="gateway",upstream="orders",code="Unavailable"} 200"#,
+                r#"storefront_upstream_requests_total{service="gateway",upstream="catalog",code="Ok"} 1800"#,
+                r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="orders"} 2000"#,
+                r#"storefront_upstream_request_duration_seconds_count{service="gateway",upstream="catalog"} 2000"#,
+            ],
+        );
     }
 }
