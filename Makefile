@@ -4,11 +4,13 @@
 demo:
 	tests/e2e/demo
 
-test: lint unit integration e2e
+# Every stage below, timed, with the Kubernetes build in the background (tests/all).
+test:
+	tests/all
 
 lint:
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --features storefront-workloads/datastore-tests -- -D warnings
+	cargo clippy --workspace --all-targets --test datastores -- -D warnings
 
 unit:
 	cargo test

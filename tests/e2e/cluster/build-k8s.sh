@@ -24,14 +24,22 @@ build() { # build DIR PKG NAME [LDFLAGS]
 }
 
 ldk="-X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=34"
+# The Kubernetes components in one `go build`: their shared packages compile once and the
+# links overlap with other compiles (six builds one after another each ended on a lone link).
+missing=()
 for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
-  if [ -x "$CACHE/bin/$c" ]; then continue; fi
-  echo "building $c"
-  t0=$SECONDS
-  (cd "$here/k8s" && go build -trimpath -ldflags "-s -w $ldk" -o "$CACHE/bin/$c.tmp" "k8s.io/kubernetes/cmd/$c")
-  mv "$CACHE/bin/$c.tmp" "$CACHE/bin/$c"
-  echo "built $c in $((SECONDS - t0))s"
+  [ -x "$CACHE/bin/$c" ] || missing+=("$c")
 done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "building ${missing[*]}"
+  t0=$SECONDS
+  rm -rf "$CACHE/bin/.new" && mkdir -p "$CACHE/bin/.new"
+  (cd "$here/k8s" && go build -trimpath -ldflags "-s -w $ldk" -o "$CACHE/bin/.new/" \
+    "${missing[@]/#/k8s.io/kubernetes/cmd/}")
+  for c in "${missing[@]}"; do mv "$CACHE/bin/.new/$c" "$CACHE/bin/$c"; done
+  rmdir "$CACHE/bin/.new"
+  echo "built ${missing[*]} in $((SECONDS - t0))s"
+fi
 build "$here/k8s" go.etcd.io/etcd/server/v3 etcd
 build "$here/coredns" github.com/coredns/coredns coredns
 # metrics-server reports its version through client-go's version package (as its Makefile sets it)

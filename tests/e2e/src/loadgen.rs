@@ -1,5 +1,5 @@
 //! The load generator (`storefront-workloads loadgen`) as a child process of a test: the
-//! binary is `E2E_LOADGEN_BIN` (`tests/e2e/run` points it at the release build the images
+//! binary is `E2E_LOADGEN_BIN` (`tests/e2e/run` points it at the build the images
 //! come from), else the workspace's debug build; runs to the end and returns its JSON
 //! summary, or shows its output when it fails.
 

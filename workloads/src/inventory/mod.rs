@@ -3,7 +3,7 @@
 //! - [`domain`]: reservations all-or-nothing per order, never oversold, idempotent per order
 //!   id, released on cancel, committed on confirm.
 //! - [`postgres`]: the same rules in SQL, one schema per shard (integration-tested against a
-//!   real server: `tests/inventory_postgres.rs`).
+//!   real server: `tests/datastores/inventory_postgres.rs`).
 //! - [`grpc`]: the shard's gRPC server over any store, refusing SKUs it does not own.
 //! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!

@@ -3,11 +3,11 @@
 //! - [`domain`]: events, the projection folded from them, the saga with compensation.
 //! - [`idempotency`]: `Idempotency-Key` fingerprints and replay/conflict decisions.
 //! - [`postgres`]: the event log, outbox and key records in PostgreSQL; the saga step with
-//!   optimistic concurrency (integration-tested: `tests/orders_postgres.rs`).
+//!   optimistic concurrency (integration-tested: `tests/datastores/orders_postgres.rs`).
 //!
 //! - [`grpc`]: `proto/orders.proto` (create idempotently, get for the owner, list).
 //! - [`saga`]: the outbox relay to NATS JetStream, the consumers of inventory's and
-//!   payments' replies, and the timeout sweeper (integration-tested: `tests/saga.rs`).
+//!   payments' replies, and the timeout sweeper (integration-tested: `tests/datastores/checkout_saga.rs`).
 //! - [`run`]: the `orders` subcommand.
 
 pub mod domain;

@@ -3,7 +3,7 @@
 //! - [`domain`]: the charge ledger (one charge per order, whatever the redeliveries) and the
 //!   simulated payment provider (latency and failure rate from flags, seeded RNG).
 //! - [`postgres`]: the same ledger in PostgreSQL, with a lease on in-flight charges and
-//!   refunds (integration-tested: `tests/payments_postgres.rs`).
+//!   refunds (integration-tested: `tests/datastores/payments_postgres.rs`).
 //! - [`saga`]: the consumer of `StockReserved` and `RefundRequested`.
 //! - [`grpc`]: `proto/payments.proto` (read a charge).
 //! - [`run`]: the `payments` subcommand.

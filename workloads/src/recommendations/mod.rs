@@ -2,7 +2,7 @@
 //!
 //! - [`domain`]: the co-purchase pairs of an order (pure, unit-tested).
 //! - [`postgres`]: pending orders' SKUs and pair counts in PostgreSQL; counting is
-//!   idempotent per order (integration-tested: `tests/saga.rs`).
+//!   idempotent per order (integration-tested: `tests/datastores/checkout_saga.rs`).
 //! - [`saga`]: the consumer of `OrderCreated` / `OrderConfirmed` / `OrderCancelled`.
 //! - [`grpc`]: `proto/recommendations.proto` (`BoughtTogether`).
 //! - [`run`]: the `recommendations` subcommand.

@@ -1,7 +1,7 @@
 //! The catalog over a real gRPC socket, on a real PostgreSQL: product reads, search pages,
 //! prices (unknown SKUs absent), bad input and the service-token check.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::sync::Arc;

@@ -3,10 +3,9 @@
 //! `storefront_datastore_requests_total{service,datastore,operation,outcome}` and
 //! `storefront_datastore_request_duration_seconds{service,datastore}` with the right labels.
 //!
-//! Needs `DATABASE_URL`, `DATABASE_READ_REPLICA_URL`, `REDIS_URL` and `NATS_URL` (built only
-//! with `--features datastore-tests`):
+//! Needs `DATABASE_URL`, `DATABASE_READ_REPLICA_URL`, `REDIS_URL` and `NATS_URL` (run by
+//! `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
-#![cfg(feature = "datastore-tests")]
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! conflict), the saga through the event log, optimistic concurrency, the outbox, and the
 //! newest-first listing.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -4,12 +4,10 @@
 //! Idempotency-Key with another body, and more. Each must be a 4xx with a JSON error body
 //! whose message names the problem; never a 5xx.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
-mod gateway_support;
-
-use gateway_support::{SHOP, error_of, forged, send, shop};
+use crate::gateway_support::{SHOP, error_of, forged, send, shop};
 use serde_json::json;
 use storefront_workloads::{
     auth::domain::{Claims, SigningKeys, TokenIssuer, TokenKind},

@@ -2,7 +2,7 @@
 //! same `StockReserved` charge the (simulated) provider once; a stale in-flight claim can be
 //! taken over after its lease, and then the provider's idempotency returns the first answer.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::{sync::Arc, time::Duration};

@@ -3,12 +3,10 @@
 //! up, signs in, searches, orders (idempotently) and reads the order back; another user
 //! cannot see it; stock is read from the shard that owns each SKU.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
-mod gateway_support;
-
-use gateway_support::{error_of, recommendations, send, shop};
+use crate::gateway_support::{error_of, recommendations, send, shop};
 use serde_json::json;
 use storefront_crds::ring::shard_of;
 use storefront_workloads::gateway::run::apply;

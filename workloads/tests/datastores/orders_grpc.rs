@@ -1,7 +1,7 @@
 //! Orders over a real gRPC socket on a real PostgreSQL: create with an Idempotency-Key
 //! (replay, conflict), owner-only reads, newest-first lists, bad input, service tokens.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Auth's PostgreSQL user store against a real server: sign-up, a taken email (also under
 //! concurrent sign-ups), sign-in with the right and wrong password.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::sync::Arc;

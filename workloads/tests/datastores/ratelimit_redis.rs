@@ -3,7 +3,7 @@
 //! and it is [`fair_authority`] exactly — the same answers and the same stored state, step by
 //! step, for several replicas sharing a saturated budget.
 //!
-//! Needs `REDIS_URL` (built only with `--features datastore-tests`):
+//! Needs `REDIS_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::collections::BTreeMap;

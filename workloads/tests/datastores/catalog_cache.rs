@@ -1,7 +1,7 @@
 //! The catalog's Redis product cache against real PostgreSQL and Redis servers: product reads
 //! fill it, writes go through it, and the catalog answers from it.
 //!
-//! Needs `DATABASE_URL` and `REDIS_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` and `REDIS_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use sqlx::AssertSqlSafe;

@@ -5,8 +5,8 @@
 //! consumers, inventory shards on PostgreSQL with their consumers, payments and
 //! recommendations.
 //!
-//! Needs `DATABASE_URL` (and `NATS_URL` for the saga; the tests are built only with
-//! `--features datastore-tests`).
+//! Needs `DATABASE_URL` (and `NATS_URL` for the saga; the tests run from
+//! `workloads/scripts/integration`).
 
 // Each test file uses a different part of this module.
 #![allow(dead_code)]

@@ -5,8 +5,8 @@
 //! stopped mid-run → every instance falls back at once (no check waits on Redis), enforces
 //! its share, and says so (flag, reason, metric); Redis back → shared budgets again.
 //!
-//! Needs `REDIS_URL` and `redis-server` on the PATH (built only with
-//! `--features datastore-tests`): `workloads/scripts/test-datastores up && eval "$(…env)"`.
+//! Needs `REDIS_URL` and `redis-server` on the PATH (run by
+//! `workloads/scripts/integration`): `workloads/scripts/test-datastores up && eval "$(…env)"`.
 //! The outage test runs a Redis of its own, so stopping it disturbs no other test.
 
 use std::{

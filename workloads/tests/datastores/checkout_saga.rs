@@ -3,10 +3,8 @@
 //! between them on a real NATS JetStream. Orders go in through the public API and must end
 //! CONFIRMED or CANCELLED by themselves.
 //!
-//! Needs `DATABASE_URL` and `NATS_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` and `NATS_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
-
-mod gateway_support;
 
 use std::{
     collections::BTreeMap,
@@ -14,7 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gateway_support::{SagaOptions, send, shop_with_saga};
+use crate::gateway_support::{SagaOptions, send, shop_with_saga};
 use serde_json::{Value, json};
 use storefront_crds::ring::shard_of;
 

@@ -1,7 +1,7 @@
 //! Inventory's PostgreSQL store against a real server: the domain's rules hold in SQL, and
 //! many concurrent orders (and redeliveries) for one SKU with little stock never oversell.
 //!
-//! Needs `DATABASE_URL` (built only with `--features datastore-tests`):
+//! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::sync::atomic::{AtomicU32, Ordering};

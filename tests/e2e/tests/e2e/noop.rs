@@ -1,6 +1,6 @@
 //! A reconcile with nothing to change makes no writes, measured on the operator's own
 //! `storefront_operator_writes_total`, and the reconciles one spec change costs (printed).
-//! Its own test binary: binaries run one after another, so no other test writes meanwhile.
+//! Run alone (`tests/e2e/suite` runs one area at a time), so no other test writes meanwhile.
 
 // Tests may unwrap: a failure is a panic with the dump of what the test touched.
 #![allow(clippy::unwrap_used)]

@@ -2,8 +2,8 @@
 //! seeded catalog loads, reads back identical (also from the replica), re-seeding is
 //! idempotent, and the search index rebuilt from it answers.
 //!
-//! Needs `DATABASE_URL` and `DATABASE_READ_REPLICA_URL` (built only with
-//! `--features datastore-tests`):
+//! Needs `DATABASE_URL` and `DATABASE_READ_REPLICA_URL` (run by
+//! `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,22 @@
+//! The workloads' integration tests against real servers on loopback: PostgreSQL (primary and
+//! a streaming read replica), Redis and NATS JetStream. One test binary for all of them, so
+//! the workspace is linked once (`workloads/scripts/integration` starts the servers, exports
+//! `DATABASE_URL`, `DATABASE_READ_URL`, `REDIS_URL` and `NATS_URL`, and runs
+//! `cargo test -p storefront-workloads --test datastores`). The target has `test = false`:
+//! a plain `cargo test`, with no servers, does not run it.
+
+mod auth_postgres;
+mod catalog_cache;
+mod catalog_grpc;
+mod catalog_postgres;
+mod checkout_saga;
+mod datastore_metrics;
+mod gateway_api;
+mod gateway_bad_input;
+mod gateway_support;
+mod inventory_postgres;
+mod orders_grpc;
+mod orders_postgres;
+mod payments_postgres;
+mod ratelimit_cluster;
+mod ratelimit_redis;
