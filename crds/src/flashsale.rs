@@ -35,18 +35,21 @@ pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$";
         json_path = ".spec.storefrontRef"
     ),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    // Times as strings: kubectl prints a `date` column as an age, and a time in the future,
+    // a sale's most useful column, as `<invalid>`.
     printcolumn(
         name = "Next",
-        type_ = "date",
-        json_path = ".status.nextTransitionTime"
+        type_ = "string",
+        json_path = ".status.nextTransitionTime",
+        description = "when the phase changes next (UTC)"
     ),
     printcolumn(
         name = "Start",
-        type_ = "date",
+        type_ = "string",
         json_path = ".spec.start",
         priority = 1
     ),
-    printcolumn(name = "End", type_ = "date", json_path = ".spec.end", priority = 1),
+    printcolumn(name = "End", type_ = "string", json_path = ".spec.end", priority = 1),
     printcolumn(
         name = "Age",
         type_ = "date",

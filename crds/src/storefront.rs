@@ -56,6 +56,13 @@ use crate::common::{FailurePoint, RateLimit, ServiceName, Tier};
         priority = 1
     ),
     printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message",
+        priority = 1,
+        description = "why the shop is or is not Ready, and what to do (e.g. a missing Secret)"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

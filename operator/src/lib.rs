@@ -14,6 +14,7 @@ pub mod labels;
 pub mod metrics;
 pub mod plan;
 pub mod preflight;
+pub mod references;
 pub mod run;
 pub mod sale;
 pub mod status;

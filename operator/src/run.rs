@@ -194,6 +194,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Storefronts to reconcile now: a child was deleted, or a pod's own conditions changed.
     let (sf_deleted, sf_deleted_rx) = futures::channel::mpsc::unbounded();
     let (pod_store, _pod_task) = stores::pods(&client, ns, sf_deleted.clone());
+    // A Storefront waiting for a Secret it names is reconciled when that Secret appears.
+    let _secret_task = stores::secret_triggers(&client, ns, sf_store.clone(), sf_deleted.clone());
     let stores = watches.stores(sf_store.clone(), pod_store);
     let reporter = Reporter {
         controller: "storefront-operator".into(),

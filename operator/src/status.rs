@@ -17,6 +17,7 @@ use crate::{
     build::Desired,
     labels,
     plan::{ServicePlan, Sizing},
+    references::Unresolved,
 };
 
 /// How long a workload may have no ready pod after it was created before that counts as a
@@ -32,11 +33,21 @@ pub struct Workload {
     pub stuck: Option<String>,
     /// ServiceShard phase.
     pub phase: Option<String>,
-    /// Pods of this workload stuck failing: (pod name, waiting reason, restarts).
-    pub failing_pods: Vec<(String, String, i32)>,
+    /// Pods of this workload stuck failing.
+    pub failing_pods: Vec<FailingPod>,
     /// Problems the pods report about themselves (their `storefront.dev/*` conditions that
     /// are `False`): (pod name, reason, message). The gateway's edge health.
     pub pod_problems: Vec<(String, String, String)>,
+}
+
+/// A pod stuck failing: its name, its container's waiting reason and message (e.g.
+/// `CreateContainerConfigError`: `secret "storefront-postgres" not found`), its restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailingPod {
+    pub pod: String,
+    pub reason: String,
+    pub message: String,
+    pub restarts: i32,
 }
 
 /// Reason of a gateway pod whose rate limiter runs without its shared budget.
@@ -97,15 +108,38 @@ pub const FAILING_REASONS: [&str; 5] = [
     "InvalidImageName",
 ];
 
-fn pod_failures<'a>(service: &'a str, w: &'a Workload) -> impl Iterator<Item = FailurePoint> + 'a {
-    w.failing_pods.iter().map(move |(pod, reason, restarts)| {
-        failure(
-            "Pod",
-            pod,
-            reason,
-            format!("{service} pod is {reason} (restarted {restarts} times)"),
-        )
-    })
+/// Failing pods of a service, folded: one failure point per waiting reason, named after the
+/// first pod (by name), with the count and the first pod's message. Fourteen pods that cannot
+/// find the same Secret are one line, not fourteen.
+fn pod_failures<'a>(
+    service: &str,
+    pods: impl IntoIterator<Item = &'a FailingPod>,
+) -> Vec<FailurePoint> {
+    let mut by_reason: BTreeMap<&str, Vec<&FailingPod>> = BTreeMap::new();
+    for p in pods {
+        by_reason.entry(p.reason.as_str()).or_default().push(p);
+    }
+    by_reason
+        .into_iter()
+        .filter_map(|(reason, mut pods)| {
+            pods.sort();
+            let first = *pods.first()?;
+            let restarts = pods.iter().map(|p| p.restarts).max().unwrap_or(0);
+            let says = if first.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", first.message)
+            };
+            let message = match pods.len() {
+                1 => format!("{service} pod is {reason}{says} (restarted {restarts} times)"),
+                n => format!(
+                    "{n} {service} pods are {reason}{says} (first {}; restarted up to {restarts} times)",
+                    first.pod
+                ),
+            };
+            Some(failure("Pod", &first.pod, reason, message))
+        })
+        .collect()
 }
 
 /// Observed workloads by object name.
@@ -120,6 +154,8 @@ pub enum Outcome<'a> {
     Paused(&'a Desired),
     /// Children were applied; `Some(error)` when an apply failed.
     Applied(&'a Desired, Option<&'a str>),
+    /// Something the spec names (a Secret) is missing: nothing was applied.
+    Waiting(&'a Desired, &'a Unresolved),
 }
 
 /// Computes the status of `storefront` (its name) at `generation`.
@@ -137,9 +173,14 @@ pub fn compute(
     };
     let desired = match outcome {
         Outcome::Invalid(_) => None,
-        Outcome::Paused(d) | Outcome::Applied(d, _) => Some(d),
+        Outcome::Paused(d) | Outcome::Applied(d, _) | Outcome::Waiting(d, _) => Some(d),
     };
     let mut failures = Vec::new();
+    if let Outcome::Waiting(_, u) = outcome {
+        for (secret, problem) in &u.secrets {
+            failures.push(failure("Secret", secret, u.reason, problem.clone()));
+        }
+    }
     if let Some(d) = desired {
         st.active_flash_sales = d.active_sales.clone();
         for p in &d.plans {
@@ -187,6 +228,17 @@ pub fn compute(
                 "waiting for a valid spec".into(),
             );
             set(condition::DEGRADED, true, "InvalidSpec", msg.to_string());
+        }
+        Outcome::Waiting(_, u) => {
+            set(condition::READY, false, u.reason, u.message.clone());
+            set(
+                condition::PROGRESSING,
+                false,
+                u.reason,
+                "waiting for the Secrets the spec names: nothing is applied until they exist"
+                    .into(),
+            );
+            set(condition::DEGRADED, true, u.reason, u.message.clone());
         }
         Outcome::Paused(_) | Outcome::Applied(..) => {
             let (reason, msg) = if !all_ready {
@@ -316,11 +368,12 @@ fn observe_plan(
         } => {
             let mut ready = 0;
             let mut rollup = Vec::new();
+            let mut failing = Vec::new();
             for index in 0..shards {
                 let name = labels::shard_name(storefront, service, index);
                 let w = observed.get(&name).cloned().unwrap_or_default();
                 ready += w.ready;
-                failures.extend(pod_failures(service, &w));
+                failing.extend(w.failing_pods.iter().cloned());
                 if replicas_per_shard > 0 && w.ready == 0 && past_grace(&w, now) {
                     failures.push(failure(
                         "Shard",
@@ -338,6 +391,7 @@ fn observe_plan(
                     phase: w.phase.unwrap_or_default(),
                 });
             }
+            failures.extend(pod_failures(service, &failing));
             (ready, failures, rollup)
         }
         Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
@@ -351,7 +405,7 @@ fn observe_plan(
                     format!("{service} has no ready pod"),
                 ));
             }
-            failures.extend(pod_failures(service, &w));
+            failures.extend(pod_failures(service, &w.failing_pods));
             failures.extend(pod_problem_failures(service, &w));
             if let Some(reason) = &w.stuck {
                 failures.push(failure(

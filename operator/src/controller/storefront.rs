@@ -21,7 +21,8 @@ use crate::{
     build::{self, BuildError, Desired},
     error::{Error, Result},
     labels,
-    status::{self, Observed, Outcome, Workload},
+    references::{self, Found, Unresolved},
+    status::{self, FailingPod, Observed, Outcome, Workload},
 };
 
 /// Kind label for metrics.
@@ -80,17 +81,23 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         Err(e) => return Err(e.into()),
     };
 
-    let apply_error = if sf.spec.paused {
+    // Before any pod is created: does every Secret the spec names exist, with its keys?
+    let unresolved = if sf.spec.paused {
+        None
+    } else {
+        unresolved_secrets(&ctx, &sf.spec, &ns).await?
+    };
+    let apply_error = if sf.spec.paused || unresolved.is_some() {
         None
     } else {
         apply(&ctx, &sf, &ns, &desired).await.err()
     };
     let observed = observe(&ctx, &ns, &name);
     let msg = apply_error.as_ref().map(ToString::to_string);
-    let outcome = if sf.spec.paused {
-        Outcome::Paused(&desired)
-    } else {
-        Outcome::Applied(&desired, msg.as_deref())
+    let outcome = match &unresolved {
+        _ if sf.spec.paused => Outcome::Paused(&desired),
+        Some(u) => Outcome::Waiting(&desired, u),
+        None => Outcome::Applied(&desired, msg.as_deref()),
     };
     let st = status::compute(
         &name,
@@ -101,7 +108,11 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         now,
     );
     let requeue = next_check(&st, desired.next_change, now);
-    write_status(&ctx, &sf, st).await?;
+    if write_status(&ctx, &sf, st).await?
+        && let Some(u) = &unresolved
+    {
+        publish(&ctx, &sf, EventType::Warning, u.reason, &u.message).await;
+    }
     match apply_error {
         Some(e) => Err(e),
         None => Ok(Action::requeue(requeue)),
@@ -234,9 +245,37 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
     Ok(())
 }
 
+/// The Secrets the spec names that are missing or lack a key (`None`: all there). Each is
+/// read once per reconcile (the operator keeps no Secret data; a metadata watch of Secrets
+/// triggers the reconcile when one appears, changes or goes, see
+/// [`stores::secret_triggers`]).
+async fn unresolved_secrets(
+    ctx: &Context,
+    spec: &storefront_crds::StorefrontSpec,
+    ns: &str,
+) -> Result<Option<Unresolved>> {
+    let refs = references::secret_refs(spec);
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut found = Found::new();
+    for name in references::secret_names(&refs) {
+        let keys = api.get_opt(name).await?.map(|s| {
+            s.data
+                .unwrap_or_default()
+                .into_keys()
+                .chain(s.string_data.unwrap_or_default().into_keys())
+                .collect()
+        });
+        found.insert(name.to_string(), keys);
+    }
+    Ok(references::check(ns, &refs, &found))
+}
+
 /// Creates the generated JWT keys Secret when it does not exist; an existing one is never
 /// changed (keys must outlive reconciles and operator restarts). One read per reconcile: the
-/// operator does not watch Secrets (a cluster-wide Secret cache would hold every Secret).
+/// operator keeps no Secret cache (a cluster-wide one would hold every Secret's data).
 async fn ensure_jwt_secret(ctx: &Context, sf: &Storefront, ns: &str, name: &str) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     if api.get_metadata_opt(name).await?.is_some() {
@@ -349,11 +388,22 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 .and_then(|s| s.waiting.as_ref())
                 .and_then(|w| w.reason.as_deref());
             if let Some(reason) = reason.filter(|r| status::FAILING_REASONS.contains(r)) {
+                let message = c
+                    .state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .and_then(|w| w.message.clone())
+                    .unwrap_or_default();
                 observed
                     .entry(workload.clone())
                     .or_default()
                     .failing_pods
-                    .push((pod.name_any(), reason.to_string(), c.restart_count));
+                    .push(FailingPod {
+                        pod: pod.name_any(),
+                        reason: reason.to_string(),
+                        message,
+                        restarts: c.restart_count,
+                    });
             }
         }
     }

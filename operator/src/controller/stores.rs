@@ -17,8 +17,8 @@ use k8s_openapi::{
         apps::v1::Deployment,
         autoscaling::v2::HorizontalPodAutoscaler,
         core::v1::{
-            ConfigMap, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, Service,
-            ServiceAccount,
+            ConfigMap, ContainerState, ContainerStatus, Pod, PodCondition, PodStatus, Secret,
+            Service, ServiceAccount,
         },
         networking::v1::NetworkPolicy,
         policy::v1::PodDisruptionBudget,
@@ -27,6 +27,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
+    core::PartialObjectMeta,
     runtime::{
         WatchStreamExt, predicates,
         reflector::{self, ObjectRef, Store, store::Writer},
@@ -421,6 +422,63 @@ pub fn pods(
             ready(())
         });
     (reader, tokio::spawn(task))
+}
+
+/// The Storefronts in `namespace` that name Secret `secret` (datastores, JWT keys).
+fn naming_secret(
+    storefronts: &Store<Storefront>,
+    namespace: &str,
+    secret: &str,
+) -> Vec<ObjectRef<Storefront>> {
+    storefronts
+        .state()
+        .iter()
+        .filter(|sf| sf.namespace().as_deref() == Some(namespace))
+        .filter(|sf| {
+            crate::references::secret_refs(&sf.spec)
+                .iter()
+                .any(|r| r.secret == secret)
+        })
+        .map(|sf| ObjectRef::from_obj(sf.as_ref()))
+        .collect()
+}
+
+/// Watches Secrets' metadata only (no data is ever held: a list of names and versions), and
+/// sends to `trigger` the Storefronts that name a Secret when it is created, changed or
+/// deleted, so a shop waiting for its Secrets starts the moment they exist (no polling).
+/// The initial list triggers nothing: every Storefront is reconciled at start anyway.
+pub fn secret_triggers(
+    client: &Client,
+    namespace: Option<&str>,
+    storefronts: Store<Storefront>,
+    trigger: mpsc::UnboundedSender<ObjectRef<Storefront>>,
+) -> tokio::task::JoinHandle<()> {
+    // An `Api` of `PartialObjectMeta` makes metadata-only list and watch requests.
+    let secrets: Api<PartialObjectMeta<Secret>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let task = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .for_each(move |ev| {
+            let obj = match &ev {
+                Ok(watcher::Event::Apply(o) | watcher::Event::Delete(o)) => Some(o),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, kind = "Secret", "watch failed; retrying");
+                    None
+                }
+            };
+            if let Some(o) = obj
+                && let Some(ns) = o.namespace()
+            {
+                for sf in naming_secret(&storefronts, &ns, &o.name_any()) {
+                    let _ = trigger.unbounded_send(sf);
+                }
+            }
+            ready(())
+        });
+    tokio::spawn(task)
 }
 
 #[cfg(test)]

@@ -4,6 +4,15 @@ use crate::{
     testutil::{sample_storefront, ts},
 };
 
+fn failing(pod: &str, reason: &str, message: &str, restarts: i32) -> FailingPod {
+    FailingPod {
+        pod: pod.into(),
+        reason: reason.into(),
+        message: message.into(),
+        restarts,
+    }
+}
+
 fn cond<'a>(st: &'a StorefrontStatus, t: &str) -> &'a Condition {
     st.conditions
         .iter()
@@ -240,9 +249,9 @@ fn crash_looping_pods_are_failure_points_at_once() {
     let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
     let mut o = observed_all(2, "2026-11-25T12:00:00Z");
     o.get_mut("acme-orders").unwrap().failing_pods =
-        vec![("acme-orders-abc".into(), "CrashLoopBackOff".into(), 4)];
+        vec![failing("acme-orders-abc", "CrashLoopBackOff", "", 4)];
     o.get_mut("acme-inventory-2").unwrap().failing_pods =
-        vec![("acme-inventory-2-xyz".into(), "ImagePullBackOff".into(), 0)];
+        vec![failing("acme-inventory-2-xyz", "ImagePullBackOff", "", 0)];
     let st = compute(
         "acme",
         Some(3),
@@ -421,4 +430,112 @@ fn gateway_pods_edge_problems_are_failure_points() {
     );
     assert_eq!(healed.failure_count, 0);
     assert_eq!(cond(&healed, "Degraded").status, "False");
+}
+
+#[test]
+fn identical_pod_failures_fold_into_one_line_per_service_with_the_waiting_message() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let mut o = observed_all(0, "2026-11-25T12:00:00Z");
+    let missing = "secret \"storefront-postgres\" not found";
+    o.get_mut("acme-orders").unwrap().failing_pods = vec![
+        failing("acme-orders-b", "CreateContainerConfigError", missing, 0),
+        failing("acme-orders-a", "CreateContainerConfigError", missing, 0),
+    ];
+    // Inventory's shards fold together: one service, one line.
+    for i in 0..4 {
+        o.get_mut(&format!("acme-inventory-{i}"))
+            .unwrap()
+            .failing_pods = vec![failing(
+            &format!("acme-inventory-{i}-x"),
+            "CreateContainerConfigError",
+            missing,
+            0,
+        )];
+    }
+    o.get_mut("acme-auth").unwrap().failing_pods = vec![failing(
+        "acme-auth-z",
+        "CrashLoopBackOff",
+        "back-off 10s",
+        3,
+    )];
+    let st = compute(
+        "acme",
+        Some(1),
+        Outcome::Applied(&d, None),
+        &o,
+        None,
+        ts("2026-11-25T12:00:10Z"),
+    );
+    let fps: Vec<_> = st
+        .failure_points
+        .iter()
+        .map(|f| (f.name.as_str(), f.reason.as_str(), f.message.as_str()))
+        .collect();
+    assert_eq!(
+        fps,
+        [
+            (
+                "acme-auth-z",
+                "CrashLoopBackOff",
+                "auth pod is CrashLoopBackOff: back-off 10s (restarted 3 times)"
+            ),
+            (
+                "acme-orders-a",
+                "CreateContainerConfigError",
+                "2 orders pods are CreateContainerConfigError: secret \"storefront-postgres\" not \
+                 found (first acme-orders-a; restarted up to 0 times)"
+            ),
+            (
+                "acme-inventory-0-x",
+                "CreateContainerConfigError",
+                "4 inventory pods are CreateContainerConfigError: secret \"storefront-postgres\" \
+                 not found (first acme-inventory-0-x; restarted up to 0 times)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn missing_secrets_hold_the_shop_with_one_reason_and_a_failure_point_each() {
+    let sf = sample_storefront();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let refs = crate::references::secret_refs(&sf.spec);
+    let u = crate::references::check("probe-x", &refs, &Default::default()).unwrap();
+    let st = compute(
+        "acme",
+        Some(1),
+        Outcome::Waiting(&d, &u),
+        &Observed::new(),
+        None,
+        ts("2026-11-25T12:00:10Z"),
+    );
+    let ready = cond(&st, "Ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason, "DatastoreSecretMissing");
+    assert!(
+        ready.message.starts_with(
+            "Secret storefront-postgres (key url) not found in namespace probe-x; create it"
+        ),
+        "{}",
+        ready.message
+    );
+    assert_eq!(cond(&st, "Progressing").status, "False");
+    assert_eq!(cond(&st, "Degraded").reason, "DatastoreSecretMissing");
+    let secrets: Vec<_> = st
+        .failure_points
+        .iter()
+        .map(|f| (f.kind.as_str(), f.name.as_str()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("Secret", "storefront-postgres"),
+            ("Secret", "storefront-postgres-replica"),
+            ("Secret", "storefront-redis"),
+            ("Secret", "storefront-nats"),
+        ]
+    );
+    // The services are listed with what runs: nothing yet.
+    assert_eq!(st.ready_services, "0/7");
 }

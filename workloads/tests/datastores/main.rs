@@ -10,7 +10,6 @@ mod catalog_cache;
 mod catalog_grpc;
 mod catalog_postgres;
 mod checkout_saga;
-mod datastore_metrics;
 mod gateway_api;
 mod gateway_bad_input;
 mod gateway_support;

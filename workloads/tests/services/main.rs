@@ -4,6 +4,5 @@
 
 mod auth_grpc;
 mod gateway_binary;
-mod grpc_mtls;
 mod inventory_grpc;
 mod loadgen;

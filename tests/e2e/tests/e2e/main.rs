@@ -9,6 +9,7 @@ mod autoscale;
 mod console;
 mod core_path;
 mod crds;
+mod first_contact;
 mod flashsale;
 mod gateway_edge;
 mod kubectl_names;
