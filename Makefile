@@ -14,10 +14,13 @@ test:
 
 lint:
 	cargo fmt --all --check
-	cargo clippy --workspace --all-targets --test datastores --test datastore_metrics -- -D warnings
+	cargo clippy --workspace --all-targets --test datastores --test datastore_metrics --test e2e -- -D warnings
 
+# Every cargo command of `make test`, the images and the demo selects the whole workspace
+# (`--workspace`, with tests): cargo unifies dependency features over the packages it builds,
+# so `-p one-package` would build tokio, hyper, kube... again with other features.
 unit:
-	cargo test
+	cargo test --workspace
 
 # Workloads against real PostgreSQL, Redis and NATS on loopback (installed and started here).
 integration:

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod plan;
 pub mod preflight;
 pub mod references;
+pub mod reshard;
 pub mod run;
 pub mod sale;
 pub mod status;

@@ -259,17 +259,24 @@ async fn unresolved_secrets(
         return Ok(None);
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let mut found = Found::new();
-    for name in references::secret_names(&refs) {
-        let keys = api.get_opt(name).await?.map(|s| {
-            s.data
-                .unwrap_or_default()
-                .into_keys()
-                .chain(s.string_data.unwrap_or_default().into_keys())
-                .collect()
-        });
-        found.insert(name.to_string(), keys);
-    }
+    // The reads at once: a reconcile waits for one round trip, not one per Secret.
+    let reads = references::secret_names(&refs).into_iter().map(|name| {
+        let api = api.clone();
+        async move {
+            let keys = api.get_opt(name).await?.map(|s| {
+                s.data
+                    .unwrap_or_default()
+                    .into_keys()
+                    .chain(s.string_data.unwrap_or_default().into_keys())
+                    .collect()
+            });
+            Ok::<_, kube::Error>((name.to_string(), keys))
+        }
+    });
+    let found: Found = futures::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .collect();
     Ok(references::check(ns, &refs, &found))
 }
 

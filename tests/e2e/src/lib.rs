@@ -193,10 +193,31 @@ pub async fn ensure_operator(client: &Client) -> anyhow::Result<()> {
                     &Patch::Merge(&restarted),
                 )
                 .await?;
-            wait_operator_available(client).await
+            wait_operator_available(client).await?;
+            wait_operator_leading(client).await
         })
         .await
         .map(|_| ())
+}
+
+/// Waits until the operator leads (its Lease) with synced caches: a rolled operator's new pod
+/// is Available while still standing by for the old pod's Lease, and a test timing the
+/// operator's reactions must not time that gap.
+pub async fn wait_operator_leading(client: &Client) -> anyhow::Result<()> {
+    let path = format!(
+        "/api/v1/namespaces/{OPERATOR_NAMESPACE}/services/storefront-operator-metrics:metrics/proxy/readyz"
+    );
+    wait_for(
+        "the operator to lead with synced caches",
+        Duration::from_secs(90),
+        || async {
+            let req = http::Request::get(path.as_str()).body(Vec::new())?;
+            // 503 while its caches sync; "standby" while another pod holds the Lease.
+            let body = client.request_text(req).await.unwrap_or_default();
+            Ok(body.starts_with("leading").then_some(()))
+        },
+    )
+    .await
 }
 
 /// Waits until the operator Deployment has an available, up-to-date pod.

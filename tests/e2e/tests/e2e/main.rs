@@ -3,7 +3,8 @@
 //! workspace once; `tests/e2e/run` runs it in groups by module filter (`noop` alone: it
 //! counts the operator's writes, so nothing else may write meanwhile; `storefront` restarts
 //! the operator, so the timed FlashSale boundaries run apart from it).
-//! One area by hand: `cargo test -p storefront-e2e --test e2e -- shop:: --nocapture`.
+//! One area by hand: `cargo test --workspace --test e2e -- shop:: --nocapture`
+//! (`--workspace`: the features `make test` builds with, so nothing is rebuilt).
 
 mod autoscale;
 mod console;

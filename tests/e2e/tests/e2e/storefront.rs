@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     autoscaling::v2::HorizontalPodAutoscaler,
-    core::v1::{ConfigMap, Pod, Service, ServiceAccount},
+    core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount},
     policy::v1::PodDisruptionBudget,
 };
 use kube::{
@@ -402,15 +402,53 @@ async fn paused_freezes_and_stopped_scales_to_zero_and_back() {
 
 #[tokio::test]
 async fn datastore_secrets_are_wired_into_pods() {
-    let (_client, ns) = setup("invalid").await;
+    let (_client, ns) = setup("wired").await;
     let sfs = create_minimal(&ns).await;
     patch_spec(
         &sfs,
         "mini",
-        json!({"datastores": {"postgres": {"secretName": "missing-db"}}}),
+        json!({"datastores": {"postgres": {"secretName": "shop-db"}}}),
     )
     .await;
+    // The Secret does not exist yet: the shop holds (nothing applied) and names it.
+    wait_for(
+        "the Storefront to name the missing Secret",
+        CHANGE_TIMEOUT,
+        || async {
+            let sf = sfs.get("mini").await?;
+            Ok(condition(&sf, "Ready")
+                .filter(|c| {
+                    c.reason == "DatastoreSecretMissing"
+                        && c.message.starts_with("Secret shop-db (key url) not found")
+                })
+                .map(|_| ()))
+        },
+    )
+    .await
+    .unwrap();
     let deployments: Api<Deployment> = ns.api();
+    let d = deployments.get("mini-catalog").await.unwrap();
+    let wired = d
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers[0].env.clone())
+        .unwrap_or_default()
+        .iter()
+        .any(|e| e.name == "DATABASE_URL");
+    assert!(
+        !wired,
+        "DATABASE_URL wired from a Secret that does not exist"
+    );
+    // The Secret appears: wired without touching the Storefront.
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "shop-db"},
+        "stringData": {"url": "postgres://storefront@db.invalid:5432/storefront"}
+    }))
+    .unwrap();
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     wait_for(
         "DATABASE_URL to be wired from the Secret",
         CHANGE_TIMEOUT,
