@@ -175,11 +175,29 @@ async fn a_shopper_orders_through_the_real_shop_and_survives_a_shard_kill() {
         "searching {word:?} finds {wanted}: {}",
         found.body
     );
-    let page = ann
-        .call("GET", &format!("/api/v1/products/{wanted}"), &[], None)
-        .await
-        .unwrap();
-    assert_eq!(page.status, 200, "{}", page.body);
+    // The product page shows stock once the gateway reaches the SKU's inventory shard. Ready
+    // counts ready pods; a Service's first endpoints take kube-proxy a moment more (until then
+    // the page answers 200 with `available: 0` and `Storefront-Degraded: inventory`), so wait.
+    let t_page = Instant::now();
+    let page = wait_for(
+        "the product page to show stock",
+        Duration::from_secs(30),
+        || {
+            let ann = &ann;
+            let path = format!("/api/v1/products/{wanted}");
+            async move {
+                let page = ann.call("GET", &path, &[], None).await?;
+                assert_eq!(page.status, 200, "{}", page.body);
+                Ok((page.body["available"].as_i64().unwrap_or(0) > 0).then_some(page))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    println!(
+        "figure: product page with stock {:.1}s after Ready",
+        t_page.elapsed().as_secs_f64()
+    );
     assert!(
         page.body["available"].as_i64().unwrap() > 0,
         "{}",
