@@ -4,6 +4,9 @@
 # One build directory per machine for every command here, CI's included: `make test` and
 # `make demo` build the workspace once between them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/storefront/cargo-target
+# As .ci/run sets it: an incremental build's artifacts are not the non-incremental ones, so a
+# mismatch rebuilds our crates between `make test` and `make demo`.
+export CARGO_INCREMENTAL ?= 0
 
 demo:
 	tests/e2e/demo
