@@ -389,18 +389,10 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
                 ));
         }
         for c in statuses.into_iter().flatten() {
-            let reason = c
-                .state
-                .as_ref()
-                .and_then(|s| s.waiting.as_ref())
-                .and_then(|w| w.reason.as_deref());
+            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+            let reason = waiting.and_then(|w| w.reason.as_deref());
             if let Some(reason) = reason.filter(|r| status::FAILING_REASONS.contains(r)) {
-                let message = c
-                    .state
-                    .as_ref()
-                    .and_then(|s| s.waiting.as_ref())
-                    .and_then(|w| w.message.clone())
-                    .unwrap_or_default();
+                let message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
                 observed
                     .entry(workload.clone())
                     .or_default()
