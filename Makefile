@@ -22,7 +22,10 @@ lint:
 # Every cargo command of `make test`, the images and the demo selects the whole workspace
 # (`--workspace`, with tests): cargo unifies dependency features over the packages it builds,
 # so `-p one-package` would build tokio, hyper, kube... again with other features.
+# One build graph for every binary of `make test` (tests, the datastore and e2e suites, the
+# images' binaries): the two cores stay busy across crates, and the later stages only run.
 unit:
+	cargo build --workspace --bins --tests --test datastores --test datastore_metrics --test e2e
 	cargo test --workspace
 
 # Workloads against real PostgreSQL, Redis and NATS on loopback (installed and started here).

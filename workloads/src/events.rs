@@ -72,7 +72,13 @@ pub fn kind_of(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or(subject)
 }
 
-/// What an inventory shard answers to `OrderCreated`: whether it holds the lines it owns.
+/// Serde helper: leave a zero out of a message.
+pub(crate) fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// What an inventory shard answers to `OrderCreated` (or `StockRequested`): whether it holds
+/// the lines it owns.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum StockReply {
@@ -81,6 +87,17 @@ pub enum StockReply {
         order_id: String,
         shard: u32,
         shards: u32,
+        /// The order's SKUs this shard holds (or sold). Shards that keep the ring in the
+        /// database state them, so orders can tell which lines are held even when the ring
+        /// changes while the order is being reserved; absent in older replies.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skus: Option<Vec<String>>,
+        /// The ring epoch the shard decided under (0: not stated).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        epoch: i64,
+        /// The request answered: 0 for `OrderCreated`, n for the n-th `StockRequested`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attempt: u32,
     },
     /// A line this shard owns cannot be held; nothing is held on this shard.
     StockRejected {
@@ -100,9 +117,19 @@ impl StockReply {
         }
     }
 
-    /// The broker message id: one reply per order and shard.
+    /// The broker message id: one reply per order and shard (and, for shards that state
+    /// them, per ring epoch and request).
     pub fn message_id(&self) -> String {
         match self {
+            Self::StockHeld {
+                order_id,
+                shard,
+                epoch,
+                attempt,
+                ..
+            } if *epoch != 0 || *attempt != 0 => {
+                format!("{order_id}:{}:{shard}:{epoch}:{attempt}", self.kind())
+            }
             Self::StockHeld {
                 order_id, shard, ..
             }
@@ -439,6 +466,9 @@ mod tests {
             order_id: "o1".into(),
             shard: 2,
             shards: 4,
+            skus: None,
+            epoch: 0,
+            attempt: 0,
         };
         let json = String::from_utf8(to_json(&held)).expect("utf8");
         assert_eq!(
@@ -450,6 +480,24 @@ mod tests {
             held
         );
         assert_eq!(held.message_id(), "o1:StockHeld:2");
+        let lines = StockReply::StockHeld {
+            order_id: "o1".into(),
+            shard: 2,
+            shards: 5,
+            skus: Some(vec!["A".into()]),
+            epoch: 3,
+            attempt: 1,
+        };
+        let json = String::from_utf8(to_json(&lines)).expect("utf8");
+        assert_eq!(
+            json,
+            r#"{"type":"StockHeld","orderId":"o1","shard":2,"shards":5,"skus":["A"],"epoch":3,"attempt":1}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<StockReply>(&json).expect("decodes"),
+            lines
+        );
+        assert_eq!(lines.message_id(), "o1:StockHeld:2:3:1");
         let paid = PaymentReply::PaymentFailed {
             order_id: "o1".into(),
             reason: "declined".into(),

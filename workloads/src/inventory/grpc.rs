@@ -1,9 +1,12 @@
 //! Inventory's gRPC adapter: `proto/inventory.proto` for one shard, over any
 //! [`StockStore`] (PostgreSQL in production, memory in tests), behind the service-token check.
 //!
-//! A shard answers only for the SKUs it owns in the ring (`storefront_crds::ring`): a caller
-//! that routed by another epoch, or sent a SKU of another shard, gets `FAILED_PRECONDITION`
-//! and must reload its ring. An order whose lines span shards is reserved per shard under
+//! A shard reserves only the SKUs it owns in the ring (`storefront_crds::ring`): a caller
+//! that sent a SKU of another shard gets `FAILED_PRECONDITION` and must reload its ring.
+//! A store that keeps the ring in the database (every PostgreSQL shard of a sharded
+//! inventory) decides ownership itself, by the ring in force when it acts, and reads a SKU
+//! it no longer owns from its owner; a store without one (memory, an unsharded inventory) is
+//! checked against the shard's flags here, epoch included. An order whose lines span shards is reserved per shard under
 //! the same order id (each part all-or-nothing and idempotent); orders releases the parts
 //! that succeeded when another part is rejected.
 
@@ -15,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::{
     domain::{Inventory, InventoryError, ReserveOutcome, StockLevel},
-    postgres::{PgInventory, PgInventoryError},
+    postgres::{Held, PgInventory, PgInventoryError, RingView},
 };
 use crate::{
     api::{MAX_ORDER_LINES, MAX_QUANTITY, validate_sku},
@@ -38,12 +41,16 @@ pub enum StoreError {
     Invalid(#[from] InventoryError),
     #[error("failed to reach the stock store: {0}")]
     Unavailable(String),
+    /// A line of a SKU another shard owns (the caller's ring is stale).
+    #[error("{0}")]
+    NotOwner(String),
 }
 
 impl From<PgInventoryError> for StoreError {
     fn from(e: PgInventoryError) -> Self {
         match e {
             PgInventoryError::Input(e) => Self::Invalid(e),
+            e @ PgInventoryError::NotOwner { .. } => Self::NotOwner(e.to_string()),
             other => Self::Unavailable(other.to_string()),
         }
     }
@@ -62,6 +69,19 @@ pub trait StockStore: Send + Sync + 'static {
         &self,
         sku: &str,
     ) -> impl Future<Output = Result<Option<StockLevel>, StoreError>> + Send;
+    /// Holds the lines of an order that this shard owns (by the store's ring if it keeps
+    /// one, else by `place`), all or nothing; answers which of the order's SKUs it holds.
+    fn hold(
+        &self,
+        order_id: &str,
+        lines: &[(String, u32)],
+        place: ShardPlace,
+    ) -> impl Future<Output = Result<Held, StoreError>> + Send;
+    /// Whether the store finds every SKU's owner itself (a ring in the database): then the
+    /// gRPC adapter leaves ownership to it instead of checking the shard's flags.
+    fn routes_itself(&self) -> bool {
+        false
+    }
 }
 
 impl StockStore for PgInventory {
@@ -81,6 +101,37 @@ impl StockStore for PgInventory {
     async fn level(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
         Ok(PgInventory::level(self, sku).await?)
     }
+    async fn hold(
+        &self,
+        order_id: &str,
+        lines: &[(String, u32)],
+        place: ShardPlace,
+    ) -> Result<Held, StoreError> {
+        if self.place().is_some() {
+            return Ok(PgInventory::hold(self, order_id, lines).await?);
+        }
+        let owned = place.owned(lines);
+        if owned.is_empty() {
+            return Ok(place.held(ReserveOutcome::Reserved, Vec::new()));
+        }
+        let outcome = PgInventory::reserve(self, order_id, &owned).await?;
+        let skus = held_skus(&outcome, &owned);
+        Ok(place.held(outcome, skus))
+    }
+    fn routes_itself(&self) -> bool {
+        self.place().is_some()
+    }
+}
+
+/// The SKUs an outcome holds.
+fn held_skus(outcome: &ReserveOutcome, lines: &[(String, u32)]) -> Vec<String> {
+    if *outcome != ReserveOutcome::Reserved {
+        return Vec::new();
+    }
+    let mut skus: Vec<String> = lines.iter().map(|(s, _)| s.clone()).collect();
+    skus.sort();
+    skus.dedup();
+    skus
 }
 
 /// The domain model behind a lock: tests and single-process runs.
@@ -104,6 +155,20 @@ impl StockStore for MemoryStock {
     async fn level(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
         Ok(self.0.lock().await.level(sku).cloned())
     }
+    async fn hold(
+        &self,
+        order_id: &str,
+        lines: &[(String, u32)],
+        place: ShardPlace,
+    ) -> Result<Held, StoreError> {
+        let owned = place.owned(lines);
+        if owned.is_empty() {
+            return Ok(place.held(ReserveOutcome::Reserved, Vec::new()));
+        }
+        let outcome = self.0.lock().await.reserve(order_id, &owned)?;
+        let skus = held_skus(&outcome, &owned);
+        Ok(place.held(outcome, skus))
+    }
 }
 
 /// This shard's place in the ring.
@@ -115,6 +180,27 @@ pub struct ShardPlace {
 }
 
 impl ShardPlace {
+    /// The lines this shard owns.
+    pub fn owned(&self, lines: &[(String, u32)]) -> Vec<(String, u32)> {
+        lines
+            .iter()
+            .filter(|(sku, _)| shard_of(sku, self.count) == self.index)
+            .cloned()
+            .collect()
+    }
+
+    /// An answer under this place's ring.
+    fn held(&self, outcome: ReserveOutcome, skus: Vec<String>) -> Held {
+        Held {
+            outcome,
+            skus,
+            ring: RingView {
+                epoch: self.epoch,
+                shards: self.count,
+            },
+        }
+    }
+
     /// Refuses a SKU this shard does not own.
     fn check_owner(&self, sku: &str) -> Result<(), Status> {
         let owner = shard_of(sku, self.count);
@@ -155,6 +241,7 @@ impl<S> InventoryGrpc<S> {
 
 fn status(err: StoreError) -> Status {
     match err {
+        StoreError::NotOwner(e) => Status::failed_precondition(e),
         StoreError::Invalid(e) => Status::invalid_argument(e.to_string()),
         StoreError::Unavailable(e) => Status::unavailable(e),
     }
@@ -177,7 +264,10 @@ impl<S: StockStore> InventoryApi for InventoryGrpc<S> {
     ) -> Result<Response<ReserveResponse>, Status> {
         let r = request.into_inner();
         check_order_id(&r.order_id)?;
-        self.place.check_epoch(r.ring_epoch)?;
+        let routes_itself = self.store.routes_itself();
+        if !routes_itself {
+            self.place.check_epoch(r.ring_epoch)?;
+        }
         if r.lines.is_empty() || r.lines.len() > MAX_ORDER_LINES {
             return Err(Status::invalid_argument(format!(
                 "a reservation has 1 to {MAX_ORDER_LINES} lines, got {}",
@@ -194,7 +284,9 @@ impl<S: StockStore> InventoryApi for InventoryGrpc<S> {
                     line.sku, line.quantity
                 )));
             }
-            self.place.check_owner(&line.sku)?;
+            if !routes_itself {
+                self.place.check_owner(&line.sku)?;
+            }
             lines.push((line.sku, line.quantity));
         }
         let outcome = self
@@ -241,7 +333,9 @@ impl<S: StockStore> InventoryApi for InventoryGrpc<S> {
     ) -> Result<Response<Stock>, Status> {
         let sku = request.into_inner().sku;
         validate_sku(&sku).map_err(|m| Status::invalid_argument(format!("sku {sku:?}: {m}")))?;
-        self.place.check_owner(&sku)?;
+        if !self.store.routes_itself() {
+            self.place.check_owner(&sku)?;
+        }
         let level = self
             .store
             .level(&sku)

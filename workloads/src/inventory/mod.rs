@@ -2,16 +2,20 @@
 //!
 //! - [`domain`]: reservations all-or-nothing per order, never oversold, idempotent per order
 //!   id, released on cancel, committed on confirm.
-//! - [`postgres`]: the same rules in SQL, one schema per shard (integration-tested against a
-//!   real server: `tests/datastores/inventory_postgres.rs`).
+//! - [`postgres`]: the same rules in SQL, one schema per shard, reservations kept per order
+//!   line, and the ring in the database (integration-tested against a real server:
+//!   `tests/datastores/inventory_postgres.rs`).
+//! - [`handoff`]: resharding's data handoff: copy, verify, and the switch of owners in one
+//!   transaction (`tests/datastores/inventory_handoff.rs`).
 //! - [`grpc`]: the shard's gRPC server over any store, refusing SKUs it does not own.
 //! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!
-//! - [`saga`]: the shard's consumer of the orders' events (hold on `OrderCreated`, commit on
-//!   `OrderConfirmed`, release on `OrderCancelled`).
+//! - [`saga`]: the shard's consumer of the orders' events (hold on `OrderCreated` and
+//!   `StockRequested`, commit on `OrderConfirmed`, release on `OrderCancelled`).
 
 pub mod domain;
 pub mod grpc;
+pub mod handoff;
 pub mod postgres;
 pub mod run;
 pub mod saga;

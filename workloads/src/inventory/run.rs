@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::{
     grpc::{ShardPlace, serve},
-    postgres::PgInventory,
+    postgres::{PgInventory, RingPlace},
     saga,
 };
 use crate::{
@@ -57,8 +57,14 @@ pub async fn run(
 
     let (grpc, life, metrics) =
         Lifecycle::start_service(&common, "inventory", |r| Ok(EventMetrics::register(r))).await?;
-    let store = Arc::new(PgInventory::connect(url, schema, POOL_SIZE).await?);
-    store.migrate().await?;
+    // A shard of a sharded inventory keeps the ring in the database (resharding switches
+    // owners there); the flags' count and epoch only start the ring of a new shop.
+    let store = match (shard.shard_index, RingPlace::of_schema(schema, index)) {
+        (Some(_), Some(place)) => PgInventory::connect_shard(url, place, POOL_SIZE).await?,
+        _ => PgInventory::connect(url, schema, POOL_SIZE).await?,
+    };
+    store.migrate_ring(count, epoch).await?;
+    let store = Arc::new(store);
     if let Some((number, products)) = seeding {
         let owned: Vec<(String, i64)> = seed::generate(number, products)
             .into_iter()
@@ -76,7 +82,7 @@ pub async fn run(
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier(&storefront));
-    let consumer = saga::consume(store.clone(), bus, index, count, concurrency);
+    let consumer = saga::consume(store.clone(), bus, place, concurrency);
     life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
         serve(grpc, store, place, verifier, shutdown)
     })

@@ -17,12 +17,12 @@
 //!                                    cancellation is refunded
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::api::OrderStatus;
+use crate::{api::OrderStatus, events::is_zero};
 
 /// One line of an order, priced when the order was created.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +52,23 @@ pub enum OrderEvent {
         order_id: String,
         shard: u32,
         shards: u32,
+        /// The order's SKUs it holds (shards with the ring in the database state them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        skus: Option<Vec<String>>,
+        /// The ring epoch it decided under.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        epoch: i64,
+        /// The request it answered (0: `OrderCreated`).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        attempt: u32,
+    },
+    /// Asks the inventory shards again for the order's lines: the ring changed while they
+    /// answered, and a line moved between a shard that answered before the switch and one
+    /// that answered after it. Shards hold what they own now and answer with `attempt`.
+    StockRequested {
+        order_id: String,
+        lines: Vec<Line>,
+        attempt: u32,
     },
     /// Every shard holds its lines: payments may charge `total_cents`.
     StockReserved {
@@ -92,6 +109,7 @@ impl OrderEvent {
         match self {
             Self::OrderCreated { order_id, .. }
             | Self::StockHeld { order_id, .. }
+            | Self::StockRequested { order_id, .. }
             | Self::StockReserved { order_id, .. }
             | Self::RefundRequested { order_id, .. }
             | Self::StockRejected { order_id, .. }
@@ -107,6 +125,7 @@ impl OrderEvent {
         match self {
             Self::OrderCreated { .. } => "OrderCreated",
             Self::StockHeld { .. } => "StockHeld",
+            Self::StockRequested { .. } => "StockRequested",
             Self::StockReserved { .. } => "StockReserved",
             Self::RefundRequested { .. } => "RefundRequested",
             Self::StockRejected { .. } => "StockRejected",
@@ -118,12 +137,26 @@ impl OrderEvent {
     }
 
     /// The message id for broker de-duplication: an order has at most one event of each
-    /// type (one `StockHeld` per shard), so `order id + type [+ shard]` is unique and stable
+    /// type (one `StockHeld` per shard, ring epoch and request; one `StockRequested` per
+    /// attempt), so `order id + type [+ shard [+ epoch + attempt]]` is unique and stable
     /// across redeliveries and replays.
     pub fn message_id(&self) -> String {
         match self {
+            Self::StockHeld {
+                shard,
+                epoch,
+                attempt,
+                ..
+            } if *epoch != 0 || *attempt != 0 => format!(
+                "{}:{}:{shard}:{epoch}:{attempt}",
+                self.order_id(),
+                self.kind()
+            ),
             Self::StockHeld { shard, .. } => {
                 format!("{}:{}:{shard}", self.order_id(), self.kind())
+            }
+            Self::StockRequested { attempt, .. } => {
+                format!("{}:{}:{attempt}", self.order_id(), self.kind())
             }
             _ => format!("{}:{}", self.order_id(), self.kind()),
         }
@@ -153,9 +186,16 @@ pub struct Order {
     pub reason: Option<String>,
     /// Whether a payment was taken (decides whether a cancellation must refund).
     pub charge_id: Option<String>,
-    /// The inventory shards that hold their lines, and how many shards there are.
+    /// The inventory shards that hold their lines, and how many shards there are (replies
+    /// that do not state their SKUs).
     pub held: BTreeSet<u32>,
     pub shards: Option<u32>,
+    /// The order's SKUs that some shard holds (replies that state them).
+    pub covered: BTreeSet<String>,
+    /// Which shards answered, per request and ring epoch: `(attempt, epoch) → (shards, who)`.
+    pub answered: BTreeMap<(u32, i64), (u32, BTreeSet<u32>)>,
+    /// The last `StockRequested` attempt (0: none).
+    pub requests: u32,
     /// How many events were folded (the next event's sequence number).
     pub version: u64,
 }
@@ -221,6 +261,9 @@ impl Order {
             charge_id: None,
             held: BTreeSet::new(),
             shards: None,
+            covered: BTreeSet::new(),
+            answered: BTreeMap::new(),
+            requests: 0,
             version: 1,
         };
         for event in events {
@@ -244,9 +287,38 @@ impl Order {
             event: event.kind(),
         };
         match (self.state, event) {
-            (AwaitingStock, OrderEvent::StockHeld { shard, shards, .. }) => {
+            (
+                AwaitingStock,
+                OrderEvent::StockHeld {
+                    shard,
+                    shards,
+                    skus: None,
+                    ..
+                },
+            ) => {
                 self.held.insert(*shard);
                 self.shards = Some(*shards);
+            }
+            (
+                AwaitingStock,
+                OrderEvent::StockHeld {
+                    shard,
+                    shards,
+                    skus: Some(skus),
+                    epoch,
+                    attempt,
+                    ..
+                },
+            ) => {
+                self.covered.extend(skus.iter().cloned());
+                let who = self
+                    .answered
+                    .entry((*attempt, *epoch))
+                    .or_insert_with(|| (*shards, BTreeSet::new()));
+                who.1.insert(*shard);
+            }
+            (AwaitingStock, OrderEvent::StockRequested { attempt, .. }) => {
+                self.requests = self.requests.max(*attempt);
             }
             (AwaitingStock, OrderEvent::StockReserved { .. }) => self.state = AwaitingPayment,
             (Cancelled, OrderEvent::RefundRequested { .. }) => {}
@@ -279,6 +351,15 @@ pub enum SagaInput {
     StockHeld {
         shard: u32,
         shards: u32,
+    },
+    /// Inventory shard `shard` of `shards` (ring `epoch`) holds `skus` of the order, in
+    /// answer to request `attempt`.
+    LinesHeld {
+        shard: u32,
+        shards: u32,
+        epoch: i64,
+        attempt: u32,
+        skus: Vec<String>,
     },
     /// A shard cannot hold a line.
     StockRejected {
@@ -352,6 +433,9 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
                 order_id: id(),
                 shard: *shard,
                 shards: *shards,
+                skus: None,
+                epoch: 0,
+                attempt: 0,
             }];
             if order.held.len() + 1 == *shards as usize {
                 events.push(OrderEvent::StockReserved {
@@ -361,6 +445,16 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
             }
             Decision::append(events)
         }
+        (
+            AwaitingStock,
+            SagaInput::LinesHeld {
+                shard,
+                shards,
+                epoch,
+                attempt,
+                skus,
+            },
+        ) => lines_held(order, *shard, *shards, *epoch, *attempt, skus),
         (AwaitingStock, SagaInput::StockRejected { reason }) => Decision::append(vec![
             OrderEvent::StockRejected {
                 order_id: id(),
@@ -418,6 +512,81 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
         // Duplicates, and anything after a final state: nothing to do.
         _ => Decision::default(),
     }
+}
+
+/// How many times orders asks the shards again before it gives up on an order.
+pub const MAX_STOCK_REQUESTS: u32 = 3;
+
+/// A shard that states its SKUs holds `skus`: the order is reserved once every line is held
+/// by some shard. A line can be missed only when the ring changed while the shards answered
+/// (a shard that answered before the switch did not own it yet, its old owner answered
+/// after): then, as when every shard of a ring answered and a line is still not held, orders
+/// asks every shard again; per-line idempotence makes that safe.
+fn lines_held(
+    order: &Order,
+    shard: u32,
+    shards: u32,
+    epoch: i64,
+    attempt: u32,
+    skus: &[String],
+) -> Decision {
+    let seen = order
+        .answered
+        .get(&(attempt, epoch))
+        .is_some_and(|(_, who)| who.contains(&shard));
+    if shards == 0 || seen || attempt > order.requests {
+        // A duplicate, a reply no ring can produce, or an answer to a request never made.
+        return Decision::default();
+    }
+    let id = order.order_id.clone();
+    let mut events = vec![OrderEvent::StockHeld {
+        order_id: id.clone(),
+        shard,
+        shards,
+        skus: Some(skus.to_vec()),
+        epoch,
+        attempt,
+    }];
+    let covered = |sku: &String| order.covered.contains(sku) || skus.contains(sku);
+    if order.lines.iter().all(|l| covered(&l.sku)) {
+        events.push(OrderEvent::StockReserved {
+            order_id: id,
+            total_cents: order.total_cents,
+        });
+        return Decision::append(events);
+    }
+    let epochs: BTreeSet<i64> = order
+        .answered
+        .keys()
+        .filter(|(a, _)| *a == attempt)
+        .map(|(_, e)| *e)
+        .chain([epoch])
+        .collect();
+    let everyone = order
+        .answered
+        .get(&(attempt, epoch))
+        .map_or(0, |(_, who)| who.iter().filter(|&&s| s < shards).count())
+        + usize::from(shard < shards)
+        == shards as usize;
+    let stalled = epochs.len() > 1 || everyone;
+    if stalled && order.requests == attempt {
+        if attempt >= MAX_STOCK_REQUESTS {
+            events.push(OrderEvent::OrderCancelled {
+                order_id: id,
+                reason: format!(
+                    "inventory could not hold every line after {} requests",
+                    attempt + 1
+                ),
+            });
+        } else {
+            events.push(OrderEvent::StockRequested {
+                order_id: id,
+                lines: order.lines.clone(),
+                attempt: attempt + 1,
+            });
+        }
+    }
+    Decision::append(events)
 }
 
 #[cfg(test)]
@@ -718,8 +887,112 @@ mod tests {
             order_id: "o1".into(),
             shard: 3,
             shards: 4,
+            skus: None,
+            epoch: 0,
+            attempt: 0,
         };
         assert_eq!(e.message_id(), "o1:StockHeld:3");
+        let e = OrderEvent::StockHeld {
+            order_id: "o1".into(),
+            shard: 3,
+            shards: 4,
+            skus: Some(vec![]),
+            epoch: 2,
+            attempt: 1,
+        };
+        assert_eq!(e.message_id(), "o1:StockHeld:3:2:1");
+        let r = OrderEvent::StockRequested {
+            order_id: "o1".into(),
+            lines: vec![],
+            attempt: 2,
+        };
+        assert_eq!(r.message_id(), "o1:StockRequested:2");
+    }
+
+    fn lines_held(shard: u32, shards: u32, epoch: i64, attempt: u32, skus: &[&str]) -> SagaInput {
+        SagaInput::LinesHeld {
+            shard,
+            shards,
+            epoch,
+            attempt,
+            skus: skus.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn stated_lines_reserve_once_every_line_is_held_whatever_the_ring() {
+        // Two shards at one epoch: A on shard 0, B on shard 1.
+        let (history, _) = run(&[
+            lines_held(1, 2, 1, 0, &["SKU-B"]),
+            lines_held(1, 2, 1, 0, &["SKU-B"]),
+            lines_held(0, 2, 1, 0, &["SKU-A"]),
+        ]);
+        assert_eq!(
+            kinds(&history),
+            ["OrderCreated", "StockHeld", "StockHeld", "StockReserved"],
+            "the duplicate is dropped"
+        );
+        // Across a switch 2 -> 3 where B moves from shard 1 to the new shard 2: shard 2
+        // answered before the switch (owning nothing), shard 1 after it (B is gone). The
+        // epochs differ and B is not held: ask every shard again.
+        let (history, _) = run(&[
+            lines_held(0, 2, 1, 0, &["SKU-A"]),
+            lines_held(2, 2, 1, 0, &[]),
+            lines_held(1, 3, 2, 0, &[]),
+        ]);
+        assert_eq!(
+            kinds(&history),
+            [
+                "OrderCreated",
+                "StockHeld",
+                "StockHeld",
+                "StockHeld",
+                "StockRequested"
+            ]
+        );
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.requests, 1);
+        assert_eq!(order.status(), OrderStatus::Pending);
+        // The answers to the request: shard 2 now owns B and holds it.
+        let mut history = history;
+        for input in [
+            lines_held(0, 3, 2, 1, &["SKU-A"]),
+            lines_held(1, 3, 2, 1, &[]),
+            lines_held(2, 3, 2, 1, &["SKU-B"]),
+        ] {
+            let order = Order::fold(&history).expect("folds");
+            history.extend(decide(&order, &input).events);
+        }
+        assert_eq!(
+            kinds(&history[5..]),
+            ["StockHeld", "StockHeld", "StockHeld", "StockReserved"]
+        );
+        // An answer to a request that was never made is not recorded.
+        let (history, _) = run(&[lines_held(0, 2, 1, 3, &["SKU-A", "SKU-B"])]);
+        assert_eq!(kinds(&history), ["OrderCreated"]);
+    }
+
+    #[test]
+    fn every_shard_of_a_ring_answered_and_a_line_missing_asks_again_then_gives_up() {
+        let mut history = vec![created()];
+        for attempt in 0..=MAX_STOCK_REQUESTS {
+            for shard in 0..2 {
+                let order = Order::fold(&history).expect("folds");
+                let skus: &[&str] = if shard == 0 { &["SKU-A"] } else { &[] };
+                history.extend(decide(&order, &lines_held(shard, 2, 1, attempt, skus)).events);
+            }
+        }
+        let order = Order::fold(&history).expect("folds");
+        assert_eq!(order.requests, MAX_STOCK_REQUESTS);
+        assert_eq!(order.state, SagaState::Cancelled);
+        assert!(
+            order
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("could not hold every line")),
+            "{:?}",
+            order.reason
+        );
     }
 
     #[test]

@@ -100,7 +100,26 @@ pub fn stock_input(reply: StockReply) -> (String, SagaInput) {
             order_id,
             shard,
             shards,
+            skus: None,
+            ..
         } => (order_id, SagaInput::StockHeld { shard, shards }),
+        StockReply::StockHeld {
+            order_id,
+            shard,
+            shards,
+            skus: Some(skus),
+            epoch,
+            attempt,
+        } => (
+            order_id,
+            SagaInput::LinesHeld {
+                shard,
+                shards,
+                epoch,
+                attempt,
+                skus,
+            },
+        ),
         StockReply::StockRejected {
             order_id, reason, ..
         } => (order_id, SagaInput::StockRejected { reason }),
@@ -202,7 +221,10 @@ mod tests {
             stock_input(StockReply::StockHeld {
                 order_id: "o1".into(),
                 shard: 1,
-                shards: 2
+                shards: 2,
+                skus: None,
+                epoch: 0,
+                attempt: 0,
             }),
             (
                 "o1".into(),

@@ -32,10 +32,10 @@ use storefront_workloads::{
         table::{Loader, Sources},
         upstream::{AllowAll, Deadlines},
     },
-    inventory::postgres::PgInventory,
     inventory::{
         self,
         grpc::{MemoryStock, ShardPlace},
+        postgres::{PgInventory, RingPlace},
     },
     orders::{self, postgres::PgOrders},
     payments::{
@@ -261,12 +261,19 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
             epoch: 1,
         };
         if let (Some(options), Some(bus)) = (&saga, &bus) {
-            let schema = format!("it_gw_inv{index}_{pid}");
-            let shard = PgInventory::connect(&url, &schema, 8)
+            // Shards with the ring in the database, as the operator names their schemas.
+            let ring = RingPlace {
+                prefix: format!("it_gw_{pid}_inv_"),
+                index,
+            };
+            let shard = PgInventory::connect_shard(&url, ring.clone(), 8)
                 .await
                 .expect("connects");
-            clean(shard.pool(), &schema).await;
-            shard.migrate().await.expect("migrates");
+            clean(shard.pool(), &ring.schema_of(index)).await;
+            if index == 0 {
+                clean(shard.pool(), &ring.ring_schema()).await;
+            }
+            shard.migrate_ring(2, 1).await.expect("migrates");
             for p in owned {
                 let stock = options
                     .stock
@@ -279,8 +286,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
             tokio::spawn(inventory::saga::consume(
                 shard.clone(),
                 bus.clone(),
-                index,
-                2,
+                place,
                 16,
             ));
             tokio::spawn(inventory::grpc::serve(

@@ -13,6 +13,7 @@ mod checkout_saga;
 mod gateway_api;
 mod gateway_bad_input;
 mod gateway_support;
+mod inventory_handoff;
 mod inventory_postgres;
 mod orders_grpc;
 mod orders_postgres;
