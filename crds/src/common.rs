@@ -157,4 +157,8 @@ pub mod condition {
     /// Storefront-specific: whether mutual TLS between services is in force. Always `False`
     /// for now (`NotImplemented` when `security.mtls` asks for it, `Disabled` otherwise).
     pub const MTLS_ENFORCED: &str = "MTLSEnforced";
+    /// Storefront-specific, with sharded services: a change of a shard count is running.
+    pub const RESHARDING: &str = "Resharding";
+    /// Storefront-specific, with sharded services: every ring has the spec's shard count.
+    pub const RESHARDING_IN_SYNC: &str = "ReshardingInSync";
 }

@@ -21,4 +21,7 @@ pub mod validate;
 pub use common::{FailurePoint, RateLimit, ServiceName, Tier};
 pub use flashsale::{FlashSale, FlashSaleSpec, FlashSaleStatus, SalePhase};
 pub use shard::{ServiceShard, ServiceShardSpec, ServiceShardStatus, ShardPhase, ShardedService};
-pub use storefront::{ServiceSpec, Storefront, StorefrontSpec, StorefrontStatus};
+pub use storefront::{
+    ReshardOutcome, ReshardPhase, ReshardStatus, RingStatus, ServiceSpec, Storefront,
+    StorefrontSpec, StorefrontStatus,
+};

@@ -303,6 +303,100 @@ pub struct StorefrontStatus {
     /// `ready/enabled` services, e.g. `6/7` (printer column).
     #[serde(default)]
     pub ready_services: String,
+    /// Per sharded service: the ring in force and a reshard in progress. The operator keeps
+    /// its resharding here (not in memory), so a restart resumes at the recorded step.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rings: BTreeMap<String, RingStatus>,
+}
+
+/// The ring of a sharded service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RingStatus {
+    /// Shards in the ring in force (what routers and shards use now).
+    pub shards: i32,
+    /// The ring's epoch: every reshard's switch adds one.
+    pub epoch: i64,
+    /// A change of the shard count in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resharding: Option<ReshardStatus>,
+    /// The last reshard that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<ReshardOutcome>,
+}
+
+/// Where a reshard is.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum ReshardPhase {
+    /// The new shards start (they own no keys yet); every shard must be Ready.
+    Joining,
+    /// The keys that move are copied to their new owners while the shop keeps serving.
+    Copying,
+    /// The copies are compared with their sources.
+    Verifying,
+    /// Owners switch in one transaction (the write pause); the ring is published.
+    Switching,
+    /// Routers move to the new ring; going down, the removed shards are deleted after.
+    Draining,
+}
+
+/// A reshard in progress (the step is recorded before it is acted on).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReshardStatus {
+    pub phase: ReshardPhase,
+    /// Shards before.
+    pub from: i32,
+    /// Shards after.
+    pub to: i32,
+    /// The ring's epoch after the switch.
+    pub epoch: i64,
+    /// Copy attempt (a verification that finds too many differences copies again).
+    pub attempt: i32,
+    /// Shards that give keys, e.g. `0-3`.
+    pub sources: String,
+    /// Shards that take keys, e.g. `4`.
+    pub targets: String,
+    /// Keys whose owner changes (known once copied).
+    #[serde(default)]
+    pub keys_to_move: i64,
+    #[serde(default)]
+    pub keys_copied: i64,
+    #[serde(default)]
+    pub keys_verified: i64,
+    /// Keys that differed at the last verification (written since the copy; the switch
+    /// syncs and re-verifies them under its lock).
+    #[serde(default)]
+    pub mismatched_keys: i64,
+    /// Percent of the keys copied.
+    #[serde(default)]
+    pub copy_progress: i32,
+    /// When this reshard started (RFC 3339).
+    pub started_at: String,
+    /// When the current phase started (RFC 3339).
+    pub phase_since: String,
+    /// A shard count asked for meanwhile: it starts when this one is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<i32>,
+    /// What the reshard waits for now.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// A finished reshard, with its figures.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReshardOutcome {
+    pub from: i32,
+    pub to: i32,
+    pub epoch: i64,
+    pub keys_moved: i64,
+    /// The write pause of the switch, in microseconds (lock wait + the switch).
+    pub pause_micros: i64,
+    pub started_at: String,
+    pub finished_at: String,
 }
 
 /// One service in the status.

@@ -19,6 +19,8 @@ pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const PART_OF: &str = "app.kubernetes.io/part-of";
 /// Shard ordinal of a shard's pods.
 pub const SHARD: &str = "commerce.storefront.dev/shard";
+/// The sharded service a resharding Job works on.
+pub const SERVICE_LABEL: &str = "commerce.storefront.dev/service";
 /// Tier (`core` or `supporting`) of a service's pods.
 pub const TIER: &str = "commerce.storefront.dev/tier";
 

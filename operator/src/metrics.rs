@@ -21,6 +21,12 @@ pub struct ErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StepLabels {
+    pub service: String,
+    pub step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct WriteLabels {
     pub kind: String,
     pub op: String,
@@ -33,6 +39,8 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Family<KindLabels, Histogram>,
     pub writes: Family<WriteLabels, Counter>,
+    /// How long each resharding step took (from its start to the next step).
+    pub reshard_steps: Family<StepLabels, Histogram>,
 }
 
 impl Default for Metrics {
@@ -44,6 +52,14 @@ impl Default for Metrics {
             Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
         });
         let writes = Family::<WriteLabels, Counter>::default();
+        let reshard_steps = Family::<StepLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0])
+        });
+        registry.register(
+            "reshard_step_seconds",
+            "Time a resharding step took, by sharded service and step",
+            reshard_steps.clone(),
+        );
         registry.register("reconciles", "Reconciles run, by kind", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -66,6 +82,7 @@ impl Default for Metrics {
             errors,
             duration,
             writes,
+            reshard_steps,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Online resharding of a sharded service as pure decisions (issue 18, first slice): given the
 //! ring in force, the recorded step (kept in status, so an operator restart resumes it) and
 //! what the shards and routers report, what to do next. No client and no clock: the
-//! controller applies the [`Action`]s and records [`Decision::state`]; the handoff itself
-//! (copy, verify, fence, drain) runs in the shards. Not wired into the controller yet.
+//! controller applies the [`Action`]s (Jobs running the workloads' handoff steps, the ring
+//! ConfigMap, ServiceShards) and records [`Decision::state`] in the Storefront's status.
 //!
 //! ```text
 //!                 spec.sharding.shards: n → m
@@ -15,15 +15,16 @@
 //!                   (attempt+1)└────────── Verifying  targets re-read every moved key, compare
 //!                                               │ all equal
 //!                                               ▼
-//!                                           Switching  1. sources fence the moved keys (refuse
-//!                                               │         them: callers retry at the new owner)
-//!                                               │         and sync what changed since the copy
-//!                                               │      2. the ring is published at epoch e+1
-//!                                               │      3. every router reports epoch ≥ e+1
+//!                                           Switching  1. the switch: in ONE database transaction
+//!                                               │         under the ring's lock, moved keys are
+//!                                               │         synced, verified, settled, removed from
+//!                                               │         their old owners; the ring → epoch e+1
+//!                                               │      2. the ring ConfigMap is published at e+1
+//!                                               │      3. every router works with epoch ≥ e+1
 //!                                               ▼
-//!                                           Draining   sources finish or hand over in-flight
-//!                                               │      holds of moved keys, drop their copies
-//!                                               ▼ drained (idle)
+//!                                           Draining   going down, the removed shards serve
+//!                                               │      stale routers until they moved
+//!                                               ▼ drained
 //!   Active(m) ◄──────────────────────────────  done     going down: shards m..n deleted
 //! ```
 //!
@@ -36,9 +37,16 @@
 //! no harm. A change of the shard count while a reshard runs is queued
 //! ([`Decision::queued`]): it starts when this one is done.
 
-use std::{collections::BTreeSet, ops::Range};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    ops::Range,
+};
 
 use serde::{Deserialize, Serialize};
+use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus, common::condition};
+
+/// Keys the switch may sync under its lock (each a row rewritten in the pause: ~50 µs).
+pub const SYNC_BUDGET_KEYS: u64 = 2_000;
 
 /// Where a reshard is.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,8 +141,8 @@ pub struct Observed {
     pub ready: BTreeSet<u32>,
     pub copy: Option<Progress>,
     pub verify: Option<Progress>,
-    /// The highest epoch the sources have fenced the moved keys for and synced the delta of.
-    pub fenced: Option<i64>,
+    /// The epoch the database's ring is at (the switch done).
+    pub switched: Option<i64>,
     /// The lowest ring epoch any router (gateway, orders, inventory consumers) works with.
     pub routers: Option<i64>,
     /// The highest epoch the sources have drained: no in-flight hold of a moved key left and
@@ -151,9 +159,8 @@ pub enum Action {
     Copy { epoch: i64, attempt: u32 },
     /// Compare every moved key between source and target.
     Verify { epoch: i64, attempt: u32 },
-    /// Sources refuse the moved keys from now on (a caller on the old ring retries at the new
-    /// owner) and sync what changed since the copy. The write pause starts here.
-    FenceAndSync { epoch: i64 },
+    /// The switch of owners: one transaction under the ring's lock (the write pause).
+    Switch { epoch: i64 },
     /// Publish the ring with `shards` shards at `epoch`. Routers switch; the pause ends.
     PublishRing { shards: u32, epoch: i64 },
     /// Sources finish or hand over in-flight holds of moved keys and drop their copies.
@@ -235,7 +242,10 @@ pub fn decide(wanted: u32, ring: Ring, state: Option<&Reshard>, obs: &Observed) 
     if r.step == Step::Verifying
         && let Some(p) = obs.verify.filter(|p| p.is_for(&r) && p.finished)
     {
-        if p.mismatched == 0 && p.done_keys >= p.keys {
+        // Keys written since the copy differ too; the switch syncs and re-verifies them under
+        // its lock. After one copy again, differences that fit its sync budget go ahead.
+        let fits = p.mismatched == 0 || (r.attempt >= 2 && p.mismatched <= SYNC_BUDGET_KEYS);
+        if fits && p.done_keys >= p.keys {
             step(
                 &mut r,
                 &mut d,
@@ -280,10 +290,10 @@ pub fn decide(wanted: u32, ring: Ring, state: Option<&Reshard>, obs: &Observed) 
             attempt: r.attempt,
         }),
         Step::Switching => {
-            // Fence first; publish only once every source has fenced and synced, so no write
-            // is accepted by an old owner after the new one took the key.
-            d.actions.push(Action::FenceAndSync { epoch: r.epoch });
-            if obs.fenced.is_some_and(|e| e >= r.epoch) {
+            // Switch first; publish only once the database's ring moved, so no router sends a
+            // key to its new owner before the key is there.
+            d.actions.push(Action::Switch { epoch: r.epoch });
+            if obs.switched.is_some_and(|e| e >= r.epoch) {
                 d.actions.push(Action::PublishRing {
                     shards: r.to,
                     epoch: r.epoch,
@@ -294,6 +304,278 @@ pub fn decide(wanted: u32, ring: Ring, state: Option<&Reshard>, obs: &Observed) 
     }
     d.state = Some(r);
     d
+}
+
+// ---------------------------------------------------------------------------------------------
+// The record in status, the Jobs' results, the conditions: pure conversions for the controller.
+
+impl From<Step> for ReshardPhase {
+    fn from(s: Step) -> Self {
+        match s {
+            Step::Joining => ReshardPhase::Joining,
+            Step::Copying => ReshardPhase::Copying,
+            Step::Verifying => ReshardPhase::Verifying,
+            Step::Switching => ReshardPhase::Switching,
+            Step::Draining => ReshardPhase::Draining,
+        }
+    }
+}
+
+impl From<ReshardPhase> for Step {
+    fn from(p: ReshardPhase) -> Self {
+        match p {
+            ReshardPhase::Joining => Step::Joining,
+            ReshardPhase::Copying => Step::Copying,
+            ReshardPhase::Verifying => Step::Verifying,
+            ReshardPhase::Switching => Step::Switching,
+            ReshardPhase::Draining => Step::Draining,
+        }
+    }
+}
+
+/// The reshard recorded in status.
+pub fn from_status(s: &ReshardStatus) -> Reshard {
+    Reshard {
+        from: u32::try_from(s.from).unwrap_or(1),
+        to: u32::try_from(s.to).unwrap_or(1),
+        epoch: s.epoch,
+        step: s.phase.into(),
+        attempt: u32::try_from(s.attempt).unwrap_or(1).max(1),
+    }
+}
+
+fn span(r: Range<u32>) -> String {
+    match r.len() {
+        0 => String::new(),
+        1 => r.start.to_string(),
+        _ => format!("{}-{}", r.start, r.end - 1),
+    }
+}
+
+/// The status of `r` after a decision: progress from the reports for its epoch and attempt,
+/// `phase_since` kept while the phase stays, `message` saying what it waits for.
+pub fn status_of(
+    r: &Reshard,
+    previous: Option<&ReshardStatus>,
+    obs: &Observed,
+    queued: Option<u32>,
+    now: &str,
+) -> ReshardStatus {
+    let phase: ReshardPhase = r.step.into();
+    let same = previous.filter(|p| p.epoch == r.epoch);
+    let i = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let mut st = ReshardStatus {
+        phase,
+        from: i32::try_from(r.from).unwrap_or(i32::MAX),
+        to: i32::try_from(r.to).unwrap_or(i32::MAX),
+        epoch: r.epoch,
+        attempt: i32::try_from(r.attempt).unwrap_or(i32::MAX),
+        sources: span(r.sources()),
+        targets: span(r.targets()),
+        keys_to_move: same.map_or(0, |p| p.keys_to_move),
+        keys_copied: same.map_or(0, |p| p.keys_copied),
+        keys_verified: same.map_or(0, |p| p.keys_verified),
+        mismatched_keys: same.map_or(0, |p| p.mismatched_keys),
+        copy_progress: same.map_or(0, |p| p.copy_progress),
+        started_at: same.map_or_else(|| now.to_string(), |p| p.started_at.clone()),
+        phase_since: same
+            .filter(|p| p.phase == phase)
+            .map_or_else(|| now.to_string(), |p| p.phase_since.clone()),
+        queued: queued.map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
+        message: String::new(),
+    };
+    if let Some(p) = obs.copy.filter(|p| p.epoch == r.epoch) {
+        st.keys_to_move = i(p.keys);
+        st.keys_copied = i(p.done_keys);
+        st.copy_progress = i32::try_from(p.percent()).unwrap_or(100);
+    }
+    if let Some(p) = obs.verify.filter(|p| p.epoch == r.epoch) {
+        st.keys_verified = i(p.done_keys);
+        st.mismatched_keys = i(p.mismatched);
+    }
+    st.message = match r.step {
+        Step::Joining => format!(
+            "waiting for shards {} to be Ready ({} of {} are)",
+            span(0..r.shards()),
+            (0..r.shards()).filter(|i| obs.ready.contains(i)).count(),
+            r.shards()
+        ),
+        Step::Copying => format!(
+            "copying the keys that move from shards {} to {} (attempt {})",
+            st.sources, st.targets, r.attempt
+        ),
+        Step::Verifying => "comparing every moved key with its source".into(),
+        Step::Switching => format!(
+            "switching owners in one transaction, then publishing the ring at epoch {}",
+            r.epoch
+        ),
+        Step::Draining if r.to < r.from => format!(
+            "routers move to the ring at epoch {}; shards {} are deleted after",
+            r.epoch,
+            span(r.to..r.from)
+        ),
+        Step::Draining => format!("routers move to the ring at epoch {}", r.epoch),
+    };
+    st
+}
+
+/// A resharding Job's result: the JSON line `storefront-workloads reshard` writes.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResult {
+    pub step: String,
+    pub epoch: i64,
+    #[serde(default)]
+    pub progress: Option<JobProgress>,
+    #[serde(default)]
+    pub switched: Option<JobSwitched>,
+}
+
+/// A copy's or verification's counts.
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobProgress {
+    pub keys: u64,
+    pub done_keys: u64,
+    #[serde(default)]
+    pub mismatched: JobMismatches,
+}
+
+/// Differences a verification found.
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobMismatches {
+    pub keys: u64,
+    pub lines: u64,
+}
+
+/// What a switch did.
+#[derive(Deserialize, Clone, Copy, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSwitched {
+    pub moved_keys: u64,
+    pub moved_lines: u64,
+    pub lock_wait_ms: f64,
+    pub pause_ms: f64,
+}
+
+/// The last JSON line of a termination message (logs may precede it).
+pub fn parse_result(message: &str) -> Option<JobResult> {
+    message
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<JobResult>(l.trim()).ok())
+}
+
+impl JobResult {
+    /// The copy or verification report for `attempt`.
+    pub fn progress(&self, attempt: u32) -> Option<Progress> {
+        let p = self.progress?;
+        Some(Progress {
+            epoch: self.epoch,
+            attempt,
+            keys: p.keys,
+            done_keys: p.done_keys,
+            mismatched: p.mismatched.keys + p.mismatched.lines,
+            finished: true,
+        })
+    }
+}
+
+/// The ring epoch every router works with for `service`, from what each gateway pod reports
+/// (`storefront.dev/RingsApplied`: `inventory@2; orders@1`; `None` for a pod that reports
+/// nothing): the lowest, or `None` when a router does not say (an older gateway: the caller
+/// falls back to waiting). No routers at all: `Some(i64::MAX)`, nobody to wait for.
+pub fn routers_epoch(service: &str, reports: &[Option<&str>]) -> Option<i64> {
+    let mut lowest = i64::MAX;
+    for report in reports {
+        let epoch = (*report)?.split("; ").find_map(|entry| {
+            let (svc, epoch) = entry.trim().split_once('@')?;
+            (svc == service)
+                .then(|| epoch.parse::<i64>().ok())
+                .flatten()
+        })?;
+        lowest = lowest.min(epoch);
+    }
+    Some(lowest)
+}
+
+/// `Resharding` and `ReshardingInSync` for the rings (none without sharded services):
+/// `(type, ok, reason, message)`.
+pub fn conditions(
+    rings: &BTreeMap<String, RingStatus>,
+    wanted: &BTreeMap<String, i32>,
+) -> Vec<(&'static str, bool, &'static str, String)> {
+    if rings.is_empty() {
+        return Vec::new();
+    }
+    let running: Vec<String> = rings
+        .iter()
+        .filter_map(|(svc, r)| {
+            r.resharding.as_ref().map(|x| {
+                format!(
+                    "{svc} {} → {} shards: {:?} ({}%, {} keys to move)",
+                    x.from, x.to, x.phase, x.copy_progress, x.keys_to_move
+                )
+            })
+        })
+        .collect();
+    let out_of_sync: Vec<String> = rings
+        .iter()
+        .filter_map(|(svc, r)| {
+            let want = wanted.get(svc).copied().unwrap_or(r.shards);
+            (want != r.shards || r.resharding.is_some()).then(|| {
+                if svc == "inventory" || r.resharding.is_some() {
+                    format!(
+                        "{svc}: the ring has {} shards, the spec asks {want}",
+                        r.shards
+                    )
+                } else {
+                    format!(
+                        "{svc}: resharding {svc} is not supported yet; its ring stays at {} \
+                         shards (the spec asks {want})",
+                        r.shards
+                    )
+                }
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    if running.is_empty() {
+        out.push((
+            condition::RESHARDING,
+            false,
+            "Idle",
+            "no change of a shard count is running".to_string(),
+        ));
+    } else {
+        out.push((
+            condition::RESHARDING,
+            true,
+            "Resharding",
+            running.join("; "),
+        ));
+    }
+    if out_of_sync.is_empty() {
+        out.push((
+            condition::RESHARDING_IN_SYNC,
+            true,
+            "InSync",
+            "every ring has the spec's shard count".to_string(),
+        ));
+    } else {
+        let reason = if running.is_empty() {
+            "Held"
+        } else {
+            "Resharding"
+        };
+        out.push((
+            condition::RESHARDING_IN_SYNC,
+            false,
+            reason,
+            out_of_sync.join("; "),
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

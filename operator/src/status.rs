@@ -298,6 +298,14 @@ pub fn compute(
         }
     }
     if let Some(d) = desired {
+        st.rings = d.rings.clone();
+        for (type_, ok, reason, msg) in crate::reshard::conditions(&d.rings, &d.ring_wanted) {
+            set(type_, ok, reason, msg);
+        }
+    } else if let Some(prev) = previous {
+        st.rings = prev.rings.clone();
+    }
+    if let Some(d) = desired {
         let (reason, msg) = if d.mtls_requested {
             (
                 "NotImplemented",

@@ -101,6 +101,8 @@ pub enum Command {
     },
     /// Open-loop shopper traffic against a gateway, with latency percentiles per endpoint.
     Loadgen(loadgen::LoadgenArgs),
+    /// One step of resharding a sharded inventory (run by the operator as a Job).
+    Reshard(inventory::reshard_cmd::ReshardArgs),
 }
 
 /// `seed` settings.
@@ -137,6 +139,7 @@ impl Command {
             Self::Seed(_) => "seed",
             Self::Migrate { .. } => "migrate",
             Self::Loadgen(_) => "loadgen",
+            Self::Reshard(_) => "reshard",
         }
     }
 }
@@ -146,6 +149,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Seed(args) => write_seed(&args),
         Command::Loadgen(args) => runtime()?.block_on(loadgen::run(args)),
+        Command::Reshard(args) => runtime()?.block_on(inventory::reshard_cmd::run(args)),
         Command::Payments {
             common,
             provider,

@@ -44,6 +44,11 @@ struct Route {
     /// Ring ConfigMap of a sharded service: shard addresses by ordinal, with an epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     ring: Option<String>,
+    /// The same ring inline: the gateway watches this table through the API, so a new ring
+    /// (resharding's switch) reaches it in about a second; the mounted ring file is the
+    /// fallback.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring_document: Option<RingDocument>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit: Option<Limit>,
 }
@@ -87,8 +92,12 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
-/// The gateway's route table.
-pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
+/// The gateway's route table, with the rings in force (`rings`: shards and epoch by service).
+pub fn gateway_routes(
+    owner: &Owner<'_>,
+    plans: &[ServicePlan],
+    rings: &BTreeMap<String, (i32, i64)>,
+) -> ConfigMap {
     let routes = plans
         .iter()
         .filter(|p| p.service != ServiceName::Gateway)
@@ -104,6 +113,10 @@ pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
                 endpoints: (!sharded)
                     .then(|| address(owner, &labels::pods_service_name(owner.name, service))),
                 ring: sharded.then(|| labels::ring_name(owner.name, service)),
+                ring_document: rings
+                    .get(service)
+                    .filter(|_| sharded)
+                    .map(|&(shards, epoch)| ring_document(owner, p.service, shards, epoch)),
                 rate_limit: p.rate_limit.as_ref().map(Limit::from),
             }
         })
@@ -138,12 +151,24 @@ pub fn gateway_routes(owner: &Owner<'_>, plans: &[ServicePlan]) -> ConfigMap {
 }
 
 /// The ring of a sharded service: shard ordinals and their addresses, with an epoch.
-pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32) -> ConfigMap {
+pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32, epoch: i64) -> ConfigMap {
+    let ring = ring_document(owner, service, shards, epoch);
+    config_map(
+        owner,
+        labels::ring_name(owner.name, service.as_str()),
+        service.as_str(),
+        RING_DATA_KEY,
+        to_json(&ring),
+    )
+}
+
+/// The ring document (the type the routers parse, `storefront_crds::ring`, so both sides
+/// agree).
+fn ring_document(owner: &Owner<'_>, service: ServiceName, shards: i32, epoch: i64) -> RingDocument {
     let service = service.as_str();
-    // The document type the routers parse (`storefront_crds::ring`), so both sides agree.
-    let ring = RingDocument {
+    RingDocument {
         service: service.to_string(),
-        epoch: INITIAL_RING_EPOCH,
+        epoch,
         algorithm: ALGORITHM_JUMP.to_string(),
         shards: (0..shards)
             .map(|index| {
@@ -155,12 +180,5 @@ pub fn ring(owner: &Owner<'_>, service: ServiceName, shards: i32) -> ConfigMap {
                 }
             })
             .collect(),
-    };
-    config_map(
-        owner,
-        labels::ring_name(owner.name, service),
-        service,
-        RING_DATA_KEY,
-        to_json(&ring),
-    )
+    }
 }

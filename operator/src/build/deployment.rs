@@ -76,7 +76,7 @@ pub struct ContainerSpec<'a> {
     pub database_schema: String,
 }
 
-fn env(name: &str, value: &str) -> EnvVar {
+pub(crate) fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: Some(value.to_string()),
@@ -84,7 +84,7 @@ fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
+pub(crate) fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {

@@ -21,12 +21,14 @@ pub mod jwt;
 mod network_policy;
 mod pdb;
 mod rbac;
+pub mod reshard_job;
 mod service;
 mod service_account;
 pub mod shard;
 
 use std::collections::BTreeMap;
 
+pub use config::INITIAL_RING_EPOCH;
 pub use deployment::{ContainerSpec, database_schema, workload};
 use jiff::Timestamp;
 use k8s_openapi::{
@@ -43,7 +45,7 @@ use k8s_openapi::{
 use kube::{Resource, ResourceExt};
 pub use service::service_for;
 use storefront_crds::{
-    FlashSale, ServiceShard, Storefront, StorefrontSpec,
+    FlashSale, RingStatus, ServiceShard, Storefront, StorefrontSpec,
     validate::{self, InvalidSpec},
 };
 
@@ -87,6 +89,10 @@ pub struct Desired {
     pub generated_jwt_secret: Option<String>,
     /// `security.mtls` is asked for (and not enforced yet: reported in status).
     pub mtls_requested: bool,
+    /// The sharded services' rings as rendered (the controller's record, for status).
+    pub rings: BTreeMap<String, RingStatus>,
+    /// The shard count the spec asks for, per sharded service.
+    pub ring_wanted: BTreeMap<String, i32>,
 }
 
 /// What every builder needs to know about the owning Storefront.
@@ -137,11 +143,14 @@ impl<'a> Owner<'a> {
     }
 }
 
-/// Builds every child of `sf` under the `sales` (all FlashSales of its namespace) at `now`.
+/// Builds every child of `sf` under the `sales` (all FlashSales of its namespace) at `now`,
+/// with the sharded services' `rings` as the operator records them (the ring in force and a
+/// reshard in progress; a service without an entry gets the spec's count at the first epoch).
 pub fn desired(
     sf: &Storefront,
     sales: &[FlashSale],
     now: Timestamp,
+    rings: &BTreeMap<String, RingStatus>,
 ) -> Result<Desired, BuildError> {
     validate::storefront(&sf.spec)?;
     let owner = Owner::of(sf)?;
@@ -181,11 +190,38 @@ pub fn desired(
                 shards,
                 replicas_per_shard,
             } => {
-                for index in 0..shards {
-                    d.shards
-                        .push(shard::build(&owner, p, index, shards, replicas_per_shard));
+                // The ring in force decides the shards, not the spec: a new count goes
+                // through resharding (the controller's `reshard`), which records every step.
+                let ring = rings.get(p.service.as_str());
+                d.rings.insert(
+                    p.service.as_str().to_string(),
+                    ring.cloned().unwrap_or(RingStatus {
+                        shards,
+                        epoch: config::INITIAL_RING_EPOCH,
+                        ..RingStatus::default()
+                    }),
+                );
+                d.ring_wanted.insert(p.service.as_str().to_string(), shards);
+                let (in_force, epoch) = ring.map_or((shards, config::INITIAL_RING_EPOCH), |r| {
+                    (r.shards, r.epoch)
+                });
+                let existing = ring
+                    .and_then(|r| r.resharding.as_ref())
+                    .map_or(in_force, |r| r.from.max(r.to));
+                for index in 0..existing {
+                    // A joining (or leaving) shard is placed in the larger ring.
+                    let count = if index < in_force { in_force } else { existing };
+                    d.shards.push(shard::build(
+                        &owner,
+                        p,
+                        index,
+                        count,
+                        epoch,
+                        replicas_per_shard,
+                    ));
                 }
-                d.config_maps.push(config::ring(&owner, p.service, shards));
+                d.config_maps
+                    .push(config::ring(&owner, p.service, in_force, epoch));
             }
             Sizing::Fixed { .. } | Sizing::Autoscaled { .. } => {
                 d.deployments.push(deployment::build(&owner, p));
@@ -200,7 +236,13 @@ pub fn desired(
         }
     }
     if gateway {
-        d.config_maps.push(config::gateway_routes(&owner, &plans));
+        let rings: BTreeMap<String, (i32, i64)> = d
+            .rings
+            .iter()
+            .map(|(k, r)| (k.clone(), (r.shards, r.epoch)))
+            .collect();
+        d.config_maps
+            .push(config::gateway_routes(&owner, &plans, &rings));
         d.roles.push(rbac::role(&owner));
         d.role_bindings.push(rbac::role_binding(&owner));
     }

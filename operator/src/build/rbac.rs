@@ -93,14 +93,14 @@ mod tests {
 
     #[test]
     fn gateway_role() {
-        let d = desired(&sample_storefront(), &[], now()).expect("builds");
+        let d = desired(&sample_storefront(), &[], now(), &Default::default()).expect("builds");
         insta::assert_yaml_snapshot!("gateway_role", d.roles);
         insta::assert_yaml_snapshot!("gateway_role_binding", d.role_bindings);
     }
 
     #[test]
     fn the_role_names_only_the_route_configmap_and_binds_the_gateways_account() {
-        let d = desired(&sample_storefront(), &[], now()).expect("builds");
+        let d = desired(&sample_storefront(), &[], now(), &Default::default()).expect("builds");
         let rules = d.roles[0].rules.clone().unwrap_or_default();
         assert_eq!(
             rules[0].resource_names.as_deref(),
@@ -133,7 +133,7 @@ mod tests {
         if let Some(g) = sf.spec.services.get_mut("gateway") {
             g.enabled = false;
         }
-        let d = desired(&sf, &[], now()).expect("builds");
+        let d = desired(&sf, &[], now(), &Default::default()).expect("builds");
         assert!(d.roles.is_empty() && d.role_bindings.is_empty());
         assert!(
             !d.services.iter().any(|s| s

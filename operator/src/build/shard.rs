@@ -6,9 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use storefront_crds::{ServiceName, ServiceShard, ServiceShardSpec, ShardedService, Tier};
 
-use super::{
-    ContainerSpec, Owner, config::INITIAL_RING_EPOCH, database_schema, service_for, workload,
-};
+use super::{ContainerSpec, Owner, database_schema, service_for, workload};
 use crate::{labels, plan::ServicePlan};
 
 pub fn build(
@@ -16,6 +14,7 @@ pub fn build(
     plan: &ServicePlan,
     index: i32,
     shard_count: i32,
+    ring_epoch: i64,
     replicas: i32,
 ) -> ServiceShard {
     let service = plan.service.as_str();
@@ -32,7 +31,7 @@ pub fn build(
             index,
             shard_count,
             replicas,
-            ring_epoch: INITIAL_RING_EPOCH,
+            ring_epoch,
         },
     );
     shard.metadata = owner.meta(

@@ -16,7 +16,7 @@ fn names<K: Resource>(objs: &[K]) -> Vec<String> {
 
 #[test]
 fn sample_builds_every_child() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     assert_eq!(
         names(&d.deployments),
         [
@@ -87,7 +87,7 @@ fn sample_builds_every_child() {
 
 #[test]
 fn every_child_is_labelled_and_owned() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     let metas: Vec<&ObjectMeta> = d
         .deployments
         .iter()
@@ -122,7 +122,7 @@ fn every_child_is_labelled_and_owned() {
 
 #[test]
 fn hpa_managed_deployments_leave_replicas_to_the_hpa() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     for dep in &d.deployments {
         let replicas = dep.spec.as_ref().unwrap().replicas;
         let autoscaled = d.hpas.iter().any(|h| h.name_any() == dep.name_any());
@@ -142,7 +142,7 @@ fn hpa_managed_deployments_leave_replicas_to_the_hpa() {
 fn a_switched_off_service_is_not_desired() {
     let mut sf = sample_storefront();
     sf.spec.services.get_mut("recommendations").unwrap().enabled = false;
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert!(!names(&d.deployments).contains(&"acme-recommendations".to_string()));
     assert!(!names(&d.service_accounts).contains(&"acme-recommendations".to_string()));
     assert_eq!(d.plans.len(), 6);
@@ -152,7 +152,7 @@ fn a_switched_off_service_is_not_desired() {
 fn stopped_keeps_everything_at_zero_pods() {
     let mut sf = sample_storefront();
     sf.spec.stopped = true;
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(d.deployments.len(), 6);
     assert!(
         d.deployments
@@ -168,7 +168,7 @@ fn stopped_keeps_everything_at_zero_pods() {
 #[test]
 fn invalid_spec_builds_nothing() {
     let sf = storefront("gateway: {autoscaling: {min: 5, max: 2}}\n");
-    match desired(&sf, &[], now()) {
+    match desired(&sf, &[], now(), &Default::default()) {
         Err(BuildError::InvalidSpec(e)) => {
             assert!(e.to_string().contains("autoscaling.max must be greater"))
         }
@@ -181,7 +181,7 @@ fn storefront_without_uid_is_refused() {
     let mut sf = storefront("gateway: {}\n");
     sf.metadata.uid = None;
     assert!(matches!(
-        desired(&sf, &[], now()),
+        desired(&sf, &[], now(), &Default::default()),
         Err(BuildError::MissingMetadata("uid"))
     ));
 }
@@ -195,7 +195,7 @@ fn active_sale_raises_hpa_floor_and_gateway_limits() {
         "2026-11-25T13:00:00Z",
         "5m",
     )];
-    let d = desired(&sample_storefront(), &sales, now()).unwrap();
+    let d = desired(&sample_storefront(), &sales, now(), &Default::default()).unwrap();
     assert_eq!(d.active_sales, ["bf"]);
     let gw = d.hpas[0].spec.as_ref().unwrap();
     assert_eq!((gw.min_replicas, gw.max_replicas), (Some(6), 20));
@@ -205,8 +205,14 @@ fn active_sale_raises_hpa_floor_and_gateway_limits() {
 
 #[test]
 fn builds_are_deterministic() {
-    let a = desired(&sample_storefront(), &[], now()).unwrap();
-    let b = desired(&sample_storefront(), &[], ts("2030-01-01T00:00:00Z")).unwrap();
+    let a = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
+    let b = desired(
+        &sample_storefront(),
+        &[],
+        ts("2030-01-01T00:00:00Z"),
+        &Default::default(),
+    )
+    .unwrap();
     assert_eq!(
         serde_json::to_value(&a.deployments).unwrap(),
         serde_json::to_value(&b.deployments).unwrap()
@@ -223,13 +229,13 @@ fn builds_are_deterministic() {
 
 #[test]
 fn snapshot_gateway_deployment() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     insta::assert_yaml_snapshot!(d.deployments[0]);
 }
 
 #[test]
 fn snapshot_gateway_routes_and_ring() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     insta::assert_snapshot!(
         "gateway_routes",
         d.config_maps[1].data.as_ref().unwrap()["routes.json"]
@@ -242,7 +248,7 @@ fn snapshot_gateway_routes_and_ring() {
 
 #[test]
 fn snapshot_shard_and_hpa() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     insta::assert_yaml_snapshot!("inventory_shard_0", d.shards[0]);
     insta::assert_yaml_snapshot!("gateway_hpa", d.hpas[0]);
 }
@@ -252,7 +258,7 @@ fn hpa_follows_memory_and_scales_in_after_the_window_when_asked() {
     let sf = storefront(
         "gateway: {autoscaling: {min: 1, max: 3, targetCPUUtilization: 20, targetMemoryUtilization: 80, scaleDownStabilizationSeconds: 15}}",
     );
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     let spec = d.hpas[0].spec.as_ref().unwrap();
     let targets: Vec<_> = spec
         .metrics
@@ -276,6 +282,7 @@ fn hpa_without_memory_target_or_window_is_cpu_only_with_default_behavior() {
         &storefront("gateway: {autoscaling: {min: 1, max: 3}}"),
         &[],
         now(),
+        &Default::default(),
     )
     .unwrap();
     let spec = d.hpas[0].spec.as_ref().unwrap();
@@ -303,7 +310,7 @@ fn a_sale_raises_the_bounds_and_keeps_the_memory_target() {
         "2026-11-25T13:00:00Z",
         "5m",
     )];
-    let d = desired(&sf, &sales, now()).unwrap();
+    let d = desired(&sf, &sales, now(), &Default::default()).unwrap();
     let spec = d.hpas[0].spec.as_ref().unwrap();
     assert_eq!((spec.min_replicas, spec.max_replicas), (Some(6), 20));
     let names: Vec<_> = spec
@@ -320,14 +327,14 @@ fn a_sale_raises_the_bounds_and_keeps_the_memory_target() {
 
 #[test]
 fn network_policies_only_when_asked_for() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     assert!(d.network_policies.is_empty());
     let mut sf = sample_storefront();
     sf.spec.security = Some(storefront_crds::storefront::Security {
         network_policies: true,
         ..Default::default()
     });
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(d.network_policies.len(), 7);
     insta::assert_yaml_snapshot!("orders_network_policy", d.network_policies[3]);
 }
@@ -385,7 +392,7 @@ fn mounts_of(dep: &Deployment) -> BTreeMap<String, String> {
 
 #[test]
 fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     for dep in &d.deployments {
         let env = env_of(dep);
         let name = dep.name_any();
@@ -427,7 +434,7 @@ fn a_named_jwt_secret_is_mounted_and_none_generated() {
         jwt_secret_name: Some("platform-jwt".into()),
         ..Default::default()
     });
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(d.generated_jwt_secret, None);
     for dep in &d.deployments {
         assert_eq!(mounts_of(dep)["/etc/storefront/jwt"], "secret:platform-jwt");
@@ -436,7 +443,7 @@ fn a_named_jwt_secret_is_mounted_and_none_generated() {
 
 #[test]
 fn gateway_mounts_every_ring_its_route_table_names() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     let gw = deployment(&d, "acme-gateway");
     let env = env_of(gw);
     assert_eq!(env["GATEWAY_ROUTES"], "/etc/storefront/routes/routes.json");
@@ -473,14 +480,14 @@ fn gateway_mounts_every_ring_its_route_table_names() {
 
 #[test]
 fn orders_learn_the_inventory_shard_count() {
-    let d = desired(&sample_storefront(), &[], now()).unwrap();
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
     assert_eq!(
         env_of(deployment(&d, "acme-orders"))["INVENTORY_SHARDS"],
         "4"
     );
     assert!(!env_of(deployment(&d, "acme-auth")).contains_key("INVENTORY_SHARDS"));
     let sf = storefront("orders: {}\ninventory: {replicas: 2}\n");
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(
         env_of(deployment(&d, "acme-orders"))["INVENTORY_SHARDS"],
         "1"
@@ -490,7 +497,7 @@ fn orders_learn_the_inventory_shard_count() {
 #[test]
 fn shard_pods_know_their_place_in_the_ring() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     let mut shard = d.shards[2].clone();
     shard.metadata.uid = Some("uid-shard-2".into());
     let mut owner = Owner::of(&sf).unwrap();
@@ -553,7 +560,7 @@ fn extra_env_comes_first_so_the_operators_own_wins() {
             value: "hijack".into(),
         },
     ];
-    let d = desired(&sf, &[], now()).unwrap();
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     let pay = d
         .deployments
         .iter()
@@ -581,4 +588,94 @@ fn extra_env_comes_first_so_the_operators_own_wins() {
         schema.last().map(String::as_str),
         Some("shop_acme_payments")
     );
+}
+
+#[test]
+fn the_recorded_ring_decides_the_shards_and_the_ring_not_the_spec() {
+    use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus};
+    // The spec asks 5 (the sample has 4): without a record, that is the first ring.
+    let mut sf = sample_storefront();
+    sf.spec
+        .services
+        .get_mut("inventory")
+        .unwrap()
+        .sharding
+        .as_mut()
+        .unwrap()
+        .shards = 5;
+    let fresh = desired(&sf, &[], now(), &Default::default()).unwrap();
+    assert_eq!(fresh.shards.len(), 5);
+    assert_eq!(fresh.rings["inventory"].shards, 5);
+    // Recorded: the ring has 4 at epoch 3, a reshard to 5 is Copying. Shards 0..5 exist, the
+    // new one placed in the larger ring; the ring (ConfigMap and route table) stays 4 at 3.
+    let resharding = ReshardStatus {
+        phase: ReshardPhase::Copying,
+        from: 4,
+        to: 5,
+        epoch: 4,
+        attempt: 1,
+        sources: "0-3".into(),
+        targets: "4".into(),
+        keys_to_move: 0,
+        keys_copied: 0,
+        keys_verified: 0,
+        mismatched_keys: 0,
+        copy_progress: 0,
+        started_at: String::new(),
+        phase_since: String::new(),
+        queued: None,
+        message: String::new(),
+    };
+    let rings = BTreeMap::from([(
+        "inventory".to_string(),
+        RingStatus {
+            shards: 4,
+            epoch: 3,
+            resharding: Some(resharding),
+            last: None,
+        },
+    )]);
+    let d = desired(&sf, &[], now(), &rings).unwrap();
+    let placed: Vec<(i32, i32, i64)> = d
+        .shards
+        .iter()
+        .map(|s| (s.spec.index, s.spec.shard_count, s.spec.ring_epoch))
+        .collect();
+    assert_eq!(
+        placed,
+        [(0, 4, 3), (1, 4, 3), (2, 4, 3), (3, 4, 3), (4, 5, 3)]
+    );
+    let cm = d
+        .config_maps
+        .iter()
+        .find(|c| c.name_any() == "acme-inventory-ring")
+        .unwrap();
+    let ring =
+        storefront_crds::ring::Ring::from_config_map_data(cm.data.as_ref().unwrap()).unwrap();
+    assert_eq!((ring.shard_count(), ring.epoch()), (4, 3));
+    let routes: serde_json::Value = serde_json::from_str(
+        &d.config_maps
+            .iter()
+            .find(|c| c.name_any() == "acme-gateway-routes")
+            .unwrap()
+            .data
+            .as_ref()
+            .unwrap()["routes.json"],
+    )
+    .unwrap();
+    let inline = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["service"] == "inventory")
+        .unwrap()["ringDocument"]
+        .clone();
+    assert_eq!(
+        (
+            inline["epoch"].as_i64(),
+            inline["shards"].as_array().map(Vec::len)
+        ),
+        (Some(3), Some(4))
+    );
+    assert_eq!(d.ring_wanted["inventory"], 5);
 }

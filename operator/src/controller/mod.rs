@@ -3,6 +3,7 @@
 //! apply-and-prune of children (`children.rs`).
 
 pub mod children;
+pub mod reshard;
 pub mod sale;
 pub mod shard;
 pub mod storefront;

@@ -61,7 +61,23 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         .map(|s| (**s).clone())
         .collect();
 
-    let desired = match build::desired(&sf, &sales, now) {
+    // Resharding first: the rings it records decide which shards and ring to render.
+    let resharding = if sf.spec.paused {
+        super::reshard::Outcome {
+            rings: sf
+                .status
+                .as_ref()
+                .map(|s| s.rings.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        }
+    } else {
+        super::reshard::advance(&ctx, &sf, &ns, now).await?
+    };
+    for (type_, reason, note) in &resharding.events {
+        publish(&ctx, &sf, *type_, reason, note).await;
+    }
+    let desired = match build::desired(&sf, &sales, now, &resharding.rings) {
         Ok(d) => d,
         Err(BuildError::InvalidSpec(invalid)) => {
             let msg = invalid.to_string();
@@ -107,7 +123,10 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         sf.status.as_ref(),
         now,
     );
-    let requeue = next_check(&st, desired.next_change, now);
+    let mut requeue = next_check(&st, desired.next_change, now);
+    if resharding.active {
+        requeue = requeue.min(super::reshard::POLL);
+    }
     if write_status(&ctx, &sf, st).await?
         && let Some(u) = &unresolved
     {

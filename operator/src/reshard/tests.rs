@@ -160,18 +160,18 @@ fn the_ring_is_published_only_after_the_sources_fenced() {
     assert_eq!(d.state.as_ref().unwrap().step, Step::Switching);
     assert_eq!(
         d.actions,
-        [Action::EnsureShards(5), Action::FenceAndSync { epoch: 2 }]
+        [Action::EnsureShards(5), Action::Switch { epoch: 2 }]
     );
-    let fenced = Observed {
-        fenced: Some(2),
+    let switched = Observed {
+        switched: Some(2),
         ..Observed::default()
     };
-    let d = decide(5, ring(4, 1), Some(&at(Step::Switching, 1)), &fenced);
+    let d = decide(5, ring(4, 1), Some(&at(Step::Switching, 1)), &switched);
     assert_eq!(
         d.actions,
         [
             Action::EnsureShards(5),
-            Action::FenceAndSync { epoch: 2 },
+            Action::Switch { epoch: 2 },
             Action::PublishRing {
                 shards: 5,
                 epoch: 2
@@ -180,7 +180,7 @@ fn the_ring_is_published_only_after_the_sources_fenced() {
     );
     // Published, but a router is still on epoch 1: keep switching.
     let lagging = Observed {
-        fenced: Some(2),
+        switched: Some(2),
         routers: Some(1),
         ..Observed::default()
     };
@@ -249,11 +249,11 @@ fn progress_is_a_percent_of_the_keys() {
 // ---- The whole machine against a simulated shop ------------------------------------------
 
 /// One shard's store: stock per SKU (what its database schema holds), the keys it refuses
-/// (fenced at an epoch: moved away), and the keys written since the copy (its change log).
+/// (switched at an epoch: moved away), and the keys written since the copy (its change log).
 #[derive(Clone, Debug, Default)]
 struct Shard {
     stock: BTreeMap<String, i64>,
-    fenced: BTreeSet<String>,
+    switched: BTreeSet<String>,
     dirty: BTreeSet<String>,
 }
 
@@ -282,7 +282,7 @@ struct Shop {
     routers: Ring,
     copy: Option<Progress>,
     verify: Option<Progress>,
-    fenced: Option<i64>,
+    switched: Option<i64>,
     drained: Option<i64>,
     /// The first copy of attempt 1 loses one key (a write the copy never made).
     lossy_first_copy: bool,
@@ -302,7 +302,7 @@ impl Shop {
             routers: ring(shards, 1),
             copy: None,
             verify: None,
-            fenced: None,
+            switched: None,
             drained: None,
             lossy_first_copy: false,
             sold: BTreeMap::new(),
@@ -326,7 +326,7 @@ impl Shop {
             ready: self.ready.clone(),
             copy: self.copy,
             verify: self.verify,
-            fenced: self.fenced,
+            switched: self.switched,
             routers: Some(self.routers.epoch),
             drained: self.drained,
         }
@@ -399,18 +399,18 @@ impl Shop {
                     finished: true,
                 });
             }
-            Action::FenceAndSync { epoch } => {
+            Action::Switch { epoch } => {
                 let r = r.expect("a fence belongs to a reshard");
                 for (s, sku, t) in self.moved(r) {
                     let src = &mut self.shards[s as usize];
-                    src.fenced.insert(sku.clone());
+                    src.switched.insert(sku.clone());
                     // The delta: only what was written since the copy.
                     if src.dirty.remove(&sku) {
                         let v = src.stock[&sku];
                         self.shards[t as usize].stock.insert(sku, v);
                     }
                 }
-                self.fenced = Some(epoch);
+                self.switched = Some(epoch);
             }
             Action::PublishRing { shards, epoch } => self.ring = ring(shards, epoch),
             Action::Drain { epoch } => {
@@ -418,7 +418,7 @@ impl Shop {
                 for (s, sku, _) in self.moved(r) {
                     let src = &mut self.shards[s as usize];
                     src.stock.remove(&sku);
-                    src.fenced.remove(&sku);
+                    src.switched.remove(&sku);
                 }
                 self.drained = Some(epoch);
             }
@@ -442,7 +442,7 @@ impl Shop {
             return;
         };
         match s.stock.get_mut(sku) {
-            Some(v) if !s.fenced.contains(sku) => {
+            Some(v) if !s.switched.contains(sku) => {
                 if *v > 0 {
                     *v -= 1;
                     *self.sold.entry(sku.to_string()).or_default() += 1;
@@ -595,4 +595,97 @@ fn a_crash_at_any_step_resumes_and_loses_nothing() {
             shop.check_conserved();
         }
     }
+}
+
+#[test]
+fn routers_report_the_lowest_epoch_or_nothing_when_one_is_silent() {
+    assert_eq!(
+        routers_epoch(
+            "inventory",
+            &[Some("inventory@2; orders@1"), Some("inventory@3")]
+        ),
+        Some(2)
+    );
+    assert_eq!(
+        routers_epoch("inventory", &[Some("inventory@2"), None]),
+        None,
+        "a gateway that reports nothing"
+    );
+    assert_eq!(routers_epoch("inventory", &[Some("orders@4")]), None);
+    assert_eq!(routers_epoch("inventory", &[Some("inventory@x")]), None);
+    assert_eq!(routers_epoch("inventory", &[]), Some(i64::MAX));
+}
+
+#[test]
+fn status_conditions_say_what_runs_and_what_is_held() {
+    use std::collections::BTreeMap;
+    use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus};
+    let idle = BTreeMap::from([(
+        "inventory".to_string(),
+        RingStatus {
+            shards: 4,
+            epoch: 3,
+            ..RingStatus::default()
+        },
+    )]);
+    let want = |n| BTreeMap::from([("inventory".to_string(), n)]);
+    let c = conditions(&idle, &want(4));
+    assert_eq!(
+        c.iter().map(|c| (c.0, c.1, c.2)).collect::<Vec<_>>(),
+        [
+            ("Resharding", false, "Idle"),
+            ("ReshardingInSync", true, "InSync")
+        ]
+    );
+    let mut running = idle.clone();
+    running.get_mut("inventory").unwrap().resharding = Some(ReshardStatus {
+        phase: ReshardPhase::Copying,
+        from: 4,
+        to: 5,
+        epoch: 4,
+        attempt: 1,
+        sources: "0-3".into(),
+        targets: "4".into(),
+        keys_to_move: 400,
+        keys_copied: 200,
+        keys_verified: 0,
+        mismatched_keys: 0,
+        copy_progress: 50,
+        started_at: String::new(),
+        phase_since: String::new(),
+        queued: None,
+        message: String::new(),
+    });
+    let c = conditions(&running, &want(5));
+    assert_eq!((c[0].1, c[0].2), (true, "Resharding"));
+    assert!(
+        c[0].3.contains("inventory 4 → 5 shards: Copying (50%"),
+        "{}",
+        c[0].3
+    );
+    assert_eq!((c[1].1, c[1].2), (false, "Resharding"));
+    // Orders has no handoff: a new count is held, and said so.
+    let orders = BTreeMap::from([(
+        "orders".to_string(),
+        RingStatus {
+            shards: 2,
+            epoch: 1,
+            ..RingStatus::default()
+        },
+    )]);
+    let c = conditions(&orders, &BTreeMap::from([("orders".to_string(), 3)]));
+    assert_eq!((c[1].1, c[1].2), (false, "Held"));
+    assert!(c[1].3.contains("not supported"), "{}", c[1].3);
+    assert!(conditions(&BTreeMap::new(), &BTreeMap::new()).is_empty());
+}
+
+#[test]
+fn job_results_parse_from_the_last_json_line() {
+    let msg = "some log line\n{\"step\":\"copy\",\"epoch\":2,\"progress\":{\"keys\":10,\"doneKeys\":10,\"lines\":3,\"mismatched\":{\"keys\":0,\"lines\":0}}}\n";
+    let r = parse_result(msg).expect("parses");
+    let p = r.progress(1).expect("progress");
+    assert_eq!((p.epoch, p.attempt, p.keys, p.finished), (2, 1, 10, true));
+    let sw = parse_result(r#"{"step":"switch","epoch":2,"switched":{"epoch":2,"from":4,"to":5,"movedKeys":7,"movedLines":1,"syncedKeys":0,"settledLines":0,"lockWaitMs":1.5,"pauseMs":9.0,"now":true}}"#).expect("parses");
+    assert_eq!(sw.switched.map(|s| s.moved_keys), Some(7));
+    assert!(parse_result("not json").is_none());
 }

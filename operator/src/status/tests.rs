@@ -57,7 +57,7 @@ fn observed_all(ready: i32, created: &str) -> Observed {
 #[test]
 fn all_ready_is_ready_and_converged() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let now = ts("2026-11-25T12:10:00Z");
     let st = compute(
         "acme",
@@ -89,7 +89,7 @@ fn all_ready_is_ready_and_converged() {
 #[test]
 fn starting_pods_are_progress_then_failure_points_after_grace() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let mut o = observed_all(2, "2026-11-25T12:00:00Z");
     o.get_mut("acme-payments").unwrap().ready = 0;
     let early = compute(
@@ -152,7 +152,7 @@ fn starting_pods_are_progress_then_failure_points_after_grace() {
 #[test]
 fn shard_without_ready_pods_is_a_failure_point() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let mut o = observed_all(2, "2026-11-25T12:00:00Z");
     o.get_mut("acme-inventory-3").unwrap().ready = 0;
     let st = compute(
@@ -171,7 +171,7 @@ fn shard_without_ready_pods_is_a_failure_point() {
 #[test]
 fn invalid_spec_is_degraded_and_keeps_reporting_what_runs() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let now = ts("2026-11-25T12:10:00Z");
     let good = compute(
         "acme",
@@ -200,7 +200,7 @@ fn invalid_spec_is_degraded_and_keeps_reporting_what_runs() {
 #[test]
 fn paused_and_stopped_are_reported() {
     let mut sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let now = ts("2026-11-25T12:10:00Z");
     let paused = compute(
         "acme",
@@ -213,7 +213,7 @@ fn paused_and_stopped_are_reported() {
     assert_eq!(cond(&paused, "Paused").status, "True");
     assert_eq!(cond(&paused, "Progressing").reason, "Paused");
     sf.spec.stopped = true;
-    let d = desired(&sf, &[], now).unwrap();
+    let d = desired(&sf, &[], now, &Default::default()).unwrap();
     let stopped = compute(
         "acme",
         Some(3),
@@ -230,7 +230,7 @@ fn paused_and_stopped_are_reported() {
 #[test]
 fn apply_errors_are_degraded() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let st = compute(
         "acme",
         Some(3),
@@ -246,7 +246,7 @@ fn apply_errors_are_degraded() {
 #[test]
 fn crash_looping_pods_are_failure_points_at_once() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let mut o = observed_all(2, "2026-11-25T12:00:00Z");
     o.get_mut("acme-orders").unwrap().failing_pods =
         vec![failing("acme-orders-abc", "CrashLoopBackOff", "", 4)];
@@ -286,7 +286,7 @@ fn mtls_asked_for_is_reported_as_not_enforced_never_silently() {
     let mut sf = sample_storefront();
     let now = ts("2026-11-25T12:10:00Z");
     let status_of = |sf: &storefront_crds::Storefront| {
-        let d = desired(sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+        let d = desired(sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
         compute(
             "acme",
             Some(3),
@@ -379,7 +379,7 @@ fn gateway_pods_edge_problems_are_failure_points() {
 
     // In the Storefront's status: Degraded says so, and `since` holds across reconciles.
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let mut observed = observed_all(2, "2026-11-25T12:00:00Z");
     observed.insert("acme-gateway".into(), gateway);
     let t1 = ts("2026-11-25T12:10:00Z");
@@ -435,7 +435,7 @@ fn gateway_pods_edge_problems_are_failure_points() {
 #[test]
 fn identical_pod_failures_fold_into_one_line_per_service_with_the_waiting_message() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let mut o = observed_all(0, "2026-11-25T12:00:00Z");
     let missing = "secret \"storefront-postgres\" not found";
     o.get_mut("acme-orders").unwrap().failing_pods = vec![
@@ -499,7 +499,7 @@ fn identical_pod_failures_fold_into_one_line_per_service_with_the_waiting_messag
 #[test]
 fn missing_secrets_hold_the_shop_with_one_reason_and_a_failure_point_each() {
     let sf = sample_storefront();
-    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z")).unwrap();
+    let d = desired(&sf, &[], ts("2026-11-25T12:00:00Z"), &Default::default()).unwrap();
     let refs = crate::references::secret_refs(&sf.spec);
     let u = crate::references::check("probe-x", &refs, &Default::default()).unwrap();
     let st = compute(

@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `storefront.dev/RateLimiterHealthy` | `True`, `Healthy` | `False`, `RateLimiterDegraded`, the limiter's message |
 //! | `storefront.dev/CircuitsClosed` | `True`, `AllClosed` | `False`, `CircuitOpen`, `"<service>: <state>"` per breaker, joined by `"; "` |
+//! | `storefront.dev/RingsApplied` | `True`, `Applied`, `"<service>@<epoch>"` per ring routed by, joined by `"; "` | (never) |
 //!
 //! The operator parses the `CircuitOpen` message by that format (service before `": "`,
 //! entries split on `"; "`). Writes are a strategic-merge patch of `pods/status` (merged by
@@ -41,6 +42,10 @@ use crate::resilience::{BreakerGuard, breaker::State};
 pub const RATE_LIMITER_CONDITION: &str = "storefront.dev/RateLimiterHealthy";
 /// Condition type of the breakers of core services.
 pub const CIRCUITS_CONDITION: &str = "storefront.dev/CircuitsClosed";
+/// Condition type of the rings the gateway routes by (always `True`, reason `Applied`, the
+/// message `<service>@<epoch>` per ring joined by `"; "`): resharding waits for every gateway
+/// to route by the new epoch before it retires shards.
+pub const RINGS_CONDITION: &str = "storefront.dev/RingsApplied";
 /// Reason: the limiter cannot reach Redis and limits with its local share.
 pub const RATE_LIMITER_DEGRADED: &str = "RateLimiterDegraded";
 /// Reason: a core service's breaker is not closed.
@@ -117,6 +122,37 @@ pub fn edge_check(
         problems.extend(breakers());
         problems
     })
+}
+
+/// The rings the gateway routes by now, as the [`RINGS_CONDITION`] message.
+pub type RingsCheck = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// [`RingsCheck`] of `gateway`: `inventory@2` (sorted by service; empty without rings).
+pub fn rings_check(gateway: Gateway) -> RingsCheck {
+    Arc::new(move || {
+        let upstreams = gateway.upstreams();
+        upstreams
+            .snapshot
+            .as_ref()
+            .map(|s| {
+                s.rings
+                    .iter()
+                    .map(|(service, ring)| format!("{service}@{}", ring.epoch()))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    })
+}
+
+/// The [`RINGS_CONDITION`] for `message`.
+pub fn rings_condition(message: String) -> EdgeCondition {
+    EdgeCondition {
+        type_: RINGS_CONDITION,
+        healthy: true,
+        reason: "Applied".to_string(),
+        message,
+    }
 }
 
 /// One condition the reporter owns.
@@ -217,6 +253,7 @@ pub fn spawn_reporter(
     namespace: String,
     pod: String,
     check: Check,
+    rings: RingsCheck,
     every: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -228,7 +265,9 @@ pub fn spawn_reporter(
         tracing::info!(%pod, "reporting edge health as pod conditions");
         loop {
             tick.tick().await;
-            let changed = written.diff(conditions(&check()), Timestamp::now());
+            let mut next = conditions(&check());
+            next.push(rings_condition(rings()));
+            let changed = written.diff(next, Timestamp::now());
             if changed.is_empty() {
                 continue;
             }

@@ -179,7 +179,8 @@ async fn start_api_side(
     }
     if let (Some(pod), Some(ns)) = (pod, namespace) {
         let every = Duration::from_millis(args.report_ms.max(100));
-        report::spawn_reporter(client.clone(), ns.to_string(), pod, check, every);
+        let rings = report::rings_check(gateway.clone());
+        report::spawn_reporter(client.clone(), ns.to_string(), pod, check, rings, every);
     }
     let api_source = api_source?;
     let (tx, rx) = tokio::sync::watch::channel(None);

@@ -73,6 +73,11 @@ pub struct Route {
     /// The ring ConfigMap of a sharded service.
     #[serde(default)]
     pub ring: Option<String>,
+    /// The same ring inline (the operator writes both): it comes with the table through the
+    /// API watch in about a second, where the mounted ring file takes a minute or more.
+    /// Preferred when present; the file is the fallback.
+    #[serde(default)]
+    pub ring_document: Option<storefront_crds::ring::RingDocument>,
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
 }
@@ -234,6 +239,16 @@ impl Loader {
         let mut rings = BTreeMap::new();
         let mut failure = None;
         for route in &table.routes {
+            if let Some(doc) = &route.ring_document {
+                match Ring::from_document(doc.clone()) {
+                    Ok(ring) if ring.service() == route.service => {
+                        rings.insert(route.service.clone(), ring);
+                        continue;
+                    }
+                    // A bad inline ring: the file decides (and says what is wrong with it).
+                    _ => {}
+                }
+            }
             let Some(name) = &route.ring else { continue };
             let path = self.sources.ring_file(name);
             let raw = Self::read(&path);
@@ -433,5 +448,36 @@ mod tests {
             panic!("fixed table loads");
         };
         assert_eq!(third.rings["inventory"].epoch(), 3);
+    }
+
+    #[test]
+    fn an_inline_ring_wins_over_the_mounted_file_which_stays_the_fallback() {
+        let (_dir, sources) = setup("inline");
+        let ring_file = sources.ring_file("acme-inventory-ring");
+        std::fs::write(&ring_file, ring(1, 2)).expect("write");
+        let with_inline = |inline: &str| {
+            ROUTES.replace(
+                r#""ring": "acme-inventory-ring"}"#,
+                &format!(r#""ring": "acme-inventory-ring", "ringDocument": {inline}}}"#),
+            )
+        };
+        let mut loader = Loader::new(sources.clone());
+        // The API's table carries the new ring before the kubelet updates the file.
+        let Poll::Changed(s) = loader.poll_routes(Ok(with_inline(&ring(2, 3)).into_bytes())) else {
+            panic!("loads");
+        };
+        assert_eq!(
+            (
+                s.rings["inventory"].epoch(),
+                s.rings["inventory"].shard_count()
+            ),
+            (2, 3)
+        );
+        // A bad inline ring (epoch 0): the file decides.
+        let bad = ring(0, 3);
+        let Poll::Changed(s) = loader.poll_routes(Ok(with_inline(&bad).into_bytes())) else {
+            panic!("loads from the file");
+        };
+        assert_eq!(s.rings["inventory"].epoch(), 1);
     }
 }

@@ -8,6 +8,7 @@
 //! - [`handoff`]: resharding's data handoff: copy, verify, and the switch of owners in one
 //!   transaction (`tests/datastores/inventory_handoff.rs`).
 //! - [`grpc`]: the shard's gRPC server over any store, refusing SKUs it does not own.
+//! - [`reshard_cmd`]: the `reshard` subcommand, one handoff step per Job.
 //! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!
 //! - [`saga`]: the shard's consumer of the orders' events (hold on `OrderCreated` and
@@ -17,5 +18,6 @@ pub mod domain;
 pub mod grpc;
 pub mod handoff;
 pub mod postgres;
+pub mod reshard_cmd;
 pub mod run;
 pub mod saga;

@@ -34,6 +34,7 @@ fn sample() -> Vec<Deployment> {
         &sample_storefront(),
         &[],
         "2026-11-25T12:00:00Z".parse::<Timestamp>().unwrap(),
+        &Default::default(),
     )
     .unwrap()
     .deployments

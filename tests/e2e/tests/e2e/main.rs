@@ -16,5 +16,6 @@ mod gateway_edge;
 mod kubectl_names;
 mod noop;
 mod ratelimit;
+mod reshard;
 mod shop;
 mod storefront;
