@@ -16,7 +16,6 @@
 //!           GATEWAY_REPLICAS (planned replicas, the HPA's max: the rate limiter's fallback share)
 //!           the only pod with a service account token (Role <sf>-gateway)
 //!           GATEWAY_RINGS_DIR=/etc/storefront/rings; <sf>-<svc>-ring/ring.json ◀── each ring ConfigMap
-//!  orders   INVENTORY_SHARDS (inventory's shard count, 1 when it is not sharded)
 //!  shards   SHARD_INDEX SHARD_COUNT RING_EPOCH (from the ServiceShard)
 //! ```
 
@@ -154,9 +153,6 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
     envs.push(env("HTTP_ADDR", &format!("0.0.0.0:{HTTP_PORT}")));
     envs.push(env("GRPC_ADDR", &format!("0.0.0.0:{GRPC_PORT}")));
     envs.extend(c.env.iter().map(|(k, v)| env(k, v)));
-    if c.service == ServiceName::Orders.as_str() {
-        envs.push(env("INVENTORY_SHARDS", &inventory_shards(spec).to_string()));
-    }
     if let Some(ds) = &spec.datastores {
         for (var, r) in [
             ("DATABASE_URL", &ds.postgres),
@@ -374,13 +370,6 @@ fn gateway_replicas_hint(plan: &ServicePlan) -> Vec<(String, String)> {
 fn sharded_services(spec: &StorefrontSpec) -> impl Iterator<Item = (ServiceName, i32)> + '_ {
     spec.enabled_services()
         .filter_map(|(name, s)| s.sharding.as_ref().map(|sh| (name, sh.shards)))
-}
-
-/// The number of inventory shards orders spreads reservations over: 1 when not sharded.
-pub fn inventory_shards(spec: &StorefrontSpec) -> i32 {
-    sharded_services(spec)
-        .find(|(name, _)| *name == ServiceName::Inventory)
-        .map_or(1, |(_, shards)| shards)
 }
 
 /// Database schema name of a service or shard: `<namespace>_<storefront>_<suffix>` with `-`
