@@ -1,9 +1,10 @@
 //! Online resharding of the real shop: the workload image on the cluster's PostgreSQL and
 //! NATS, checkout traffic all along (one order every 200 ms through the gateway), and the
-//! inventory's shard count patched 4 → 5 → 3 → 4. After each change: the ring has the new
-//! count at the next epoch, status walked the phases (the Events say each step), every order
-//! placed meanwhile settles CONFIRMED (stock is plenty), and every sampled SKU's stock is its
-//! stock before minus what confirmed orders took, with nothing reserved. Figures: each
+//! inventory's shard count patched 4 → 5 → 3 → 4, the operator pod deleted mid-copy in the
+//! first change. After each change: the ring has the new count at the next epoch, status
+//! walked the phases (the Events say each step), every order placed meanwhile settles
+//! CONFIRMED (stock is plenty), and every sampled SKU's stock is its stock before minus what
+//! confirmed orders took, with nothing reserved. Figures: each
 //! change's duration, the switch's write pause (status), keys moved, the orders' p99 and
 //! errors during the change.
 
@@ -22,13 +23,14 @@ use std::{
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{
     Api, ResourceExt,
-    api::{ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use storefront_crds::Storefront;
+use storefront_crds::{ReshardPhase, Storefront};
 use storefront_e2e::{
-    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, forward::forward,
-    real_workload_image, shopper::Shopper, storefront_from, wait_for, wait_ready,
+    OPERATOR_NAMESPACE, TestNamespace, client, datastores::DatastoreUrls, ensure_operator,
+    forward::forward, real_workload_image, shopper::Shopper, storefront_from, wait_for,
+    wait_operator_available, wait_ready,
 };
 use tokio::sync::Mutex;
 
@@ -221,6 +223,33 @@ async fn the_shop_goes_four_to_five_to_three_to_four_shards_under_checkout_losin
         .await
         .unwrap();
         epoch += 1;
+        if i == 0 {
+            // The operator pod is deleted mid-copy: the next leader resumes at the recorded
+            // step (the Jobs are found by name).
+            let phase = wait_for("the reshard to copy", CHANGE_TIMEOUT, || async {
+                let sf = sfs.get("shop").await?;
+                let r = sf.status.and_then(|s| s.rings.get("inventory").cloned());
+                let phase = r.and_then(|r| r.resharding).map(|x| x.phase);
+                Ok(phase
+                    .filter(|p| *p >= ReshardPhase::Copying)
+                    .map(|p| format!("{p:?}")))
+            })
+            .await
+            .unwrap();
+            let operator: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+            for p in operator
+                .list(&ListParams::default().labels("app.kubernetes.io/name=storefront-operator"))
+                .await
+                .unwrap()
+            {
+                operator
+                    .delete(&p.name_any(), &DeleteParams::default().grace_period(0))
+                    .await
+                    .unwrap();
+            }
+            println!("figure: operator pod deleted while the reshard was {phase}");
+            wait_operator_available(&client).await.unwrap();
+        }
         let done = wait_for(
             &format!("the ring at {to} shards, epoch {epoch}"),
             CHANGE_TIMEOUT,
