@@ -102,7 +102,10 @@ async fn the_shop_goes_four_to_five_to_three_to_four_shards_under_checkout_losin
     let ns = TestNamespace::create(&client, "reshard").await.unwrap();
     ns.write_datastore_secrets(&urls).await.unwrap();
     let sfs: Api<Storefront> = ns.api();
-    let mut sf = storefront_from(SHOP, &ns.name).unwrap();
+    // The catalog's size: 2,000 SKUs here; tests/e2e/bench/reshard runs 10k and 100k.
+    let products = std::env::var("E2E_RESHARD_PRODUCTS").unwrap_or_else(|_| "2000".into());
+    let shop = SHOP.replace("value: '2000'", &format!("value: '{products}'"));
+    let mut sf = storefront_from(&shop, &ns.name).unwrap();
     sf.spec.image = real_workload_image();
     sfs.create(&PostParams::default(), &sf).await.unwrap();
     wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
@@ -278,7 +281,7 @@ async fn the_shop_goes_four_to_five_to_three_to_four_shards_under_checkout_losin
             .map(|(_, ms)| *ms)
             .collect();
         println!(
-            "figure: reshard {from} -> {to} done in {:.1}s (ring {done:?}): {} keys moved, \
+            "figure: reshard {products} SKUs {from} -> {to} done in {:.1}s (ring {done:?}): {} keys moved, \
              write pause {:.1} ms; POST /orders p99 {:.1} ms during ({} orders) vs {:.1} ms \
              outside; {} non-202 so far",
             t.elapsed().as_secs_f64(),
