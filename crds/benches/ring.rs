@@ -18,6 +18,7 @@ fn ring(shards: i32) -> Ring {
                 index,
                 name: format!("shop-inventory-{index}"),
                 address: format!("shop-inventory-{index}.shop.svc:9090"),
+                endpoints: None,
             })
             .collect(),
     };

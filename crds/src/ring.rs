@@ -92,6 +92,11 @@ pub struct RingShard {
     pub name: String,
     /// Where its gRPC server answers (`host:port`).
     pub address: String,
+    /// A headless Service resolving to each ready pod of the shard (`host:port`): routers
+    /// spread calls over the shard's pods, still addressed to `address` (which they use while
+    /// this does not resolve). Absent: calls go to `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<String>,
 }
 
 /// Why a ring document was refused.
@@ -167,6 +172,16 @@ impl Ring {
                 return Err(RingError::EmptyField {
                     index: shard.index,
                     field: "address",
+                });
+            }
+            if shard
+                .endpoints
+                .as_deref()
+                .is_some_and(|e| e.trim().is_empty())
+            {
+                return Err(RingError::EmptyField {
+                    index: shard.index,
+                    field: "endpoints",
                 });
             }
         }
@@ -378,6 +393,7 @@ mod tests {
                     index,
                     name: format!("s{index}"),
                     address: format!("s{index}:9090"),
+                    endpoints: None,
                 })
                 .collect(),
         };
@@ -448,5 +464,36 @@ mod tests {
     fn expected_share_is_uniform() {
         assert!((expected_share_percent(4) - 25.0).abs() < 1e-9);
         assert!((expected_share_percent(0) - 100.0).abs() < 1e-9);
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+
+            /// Jump hash moves keys only to the new shards going up, and only the removed
+            /// shards' keys going down: what resharding's handoff relies on.
+            #[test]
+            fn keys_move_only_to_new_shards_or_from_removed_ones(
+                keys in proptest::collection::vec("[A-Z0-9-]{1,24}", 1..200),
+                n in 1u32..64,
+                m in 1u32..64,
+            ) {
+                for k in &keys {
+                    let (a, b) = (shard_of(k, n), shard_of(k, m));
+                    prop_assert!(a < n && b < m);
+                    if a != b {
+                        if m > n {
+                            prop_assert!(b >= n, "{k}: {a} -> {b} growing {n} -> {m}");
+                        } else {
+                            prop_assert!(a >= m, "{k}: {a} -> {b} shrinking {n} -> {m}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

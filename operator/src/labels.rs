@@ -62,6 +62,11 @@ pub fn pods_service_name(storefront: &str, service: &str) -> String {
     format!("{storefront}-{service}-pods")
 }
 
+/// The headless Service of a shard's pods: `<shard name>-pods`.
+pub fn shard_pods_name(shard: &str) -> String {
+    format!("{shard}-pods")
+}
+
 /// Name of a shard: `<storefront>-<service>-<index>`.
 pub fn shard_name(storefront: &str, service: &str, index: i32) -> String {
     format!("{storefront}-{service}-{index}")

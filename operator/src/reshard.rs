@@ -43,7 +43,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus, common::condition};
+use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus, ShardPhase, common::condition};
 
 /// Keys the switch may sync under its lock (each a row rewritten in the pause: ~50 µs).
 pub const SYNC_BUDGET_KEYS: u64 = 2_000;
@@ -479,6 +479,31 @@ impl JobResult {
             finished: true,
         })
     }
+}
+
+/// A shard's phase while its service reshards (`None`: no reshard concerns it; its phase
+/// follows its pods), with the handoff's copy progress: a new shard is `Joining` until the
+/// switch gives it its keys; a removed shard is `Draining` while its keys are handed over and
+/// `Retired` once the switch took them (it serves stale routers until it is deleted).
+pub fn shard_phase(index: u32, ring: &RingStatus) -> Option<(ShardPhase, i32)> {
+    let x = ring.resharding.as_ref()?;
+    let r = from_status(x);
+    let switched = r.step >= Step::Draining;
+    let phase = if r.to > r.from && r.targets().contains(&index) {
+        if switched {
+            return None;
+        }
+        ShardPhase::Joining
+    } else if r.to < r.from && r.sources().contains(&index) {
+        if switched {
+            ShardPhase::Retired
+        } else {
+            ShardPhase::Draining
+        }
+    } else {
+        return None;
+    };
+    Some((phase, x.copy_progress))
 }
 
 /// The ring epoch every router works with for `service`, from what each gateway pod reports

@@ -384,6 +384,44 @@ pub fn healthy() -> App {
     app
 }
 
+/// The healthy shop while its inventory goes 4 → 5 shards: Copying at 50 %, the new shard
+/// joining.
+pub fn resharding() -> App {
+    let mut app = healthy();
+    let mut sfs = app.cluster.storefronts.clone();
+    for sf in &mut sfs {
+        let st = sf.status.get_or_insert_with(Default::default);
+        st.rings.insert(
+            "inventory".into(),
+            serde_json::from_value(json!({
+                "shards": 4, "epoch": 1,
+                "resharding": {"phase": "Copying", "from": 4, "to": 5, "epoch": 2, "attempt": 1,
+                    "sources": "0-3", "targets": "4", "keysToMove": 400, "keysCopied": 200,
+                    "copyProgress": 50, "startedAt": ago(20).to_string(),
+                    "phaseSince": ago(5).to_string(),
+                    "message": "copying the keys that move from shards 0-3 to 4 (attempt 1)"}
+            }))
+            .expect("a valid ring status"),
+        );
+    }
+    app.update(Action::Data(Update::Storefronts(sfs)));
+    let mut shards = app.cluster.shards.clone();
+    if let Some(mut joining) = shards.first().cloned() {
+        joining.metadata.name = Some("acme-inventory-4".into());
+        joining.spec.index = 4;
+        joining.spec.shard_count = 5;
+        joining.status = Some(storefront_crds::ServiceShardStatus {
+            ready_replicas: 1,
+            phase: Some(storefront_crds::ShardPhase::Joining),
+            handoff_percent: Some(50),
+            ..Default::default()
+        });
+        shards.push(joining);
+    }
+    app.update(Action::Data(Update::Shards(shards)));
+    app
+}
+
 /// Payments down (no ready pod, crash-looping, circuit open), gateway throttling.
 pub fn degraded() -> App {
     let mut app = base(settings());

@@ -189,6 +189,79 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
     rows
 }
 
+/// A reshard in progress (or the last one done) of a sharded service, from the Storefront's
+/// `status.rings`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReshardRow {
+    pub storefront: String,
+    pub service: String,
+    /// `Copying`, ... or `done` for the last finished one.
+    pub phase: String,
+    pub from: i32,
+    pub to: i32,
+    pub epoch: i64,
+    pub percent: i32,
+    pub copied: i64,
+    pub to_move: i64,
+    /// What it waits for (running), or its figures (done).
+    pub message: String,
+    pub running: bool,
+}
+
+/// Reshards of the Storefronts in scope: the running ones, else the last one done.
+pub fn reshards(app: &App) -> Vec<ReshardRow> {
+    let mut rows = Vec::new();
+    for sf in app.storefronts() {
+        let (_, name) = sf_key(sf);
+        let Some(st) = &sf.status else { continue };
+        for (service, ring) in &st.rings {
+            let row = |phase: String, running, message: String| ReshardRow {
+                storefront: name.clone(),
+                service: service.clone(),
+                phase,
+                from: 0,
+                to: 0,
+                epoch: ring.epoch,
+                percent: 0,
+                copied: 0,
+                to_move: 0,
+                message,
+                running,
+            };
+            if let Some(r) = &ring.resharding {
+                rows.push(ReshardRow {
+                    from: r.from,
+                    to: r.to,
+                    epoch: r.epoch,
+                    percent: r.copy_progress,
+                    copied: r.keys_copied,
+                    to_move: r.keys_to_move,
+                    ..row(format!("{:?}", r.phase), true, r.message.clone())
+                });
+            } else if let Some(l) = &ring.last {
+                rows.push(ReshardRow {
+                    from: l.from,
+                    to: l.to,
+                    epoch: l.epoch,
+                    percent: 100,
+                    copied: l.keys_moved,
+                    to_move: l.keys_moved,
+                    ..row(
+                        "done".into(),
+                        false,
+                        format!(
+                            "write pause {:.1} ms, finished {}",
+                            l.pause_micros as f64 / 1000.0,
+                            l.finished_at
+                        ),
+                    )
+                });
+            }
+        }
+    }
+    rows
+}
+
 /// Shards of every sharded service in scope.
 pub fn shards(app: &App) -> Vec<ShardRow> {
     let mut rows = Vec::new();

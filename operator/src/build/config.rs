@@ -176,6 +176,8 @@ fn ring_document(owner: &Owner<'_>, service: ServiceName, shards: i32, epoch: i6
                 RingShard {
                     index,
                     address: address(owner, &name),
+                    // Each pod of the shard, reached individually (`replicasPerShard` > 1).
+                    endpoints: Some(address(owner, &labels::shard_pods_name(&name))),
                     name,
                 }
             })

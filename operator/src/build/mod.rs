@@ -211,14 +211,20 @@ pub fn desired(
                 for index in 0..existing {
                     // A joining (or leaving) shard is placed in the larger ring.
                     let count = if index < in_force { in_force } else { existing };
-                    d.shards.push(shard::build(
-                        &owner,
-                        p,
-                        index,
-                        count,
-                        epoch,
-                        replicas_per_shard,
-                    ));
+                    let mut sh = shard::build(&owner, p, index, count, epoch, replicas_per_shard);
+                    let handoff = ring.and_then(|r| {
+                        crate::reshard::shard_phase(u32::try_from(index).unwrap_or(0), r)
+                    });
+                    // Always both annotations, empty without a handoff: the apply skips
+                    // objects that already contain the desired ones, so an omitted key would
+                    // never clear an old value.
+                    let (phase, percent) = handoff
+                        .map(|(p, n)| (format!("{p:?}"), n.to_string()))
+                        .unwrap_or_default();
+                    let a = sh.metadata.annotations.get_or_insert_with(BTreeMap::new);
+                    a.insert(shard::HANDOFF_PHASE.to_string(), phase);
+                    a.insert(shard::HANDOFF_PERCENT.to_string(), percent);
+                    d.shards.push(sh);
                 }
                 d.config_maps
                     .push(config::ring(&owner, p.service, in_force, epoch));

@@ -48,16 +48,27 @@ pub fn service_for(
 
 /// The headless Service of `service`'s pods (`grpc` only; ready pods only).
 pub fn pods(owner: &Owner<'_>, service: &str) -> Service {
+    headless(
+        owner,
+        labels::pods_service_name(owner.name, service),
+        service,
+        labels::selector(owner.name, service),
+    )
+}
+
+/// A headless Service `name` of the pods `selector` picks (`grpc` only; ready pods only).
+pub fn headless(
+    owner: &Owner<'_>,
+    name: String,
+    component: &str,
+    selector: BTreeMap<String, String>,
+) -> Service {
     Service {
-        metadata: owner.meta(
-            labels::pods_service_name(owner.name, service),
-            service,
-            &BTreeMap::new(),
-        ),
+        metadata: owner.meta(name, component, &BTreeMap::new()),
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             cluster_ip: Some("None".to_string()),
-            selector: Some(labels::selector(owner.name, service)),
+            selector: Some(selector),
             ports: Some(vec![port("grpc", GRPC_PORT)]),
             ..ServiceSpec::default()
         }),

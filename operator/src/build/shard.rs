@@ -46,6 +46,12 @@ pub fn build(
     shard
 }
 
+/// Annotations with a shard's part in a reshard of its service (set by the Storefront
+/// controller, read by the ServiceShard controller into the shard's `phase` and
+/// `handoffPercent`): `Joining`, `Draining` or `Retired`, and the copy's percent.
+pub const HANDOFF_PHASE: &str = "commerce.storefront.dev/handoff-phase";
+pub const HANDOFF_PERCENT: &str = "commerce.storefront.dev/handoff-percent";
+
 /// Annotation carrying a hash of the Storefront settings a shard's pods are built from, so a
 /// change of image, resources, datastores or security reaches the ServiceShard controller.
 pub const WORKLOAD_HASH: &str = "commerce.storefront.dev/workload-hash";
@@ -104,4 +110,24 @@ pub fn pods(owner: &Owner<'_>, shard: &ServiceShard) -> (Deployment, Service) {
     selector.extend(extra.clone());
     let svc = service_for(owner, name, service, selector, &extra);
     (deployment, svc)
+}
+
+/// The headless Service of one shard's pods (`<shard>-pods`, `grpc` only, ready pods only):
+/// the ring names it as the shard's `endpoints`, so a router reaches each pod of a shard
+/// individually (`replicasPerShard` above 1) instead of pinning one through the cluster IP.
+pub fn pods_service(owner: &Owner<'_>, shard: &ServiceShard) -> Service {
+    let service = shard.spec.service.as_str();
+    let name =
+        shard.metadata.name.clone().unwrap_or_else(|| {
+            labels::shard_name(&shard.spec.storefront, service, shard.spec.index)
+        });
+    let extra = BTreeMap::from([(labels::SHARD.to_string(), shard.spec.index.to_string())]);
+    let mut selector = labels::selector(owner.name, service);
+    selector.extend(extra.clone());
+    let mut svc =
+        super::service::headless(owner, labels::shard_pods_name(&name), service, selector);
+    if let Some(l) = svc.metadata.labels.as_mut() {
+        l.extend(extra);
+    }
+    svc
 }

@@ -51,6 +51,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
         .controller_owner_ref(&())
         .ok_or(Error::MissingField("metadata.uid"))?;
     let (deployment, svc) = build::shard::pods(&owner, &shard);
+    let pods_svc = build::shard::pods_service(&owner, &shard);
     let instance = shard.spec.storefront.as_str();
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
     children::sync(
@@ -72,7 +73,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
         instance,
         &uid,
         FIELD_MANAGER,
-        &[svc],
+        &[svc, pods_svc],
     )
     .await?;
 
@@ -82,10 +83,22 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
         .and_then(|d| d.status.as_ref().and_then(|st| st.ready_replicas))
         .unwrap_or(0);
     let all_ready = ready >= shard.spec.replicas;
-    let phase = if all_ready {
-        ShardPhase::Active
-    } else {
-        ShardPhase::Joining
+    // Its part in a reshard of its service, when it has one (the Storefront controller's
+    // annotations); else its pods decide.
+    let annotation = |k: &str| shard.metadata.annotations.as_ref().and_then(|a| a.get(k));
+    let handoff = match annotation(build::shard::HANDOFF_PHASE).map(String::as_str) {
+        Some("Joining") => Some(ShardPhase::Joining),
+        Some("Draining") => Some(ShardPhase::Draining),
+        Some("Retired") => Some(ShardPhase::Retired),
+        _ => None,
+    };
+    let handoff_percent = handoff
+        .and_then(|_| annotation(build::shard::HANDOFF_PERCENT))
+        .and_then(|p| p.parse::<i32>().ok());
+    let phase = match handoff {
+        Some(p) => p,
+        None if all_ready => ShardPhase::Active,
+        None => ShardPhase::Joining,
     };
     let generation = shard.metadata.generation;
     let cond = |t: &str, ok: bool, reason: &str, msg: String| {
@@ -124,7 +137,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
         ready_replicas: ready,
         key_share_percent: Some(expected_share_percent(shard.spec.shard_count)),
         phase: Some(phase),
-        handoff_percent: None,
+        handoff_percent,
     };
     if prev != Some(&st) {
         children::apply_status(c, m, shard.as_ref(), STATUS_MANAGER, &st).await?;

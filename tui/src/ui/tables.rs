@@ -130,7 +130,56 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
     render_table(frame, area, app, title, table, rows.is_empty());
 }
 
+/// A text progress bar: `[#####.....]`, `width` cells inside the brackets.
+pub fn bar(percent: i32, width: usize) -> String {
+    let filled = (percent.clamp(0, 100) as usize * width)
+        .div_ceil(100)
+        .min(width);
+    format!("[{}{}]", "#".repeat(filled), ".".repeat(width - filled))
+}
+
 pub fn shards(frame: &mut Frame, area: Rect, app: &App) {
+    // Reshards first: one line each above the table (the running one, or the last done).
+    let reshards = views::reshards(app);
+    let area = if reshards.is_empty() {
+        area
+    } else {
+        let [top, rest] = Layout::vertical([
+            Constraint::Length(reshards.len().min(4) as u16),
+            Constraint::Min(3),
+        ])
+        .areas(area);
+        let lines: Vec<Line> = reshards
+            .iter()
+            .map(|r| {
+                let style = if r.running {
+                    Style::new().fg(Color::Yellow).bold()
+                } else {
+                    Style::new()
+                };
+                Line::from(vec![
+                    Span::styled(
+                        format!(
+                            " {} {} {} → {} {} ",
+                            r.storefront, r.service, r.from, r.to, r.phase
+                        ),
+                        style,
+                    ),
+                    Span::raw(format!(
+                        "{} {}% {}/{} keys, epoch {}: {}",
+                        bar(r.percent, 10),
+                        r.percent,
+                        r.copied,
+                        r.to_move,
+                        r.epoch,
+                        r.message
+                    )),
+                ])
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), top);
+        rest
+    };
     let rows = views::shards(app);
     let body: Vec<Row> = rows
         .iter()

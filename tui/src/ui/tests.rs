@@ -39,6 +39,22 @@ views_of!(api_down, fixtures::api_down());
 views_of!(empty, fixtures::empty());
 
 #[test]
+fn the_shards_view_shows_a_reshard_live() {
+    let text = frame(&fixtures::resharding(), View::Shards);
+    assert!(
+        text.contains("acme inventory 4 → 5 Copying [#####.....] 50% 200/400 keys, epoch 2"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("acme-inventory-4") && l.contains("Joining") && l.contains("50%")),
+        "{text}"
+    );
+    // Without a reshard, no line above the table.
+    assert!(!frame(&fixtures::healthy(), View::Shards).contains("Copying"));
+}
+
+#[test]
 fn topology_uses_a_big_terminal() {
     let text = to_text(&render(&fixtures::degraded(), 132, 40));
     insta::assert_snapshot!(text);

@@ -120,16 +120,17 @@ impl UpstreamGuard for AllowAll {
     fn record(&self, _service: &str, _outcome: Outcome) {}
 }
 
-/// A sharded service: its ring and a channel per shard ordinal.
+/// A sharded service: its ring and an upstream per shard ordinal (a pool over the shard's
+/// pods when the ring names their headless Service, else one channel to its address).
 #[derive(Clone, Debug)]
 pub struct Sharded {
     pub ring: Ring,
-    channels: Vec<Channel>,
+    channels: Vec<Upstream>,
 }
 
 impl Sharded {
-    /// The channel of the shard that owns `key`.
-    pub fn channel_for(&self, key: &str) -> Option<&Channel> {
+    /// The upstream of the shard that owns `key`.
+    pub fn channel_for(&self, key: &str) -> Option<&Upstream> {
         self.channels
             .get(usize::try_from(self.ring.ordinal(key)).unwrap_or(usize::MAX))
     }
@@ -195,11 +196,28 @@ impl Upstreams {
             } else if let Some(address) = &route.upstream {
                 services.insert(route.service.clone(), Upstream::One(channel(address)?));
             } else if let Some(ring) = snapshot.rings.get(&route.service) {
-                let channels = ring
-                    .shards()
-                    .iter()
-                    .map(|s| channel(&s.address))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut channels = Vec::with_capacity(ring.shards().len());
+                for s in ring.shards() {
+                    let upstream = match &s.endpoints {
+                        Some(endpoints) => {
+                            let key = (endpoints.clone(), s.address.clone());
+                            let pool = match previous.pools.get(&key) {
+                                Some(p) => p.clone(),
+                                None => Pool::new(
+                                    endpoints,
+                                    &s.address,
+                                    crate::grpc::client_rustls().transpose()?,
+                                    deadlines.connect,
+                                    pods.clone(),
+                                )?,
+                            };
+                            pools.insert(key, pool.clone());
+                            Upstream::Pool(pool)
+                        }
+                        None => Upstream::One(channel(&s.address)?),
+                    };
+                    channels.push(upstream);
+                }
                 sharded.insert(
                     route.service.clone(),
                     Sharded {
@@ -309,6 +327,36 @@ mod tests {
             table,
             rings: [("inventory".to_string(), ring)].into(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_shard_with_endpoints_is_a_pool_over_its_pods_and_one_without_a_channel() {
+        let mut snap = snapshot("127.0.0.1:1", &["127.0.0.1:2"]);
+        let ring = Ring::parse(
+            r#"{"service": "inventory", "epoch": 2, "algorithm": "jump", "shards": [
+                {"index": 0, "name": "s0", "address": "127.0.0.1:2", "endpoints": "s0-pods:50051"},
+                {"index": 1, "name": "s1", "address": "127.0.0.1:3"}]}"#,
+        )
+        .expect("ring");
+        snap.rings.insert("inventory".to_string(), ring);
+        let up = Upstreams::build(
+            snap,
+            &Upstreams::default(),
+            Deadlines::default(),
+            &balance::PodSource::default(),
+        )
+        .expect("builds");
+        let inv = up.sharded("inventory").expect("sharded");
+        let kinds: Vec<&str> = inv
+            .channels
+            .iter()
+            .map(|u| match u {
+                Upstream::Pool(_) => "pool",
+                Upstream::One(_) => "one",
+            })
+            .collect();
+        assert_eq!(kinds, ["pool", "one"]);
+        assert_eq!(up.pools.len(), 1, "the pool is kept for the next reload");
     }
 
     #[tokio::test]

@@ -373,6 +373,12 @@ pub enum SagaInput {
     },
     /// The order waited too long for stock or payment.
     TimedOut,
+    /// The periodic sweep looks at a pending order at unix second `now`: an order whose
+    /// lines are not all held after [`STALL_SECS`] (a shard that never answered: a reply lost
+    /// with a shard removed by a reshard, a consumer down) asks the shards again.
+    Stalled {
+        now: i64,
+    },
 }
 
 /// A compensating action the saga asks for besides its events.
@@ -455,6 +461,19 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
                 skus,
             },
         ) => lines_held(order, *shard, *shards, *epoch, *attempt, skus),
+        (AwaitingStock, SagaInput::Stalled { now }) => {
+            let waited = now.saturating_sub(order.created_at);
+            let held = |l: &Line| order.covered.contains(&l.sku);
+            let due = waited >= STALL_SECS * (i64::from(order.requests) + 1);
+            if order.lines.iter().all(held) || !due || order.requests >= MAX_STOCK_REQUESTS {
+                return Decision::default();
+            }
+            Decision::append(vec![OrderEvent::StockRequested {
+                order_id: id(),
+                lines: order.lines.clone(),
+                attempt: order.requests + 1,
+            }])
+        }
         (AwaitingStock, SagaInput::StockRejected { reason }) => Decision::append(vec![
             OrderEvent::StockRejected {
                 order_id: id(),
@@ -516,6 +535,9 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
 
 /// How many times orders asks the shards again before it gives up on an order.
 pub const MAX_STOCK_REQUESTS: u32 = 3;
+/// How long an order waits for every line to be held before it asks again (and again after
+/// twice as long, ...), well inside the order timeout (120 s by default).
+pub const STALL_SECS: i64 = 10;
 
 /// A shard that states its SKUs holds `skus`: the order is reserved once every line is held
 /// by some shard. A line can be missed only when the ring changed while the shards answered
@@ -970,6 +992,36 @@ mod tests {
         // An answer to a request that was never made is not recorded.
         let (history, _) = run(&[lines_held(0, 2, 1, 3, &["SKU-A", "SKU-B"])]);
         assert_eq!(kinds(&history), ["OrderCreated"]);
+    }
+
+    #[test]
+    fn a_stalled_order_asks_again_at_growing_intervals_until_its_lines_are_held() {
+        // Shard 0 answered before a switch; the owner of SKU-B was removed before it answered.
+        let (history, _) = run(&[lines_held(0, 5, 1, 0, &["SKU-A"])]);
+        let at = |secs| SagaInput::Stalled { now: 100 + secs };
+        let mut history = history;
+        let step = |input: SagaInput, history: &mut Vec<OrderEvent>| {
+            let order = Order::fold(history.iter()).expect("folds");
+            let d = decide(&order, &input);
+            history.extend(d.events.clone());
+            d.events.len()
+        };
+        assert_eq!(step(at(STALL_SECS - 1), &mut history), 0, "not yet");
+        assert_eq!(step(at(STALL_SECS), &mut history), 1);
+        assert_eq!(kinds(&history).last(), Some(&"StockRequested"));
+        assert_eq!(
+            step(at(STALL_SECS + 1), &mut history),
+            0,
+            "waits twice as long"
+        );
+        // The new owner answers the request: reserved.
+        assert_eq!(step(lines_held(2, 3, 2, 1, &["SKU-B"]), &mut history), 2);
+        assert_eq!(kinds(&history).last(), Some(&"StockReserved"));
+        assert_eq!(
+            step(at(1000), &mut history),
+            0,
+            "nothing once every line is held"
+        );
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub struct OutboxMessage {
 pub fn published_subject(event: &OrderEvent) -> Option<String> {
     match event {
         OrderEvent::OrderCreated { .. }
+        | OrderEvent::StockRequested { .. }
         | OrderEvent::StockReserved { .. }
         | OrderEvent::OrderConfirmed { .. }
         | OrderEvent::OrderCancelled { .. }
@@ -526,4 +527,43 @@ async fn insert_events(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_saga_publishes_and_what_stays_in_the_history() {
+        let id = || "o1".to_string();
+        let published = [
+            OrderEvent::StockRequested {
+                order_id: id(),
+                lines: vec![],
+                attempt: 1,
+            },
+            OrderEvent::StockReserved {
+                order_id: id(),
+                total_cents: 1,
+            },
+            OrderEvent::OrderConfirmed { order_id: id() },
+        ];
+        for e in &published {
+            assert_eq!(
+                published_subject(e),
+                Some(format!("orders.{}", e.kind())),
+                "{e:?}"
+            );
+        }
+        // Replies are recorded, never re-published.
+        let reply = OrderEvent::StockHeld {
+            order_id: id(),
+            shard: 0,
+            shards: 1,
+            skus: None,
+            epoch: 0,
+            attempt: 0,
+        };
+        assert_eq!(published_subject(&reply), None);
+    }
 }

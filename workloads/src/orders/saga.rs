@@ -190,11 +190,33 @@ pub async fn consume_replies(store: PgOrders, bus: Bus, concurrency: usize) -> R
     Ok(())
 }
 
-/// Cancels orders pending longer than `timeout`, checking every `every`.
+/// Cancels orders pending longer than `timeout`, and asks the shards again for orders whose
+/// lines are not all held after [`crate::orders::domain::STALL_SECS`], checking every
+/// `every`.
 pub async fn sweep_timeouts(store: PgOrders, timeout: Duration, every: Duration) -> Result<()> {
     let timeout = i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX);
     loop {
         tokio::time::sleep(every).await;
+        let now = unix_now();
+        let stalled = match store
+            .overdue(now.saturating_sub(crate::orders::domain::STALL_SECS), 500)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!("stall sweep: {e}");
+                Vec::new()
+            }
+        };
+        for order_id in stalled {
+            match store.apply(&order_id, &SagaInput::Stalled { now }).await {
+                Ok(Some(d)) if !d.events.is_empty() => {
+                    tracing::info!(%order_id, "order's stock not all held; asked the shards again");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%order_id, "failed to check a stalled order: {e}"),
+            }
+        }
         let overdue = match store.overdue(unix_now().saturating_sub(timeout), 500).await {
             Ok(ids) => ids,
             Err(e) => {

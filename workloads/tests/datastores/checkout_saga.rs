@@ -88,6 +88,7 @@ async fn an_order_across_two_shards_is_confirmed_and_sold() {
         "saga_ok",
         SagaOptions {
             failure_rate: 0.0,
+            silent_shards: vec![],
             stock: vec![],
         },
     )
@@ -176,6 +177,7 @@ async fn a_declined_payment_cancels_and_releases_the_stock() {
         "saga_declined",
         SagaOptions {
             failure_rate: 1.0,
+            silent_shards: vec![],
             stock: vec![],
         },
     )
@@ -214,6 +216,7 @@ async fn concurrent_orders_for_a_hot_sku_never_oversell() {
         "saga_hot",
         SagaOptions {
             failure_rate: 0.0,
+            silent_shards: vec![],
             stock: vec![(hot.clone(), STOCK)],
         },
     )
@@ -293,5 +296,57 @@ async fn concurrent_orders_for_a_hot_sku_never_oversell() {
         parts.provider.lock().expect("lock").charges(),
         STOCK as u64,
         "charges taken by the provider"
+    );
+}
+
+/// A shard that never answers an order (its consumer down, or removed by a reshard before it
+/// read the order): after a reshard gives its keys to another shard, the stalled order asks
+/// the shards again and the new owner holds the line; the order confirms and sells once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_line_nobody_answered_is_held_by_its_new_owner_when_the_order_asks_again() {
+    let shop = shop_with_saga(
+        "stall",
+        SagaOptions {
+            failure_rate: 0.0,
+            silent_shards: vec![1],
+            stock: vec![],
+        },
+    )
+    .await;
+    let gw = shop.gateway;
+    let token = shopper(gw, "stall@example.com").await;
+    let sku = shop
+        .products
+        .iter()
+        .map(|p| p.sku.clone())
+        .find(|s| shard_of(s, 2) == 1)
+        .expect("a SKU of shard 1");
+    let before = stock(gw, &sku).await["stock"].as_i64().expect("stock");
+    let (status, placed) = order(gw, &token, "stall-1", json!([{"sku": sku, "quantity": 1}])).await;
+    assert_eq!(status, 202, "{placed}");
+    let id = placed["orderId"].as_str().expect("id").to_string();
+    // Shard 1 says nothing. Its keys go to shard 0 (2 -> 1 shards): the switch moves them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let parts = shop.saga.as_ref().expect("saga");
+    let place = parts.shards[0].place().expect("a ring").clone();
+    let handoff = storefront_workloads::inventory::handoff::Handoff::connect(
+        &std::env::var("DATABASE_URL").expect("DATABASE_URL"),
+        &place.prefix,
+    )
+    .await
+    .expect("connects");
+    handoff.switch(2, 1, 2).await.expect("switches");
+    let t = Instant::now();
+    let done = settled(gw, &token, &id).await;
+    assert_eq!(done["status"], "CONFIRMED", "{done}");
+    println!(
+        "figure: an order whose shard never answered confirmed {:.1}s after the reshard (asked again after {} s)",
+        t.elapsed().as_secs_f64(),
+        storefront_workloads::orders::domain::STALL_SECS
+    );
+    assert_eq!(
+        sold(gw, &sku).await["stock"].as_i64(),
+        Some(before - 1),
+        "sold once, at its new owner"
     );
 }

@@ -142,6 +142,8 @@ pub struct SagaOptions {
     pub failure_rate: f64,
     /// Stock to set instead of the catalog's, per SKU.
     pub stock: Vec<(String, i64)>,
+    /// Inventory shards whose bus consumer is not started (a shard that never answers).
+    pub silent_shards: Vec<u32>,
 }
 
 pub struct TempDir(PathBuf);
@@ -283,12 +285,14 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
                 shard.set_stock(&p.sku, stock).await.expect("stock");
             }
             let shard = Arc::new(shard);
-            tokio::spawn(inventory::saga::consume(
-                shard.clone(),
-                bus.clone(),
-                place,
-                16,
-            ));
+            if !options.silent_shards.contains(&index) {
+                tokio::spawn(inventory::saga::consume(
+                    shard.clone(),
+                    bus.clone(),
+                    place,
+                    16,
+                ));
+            }
             tokio::spawn(inventory::grpc::serve(
                 l,
                 shard.clone(),
@@ -324,6 +328,12 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
                 orders::saga as orders_saga, payments, recommendations as recs,
             };
             tokio::spawn(orders_saga::relay(orders_store.clone(), bus.clone()));
+            // Timeouts and stalled orders, looked at every second (5 s in the service).
+            tokio::spawn(orders_saga::sweep_timeouts(
+                orders_store.clone(),
+                std::time::Duration::from_secs(120),
+                std::time::Duration::from_secs(1),
+            ));
             tokio::spawn(orders_saga::consume_replies(
                 orders_store.clone(),
                 bus.clone(),
