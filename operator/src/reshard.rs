@@ -549,9 +549,17 @@ pub fn conditions(
         .filter_map(|(svc, r)| {
             let want = wanted.get(svc).copied().unwrap_or(r.shards);
             (want != r.shards || r.resharding.is_some()).then(|| {
-                if svc == "inventory" || r.resharding.is_some() {
+                if r.resharding.is_some() {
                     format!(
                         "{svc}: the ring has {} shards, the spec asks {want}",
+                        r.shards
+                    )
+                } else if svc == "inventory" {
+                    // A reshard starts in the reconcile that sees the new count: held.
+                    format!(
+                        "{svc}: the ring stays at {} shards (the spec asks {want}): its shard \
+                         schemas' names are too long for PostgreSQL (63 bytes) to be found by \
+                         the handoff; use a shorter namespace or Storefront name",
                         r.shards
                     )
                 } else {

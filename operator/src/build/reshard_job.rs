@@ -65,6 +65,18 @@ pub fn schema_prefix(owner: &Owner<'_>, service: ServiceName) -> String {
     )
 }
 
+/// Whether the schemas of shards `0..shards` are all `<prefix><index>` (PostgreSQL keeps 63
+/// bytes of a name: longer ones are shortened with a hash, and the handoff cannot find them).
+pub fn schemas_fit(owner: &Owner<'_>, service: ServiceName, shards: i32) -> bool {
+    let prefix = schema_prefix(owner, service);
+    let last = shards.max(1) - 1;
+    database_schema(
+        owner.namespace,
+        owner.name,
+        &format!("{}_{last}", service.as_str()),
+    ) == format!("{prefix}{last}")
+}
+
 /// The Job of `s` for `owner`.
 pub fn build(owner: &Owner<'_>, s: &Step<'_>) -> Job {
     let name = name(owner.name, s);
@@ -147,6 +159,18 @@ pub fn build(owner: &Owner<'_>, s: &Step<'_>) -> Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_names_do_not_fit_the_handoff() {
+        let sf = crate::testutil::sample_storefront();
+        let owner = Owner::of(&sf).unwrap();
+        assert!(schemas_fit(&owner, ServiceName::Inventory, 64));
+        let mut long = sf.clone();
+        long.metadata.name = Some("a".repeat(40));
+        long.metadata.namespace = Some("n".repeat(20));
+        let owner = Owner::of(&long).unwrap();
+        assert!(!schemas_fit(&owner, ServiceName::Inventory, 5));
+    }
 
     #[test]
     fn names_are_one_per_step_epoch_and_attempt() {

@@ -80,8 +80,12 @@ pub async fn advance(ctx: &Context, sf: &Storefront, ns: &str, now: Timestamp) -
             epoch: build::INITIAL_RING_EPOCH,
             ..RingStatus::default()
         });
-        if svc != ServiceName::Inventory {
-            // No handoff for orders yet: its ring stays (status says so).
+        if svc != ServiceName::Inventory
+            || !reshard_job::schemas_fit(&owner, svc, wanted.max(ring.shards))
+        {
+            // No handoff for orders yet; and shard schemas whose names PostgreSQL would cut
+            // (63 bytes: a long namespace and name) are not `<prefix><index>`, which the
+            // handoff needs. The ring stays; status says so (`ReshardingInSync=False, Held`).
             out.rings.insert(service.clone(), ring);
             continue;
         }

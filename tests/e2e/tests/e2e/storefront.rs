@@ -142,10 +142,18 @@ async fn sample_storefront_converges_with_every_child_and_ready_pods() {
     );
     let services: Api<Service> = ns.api();
     // One per unsharded service, one per shard, and a headless `-pods` one per unsharded
-    // service but the gateway (the pods the gateway spreads its calls over).
+    // service but the gateway and per shard (the pods the gateway spreads its calls over).
     let all = names(&services, &sel).await;
-    assert_eq!(all.len(), 6 + 4 + 5, "{all:?}");
-    for service in ["auth", "catalog", "orders", "payments", "recommendations"] {
+    assert_eq!(all.len(), 6 + 4 + 5 + 4, "{all:?}");
+    for service in [
+        "auth",
+        "catalog",
+        "orders",
+        "payments",
+        "recommendations",
+        "inventory-0",
+        "inventory-3",
+    ] {
         let pods = format!("acme-{service}-pods");
         let svc = services.get(&pods).await.unwrap();
         assert_eq!(
