@@ -1,7 +1,7 @@
 //! Fixtures for unit tests: the committed samples, small Storefronts from YAML, sales.
 
 use jiff::Timestamp;
-use storefront_crds::{FlashSale, Storefront};
+use storefront_crds::{FlashSale, ReshardPhase, ReshardStatus, Storefront};
 
 /// The sample file `manifests/samples/<name>`.
 pub fn sample(name: &str) -> String {
@@ -59,4 +59,32 @@ pub fn sale(name: &str, storefront: &str, start: &str, end: &str, prewarm: &str)
 /// An RFC 3339 timestamp.
 pub fn ts(s: &str) -> Timestamp {
     s.parse().expect("valid timestamp")
+}
+
+/// A reshard `from` → `to` at `epoch` in `phase`, `progress` % of 400 keys copied.
+pub fn reshard_status(
+    phase: ReshardPhase,
+    from: i32,
+    to: i32,
+    epoch: i64,
+    progress: i32,
+) -> ReshardStatus {
+    ReshardStatus {
+        phase,
+        from,
+        to,
+        epoch,
+        attempt: 1,
+        sources: String::new(),
+        targets: String::new(),
+        keys_to_move: 400,
+        keys_copied: i64::from(progress) * 4,
+        keys_verified: 0,
+        mismatched_keys: 0,
+        copy_progress: progress,
+        started_at: String::new(),
+        phase_since: String::new(),
+        queued: None,
+        message: String::new(),
+    }
 }

@@ -595,7 +595,7 @@ fn extra_env_comes_first_so_the_operators_own_wins() {
 
 #[test]
 fn the_recorded_ring_decides_the_shards_and_the_ring_not_the_spec() {
-    use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus};
+    use storefront_crds::{ReshardPhase, RingStatus};
     // The spec asks 5 (the sample has 4): without a record, that is the first ring.
     let mut sf = sample_storefront();
     sf.spec
@@ -611,24 +611,7 @@ fn the_recorded_ring_decides_the_shards_and_the_ring_not_the_spec() {
     assert_eq!(fresh.rings["inventory"].shards, 5);
     // Recorded: the ring has 4 at epoch 3, a reshard to 5 is Copying. Shards 0..5 exist, the
     // new one placed in the larger ring; the ring (ConfigMap and route table) stays 4 at 3.
-    let resharding = ReshardStatus {
-        phase: ReshardPhase::Copying,
-        from: 4,
-        to: 5,
-        epoch: 4,
-        attempt: 1,
-        sources: "0-3".into(),
-        targets: "4".into(),
-        keys_to_move: 0,
-        keys_copied: 0,
-        keys_verified: 0,
-        mismatched_keys: 0,
-        copy_progress: 0,
-        started_at: String::new(),
-        phase_since: String::new(),
-        queued: None,
-        message: String::new(),
-    };
+    let resharding = crate::testutil::reshard_status(ReshardPhase::Copying, 4, 5, 4, 0);
     let rings = BTreeMap::from([(
         "inventory".to_string(),
         RingStatus {

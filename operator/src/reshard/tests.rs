@@ -619,7 +619,7 @@ fn routers_report_the_lowest_epoch_or_nothing_when_one_is_silent() {
 #[test]
 fn status_conditions_say_what_runs_and_what_is_held() {
     use std::collections::BTreeMap;
-    use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus};
+    use storefront_crds::{ReshardPhase, RingStatus};
     let idle = BTreeMap::from([(
         "inventory".to_string(),
         RingStatus {
@@ -638,24 +638,13 @@ fn status_conditions_say_what_runs_and_what_is_held() {
         ]
     );
     let mut running = idle.clone();
-    running.get_mut("inventory").unwrap().resharding = Some(ReshardStatus {
-        phase: ReshardPhase::Copying,
-        from: 4,
-        to: 5,
-        epoch: 4,
-        attempt: 1,
-        sources: "0-3".into(),
-        targets: "4".into(),
-        keys_to_move: 400,
-        keys_copied: 200,
-        keys_verified: 0,
-        mismatched_keys: 0,
-        copy_progress: 50,
-        started_at: String::new(),
-        phase_since: String::new(),
-        queued: None,
-        message: String::new(),
-    });
+    running.get_mut("inventory").unwrap().resharding = Some(crate::testutil::reshard_status(
+        ReshardPhase::Copying,
+        4,
+        5,
+        4,
+        50,
+    ));
     let c = conditions(&running, &want(5));
     assert_eq!((c[0].1, c[0].2), (true, "Resharding"));
     assert!(
@@ -692,28 +681,11 @@ fn job_results_parse_from_the_last_json_line() {
 
 #[test]
 fn shards_show_their_part_of_the_handoff() {
-    use storefront_crds::{ReshardPhase, ReshardStatus, RingStatus, ShardPhase};
+    use storefront_crds::{ReshardPhase, RingStatus, ShardPhase};
     let at = |from, to, phase| RingStatus {
         shards: from,
         epoch: 1,
-        resharding: Some(ReshardStatus {
-            phase,
-            from,
-            to,
-            epoch: 2,
-            attempt: 1,
-            sources: String::new(),
-            targets: String::new(),
-            keys_to_move: 10,
-            keys_copied: 5,
-            keys_verified: 0,
-            mismatched_keys: 0,
-            copy_progress: 50,
-            started_at: String::new(),
-            phase_since: String::new(),
-            queued: None,
-            message: String::new(),
-        }),
+        resharding: Some(crate::testutil::reshard_status(phase, from, to, 2, 50)),
         last: None,
     };
     // Growing 4 -> 5: the new shard joins until the switch; the others are not concerned.

@@ -115,6 +115,22 @@ pub struct Inventory {
     holds: HashMap<String, Hold>,
 }
 
+/// Why `requested` units of `sku` cannot be held at `level` (`None`: unknown SKU), if they
+/// cannot. The one rule for the in-memory store and the SQL one.
+pub fn line_rejection(sku: &str, requested: u32, level: Option<&StockLevel>) -> Option<Rejection> {
+    match level {
+        None => Some(Rejection::UnknownSku {
+            sku: sku.to_string(),
+        }),
+        Some(level) if level.available() < i64::from(requested) => Some(Rejection::Insufficient {
+            sku: sku.to_string(),
+            requested,
+            available: level.available(),
+        }),
+        Some(_) => None,
+    }
+}
+
 /// Merges lines by SKU, refusing empty orders and zero quantities.
 pub fn merge_lines(lines: &[(String, u32)]) -> Result<BTreeMap<String, u32>, InventoryError> {
     if lines.is_empty() {
@@ -180,17 +196,7 @@ impl Inventory {
         // Check every line first: nothing is held unless everything can be.
         let rejection = wanted
             .iter()
-            .find_map(|(sku, &requested)| match self.stock.get(sku) {
-                None => Some(Rejection::UnknownSku { sku: sku.clone() }),
-                Some(level) if level.available() < i64::from(requested) => {
-                    Some(Rejection::Insufficient {
-                        sku: sku.clone(),
-                        requested,
-                        available: level.available(),
-                    })
-                }
-                Some(_) => None,
-            });
+            .find_map(|(sku, &requested)| line_rejection(sku, requested, self.stock.get(sku)));
         if let Some(rejection) = rejection {
             self.holds
                 .insert(order_id.to_string(), Hold::Rejected(rejection.clone()));

@@ -39,7 +39,9 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 use storefront_crds::ring::shard_of;
 use thiserror::Error;
 
-use super::domain::{InventoryError, Rejection, ReserveOutcome, StockLevel, merge_lines};
+use super::domain::{
+    InventoryError, Rejection, ReserveOutcome, StockLevel, line_rejection, merge_lines,
+};
 use crate::db;
 use crate::{
     datastore_metrics::{Datastore, DatastoreFailure, timed},
@@ -618,17 +620,7 @@ impl PgInventory {
         let rejection = earlier.or_else(|| {
             claimed.iter().find_map(|sku| {
                 let requested = owned.get(sku).copied().unwrap_or(0);
-                match levels.get(sku) {
-                    None => Some(Rejection::UnknownSku { sku: sku.clone() }),
-                    Some(level) if level.available() < i64::from(requested) => {
-                        Some(Rejection::Insufficient {
-                            sku: sku.clone(),
-                            requested,
-                            available: level.available(),
-                        })
-                    }
-                    Some(_) => None,
-                }
+                line_rejection(sku, requested, levels.get(sku))
             })
         });
         if let Some(rejection) = rejection {

@@ -76,6 +76,23 @@ struct Traffic {
     latencies: Vec<(Option<usize>, f64)>,
 }
 
+/// The SKU's stock once nothing is reserved (commit and release follow the order's status).
+async fn settled_stock(shopper: &Shopper, sku: &str) -> serde_json::Value {
+    wait_for(
+        &format!("{sku} with nothing reserved"),
+        SETTLE_TIMEOUT,
+        || {
+            let path = format!("/api/v1/inventory/{sku}");
+            async move {
+                let a = shopper.call("GET", &path, &[], None).await?;
+                Ok((a.status == 200 && a.body["reserved"] == 0).then_some(a.body))
+            }
+        },
+    )
+    .await
+    .unwrap()
+}
+
 fn p99(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -149,15 +166,7 @@ async fn the_shop_goes_four_to_five_to_three_to_four_shards_under_checkout_losin
     assert!(skus.len() >= 20, "{skus:?}");
     let mut before = BTreeMap::new();
     for sku in &skus {
-        let s = wait_for(&format!("{sku}'s stock"), SETTLE_TIMEOUT, || {
-            let (ann, path) = (&ann, format!("/api/v1/inventory/{sku}"));
-            async move {
-                let a = ann.call("GET", &path, &[], None).await?;
-                Ok((a.status == 200 && a.body["reserved"] == 0).then_some(a.body))
-            }
-        })
-        .await
-        .unwrap();
+        let s = settled_stock(&ann, sku).await;
         before.insert(sku.clone(), s["stock"].as_i64().unwrap());
     }
     // Only SKUs with plenty of stock take orders (each gets about 6), so that every order
@@ -346,15 +355,7 @@ async fn the_shop_goes_four_to_five_to_three_to_four_shards_under_checkout_losin
         t.elapsed().as_secs_f64()
     );
     for sku in &skus {
-        let after = wait_for(&format!("{sku} settled"), SETTLE_TIMEOUT, || {
-            let (ann, path) = (&ann, format!("/api/v1/inventory/{sku}"));
-            async move {
-                let a = ann.call("GET", &path, &[], None).await?;
-                Ok((a.status == 200 && a.body["reserved"] == 0).then_some(a.body))
-            }
-        })
-        .await
-        .unwrap();
+        let after = settled_stock(&ann, sku).await;
         let sold = confirmed.get(sku).copied().unwrap_or(0);
         assert_eq!(
             after["stock"].as_i64().unwrap(),
