@@ -50,6 +50,19 @@ pub struct FailingPod {
     pub restarts: i32,
 }
 
+/// Ready pods of a Deployment that run its current pod template: during a rollout the
+/// Deployment's `readyReplicas` also counts the old ReplicaSet's pods (3 ready of 2 wanted, one
+/// of them on the old template), so a change was called Ready before it had rolled out. Pure.
+pub fn deployment_ready(d: &k8s_openapi::api::apps::v1::Deployment) -> i32 {
+    let Some(st) = d.status.as_ref() else {
+        return 0;
+    };
+    // Before the Deployment controller has seen a new template, `updatedReplicas` still
+    // counts the old one: the same figure as before the change, never a drop to 0.
+    let ready = st.ready_replicas.unwrap_or(0);
+    ready.min(st.updated_replicas.unwrap_or(0))
+}
+
 /// Reason of a gateway pod whose rate limiter runs without its shared budget.
 pub const RATE_LIMITER_DEGRADED: &str = "RateLimiterDegraded";
 /// Reason of a gateway pod with the breaker of a core service not closed; its message lists

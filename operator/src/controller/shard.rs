@@ -80,8 +80,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
     let ready = s
         .deployments
         .get(&ObjectRef::new(&name).within(&ns))
-        .and_then(|d| d.status.as_ref().and_then(|st| st.ready_replicas))
-        .unwrap_or(0);
+        .map_or(0, |d| crate::status::deployment_ready(&d));
     let all_ready = ready >= shard.spec.replicas;
     // Its part in a reshard of its service, when it has one (the Storefront controller's
     // annotations); else its pods decide.

@@ -344,7 +344,7 @@ fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
         observed.insert(
             d.name_any(),
             Workload {
-                ready: status.ready_replicas.unwrap_or(0),
+                ready: crate::status::deployment_ready(&d),
                 created: d.creation_timestamp().map(|t| t.0),
                 stuck,
                 phase: None,

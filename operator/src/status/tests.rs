@@ -539,3 +539,24 @@ fn missing_secrets_hold_the_shop_with_one_reason_and_a_failure_point_each() {
     // The services are listed with what runs: nothing yet.
     assert_eq!(st.ready_services, "0/7");
 }
+
+#[test]
+fn a_deployment_mid_rollout_counts_only_its_updated_ready_pods() {
+    use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+    let d = |ready: Option<i32>, updated: Option<i32>| Deployment {
+        status: Some(DeploymentStatus {
+            ready_replicas: ready,
+            updated_replicas: updated,
+            ..DeploymentStatus::default()
+        }),
+        ..Deployment::default()
+    };
+    // 2 wanted: a surge pod on the new template beside both old ones, all ready.
+    assert_eq!(deployment_ready(&d(Some(3), Some(1))), 1);
+    // Rolled out.
+    assert_eq!(deployment_ready(&d(Some(2), Some(2))), 2);
+    // New pods created, not ready yet.
+    assert_eq!(deployment_ready(&d(Some(1), Some(2))), 1);
+    assert_eq!(deployment_ready(&d(None, Some(2))), 0);
+    assert_eq!(deployment_ready(&Deployment::default()), 0);
+}
