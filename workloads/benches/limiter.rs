@@ -25,7 +25,7 @@ use std::{
 
 use criterion::{BenchmarkId, Criterion};
 use governor::{Quota, RateLimiter};
-use storefront_workloads::ratelimit::{
+use storefront_workloads::gateway::ratelimit::{
     cluster::{ClusterLimiter, Policy},
     gcra::{self, Rate},
     lease::Lease,

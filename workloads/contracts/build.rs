@@ -1,4 +1,4 @@
-//! Compiles `proto/*.proto` into tonic clients and servers with a pure-Rust protobuf
+//! Compiles `proto/*.proto` (this crate's) into tonic clients and servers with a pure-Rust protobuf
 //! compiler (protox), so building needs no `protoc` on the machine.
 
 use std::{error::Error, fs, path::PathBuf};

@@ -14,8 +14,10 @@ use clap::{Parser, Subcommand};
 use crate::{
     auth,
     catalog::{self, seed},
-    config::{BusArgs, CatalogSeedArgs, CommonArgs, ProviderArgs, ShardArgs, TokenArgs, required},
-    gateway, inventory, loadgen, orders, payments, recommendations,
+    config::{BusArgs, CatalogSeedArgs, CommonArgs, ShardArgs, TokenArgs, required},
+    gateway, inventory, loadgen, orders, payments,
+    payments::args::ProviderArgs,
+    recommendations,
 };
 
 /// Storefront's commerce services.

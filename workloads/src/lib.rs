@@ -17,33 +17,28 @@
 //! The checkout saga runs over NATS JetStream ([`events`]): orders → every inventory shard →
 //! orders → payments → orders → inventory (commit or release), each step idempotent.
 //!
-//! Issue 7 in progress: [`ratelimit`] (GCRA and the Redis lease authority, not yet wired to
-//! the gateway) and [`resilience`] (breakers per upstream, wired as the gateway's guard; the
-//! retry budget, not yet used by the handlers). Mutual TLS is a switch (`GRPC_TLS_DIR`).
+//! The gateway owns its cluster-wide rate limiter ([`gateway::ratelimit`]) and its breakers
+//! and retry budget ([`gateway::resilience`]). Mutual TLS is a switch (`GRPC_TLS_DIR`).
 //!
-//! Shared: [`api`] (the public JSON shapes and error body), [`grpc`] (service-token
-//! interceptors, cached), [`events`] (the JetStream bus), [`ops`] (`/healthz`, `/readyz`,
-//! `/metrics`, SIGTERM drain, background workers), [`config`]
-//! (flags and environment), [`proto`] (generated code), and the ring in
-//! `storefront_crds::ring`. `workloads/README.md` says how to run and test it all.
+//! What every service shares is in its own crates, re-exported here under the names the
+//! services use: `storefront-contracts` ([`proto`], the generated gRPC code, and [`api`], the
+//! public JSON shapes and error body) and `storefront-platform` ([`config`], [`ops`]
+//! (`/healthz`, `/readyz`, `/metrics`, SIGTERM drain, background workers), [`grpc`]
+//! (service-token interceptors, cached), [`events`] (the JetStream bus), [`db`], [`metrics`],
+//! [`datastore_metrics`]); the ring is `storefront_crds::ring`. `workloads/README.md` says how
+//! to run and test it all.
 
-pub mod api;
 pub mod auth;
 pub mod catalog;
 pub mod cli;
-pub mod config;
-pub mod datastore_metrics;
-pub mod db;
-pub mod events;
 pub mod gateway;
-pub mod grpc;
 pub mod inventory;
-pub mod loadgen;
-pub mod metrics;
-pub mod ops;
 pub mod orders;
 pub mod payments;
-pub mod proto;
-pub mod ratelimit;
 pub mod recommendations;
-pub mod resilience;
+
+pub use storefront_contracts::{api, proto};
+pub use storefront_loadgen as loadgen;
+pub use storefront_platform::{
+    config, datastore_metrics, datastore_op, db, events, grpc, metrics, ops,
+};

@@ -32,7 +32,7 @@ use tonic::{
     transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig},
 };
 
-use crate::auth::domain::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
+use crate::token::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
 
 /// Verified tokens a server remembers at most (the map is cleared when full).
 const VERIFIED_CACHE: usize = 1024;
@@ -98,7 +98,7 @@ pub fn client_tls(host: &str) -> Option<ClientTlsConfig> {
 }
 
 /// The client side of mutual TLS as a rustls configuration (for the gateway's own HTTP/2
-/// channel, [`crate::gateway::channel`]): trusts the installed CA, presents this service's
+/// channel, the gateway's `channel` module): trusts the installed CA, presents this service's
 /// certificate, offers ALPN `h2`. `None` without TLS; an error names a bad certificate file.
 pub fn client_rustls() -> Option<Result<Arc<rustls::ClientConfig>, String>> {
     static CONFIG: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
@@ -217,7 +217,7 @@ impl VerifiedTokens {
     ) -> Result<Arc<Claims>, E> {
         if let Ok(cache) = self.map.lock()
             && let Some(claims) = cache.get(token)
-            && now <= claims.exp.saturating_add(crate::auth::domain::LEEWAY_SECS)
+            && now <= claims.exp.saturating_add(crate::token::LEEWAY_SECS)
         {
             return Ok(Arc::clone(claims));
         }
@@ -347,7 +347,7 @@ impl Interceptor for ServiceTokenAttacher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::domain::SigningKeys;
+    use crate::token::SigningKeys;
 
     fn issuer(seed: u8) -> Arc<TokenIssuer> {
         Arc::new(TokenIssuer::new(

@@ -27,8 +27,10 @@ pub mod handlers;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod reload;
 pub mod report;
+pub mod resilience;
 pub mod run;
 pub mod source;
 pub mod table;
@@ -56,9 +58,9 @@ use self::{
 use crate::{
     api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
     auth::domain::{Claims, TokenIssuer, TokenVerifier},
+    gateway::ratelimit::cluster::ClusterLimiter,
+    gateway::resilience::retry_budget::RetryBudgets,
     grpc::{ServiceTokenAttacher, VerifiedTokens, unix_now},
-    ratelimit::cluster::ClusterLimiter,
-    resilience::retry_budget::RetryBudgets,
 };
 
 /// User tokens the gateway remembers as verified (about 10 MB when full).

@@ -36,7 +36,7 @@ use kube::{
 };
 
 use super::{Gateway, source::Once};
-use crate::resilience::{BreakerGuard, breaker::State};
+use crate::gateway::resilience::{BreakerGuard, breaker::State};
 
 /// Condition type of the rate limiter's health.
 pub const RATE_LIMITER_CONDITION: &str = "storefront.dev/RateLimiterHealthy";
@@ -308,11 +308,11 @@ mod tests {
     use super::*;
     use crate::{
         auth::domain::{SigningKeys, TokenIssuer},
+        gateway::resilience::breaker::BreakerConfig,
         gateway::{
             table::{RouteTable, Snapshot},
             upstream::{Deadlines, Outcome, UpstreamGuard},
         },
-        resilience::breaker::BreakerConfig,
     };
 
     fn ts(s: &str) -> Timestamp {

@@ -26,9 +26,9 @@ use super::{
 use crate::{
     auth::domain::TokenIssuer,
     config::{CommonArgs, ConfigError, required},
+    gateway::ratelimit::cluster::ClusterLimiter,
+    gateway::resilience::{BreakerGuard, breaker::BreakerConfig},
     ops::{self, Readiness},
-    ratelimit::cluster::ClusterLimiter,
-    resilience::{BreakerGuard, breaker::BreakerConfig},
 };
 
 /// Lifetime of the service tokens the gateway mints per call.

@@ -6,8 +6,9 @@
 //!   refunds (integration-tested: `tests/datastores/payments_postgres.rs`).
 //! - [`saga`]: the consumer of `StockReserved` and `RefundRequested`.
 //! - [`grpc`]: `proto/payments.proto` (read a charge).
-//! - [`run`]: the `payments` subcommand.
+//! - [`run`]: the `payments` subcommand, with its settings in [`args`].
 
+pub mod args;
 pub mod domain;
 pub mod grpc;
 pub mod postgres;

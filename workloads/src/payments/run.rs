@@ -11,9 +11,10 @@ use anyhow::Result;
 
 use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, saga};
 use crate::{
-    config::{BusArgs, CommonArgs, ProviderArgs},
+    config::{BusArgs, CommonArgs},
     events::{Bus, EventMetrics},
     ops::Lifecycle,
+    payments::args::ProviderArgs,
 };
 
 /// How long an in-flight charge is left alone before another delivery may take it over.

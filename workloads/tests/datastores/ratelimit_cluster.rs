@@ -15,7 +15,7 @@ use std::{
 };
 
 use prometheus_client::registry::Registry;
-use storefront_workloads::ratelimit::cluster::{ClusterLimiter, Policy};
+use storefront_workloads::gateway::ratelimit::cluster::{ClusterLimiter, Policy};
 
 fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| {

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use redis::aio::MultiplexedConnection;
-use storefront_workloads::ratelimit::{
+use storefront_workloads::gateway::ratelimit::{
     gcra::Rate,
     lease::{Ask, Peer, fair_authority, script},
 };

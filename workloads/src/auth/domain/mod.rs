@@ -13,10 +13,10 @@
 //! audience is itself ([`TokenVerifier::verify_service`]). Expiry is checked against a `now`
 //! that the caller passes (no clock in here), and every refusal is a typed [`TokenError`].
 //!
-//! [`password`] holds the hashing, [`token`] the keys and JWTs; both are re-exported here.
+//! [`password`] holds the hashing; the keys and JWTs are [`storefront_platform::token`] (every
+//! service verifies tokens, only auth issues user tokens); both are re-exported here.
 
 pub mod password;
-pub mod token;
 
 pub use password::*;
-pub use token::*;
+pub use storefront_platform::token::{self, *};

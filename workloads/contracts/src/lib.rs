@@ -1,0 +1,12 @@
+//! What the shop's services agree on, in one crate every service depends on and nothing else:
+//!
+//! - [`proto`]: the gRPC services and messages (`proto/*.proto`, compiled by `build.rs` with
+//!   protox, so no `protoc` is needed);
+//! - [`api`]: the gateway's public HTTP/JSON API (DESIGN.md "Public API") as serde types, with
+//!   their validation and the one error body;
+//! - [`messages`]: the event bus's messages ([`messages::OrderEvent`]), with their kinds and
+//!   message ids.
+
+pub mod api;
+pub mod messages;
+pub mod proto;
