@@ -28,17 +28,17 @@
 //! [`datastore_metrics`]); the ring is `storefront_crds::ring`. `workloads/README.md` says how
 //! to run and test it all.
 
-pub mod auth;
-pub mod catalog;
 pub mod cli;
 pub mod gateway;
-pub mod inventory;
-pub mod orders;
-pub mod payments;
-pub mod recommendations;
 
+pub use storefront_auth as auth;
+pub use storefront_catalog as catalog;
 pub use storefront_contracts::{api, proto};
+pub use storefront_inventory as inventory;
 pub use storefront_loadgen as loadgen;
+pub use storefront_orders as orders;
+pub use storefront_payments as payments;
 pub use storefront_platform::{
     config, datastore_metrics, datastore_op, db, events, grpc, metrics, ops,
 };
+pub use storefront_recommendations as recommendations;

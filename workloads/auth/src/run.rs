@@ -1,0 +1,45 @@
+//! `storefront-workloads auth` and the auth part of `migrate`: wires settings, PostgreSQL,
+//! the gRPC server and the operations endpoints ([`Lifecycle`]).
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{
+    domain::{HashCost, Passwords, TokenIssuer},
+    grpc::serve,
+    postgres::PgUserStore,
+    service::Accounts,
+};
+use storefront_platform::config::{CommonArgs, TokenArgs};
+use storefront_platform::ops::Lifecycle;
+
+/// Connections per auth pod (password hashing, not the database, is the bottleneck).
+const POOL_SIZE: u32 = 8;
+
+/// Creates the users table.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store = PgUserStore::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(schema = common.database_schema()?, "auth schema migrated");
+    Ok(())
+}
+
+/// Runs the auth service until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let (user_ttl, service_ttl) = tokens.ttls()?;
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    // The Storefront's name is the issuer of its tokens: another shop's tokens are refused.
+    let issuer = TokenIssuer::new(common.signing_keys()?, &storefront, user_ttl, service_ttl);
+    common.install_tls()?;
+    let passwords = Passwords::new(HashCost::PRODUCTION)?;
+
+    let (grpc, life, ()) = Lifecycle::start_service(&common, "auth", |_| Ok(())).await?;
+    let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
+    store.migrate().await?;
+    let accounts = Arc::new(Accounts::new(Arc::new(store), passwords, issuer)?);
+    tracing::info!(%storefront, "auth ready");
+    life.serve(|shutdown| serve(grpc, accounts, shutdown)).await
+}

@@ -1,0 +1,200 @@
+//! Orders' gRPC adapter (`proto/orders.proto`) over [`PgOrders`], behind the service-token
+//! check. The gateway prices the lines (catalog `GetPrices`) and passes the user's
+//! `Idempotency-Key`; the fingerprint is taken over `(sku, quantity)` in the shopper's order,
+//! which is exactly what the public body says, so a retried request replays and a changed
+//! one conflicts (`ALREADY_EXISTS`, which the gateway answers with 422).
+
+use std::{future::Future, sync::Arc};
+
+use rand::Rng;
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::{
+    domain::{Line, Order, OrderEvent},
+    idempotency::Fingerprint,
+    postgres::{Created, PgOrders, PgOrdersError},
+};
+use storefront_contracts::api::{
+    CreateOrderRequest, OrderItemRequest, OrderStatus, validate_idempotency_key,
+};
+use storefront_contracts::proto::orders::{
+    CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest,
+    ListOrdersResponse, Order as OrderMessage, OrderLine,
+    orders_server::{Orders as OrdersApi, OrdersServer},
+};
+use storefront_platform::grpc::{RequireServiceToken, unix_now};
+use storefront_platform::token::TokenVerifier;
+
+/// This service's name: the audience of the service tokens it accepts.
+pub const SERVICE: &str = "orders";
+/// The currency of every order (the catalog's).
+pub const CURRENCY: &str = "USD";
+
+fn db(e: PgOrdersError) -> Status {
+    match e {
+        PgOrdersError::Db(e) => Status::unavailable(format!("failed to query PostgreSQL: {e}")),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn status_name(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Pending => "PENDING",
+        OrderStatus::Confirmed => "CONFIRMED",
+        OrderStatus::Cancelled => "CANCELLED",
+    }
+}
+
+fn message(order: Order) -> OrderMessage {
+    OrderMessage {
+        status: status_name(order.status()).into(),
+        order_id: order.order_id,
+        user_id: order.user_id,
+        lines: order
+            .lines
+            .into_iter()
+            .map(|l| OrderLine {
+                sku: l.sku,
+                quantity: l.quantity,
+                unit_price_cents: l.unit_price_cents,
+            })
+            .collect(),
+        total_cents: order.total_cents,
+        currency: order.currency,
+        reason: order.reason.unwrap_or_default(),
+        created_at: order.created_at,
+    }
+}
+
+/// A new order id (128 random bits).
+pub fn new_order_id() -> String {
+    format!("o-{:032x}", rand::rng().random::<u128>())
+}
+
+/// The tonic implementation.
+pub struct OrdersGrpc {
+    store: Arc<PgOrders>,
+}
+
+#[tonic::async_trait]
+impl OrdersApi for OrdersGrpc {
+    async fn create_order(
+        &self,
+        request: Request<CreateOrderMessage>,
+    ) -> Result<Response<OrderMessage>, Status> {
+        let r = request.into_inner();
+        if r.user_id.is_empty() {
+            return Err(Status::invalid_argument("user_id is required"));
+        }
+        validate_idempotency_key(&r.idempotency_key)
+            .map_err(|e| Status::invalid_argument(e.message))?;
+        // The same checks as the public API, on the same shape.
+        let body = CreateOrderRequest {
+            items: r
+                .lines
+                .iter()
+                .map(|l| OrderItemRequest {
+                    sku: l.sku.clone(),
+                    quantity: i64::from(l.quantity),
+                })
+                .collect(),
+        };
+        body.validate()
+            .map_err(|e| Status::invalid_argument(e.message))?;
+        let mut total: i64 = 0;
+        for l in &r.lines {
+            if l.unit_price_cents <= 0 {
+                return Err(Status::invalid_argument(format!(
+                    "{}: unit_price_cents must be positive",
+                    l.sku
+                )));
+            }
+            total = l
+                .unit_price_cents
+                .checked_mul(i64::from(l.quantity))
+                .and_then(|line| total.checked_add(line))
+                .ok_or_else(|| Status::invalid_argument("the order total overflows"))?;
+        }
+        let created = OrderEvent::OrderCreated {
+            order_id: new_order_id(),
+            user_id: r.user_id,
+            lines: r
+                .lines
+                .into_iter()
+                .map(|l| Line {
+                    sku: l.sku,
+                    quantity: l.quantity,
+                    unit_price_cents: l.unit_price_cents,
+                })
+                .collect(),
+            total_cents: total,
+            currency: CURRENCY.into(),
+            created_at: unix_now(),
+        };
+        match self
+            .store
+            .create(&r.idempotency_key, &Fingerprint::of(&body), created)
+            .await
+            .map_err(db)?
+        {
+            Created::New(order) | Created::Replay(order) => Ok(Response::new(message(order))),
+            Created::Conflict => Err(Status::already_exists(format!(
+                "Idempotency-Key {:?} was used with another body",
+                r.idempotency_key
+            ))),
+        }
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<GetOrderRequest>,
+    ) -> Result<Response<OrderMessage>, Status> {
+        let r = request.into_inner();
+        let not_found = || Status::not_found(format!("no order {}", r.order_id));
+        let order = self
+            .store
+            .load(&r.order_id)
+            .await
+            .map_err(db)?
+            .ok_or_else(not_found)?;
+        // Another user's order does not exist, as far as this user can tell.
+        if order.user_id != r.user_id {
+            return Err(not_found());
+        }
+        Ok(Response::new(message(order)))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<ListOrdersRequest>,
+    ) -> Result<Response<ListOrdersResponse>, Status> {
+        let r = request.into_inner();
+        let limit = if r.limit == 0 { 50 } else { i64::from(r.limit) };
+        let orders = self.store.list(&r.user_id, limit).await.map_err(db)?;
+        Ok(Response::new(ListOrdersResponse {
+            orders: orders.into_iter().map(message).collect(),
+        }))
+    }
+}
+
+/// Serves orders and gRPC health on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<PgOrders>,
+    verifier: Arc<TokenVerifier>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<OrdersServer<OrdersGrpc>>().await;
+    let service = OrdersServer::with_interceptor(
+        OrdersGrpc { store },
+        RequireServiceToken::new(verifier, SERVICE),
+    );
+    storefront_platform::grpc::server()?
+        .layer(storefront_platform::metrics::GrpcMetricsLayer::installed())
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(storefront_platform::grpc::incoming(listener), shutdown)
+        .await
+}

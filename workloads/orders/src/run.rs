@@ -1,0 +1,66 @@
+//! `storefront-workloads orders` and the orders part of `migrate`: wires settings,
+//! PostgreSQL, the event bus (outbox relay, reply consumers, timeouts), the gRPC server and
+//! the operations endpoints.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Result;
+
+use super::{grpc::serve, postgres::PgOrders, saga};
+use storefront_platform::config::{BusArgs, CommonArgs};
+use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::ops::Lifecycle;
+
+/// Connections per orders pod for the API (create, get, list).
+const POOL_SIZE: u32 = 16;
+/// Connections per orders pod for the saga (relay, consumers, sweeper): a pool of its own,
+/// so a burst of replies never makes a shopper's request wait for a connection.
+const SAGA_POOL_SIZE: u32 = 8;
+/// How often pending orders are checked for the timeout.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Creates the orders schema and tables.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store = PgOrders::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(schema = common.database_schema()?, "orders schema migrated");
+    Ok(())
+}
+
+/// Runs orders until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    let nats = common.nats_url()?;
+    let keys = common.signing_keys()?;
+    common.install_tls()?;
+    let (concurrency, timeout) = bus_args.checked()?;
+
+    let (grpc, life, metrics) =
+        Lifecycle::start_service(&common, "orders", |r| Ok(EventMetrics::register(r))).await?;
+    let store = PgOrders::connect(url, schema, POOL_SIZE).await?;
+    store.migrate().await?;
+    let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    tracing::info!(%storefront, timeout_s = timeout.as_secs(), "orders ready");
+    let verifier = Arc::new(keys.verifier(&storefront));
+    let workers: Vec<storefront_platform::ops::Worker> = vec![
+        (
+            "outbox relay",
+            Box::pin(saga::relay(saga_store.clone(), bus.clone())),
+        ),
+        (
+            "reply consumers",
+            Box::pin(saga::consume_replies(saga_store.clone(), bus, concurrency)),
+        ),
+        (
+            "timeout sweeper",
+            Box::pin(saga::sweep_timeouts(saga_store, timeout, SWEEP_EVERY)),
+        ),
+    ];
+    life.serve_with_workers(workers, |shutdown| {
+        serve(grpc, Arc::new(store), verifier, shutdown)
+    })
+    .await
+}

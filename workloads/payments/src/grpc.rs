@@ -1,0 +1,72 @@
+//! Payments' gRPC adapter (`proto/payments.proto`): reads a charge, behind the service-token
+//! check. Charges themselves are only ever taken from the bus ([`super::saga`]).
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status};
+
+use super::postgres::PgLedger;
+use storefront_contracts::proto::payments::{
+    Charge, GetChargeRequest,
+    payments_server::{Payments as PaymentsApi, PaymentsServer},
+};
+use storefront_platform::grpc::RequireServiceToken;
+use storefront_platform::token::TokenVerifier;
+
+/// This service's name: the audience of the service tokens it accepts.
+pub const SERVICE: &str = "payments";
+
+/// The tonic implementation.
+pub struct PaymentsGrpc {
+    ledger: PgLedger,
+}
+
+#[tonic::async_trait]
+impl PaymentsApi for PaymentsGrpc {
+    async fn get_charge(
+        &self,
+        request: Request<GetChargeRequest>,
+    ) -> Result<Response<Charge>, Status> {
+        let order_id = request.into_inner().order_id;
+        if order_id.is_empty() || order_id.len() > 128 {
+            return Err(Status::invalid_argument(
+                "order_id must be 1..=128 characters",
+            ));
+        }
+        let row = self
+            .ledger
+            .get(&order_id)
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("no charge for order {order_id}")))?;
+        Ok(Response::new(Charge {
+            order_id,
+            status: row.state.to_ascii_uppercase(),
+            amount_cents: row.amount_cents,
+            charge_id: row.charge_id.unwrap_or_default(),
+            reason: row.reason.unwrap_or_default(),
+        }))
+    }
+}
+
+/// Serves payments and gRPC health on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    ledger: PgLedger,
+    verifier: Arc<TokenVerifier>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<PaymentsServer<PaymentsGrpc>>().await;
+    let service = PaymentsServer::with_interceptor(
+        PaymentsGrpc { ledger },
+        RequireServiceToken::new(verifier, SERVICE),
+    );
+    storefront_platform::grpc::server()?
+        .layer(storefront_platform::metrics::GrpcMetricsLayer::installed())
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(storefront_platform::grpc::incoming(listener), shutdown)
+        .await
+}

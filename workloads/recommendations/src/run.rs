@@ -1,0 +1,48 @@
+//! `storefront-workloads recommendations` and its part of `migrate`.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::{grpc::serve, postgres::PgRecommendations, saga};
+use storefront_platform::config::{BusArgs, CommonArgs};
+use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::ops::Lifecycle;
+
+/// Creates the schema and tables.
+pub async fn migrate(common: &CommonArgs) -> Result<()> {
+    let store =
+        PgRecommendations::connect(common.database_url()?, common.database_schema()?, 2).await?;
+    store.migrate().await?;
+    tracing::info!(
+        schema = common.database_schema()?,
+        "recommendations schema migrated"
+    );
+    Ok(())
+}
+
+/// Runs recommendations until SIGTERM and the drain are over.
+pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
+    let storefront = common.storefront()?.to_string();
+    let url = common.database_url()?;
+    let schema = common.database_schema()?;
+    let nats = common.nats_url()?;
+    let keys = common.signing_keys()?;
+    common.install_tls()?;
+    let (concurrency, _) = bus_args.checked()?;
+
+    let (grpc, life, metrics) = Lifecycle::start_service(&common, "recommendations", |r| {
+        Ok(EventMetrics::register(r))
+    })
+    .await?;
+    let store = PgRecommendations::connect(url, schema, 8).await?;
+    store.migrate().await?;
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    tracing::info!(%storefront, "recommendations ready");
+    let verifier = Arc::new(keys.verifier(&storefront));
+    let consumer = saga::consume(store.clone(), bus, concurrency);
+    life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
+        serve(grpc, store, verifier, shutdown)
+    })
+    .await
+}
