@@ -29,11 +29,11 @@
 //! to run and test it all.
 
 pub mod cli;
-pub mod gateway;
 
 pub use storefront_auth as auth;
 pub use storefront_catalog as catalog;
 pub use storefront_contracts::{api, proto};
+pub use storefront_gateway as gateway;
 pub use storefront_inventory as inventory;
 pub use storefront_loadgen as loadgen;
 pub use storefront_orders as orders;

@@ -13,7 +13,7 @@
 //!  RoleBinding <sf>-gateway ──▶ ServiceAccount <sf>-gateway
 //! ```
 //!
-//! The rings stay mounted ConfigMaps (see `workloads/src/gateway/source.rs`), so they are not
+//! The rings stay mounted ConfigMaps (see `workloads/gateway/src/source.rs`), so they are not
 //! in the Role. The operator must hold every permission it grants here (RBAC's escalation
 //! check): `manifests/operator/10-rbac.yaml` gives it `patch` on `pods/status` and
 //! `list`/`watch` on `endpointslices` for that.

@@ -1,5 +1,5 @@
 //! The Job of one resharding step: the workload image running `reshard <step>` (the data
-//! handoff, `workloads/src/inventory/handoff.rs`) against the shop's PostgreSQL. It prints its
+//! handoff, `workloads/inventory/src/handoff.rs`) against the shop's PostgreSQL. It prints its
 //! result as one JSON line into its termination message, where the controller reads it.
 //!
 //! ```text

@@ -4,7 +4,7 @@
 //! and the step Jobs report, creates the Jobs the decision asks for, and returns the rings to
 //! record in status (the controller renders ServiceShards and ring ConfigMaps from them, see
 //! [`crate::build::desired`]). Only inventory reshards: its data handoff exists
-//! (`workloads/src/inventory/handoff.rs`); a new shard count for orders is held, and status
+//! (`workloads/inventory/src/handoff.rs`); a new shard count for orders is held, and status
 //! says so.
 
 use std::{collections::BTreeMap, time::Duration};
@@ -307,7 +307,7 @@ fn gateway_reports(ctx: &Context, ns: &str, storefront: &str) -> Vec<Option<Stri
         .collect()
 }
 
-/// The gateway's condition naming the rings it routes by (`workloads/src/gateway/report.rs`).
+/// The gateway's condition naming the rings it routes by (`workloads/gateway/src/report.rs`).
 const RINGS_CONDITION: &str = "storefront.dev/RingsApplied";
 
 /// The result of `step`'s Job: `None` while it runs or is missing; a failed Job is deleted

@@ -304,7 +304,7 @@ impl Stores {
 }
 
 /// Prefix of the conditions workloads write on their own pods (the gateway's edge health:
-/// `workloads/src/gateway/report.rs`).
+/// `workloads/gateway/src/report.rs`).
 pub const WORKLOAD_CONDITION_PREFIX: &str = "storefront.dev/";
 
 /// Keeps of a pod only what failure detection reads: metadata (labels), per container its

@@ -1,4 +1,4 @@
-//! The generated gRPC code for `workloads/proto/*.proto` (messages, clients, servers).
+//! The generated gRPC code for `workloads/contracts/proto/*.proto` (messages, clients, servers).
 //! `build.rs` compiles the protos with protox, so no `protoc` is needed.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]

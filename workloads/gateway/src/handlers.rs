@@ -24,26 +24,24 @@ use super::{
     json_body,
     upstream::{self, Refusal},
 };
-use crate::{
-    api::{
-        ApiError, CreateOrderRequest, CreateSessionRequest, CreateUserRequest, DEGRADED_HEADER,
-        ErrorKind, InventoryView, OrderAccepted, OrderLine, OrderList, OrderStatus, OrderView,
-        ProductDetail, ProductPage, ProductSummary, Recommendations, Session, UserCreated,
-        validate_idempotency_key, validate_sku,
+use storefront_contracts::api::{
+    ApiError, CreateOrderRequest, CreateSessionRequest, CreateUserRequest, DEGRADED_HEADER,
+    ErrorKind, InventoryView, OrderAccepted, OrderLine, OrderList, OrderStatus, OrderView,
+    ProductDetail, ProductPage, ProductSummary, Recommendations, Session, UserCreated,
+    validate_idempotency_key, validate_sku,
+};
+use storefront_contracts::proto::{
+    auth::{SignInRequest, SignUpRequest, auth_client::AuthClient},
+    catalog::{
+        GetPricesRequest, GetProductRequest, Product, SearchProductsRequest,
+        catalog_client::CatalogClient,
     },
-    proto::{
-        auth::{SignInRequest, SignUpRequest, auth_client::AuthClient},
-        catalog::{
-            GetPricesRequest, GetProductRequest, Product, SearchProductsRequest,
-            catalog_client::CatalogClient,
-        },
-        inventory::{GetStockRequest, inventory_client::InventoryClient},
-        orders::{
-            CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest, Order,
-            OrderLine as OrderLineMessage, orders_client::OrdersClient,
-        },
-        recommendations::{BoughtTogetherRequest, recommendations_client::RecommendationsClient},
+    inventory::{GetStockRequest, inventory_client::InventoryClient},
+    orders::{
+        CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest, Order,
+        OrderLine as OrderLineMessage, orders_client::OrdersClient,
     },
+    recommendations::{BoughtTogetherRequest, recommendations_client::RecommendationsClient},
 };
 
 /// The largest page of products.

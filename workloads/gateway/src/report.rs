@@ -36,7 +36,7 @@ use kube::{
 };
 
 use super::{Gateway, source::Once};
-use crate::gateway::resilience::{BreakerGuard, breaker::State};
+use crate::resilience::{BreakerGuard, breaker::State};
 
 /// Condition type of the rate limiter's health.
 pub const RATE_LIMITER_CONDITION: &str = "storefront.dev/RateLimiterHealthy";
@@ -306,14 +306,12 @@ mod tests {
     use tonic::Code;
 
     use super::*;
+    use crate::resilience::breaker::BreakerConfig;
     use crate::{
-        auth::domain::{SigningKeys, TokenIssuer},
-        gateway::resilience::breaker::BreakerConfig,
-        gateway::{
-            table::{RouteTable, Snapshot},
-            upstream::{Deadlines, Outcome, UpstreamGuard},
-        },
+        table::{RouteTable, Snapshot},
+        upstream::{Deadlines, Outcome, UpstreamGuard},
     };
+    use storefront_platform::token::{SigningKeys, TokenIssuer};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")

@@ -1,4 +1,4 @@
-//! The gateway's request metrics ([`crate::metrics`]), under the names every service uses:
+//! The gateway's request metrics ([`storefront_platform::metrics`]), under the names every service uses:
 //! `storefront_requests_total{service,route,code}` and
 //! `storefront_request_duration_seconds{service,route}` (route = the matched path template,
 //! so SKUs and order ids do not multiply the series; recorded by [`super::limits::enforce`],
@@ -13,7 +13,7 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-pub use crate::metrics::RequestMetrics;
+pub use storefront_platform::metrics::RequestMetrics;
 
 /// The gateway's calls to its upstreams, as the upstream sees them (one per attempt, retries
 /// included): `storefront_upstream_requests_total{service="gateway",upstream,code}` (code =

@@ -1,4 +1,4 @@
-//! The gateway: the public HTTP/JSON API (DESIGN.md "Public API", shapes in [`crate::api`])
+//! The gateway: the public HTTP/JSON API (DESIGN.md "Public API", shapes in [`storefront_contracts::api`])
 //! over the services' gRPC, on the HTTP port next to `/healthz`, `/readyz` and `/metrics`.
 //!
 //! ```text
@@ -55,13 +55,11 @@ use self::{
     table::Snapshot,
     upstream::{Authed, Deadlines, Refusal, UpstreamGuard, Upstreams},
 };
-use crate::{
-    api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES},
-    auth::domain::{Claims, TokenIssuer, TokenVerifier},
-    gateway::ratelimit::cluster::ClusterLimiter,
-    gateway::resilience::retry_budget::RetryBudgets,
-    grpc::{ServiceTokenAttacher, VerifiedTokens, unix_now},
-};
+use crate::ratelimit::cluster::ClusterLimiter;
+use crate::resilience::retry_budget::RetryBudgets;
+use storefront_contracts::api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES};
+use storefront_platform::grpc::{ServiceTokenAttacher, VerifiedTokens, unix_now};
+use storefront_platform::token::{Claims, TokenIssuer, TokenVerifier};
 
 /// User tokens the gateway remembers as verified (about 10 MB when full).
 const USER_TOKENS: usize = 16_384;

@@ -37,7 +37,7 @@
 //! - Without Redis configured at all, the limiter is the fallback from the start, and says so.
 //!
 //! Every lease and heartbeat call is counted in `storefront_datastore_requests_total{datastore=
-//! "redis", operation="lease"|"heartbeat"}` ([`crate::datastore_metrics`]).
+//! "redis", operation="lease"|"heartbeat"}` ([`storefront_platform::datastore_metrics`]).
 //!
 //! Redis keys: `storefront:ratelimit:{<namespace>/<storefront>}:<scope>:<interval µs>:<burst>`
 //! (the TAT; a changed limit is a new key, a fresh bucket), the same with `:replicas` (each
@@ -60,10 +60,8 @@ use prometheus_client::{
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
-use crate::{
-    datastore_metrics::{Datastore, record},
-    datastore_op,
-};
+use storefront_platform::datastore_metrics::{Datastore, record};
+use storefront_platform::datastore_op;
 
 use super::{
     fair,

@@ -17,11 +17,9 @@ use super::{
     table::{RouteTable, Snapshot},
     upstream::{AllowAll, Deadlines, Outcome, Refusal, UpstreamGuard},
 };
-use crate::{
-    api::{ApiError, DEGRADED_HEADER, ErrorKind},
-    auth::domain::{SigningKeys, TokenIssuer},
-    grpc::unix_now,
-};
+use storefront_contracts::api::{ApiError, DEGRADED_HEADER, ErrorKind};
+use storefront_platform::grpc::unix_now;
+use storefront_platform::token::{SigningKeys, TokenIssuer};
 
 /// One HTTP/1.1 exchange: `(status, lower-case headers, JSON body or Null)`.
 async fn send(
@@ -465,7 +463,7 @@ async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
 /// reachable): the read is retried with backoff and answers, instead of a 503.
 #[tokio::test]
 async fn a_refused_connection_is_retried_until_the_upstream_listens() {
-    use crate::inventory::grpc::{MemoryStock, ShardPlace, serve as serve_shard};
+    use storefront_inventory::grpc::{MemoryStock, ShardPlace, serve as serve_shard};
     let issuer = issuer(5);
     let dead = closed_port().await;
     let ring = Ring::parse(&format!(
@@ -588,7 +586,7 @@ async fn retries_never_stretch_a_call_past_its_deadline() {
     use std::time::Duration;
 
     use super::call::Retry;
-    use crate::grpc::ServiceTokenAttacher;
+    use storefront_platform::grpc::ServiceTokenAttacher;
 
     let issuer = issuer(3);
     let gateway = Gateway::new(

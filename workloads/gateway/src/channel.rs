@@ -19,7 +19,7 @@
 //!   refused) fails with [`tonic::ConnectError`] in its source chain, which the gateway's
 //!   retry policy reads as "never sent" ([`super::call::not_sent`]); a connection that
 //!   breaks mid-call is `UNAVAILABLE`;
-//! - mutual TLS when it is installed for the process ([`crate::grpc::client_rustls`]),
+//! - mutual TLS when it is installed for the process ([`storefront_platform::grpc::client_rustls`]),
 //!   ALPN `h2`;
 //! - HTTP/2 flow-control windows as hyper sets them (2 MiB per stream, 5 MiB per
 //!   connection); a dropped call resets its stream (`RST_STREAM(CANCEL)`).
@@ -607,7 +607,7 @@ mod tests {
     }
 
     fn never_sent(status: &Status) -> bool {
-        crate::gateway::call::not_sent(status)
+        crate::call::not_sent(status)
     }
 
     #[tokio::test]

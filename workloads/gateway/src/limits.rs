@@ -1,7 +1,7 @@
 //! Rate limits at the gateway's door: every public route is checked against the shop-wide
 //! budget (`gatewayRateLimit` of the route table, scope `gateway`) and then the budget of
 //! the service it serves (the route's `rateLimit`), by the cluster-wide limiter
-//! ([`crate::gateway::ratelimit::cluster`]). A refusal is a 429 JSON error with `Retry-After`; every
+//! ([`crate::ratelimit::cluster`]). A refusal is a 429 JSON error with `Retry-After`; every
 //! answer carries the IETF `RateLimit-Policy` (each budget: `q` requests per `w` seconds) and
 //! `RateLimit` (the tightest budget: `r` left, `t` seconds to wait or to full) headers, and,
 //! while Redis is unreachable, `Storefront-RateLimit: fallback; replicas=N` (each replica
@@ -20,13 +20,11 @@ use axum::{
 };
 
 use super::{Gateway, table::RouteTable};
-use crate::{
-    api::{ApiError, ErrorKind},
-    gateway::ratelimit::{
-        cluster::{Policy, Verdict},
-        gcra::Rate,
-    },
+use crate::ratelimit::{
+    cluster::{Policy, Verdict},
+    gcra::Rate,
 };
+use storefront_contracts::api::{ApiError, ErrorKind};
 
 /// The scope of the shop-wide budget.
 pub const GATEWAY_SCOPE: &str = "gateway";

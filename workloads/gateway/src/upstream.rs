@@ -26,10 +26,8 @@ use super::{
     channel::H2Channel as Channel,
     table::Snapshot,
 };
-use crate::{
-    api::{ApiError, ErrorKind},
-    grpc::ServiceTokenAttacher,
-};
+use storefront_contracts::api::{ApiError, ErrorKind};
+use storefront_platform::grpc::ServiceTokenAttacher;
 
 /// A channel that attaches a fresh service token to every call.
 pub type Authed = InterceptedService<Upstream, ServiceTokenAttacher>;
@@ -150,7 +148,7 @@ pub struct Upstreams {
 }
 
 fn endpoint(address: &str, deadlines: Deadlines) -> Result<Channel, String> {
-    let tls = crate::grpc::client_rustls().transpose()?;
+    let tls = storefront_platform::grpc::client_rustls().transpose()?;
     Channel::lazy(address, tls, deadlines.connect)
 }
 
@@ -186,7 +184,7 @@ impl Upstreams {
                     None => Pool::new(
                         endpoints,
                         address,
-                        crate::grpc::client_rustls().transpose()?,
+                        storefront_platform::grpc::client_rustls().transpose()?,
                         deadlines.connect,
                         pods.clone(),
                     )?,
@@ -206,7 +204,7 @@ impl Upstreams {
                                 None => Pool::new(
                                     endpoints,
                                     &s.address,
-                                    crate::grpc::client_rustls().transpose()?,
+                                    storefront_platform::grpc::client_rustls().transpose()?,
                                     deadlines.connect,
                                     pods.clone(),
                                 )?,
@@ -301,10 +299,8 @@ pub fn outcome(status: &Status) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        auth::domain::TokenIssuer,
-        gateway::table::{RouteTable, Snapshot},
-    };
+    use crate::table::{RouteTable, Snapshot};
+    use storefront_platform::token::TokenIssuer;
 
     fn snapshot(auth: &str, shards: &[&str]) -> Snapshot {
         let table = RouteTable::parse(&format!(
@@ -369,7 +365,7 @@ mod tests {
         )
         .expect("builds");
         let issuer = Arc::new(TokenIssuer::new(
-            crate::auth::domain::SigningKeys::from_seed([1; 32]).expect("key"),
+            storefront_platform::token::SigningKeys::from_seed([1; 32]).expect("key"),
             "acme",
             60,
             60,

@@ -5,7 +5,7 @@
 //! method it lists, and a JSON 405 for the others), and [`document`] describes exactly its
 //! paths and methods. Tests check that the three agree, so a route cannot be added without
 //! its description. The document is written by hand with `serde_json::json!` (shapes as in
-//! [`crate::api`], camelCase) rather than generated, to keep the API types free of
+//! [`storefront_contracts::api`], camelCase) rather than generated, to keep the API types free of
 //! documentation-only derives.
 
 use axum::routing::{MethodRouter, get, post};
@@ -158,11 +158,11 @@ fn schemas() -> Value {
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/ProductSummary"}}}},
         "CreateOrder": {"type": "object", "additionalProperties": false, "required": ["items"],
             "properties": {"items": {"type": "array", "minItems": 1,
-                "maxItems": crate::api::MAX_ORDER_LINES,
+                "maxItems": storefront_contracts::api::MAX_ORDER_LINES,
                 "items": {"type": "object", "additionalProperties": false,
                     "required": ["sku", "quantity"],
                     "properties": {"sku": string, "quantity": {"type": "integer",
-                        "minimum": 1, "maximum": crate::api::MAX_QUANTITY}}}}}},
+                        "minimum": 1, "maximum": storefront_contracts::api::MAX_QUANTITY}}}}}},
         "OrderAccepted": {"type": "object", "required": ["orderId", "status"],
             "properties": {"orderId": string, "status": {"const": "PENDING"}}},
         "Order": order,
@@ -188,7 +188,7 @@ pub fn document() -> Value {
     product_ok["headers"] = degraded;
     let idempotency_key = json!({"name": "Idempotency-Key", "in": "header", "required": true,
         "schema": {"type": "string", "minLength": 1,
-                   "maxLength": crate::api::MAX_IDEMPOTENCY_KEY_LEN}});
+                   "maxLength": storefront_contracts::api::MAX_IDEMPOTENCY_KEY_LEN}});
     let paths = json!({
         "/api/v1/users": {"post": operation("createUser", "Sign up", false, vec![],
             Some(body("CreateUser")), vec![("201", ok("created", "UserCreated")),

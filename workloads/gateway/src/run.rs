@@ -23,13 +23,11 @@ use super::{
     table::{Loader, Poll, Sources},
     upstream::Deadlines,
 };
-use crate::{
-    auth::domain::TokenIssuer,
-    config::{CommonArgs, ConfigError, required},
-    gateway::ratelimit::cluster::ClusterLimiter,
-    gateway::resilience::{BreakerGuard, breaker::BreakerConfig},
-    ops::{self, Readiness},
-};
+use crate::ratelimit::cluster::ClusterLimiter;
+use crate::resilience::{BreakerGuard, breaker::BreakerConfig};
+use storefront_platform::config::{CommonArgs, ConfigError, required};
+use storefront_platform::ops::{self, Readiness};
+use storefront_platform::token::TokenIssuer;
 
 /// Lifetime of the service tokens the gateway mints per call.
 const SERVICE_TOKEN_TTL_SECS: i64 = 60;
@@ -204,7 +202,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     ));
     let mut registry = Registry::default();
     // Its Redis calls (the limiter's leases and heartbeats): the console's gateway → Redis edge.
-    crate::datastore_metrics::install(&mut registry, "gateway");
+    storefront_platform::datastore_metrics::install(&mut registry, "gateway");
     // A breaker per upstream: a failing service is refused at once (503, Retry-After).
     let guard = Arc::new(BreakerGuard::new(BreakerConfig::default(), &mut registry));
     // Cluster-wide budgets through Redis; the local share while it is unreachable.
@@ -286,7 +284,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::domain::SigningKeys;
+    use storefront_platform::token::SigningKeys;
 
     fn ring(epoch: i64, shards: usize) -> String {
         let shards: Vec<String> = (0..shards)
@@ -332,7 +330,7 @@ mod tests {
         ));
         let gateway = Gateway::new(
             issuer,
-            Arc::new(crate::gateway::upstream::AllowAll),
+            Arc::new(crate::upstream::AllowAll),
             Deadlines::default(),
         );
         let ready = Readiness::default();

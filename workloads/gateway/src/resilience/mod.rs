@@ -17,11 +17,9 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-use crate::{
-    api::{ApiError, ErrorKind},
-    gateway::upstream::{Outcome, Refusal, UpstreamGuard},
-};
+use crate::upstream::{Outcome, Refusal, UpstreamGuard};
 use breaker::{Breaker, BreakerConfig, State};
+use storefront_contracts::api::{ApiError, ErrorKind};
 
 type Labels = Vec<(&'static str, String)>;
 

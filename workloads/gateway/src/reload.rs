@@ -35,7 +35,7 @@ use super::{
     source::Fetched,
     table::{Loader, Poll, RateLimit},
 };
-use crate::ops::Readiness;
+use storefront_platform::ops::Readiness;
 
 /// Which table is in force, for `GET /routes`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -221,12 +221,10 @@ enum Outcome {
 mod tests {
     use super::*;
     use crate::{
-        auth::domain::{SigningKeys, TokenIssuer},
-        gateway::{
-            table::Sources,
-            upstream::{AllowAll, Deadlines},
-        },
+        table::Sources,
+        upstream::{AllowAll, Deadlines},
     };
+    use storefront_platform::token::{SigningKeys, TokenIssuer};
 
     const TABLE: &str = r#"{"storefront": "shop", "routes": [
         {"service": "catalog", "tier": "core", "upstream": "127.0.0.1:1",

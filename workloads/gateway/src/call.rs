@@ -6,7 +6,7 @@
 //!   [`Retry::Idempotent`] (reads, and writes the service de-duplicates) may also be retried
 //!   after `UNAVAILABLE`. Nothing is retried after a deadline: the time is spent.
 //! - **affordable**: each retry takes a token from the upstream's retry budget (a share of
-//!   its requests, [`crate::gateway::resilience::retry_budget`]), and the breaker must still admit
+//!   its requests, [`crate::resilience::retry_budget`]), and the breaker must still admit
 //!   the upstream; so an outage is never multiplied by the attempt count.
 //!
 //! The whole call, retries included, ends by its deadline: each attempt runs with what is
