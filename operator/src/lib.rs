@@ -3,7 +3,8 @@
 //! builders, status computation, metrics and leader election.
 //!
 //! ```text
-//!  plan ──► build::desired(storefront, sales, now) ──► controller::children::sync (SSA + prune)
+//!  plan ──► build::desired(storefront, sales, now) ──► controller::children::sync_all
+//!                                                   │   (SSA + prune, kind by kind)
 //!                                                   └► status::compute ──► status (if changed)
 //! ```
 

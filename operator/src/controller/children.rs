@@ -4,8 +4,18 @@
 //! contains it ([`crate::subset`]), otherwise server-side apply it with our field manager and
 //! `force`. Then delete every labelled child of the owner that is no longer desired. A reconcile
 //! with nothing to change therefore makes no writes.
+//!
+//! An owner's children are a list of [`Child`] entries, one per kind (a store and the desired
+//! objects of that kind, see [`of`]), synced in the list's order by [`sync_all`]:
+//!
+//! ```text
+//!  [of(&stores.config_maps, &desired.config_maps), of(&stores.deployments, …), …]
+//!      └─► sync_all(target, list) ─► sync::<ConfigMap>, then sync::<Deployment>, …
+//! ```
 
-use std::{collections::HashSet, fmt::Debug};
+use std::{borrow::Cow, collections::HashSet, fmt::Debug};
+
+use futures::{FutureExt, future::BoxFuture};
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::{
@@ -140,6 +150,89 @@ where
         }
         metrics.write(&kind, "delete");
         changes.pruned.push(name);
+    }
+    Ok(changes)
+}
+
+/// Who owns a list of children and how they are written: the owner's namespace, the
+/// `instance` label of its children, its uid, and our field manager.
+pub struct Target<'a> {
+    pub client: &'a Client,
+    pub metrics: &'a Metrics,
+    pub namespace: &'a str,
+    pub instance: &'a str,
+    pub owner_uid: &'a str,
+    pub field_manager: &'a str,
+}
+
+/// One kind of child in a list: what [`sync_all`] syncs, whatever the kind.
+pub trait Child: Send + Sync {
+    /// The kind's name (`Deployment`), as events say it.
+    fn kind(&self) -> Cow<'static, str>;
+    /// [`sync`] of this kind's desired objects against its store.
+    fn sync<'a>(&'a self, target: &'a Target<'a>) -> BoxFuture<'a, Result<Changes, Error>>;
+}
+
+/// The desired objects of one kind and the store of the live ones.
+struct Kind<'a, K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: &'a Store<K>,
+    desired: &'a [K],
+}
+
+/// A list entry: the children of kind `K` in `desired`, the live ones in `store`.
+pub fn of<'a, K>(store: &'a Store<K>, desired: &'a [K]) -> Box<dyn Child + 'a>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    Box::new(Kind { store, desired })
+}
+
+impl<K> Child for Kind<'_, K>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    fn kind(&self) -> Cow<'static, str> {
+        K::kind(&())
+    }
+
+    fn sync<'a>(&'a self, t: &'a Target<'a>) -> BoxFuture<'a, Result<Changes, Error>> {
+        sync(
+            t.client,
+            t.metrics,
+            self.store,
+            t.namespace,
+            t.instance,
+            t.owner_uid,
+            t.field_manager,
+            self.desired,
+        )
+        .boxed()
+    }
+}
+
+/// Syncs every kind of `children` in the list's order, one after the other; the first error
+/// stops it (the kinds after it are not applied). Each kind's name with what its sync changed.
+pub async fn sync_all(
+    target: &Target<'_>,
+    children: &[Box<dyn Child + '_>],
+) -> Result<Vec<(Cow<'static, str>, Changes)>, Error> {
+    let mut changes = Vec::with_capacity(children.len());
+    for child in children {
+        changes.push((child.kind(), child.sync(target).await?));
     }
     Ok(changes)
 }

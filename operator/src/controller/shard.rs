@@ -54,28 +54,20 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
     let pods_svc = build::shard::pods_service(&owner, &shard);
     let instance = shard.spec.storefront.as_str();
     let (c, m, s) = (&ctx.client, ctx.metrics.as_ref(), &ctx.stores);
-    children::sync(
-        c,
-        m,
-        &s.deployments,
-        &ns,
+    let target = children::Target {
+        client: c,
+        metrics: m,
+        namespace: &ns,
         instance,
-        &uid,
-        FIELD_MANAGER,
-        &[deployment],
-    )
-    .await?;
-    children::sync(
-        c,
-        m,
-        &s.services,
-        &ns,
-        instance,
-        &uid,
-        FIELD_MANAGER,
-        &[svc, pods_svc],
-    )
-    .await?;
+        owner_uid: &uid,
+        field_manager: FIELD_MANAGER,
+    };
+    let (deployments, services) = ([deployment], [svc, pods_svc]);
+    let kinds = [
+        children::of(&s.deployments, &deployments),
+        children::of(&s.services, &services),
+    ];
+    children::sync_all(&target, &kinds).await?;
 
     let ready = s
         .deployments

@@ -16,7 +16,12 @@ use kube::{
 use rand::RngCore;
 use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
 
-use super::{Context, children, jittered, stores};
+use super::{
+    Context,
+    children::{self, Child},
+    jittered,
+    stores::{self, Stores},
+};
 use crate::{
     build::{self, BuildError, Desired},
     error::{Error, Result},
@@ -142,85 +147,20 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
 async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<()> {
     let name = sf.name_any();
     let uid = sf.uid().ok_or(Error::MissingField("metadata.uid"))?;
-    let s = &ctx.stores;
-    let (c, m, fm) = (&ctx.client, ctx.metrics.as_ref(), labels::FIELD_MANAGER);
-    // Order matters: keys, identities and config before the pods that use them; HPAs after
-    // their Deployments.
+    // Keys first: the pods mount them.
     if let Some(secret) = &d.generated_jwt_secret {
         ensure_jwt_secret(ctx, sf, ns, secret).await?;
     }
-    let changes = [
-        (
-            "ServiceAccount",
-            children::sync(
-                c,
-                m,
-                &s.service_accounts,
-                ns,
-                &name,
-                &uid,
-                fm,
-                &d.service_accounts,
-            )
-            .await?,
-        ),
-        (
-            "ConfigMap",
-            children::sync(c, m, &s.config_maps, ns, &name, &uid, fm, &d.config_maps).await?,
-        ),
-        (
-            "Role",
-            children::sync(c, m, &s.roles, ns, &name, &uid, fm, &d.roles).await?,
-        ),
-        (
-            "RoleBinding",
-            children::sync(
-                c,
-                m,
-                &s.role_bindings,
-                ns,
-                &name,
-                &uid,
-                fm,
-                &d.role_bindings,
-            )
-            .await?,
-        ),
-        (
-            "Service",
-            children::sync(c, m, &s.services, ns, &name, &uid, fm, &d.services).await?,
-        ),
-        (
-            "Deployment",
-            children::sync(c, m, &s.deployments, ns, &name, &uid, fm, &d.deployments).await?,
-        ),
-        (
-            "HorizontalPodAutoscaler",
-            children::sync(c, m, &s.hpas, ns, &name, &uid, fm, &d.hpas).await?,
-        ),
-        (
-            "PodDisruptionBudget",
-            children::sync(c, m, &s.pdbs, ns, &name, &uid, fm, &d.pdbs).await?,
-        ),
-        (
-            "ServiceShard",
-            children::sync(c, m, &s.shards, ns, &name, &uid, fm, &d.shards).await?,
-        ),
-        (
-            "NetworkPolicy",
-            children::sync(
-                c,
-                m,
-                &s.network_policies,
-                ns,
-                &name,
-                &uid,
-                fm,
-                &d.network_policies,
-            )
-            .await?,
-        ),
-    ];
+    let target = children::Target {
+        client: &ctx.client,
+        metrics: &ctx.metrics,
+        namespace: ns,
+        instance: &name,
+        owner_uid: &uid,
+        field_manager: labels::FIELD_MANAGER,
+    };
+    // Every kind is applied before any event is published: a failed apply publishes none.
+    let changes = children::sync_all(&target, &storefront_children(&ctx.stores, d)).await?;
     for (kind, ch) in changes {
         if !ch.applied.is_empty() {
             let note = format!("applied {kind} {}", ch.applied.join(", "));
@@ -262,6 +202,23 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
         }
     }
     Ok(())
+}
+
+/// A Storefront's children, one line per kind, in apply order: identities and config before
+/// the pods that use them, HPAs after their Deployments.
+fn storefront_children<'a>(s: &'a Stores, d: &'a Desired) -> [Box<dyn Child + 'a>; 10] {
+    [
+        children::of(&s.service_accounts, &d.service_accounts),
+        children::of(&s.config_maps, &d.config_maps),
+        children::of(&s.roles, &d.roles),
+        children::of(&s.role_bindings, &d.role_bindings),
+        children::of(&s.services, &d.services),
+        children::of(&s.deployments, &d.deployments),
+        children::of(&s.hpas, &d.hpas),
+        children::of(&s.pdbs, &d.pdbs),
+        children::of(&s.shards, &d.shards),
+        children::of(&s.network_policies, &d.network_policies),
+    ]
 }
 
 /// The Secrets the spec names that are missing or lack a key (`None`: all there). Each is
@@ -476,4 +433,59 @@ pub fn error_policy(sf: Arc<Storefront>, err: &Error, ctx: Arc<Context>) -> Acti
 /// Which Storefront a FlashSale affects.
 pub fn sale_to_storefront(sale: Arc<FlashSale>) -> Option<ObjectRef<Storefront>> {
     Some(ObjectRef::new(&sale.spec.storefront_ref).within(&sale.namespace()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::reflector;
+
+    use super::*;
+    use crate::testutil::sample_storefront;
+
+    fn empty<K>() -> reflector::Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + 'static,
+    {
+        reflector::store().0
+    }
+
+    #[test]
+    fn children_apply_in_a_fixed_order_one_kind_each() {
+        let stores = Stores {
+            storefronts: empty(),
+            sales: empty(),
+            shards: empty(),
+            deployments: empty(),
+            services: empty(),
+            service_accounts: empty(),
+            hpas: empty(),
+            pdbs: empty(),
+            config_maps: empty(),
+            network_policies: empty(),
+            roles: empty(),
+            role_bindings: empty(),
+            pods: empty(),
+        };
+        let now = "2026-11-25T12:00:00Z".parse::<Timestamp>().unwrap();
+        let d = build::desired(&sample_storefront(), &[], now, &Default::default()).unwrap();
+        let kinds: Vec<_> = storefront_children(&stores, &d)
+            .iter()
+            .map(|c| c.kind())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "ServiceAccount",
+                "ConfigMap",
+                "Role",
+                "RoleBinding",
+                "Service",
+                "Deployment",
+                "HorizontalPodAutoscaler",
+                "PodDisruptionBudget",
+                "ServiceShard",
+                "NetworkPolicy",
+            ]
+        );
+    }
 }
