@@ -1,10 +1,49 @@
 //! The messages of the shop's event bus (NATS JetStream, `storefront_platform::events`): what
 //! happened to an order, published by orders (through its outbox), the inventory shards and
-//! payments, and decoded by every service that takes part in the checkout saga. Each message
-//! names its own [`OrderEvent::kind`] (the `type` tag, the subject suffix, the metric label)
-//! and [`OrderEvent::message_id`] (the broker's de-duplication key).
+//! payments, and decoded by every service that takes part in the checkout saga.
+//!
+//! Every message is a [`BusMessage`]: its [`BusMessage::kind`] is its variant's name (the
+//! `type` tag, the subject suffix, the metric label, derived once by `strum`), and its
+//! [`BusMessage::message_id`] (the broker's de-duplication key) is built by one provided
+//! method from the order id, the kind and what tells two messages of that kind apart
+//! ([`BusMessage::instance`]). [`StockReply`] and [`PaymentReply`] are the inventory shards'
+//! and payments' answers: the same messages as the matching [`OrderEvent`]s, narrowed to what
+//! each publisher may send.
 
 use serde::{Deserialize, Serialize};
+
+/// A message of the event bus.
+pub trait BusMessage: Serialize {
+    /// The order it belongs to.
+    fn order_id(&self) -> &str;
+
+    /// The message's type: the variant's name, which is also its `type` tag, its subject
+    /// suffix and its metric label.
+    fn kind(&self) -> &'static str;
+
+    /// What tells two messages of this kind for one order apart (a shard, a ring epoch, a
+    /// request), or `None` when an order has at most one.
+    fn instance(&self) -> Option<String>;
+
+    /// The broker message id: `<order>:<kind>[:<instance>]`, unique per message and stable
+    /// across redeliveries and replays, so a copy is dropped by the broker.
+    fn message_id(&self) -> String {
+        match self.instance() {
+            Some(instance) => format!("{}:{}:{instance}", self.order_id(), self.kind()),
+            None => format!("{}:{}", self.order_id(), self.kind()),
+        }
+    }
+}
+
+/// The instance of an inventory shard's answer: the shard, and the ring epoch and request
+/// when the shard states them (older shards state neither).
+fn shard_instance(shard: u32, epoch: i64, attempt: u32) -> String {
+    if epoch != 0 || attempt != 0 {
+        format!("{shard}:{epoch}:{attempt}")
+    } else {
+        shard.to_string()
+    }
+}
 
 /// Whether a value is its type's default (serde's `skip_serializing_if` for fields that old
 /// readers do not know).
@@ -23,7 +62,7 @@ pub struct Line {
 
 /// What happened to an order. Serialized with a `type` tag; these are also the NATS
 /// subjects' message bodies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum OrderEvent {
     OrderCreated {
@@ -91,9 +130,8 @@ pub enum OrderEvent {
     },
 }
 
-impl OrderEvent {
-    /// The order this event belongs to.
-    pub fn order_id(&self) -> &str {
+impl BusMessage for OrderEvent {
+    fn order_id(&self) -> &str {
         match self {
             Self::OrderCreated { order_id, .. }
             | Self::StockHeld { order_id, .. }
@@ -108,52 +146,29 @@ impl OrderEvent {
         }
     }
 
-    /// The event's type name (the `type` tag, the metric label, the subject suffix).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::OrderCreated { .. } => "OrderCreated",
-            Self::StockHeld { .. } => "StockHeld",
-            Self::StockRequested { .. } => "StockRequested",
-            Self::StockReserved { .. } => "StockReserved",
-            Self::RefundRequested { .. } => "RefundRequested",
-            Self::StockRejected { .. } => "StockRejected",
-            Self::PaymentSucceeded { .. } => "PaymentSucceeded",
-            Self::PaymentFailed { .. } => "PaymentFailed",
-            Self::OrderConfirmed { .. } => "OrderConfirmed",
-            Self::OrderCancelled { .. } => "OrderCancelled",
-        }
+    fn kind(&self) -> &'static str {
+        self.into()
     }
 
-    /// The message id for broker de-duplication: an order has at most one event of each
-    /// type (one `StockHeld` per shard, ring epoch and request; one `StockRequested` per
-    /// attempt), so `order id + type [+ shard [+ epoch + attempt]]` is unique and stable
-    /// across redeliveries and replays.
-    pub fn message_id(&self) -> String {
+    /// An order has at most one event of each type, but one `StockHeld` per shard, ring
+    /// epoch and request, and one `StockRequested` per attempt.
+    fn instance(&self) -> Option<String> {
         match self {
             Self::StockHeld {
                 shard,
                 epoch,
                 attempt,
                 ..
-            } if *epoch != 0 || *attempt != 0 => format!(
-                "{}:{}:{shard}:{epoch}:{attempt}",
-                self.order_id(),
-                self.kind()
-            ),
-            Self::StockHeld { shard, .. } => {
-                format!("{}:{}:{shard}", self.order_id(), self.kind())
-            }
-            Self::StockRequested { attempt, .. } => {
-                format!("{}:{}:{attempt}", self.order_id(), self.kind())
-            }
-            _ => format!("{}:{}", self.order_id(), self.kind()),
+            } => Some(shard_instance(*shard, *epoch, *attempt)),
+            Self::StockRequested { attempt, .. } => Some(attempt.to_string()),
+            _ => None,
         }
     }
 }
 
 /// What an inventory shard answers to `OrderCreated` (or `StockRequested`): whether it holds
 /// the lines it owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum StockReply {
     /// Every line this shard owns is held (or it owns none of the order's lines).
@@ -182,61 +197,137 @@ pub enum StockReply {
     },
 }
 
-impl StockReply {
-    /// The event type (subject suffix).
-    pub fn kind(&self) -> &'static str {
+impl BusMessage for StockReply {
+    fn order_id(&self) -> &str {
         match self {
-            Self::StockHeld { .. } => "StockHeld",
-            Self::StockRejected { .. } => "StockRejected",
+            Self::StockHeld { order_id, .. } | Self::StockRejected { order_id, .. } => order_id,
         }
     }
 
-    /// The broker message id: one reply per order and shard (and, for shards that state
-    /// them, per ring epoch and request).
-    pub fn message_id(&self) -> String {
-        match self {
+    fn kind(&self) -> &'static str {
+        self.into()
+    }
+
+    /// One answer per order and shard (and, for shards that state them, per ring epoch and
+    /// request).
+    fn instance(&self) -> Option<String> {
+        Some(match self {
             Self::StockHeld {
-                order_id,
                 shard,
                 epoch,
                 attempt,
                 ..
-            } if *epoch != 0 || *attempt != 0 => {
-                format!("{order_id}:{}:{shard}:{epoch}:{attempt}", self.kind())
-            }
-            Self::StockHeld {
-                order_id, shard, ..
-            }
-            | Self::StockRejected {
-                order_id, shard, ..
-            } => format!("{order_id}:{}:{shard}", self.kind()),
-        }
+            } => shard_instance(*shard, *epoch, *attempt),
+            Self::StockRejected { shard, .. } => shard.to_string(),
+        })
     }
 }
 
 /// What payments answers to `StockReserved`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum PaymentReply {
     PaymentSucceeded { order_id: String, charge_id: String },
     PaymentFailed { order_id: String, reason: String },
 }
 
-impl PaymentReply {
-    /// The event type (subject suffix).
-    pub fn kind(&self) -> &'static str {
+impl BusMessage for PaymentReply {
+    fn order_id(&self) -> &str {
         match self {
-            Self::PaymentSucceeded { .. } => "PaymentSucceeded",
-            Self::PaymentFailed { .. } => "PaymentFailed",
+            Self::PaymentSucceeded { order_id, .. } | Self::PaymentFailed { order_id, .. } => {
+                order_id
+            }
         }
     }
 
-    /// The broker message id: one answer per order.
-    pub fn message_id(&self) -> String {
-        match self {
-            Self::PaymentSucceeded { order_id, .. } | Self::PaymentFailed { order_id, .. } => {
-                format!("{order_id}:{}", self.kind())
-            }
+    fn kind(&self) -> &'static str {
+        self.into()
+    }
+
+    /// One answer per order.
+    fn instance(&self) -> Option<String> {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(message: &impl BusMessage) -> String {
+        let json = serde_json::to_value(message).expect("serializes");
+        json["type"].as_str().expect("a type tag").to_string()
+    }
+
+    #[test]
+    fn the_kind_is_the_type_tag_and_the_id_names_order_kind_and_instance() {
+        let o = || "o1".to_string();
+        let events = [
+            (
+                OrderEvent::OrderCreated {
+                    order_id: o(),
+                    user_id: "u".into(),
+                    lines: vec![],
+                    total_cents: 1,
+                    currency: "EUR".into(),
+                    created_at: 0,
+                },
+                "o1:OrderCreated",
+            ),
+            (
+                OrderEvent::StockHeld {
+                    order_id: o(),
+                    shard: 2,
+                    shards: 3,
+                    skus: None,
+                    epoch: 0,
+                    attempt: 0,
+                },
+                "o1:StockHeld:2",
+            ),
+            (
+                OrderEvent::StockRequested {
+                    order_id: o(),
+                    lines: vec![],
+                    attempt: 4,
+                },
+                "o1:StockRequested:4",
+            ),
+            (
+                OrderEvent::RefundRequested {
+                    order_id: o(),
+                    charge_id: "c".into(),
+                    amount_cents: 5,
+                },
+                "o1:RefundRequested",
+            ),
+        ];
+        for (event, id) in &events {
+            assert_eq!(event.kind(), tag(event));
+            assert_eq!(event.message_id(), *id);
         }
+        let rejected = StockReply::StockRejected {
+            order_id: o(),
+            shard: 1,
+            shards: 2,
+            reason: "gone".into(),
+        };
+        assert_eq!(rejected.kind(), tag(&rejected));
+        assert_eq!(rejected.message_id(), "o1:StockRejected:1");
+        let held = StockReply::StockHeld {
+            order_id: o(),
+            shard: 1,
+            shards: 2,
+            skus: None,
+            epoch: 7,
+            attempt: 0,
+        };
+        assert_eq!(held.message_id(), "o1:StockHeld:1:7:0");
+        let paid = PaymentReply::PaymentSucceeded {
+            order_id: o(),
+            charge_id: "c".into(),
+        };
+        assert_eq!(paid.kind(), tag(&paid));
+        assert_eq!(paid.message_id(), "o1:PaymentSucceeded");
     }
 }

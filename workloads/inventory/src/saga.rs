@@ -23,7 +23,7 @@ use super::{
     postgres::Held,
 };
 use storefront_contracts::messages::OrderEvent;
-use storefront_platform::events::{Bus, Handled, StockReply, decode, to_json};
+use storefront_platform::events::{Bus, Handled, StockReply, decode};
 
 /// The reply of shard `index` of `count` to an order whose owned lines got `outcome`.
 pub fn reply(order_id: &str, index: u32, count: u32, outcome: ReserveOutcome) -> StockReply {
@@ -111,13 +111,7 @@ pub async fn handle<S: StockStore>(
 }
 
 async fn publish(bus: &Bus, answer: &StockReply) -> Result<()> {
-    bus.publish(
-        "inventory",
-        answer.kind(),
-        &answer.message_id(),
-        to_json(answer),
-    )
-    .await
+    bus.publish_message("inventory", answer).await
 }
 
 /// Consumes the orders' events for shard `place.index` until the task is dropped.

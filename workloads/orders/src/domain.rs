@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use storefront_contracts::messages::{Line, OrderEvent};
+pub use storefront_contracts::messages::{BusMessage, Line, OrderEvent};
 
 use storefront_contracts::api::OrderStatus;
 

@@ -26,7 +26,7 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
 
 use super::{
-    domain::{Decision, Order, OrderEvent, ProjectionError, SagaInput, decide},
+    domain::{BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, decide},
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
 };
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};

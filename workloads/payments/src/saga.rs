@@ -17,7 +17,7 @@ use super::{
     postgres::{PgLedger, PgLedgerError},
 };
 use storefront_contracts::messages::OrderEvent;
-use storefront_platform::events::{Bus, Handled, PaymentReply, decode, to_json};
+use storefront_platform::events::{Bus, Handled, PaymentReply, decode};
 
 /// The reply for an order's recorded charge.
 pub fn reply(order_id: &str, result: ChargeResult) -> PaymentReply {
@@ -68,13 +68,7 @@ pub async fn handle(
                 Err(e) => return Err(e.into()),
             };
             let answer = reply(&order_id, result);
-            bus.publish(
-                "payments",
-                answer.kind(),
-                &answer.message_id(),
-                to_json(&answer),
-            )
-            .await?;
+            bus.publish_message("payments", &answer).await?;
         }
         OrderEvent::RefundRequested {
             order_id,
@@ -118,6 +112,7 @@ pub async fn consume(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use storefront_contracts::messages::BusMessage;
 
     #[test]
     fn replies_follow_the_recorded_result() {

@@ -72,7 +72,7 @@ pub fn kind_of(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or(subject)
 }
 
-pub use storefront_contracts::messages::{PaymentReply, StockReply, is_zero};
+pub use storefront_contracts::messages::{BusMessage, PaymentReply, StockReply, is_zero};
 
 /// What a handler made of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +165,18 @@ impl Bus {
     /// The Storefront's name.
     pub fn storefront(&self) -> &str {
         &self.storefront
+    }
+
+    /// Publishes `message` to `<name>.<area>.<kind>` under its message id, as JSON, and waits
+    /// for the broker's acknowledgement.
+    pub async fn publish_message<M: BusMessage>(&self, area: &str, message: &M) -> Result<()> {
+        self.publish(
+            area,
+            message.kind(),
+            &message.message_id(),
+            to_json(message),
+        )
+        .await
     }
 
     /// Publishes `payload` to `<name>.<area>.<kind>` with `message_id` and waits for the
