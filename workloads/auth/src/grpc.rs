@@ -102,16 +102,9 @@ pub async fn serve<S: UserStore>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let verifier = Arc::new(accounts.issuer().verifier());
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<AuthServer<AuthGrpc<S>>>().await;
     let auth = AuthServer::with_interceptor(
         AuthGrpc::new(accounts),
         RequireServiceToken::new(verifier, SERVICE),
     );
-    storefront_platform::grpc::server()?
-        .layer(storefront_platform::metrics::GrpcMetricsLayer::installed())
-        .add_service(health_service)
-        .add_service(auth)
-        .serve_with_incoming_shutdown(storefront_platform::grpc::incoming(listener), shutdown)
-        .await
+    storefront_platform::grpc::serve(listener, auth, shutdown).await
 }

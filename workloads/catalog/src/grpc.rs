@@ -188,16 +188,9 @@ pub async fn serve(
     verifier: Arc<TokenVerifier>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<CatalogServer<CatalogGrpc>>().await;
     let service = CatalogServer::with_interceptor(
         CatalogGrpc { catalog },
         RequireServiceToken::new(verifier, SERVICE),
     );
-    storefront_platform::grpc::server()?
-        .layer(storefront_platform::metrics::GrpcMetricsLayer::installed())
-        .add_service(health_service)
-        .add_service(service)
-        .serve_with_incoming_shutdown(storefront_platform::grpc::incoming(listener), shutdown)
-        .await
+    storefront_platform::grpc::serve(listener, service, shutdown).await
 }

@@ -357,18 +357,9 @@ pub async fn serve<S: StockStore>(
     verifier: Arc<TokenVerifier>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<InventoryServer<InventoryGrpc<S>>>()
-        .await;
     let inventory = InventoryServer::with_interceptor(
         InventoryGrpc::new(store, place),
         RequireServiceToken::new(verifier, SERVICE),
     );
-    storefront_platform::grpc::server()?
-        .layer(storefront_platform::metrics::GrpcMetricsLayer::installed())
-        .add_service(health_service)
-        .add_service(inventory)
-        .serve_with_incoming_shutdown(storefront_platform::grpc::incoming(listener), shutdown)
-        .await
+    storefront_platform::grpc::serve(listener, inventory, shutdown).await
 }

@@ -1,5 +1,6 @@
 //! gRPC plumbing shared by every service: the service-token check on the server side, the
-//! token attachment on the client side, and serving a router on a listener until shutdown.
+//! token attachment on the client side, and serving a service (with gRPC health, metrics and
+//! mutual TLS when installed) on a listener until shutdown ([`serve`]).
 //!
 //! ```text
 //!  caller (gateway)                                  callee (auth)
@@ -148,6 +149,34 @@ pub fn incoming(
         stream.set_nodelay(true)?;
         Ok(stream)
     })
+}
+
+/// Serves one gRPC service and gRPC health (reporting it serving) on `listener`, with the
+/// request metrics layer and mutual TLS when it is installed, until `shutdown` completes;
+/// then drains the calls in flight. Every service's `serve` is this with its own service.
+pub async fn serve<S>(
+    listener: tokio::net::TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    S: tower_service::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+    server()?
+        .layer(crate::metrics::GrpcMetricsLayer::installed())
+        .add_service(health_service)
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .await
 }
 
 /// Unix seconds now (adapters only; the domain takes `now` as an argument).
