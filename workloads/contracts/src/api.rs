@@ -16,12 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The largest request body the gateway accepts, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The most lines one order may have.
-pub const MAX_ORDER_LINES: usize = 50;
-/// The largest quantity of one line.
-pub const MAX_QUANTITY: u32 = 1_000;
-/// The longest SKU accepted.
-pub const MAX_SKU_LEN: usize = 64;
+pub use crate::order_lines::{MAX_ORDER_LINES, MAX_QUANTITY, MAX_SKU_LEN};
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
@@ -116,59 +111,16 @@ pub struct CreateOrderRequest {
 }
 
 impl CreateOrderRequest {
-    /// Checks the order's meaning: 1..=50 lines, SKUs non-empty and short, quantities in
-    /// 1..=1000, no SKU twice. Returns the lines as `(sku, quantity)`.
+    /// Checks the order's meaning ([`crate::order_lines::validate`]): 1..=50 lines, SKUs
+    /// non-empty and short, quantities in 1..=1000, no SKU twice. Returns the lines as
+    /// `(sku, quantity)`.
     pub fn validate(&self) -> Result<Vec<(String, u32)>, ApiError> {
-        if self.items.is_empty() {
-            return Err(ApiError::invalid("an order needs at least one item"));
-        }
-        if self.items.len() > MAX_ORDER_LINES {
-            return Err(ApiError::invalid(format!(
-                "an order has at most {MAX_ORDER_LINES} items, got {}",
-                self.items.len()
-            )));
-        }
-        let mut lines: Vec<(String, u32)> = Vec::with_capacity(self.items.len());
-        for (i, item) in self.items.iter().enumerate() {
-            validate_sku(&item.sku)
-                .map_err(|m| ApiError::invalid(format!("items[{i}].sku: {m}")))?;
-            let quantity = u32::try_from(item.quantity)
-                .ok()
-                .filter(|q| (1..=MAX_QUANTITY).contains(q))
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "items[{i}].quantity must be between 1 and {MAX_QUANTITY}, got {}",
-                        item.quantity
-                    ))
-                })?;
-            if lines.iter().any(|(sku, _)| sku == &item.sku) {
-                return Err(ApiError::invalid(format!(
-                    "items[{i}].sku {:?} appears twice; put the whole quantity on one line",
-                    item.sku
-                )));
-            }
-            lines.push((item.sku.clone(), quantity));
-        }
-        Ok(lines)
+        crate::order_lines::validate(self.items.iter().map(|i| (i.sku.as_str(), i.quantity)))
+            .map_err(ApiError::invalid)
     }
 }
 
-/// Checks a SKU's shape: 1..=64 characters of ASCII letters, digits, `-` and `_`.
-pub fn validate_sku(sku: &str) -> Result<(), String> {
-    if sku.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if sku.len() > MAX_SKU_LEN {
-        return Err(format!("must be at most {MAX_SKU_LEN} characters"));
-    }
-    if !sku
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err("may contain only letters, digits, '-' and '_'".into());
-    }
-    Ok(())
-}
+pub use crate::order_lines::validate_sku;
 
 /// Order status on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

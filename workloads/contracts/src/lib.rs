@@ -4,9 +4,11 @@
 //!   protox, so no `protoc` is needed);
 //! - [`api`]: the gateway's public HTTP/JSON API (DESIGN.md "Public API") as serde types, with
 //!   their validation and the one error body;
+//! - [`order_lines`]: the rules an order's lines must meet, checked at the edge and by orders;
 //! - [`messages`]: the event bus's messages ([`messages::OrderEvent`]), with their kinds and
 //!   message ids.
 
 pub mod api;
 pub mod messages;
+pub mod order_lines;
 pub mod proto;

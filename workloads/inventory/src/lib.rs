@@ -11,7 +11,7 @@
 //! - [`reshard_cmd`]: the `reshard` subcommand, one handoff step per Job.
 //! - [`run`]: the `inventory` subcommand (settings, PostgreSQL, gRPC, `/readyz`, drain).
 //!
-//! - [`saga`]: the shard's consumer of the orders' events (hold on `OrderCreated` and
+//! - [`bus`]: the bus adapter: the shard's consumer of the orders' events (hold on `OrderCreated` and
 //!   `StockRequested`, commit on `OrderConfirmed`, release on `OrderCancelled`).
 
 pub mod domain;
@@ -20,4 +20,4 @@ pub mod handoff;
 pub mod postgres;
 pub mod reshard_cmd;
 pub mod run;
-pub mod saga;
+pub mod bus;

@@ -9,7 +9,7 @@ use anyhow::Result;
 use super::{
     grpc::{ShardPlace, serve},
     postgres::{PgInventory, RingPlace},
-    saga,
+    bus,
 };
 use storefront_catalog::seed;
 use storefront_platform::config::{BusArgs, CatalogSeedArgs, CommonArgs, ShardArgs};
@@ -80,7 +80,7 @@ pub async fn run(
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier(&storefront));
-    let consumer = saga::consume(store.clone(), bus, place, concurrency);
+    let consumer = bus::consume(store.clone(), bus, place, concurrency);
     life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
         serve(grpc, store, place, verifier, shutdown)
     })

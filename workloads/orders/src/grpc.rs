@@ -15,14 +15,12 @@ use super::{
     idempotency::Fingerprint,
     postgres::{Created, PgOrders, PgOrdersError},
 };
-use storefront_contracts::api::{
-    CreateOrderRequest, OrderItemRequest, OrderStatus, validate_idempotency_key,
-};
 use storefront_contracts::proto::orders::{
     CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest,
     ListOrdersResponse, Order as OrderMessage, OrderLine,
     orders_server::{Orders as OrdersApi, OrdersServer},
 };
+use storefront_contracts::{api::validate_idempotency_key, order_lines};
 use storefront_platform::grpc::{RequireServiceToken, unix_now};
 use storefront_platform::token::TokenVerifier;
 
@@ -38,17 +36,9 @@ fn db(e: PgOrdersError) -> Status {
     }
 }
 
-fn status_name(status: OrderStatus) -> &'static str {
-    match status {
-        OrderStatus::Pending => "PENDING",
-        OrderStatus::Confirmed => "CONFIRMED",
-        OrderStatus::Cancelled => "CANCELLED",
-    }
-}
-
 fn message(order: Order) -> OrderMessage {
     OrderMessage {
-        status: status_name(order.status()).into(),
+        status: order.status().as_str().into(),
         order_id: order.order_id,
         user_id: order.user_id,
         lines: order
@@ -89,19 +79,13 @@ impl OrdersApi for OrdersGrpc {
         }
         validate_idempotency_key(&r.idempotency_key)
             .map_err(|e| Status::invalid_argument(e.message))?;
-        // The same checks as the public API, on the same shape.
-        let body = CreateOrderRequest {
-            items: r
-                .lines
+        // The same rules as the public API's.
+        let checked = order_lines::validate(
+            r.lines
                 .iter()
-                .map(|l| OrderItemRequest {
-                    sku: l.sku.clone(),
-                    quantity: i64::from(l.quantity),
-                })
-                .collect(),
-        };
-        body.validate()
-            .map_err(|e| Status::invalid_argument(e.message))?;
+                .map(|l| (l.sku.as_str(), i64::from(l.quantity))),
+        )
+        .map_err(Status::invalid_argument)?;
         let mut total: i64 = 0;
         for l in &r.lines {
             if l.unit_price_cents <= 0 {
@@ -134,7 +118,7 @@ impl OrdersApi for OrdersGrpc {
         };
         match self
             .store
-            .create(&r.idempotency_key, &Fingerprint::of(&body), created)
+            .create(&r.idempotency_key, &Fingerprint::of(&checked), created)
             .await
             .map_err(db)?
         {

@@ -2,26 +2,46 @@
 //! the same answer (no second order); the same key with another body is refused (422).
 //!
 //! A key is scoped to its user (two shoppers may pick the same key). What is compared is a
-//! SHA-256 fingerprint of the request's *canonical* JSON (re-serialized from the parsed
-//! request), so whitespace and key order do not make "another body", while any change of
-//! SKU, quantity or line order does. The record is stored with the order's first events in
+//! SHA-256 fingerprint of the order's *canonical* JSON (`{"items":[{"sku":..,"quantity":..}]}`
+//! made from the checked lines, the shape of the public body), so whitespace and key order
+//! do not make "another body", while any change of SKU, quantity or line order does. The record is stored with the order's first events in
 //! the same transaction, so a retry after a crash finds either both or neither.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use storefront_contracts::api::CreateOrderRequest;
-
 /// A request fingerprint: SHA-256 of the canonical JSON, hex.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint(pub String);
 
+/// The canonical body: the public request's shape, so fingerprints stored before this
+/// module stopped reading the public type still match.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    sku: &'a str,
+    quantity: u32,
+}
+
 impl Fingerprint {
-    /// The fingerprint of a parsed order request.
-    pub fn of(request: &CreateOrderRequest) -> Self {
+    /// The fingerprint of an order's checked lines, `(sku, quantity)` in the shopper's order.
+    pub fn of(lines: &[(String, u32)]) -> Self {
+        let canonical = Canonical {
+            items: lines
+                .iter()
+                .map(|(sku, quantity)| Item {
+                    sku,
+                    quantity: *quantity,
+                })
+                .collect(),
+        };
         // Serializing a struct of strings and integers cannot fail; an empty body would
         // still fingerprint deterministically.
-        let canonical = serde_json::to_vec(request).unwrap_or_default();
+        let canonical = serde_json::to_vec(&canonical).unwrap_or_default();
         Self(
             Sha256::digest(&canonical)
                 .iter()
@@ -69,10 +89,24 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storefront_contracts::api::ApiError;
+    use storefront_contracts::api::{ApiError, CreateOrderRequest};
 
-    fn parse(body: &str) -> CreateOrderRequest {
-        ApiError::parse_body(body.as_bytes()).expect("parses")
+    /// The checked lines of a public body.
+    fn parse(body: &str) -> Vec<(String, u32)> {
+        ApiError::parse_body::<CreateOrderRequest>(body.as_bytes())
+            .expect("parses")
+            .validate()
+            .expect("valid")
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_sha256_of_the_public_body_in_canonical_form() {
+        let body = r#"{"items":[{"sku":"A","quantity":2},{"sku":"B","quantity":1}]}"#;
+        let expected: String = Sha256::digest(body.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(Fingerprint::of(&parse(body)).0, expected);
     }
 
     #[test]

@@ -26,8 +26,9 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
 
 use super::{
-    domain::{BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, decide},
+    domain::{BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, Step, step},
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
+    ports::{Appended, OrderLog},
 };
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;
@@ -379,21 +380,15 @@ impl PgOrders {
         Ok(())
     }
 
-    /// The saga step for one input: load, decide, append; reloads and decides again when
-    /// another writer appended meanwhile. `None` if the order does not exist (yet).
+    /// The saga step for one input ([`crate::domain::step`]): load, decide, append; reloads
+    /// and decides again when another writer appended meanwhile. `None` if the order does
+    /// not exist (yet); [`PgOrdersError::Concurrent`] if every attempt lost.
     pub async fn apply(&self, order_id: &str, input: &SagaInput) -> Result<Option<Decision>> {
-        for _ in 0..8 {
-            let Some(order) = self.load(order_id).await? else {
-                return Ok(None);
-            };
-            let decision = decide(&order, input);
-            match self.append(order_id, order.version, &decision.events).await {
-                Ok(()) => return Ok(Some(decision)),
-                Err(PgOrdersError::Concurrent(_)) => continue,
-                Err(e) => return Err(e),
-            }
+        match step(self, order_id, input).await? {
+            Step::Applied(decision) => Ok(Some(decision)),
+            Step::NoOrder => Ok(None),
+            Step::Contended => Err(PgOrdersError::Concurrent(order_id.to_string())),
         }
-        Err(PgOrdersError::Concurrent(order_id.to_string()))
     }
 
     /// Up to `limit` unpublished outbox rows, oldest first, locked for this relay until its
@@ -471,6 +466,28 @@ impl PgOrders {
             },
         )
         .await
+    }
+}
+
+/// The event log port of the domain's saga step.
+impl OrderLog for PgOrders {
+    type Error = PgOrdersError;
+
+    async fn load(&self, order_id: &str) -> Result<Option<Order>> {
+        PgOrders::load(self, order_id).await
+    }
+
+    async fn append(
+        &self,
+        order_id: &str,
+        expected_version: u64,
+        events: &[OrderEvent],
+    ) -> Result<Appended> {
+        match PgOrders::append(self, order_id, expected_version, events).await {
+            Ok(()) => Ok(Appended::Done),
+            Err(PgOrdersError::Concurrent(_)) => Ok(Appended::Conflict),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
 
-use super::{grpc::serve, postgres::PgOrders, saga};
+use super::{bus, grpc::serve, postgres::PgOrders};
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};
 use storefront_platform::ops::Lifecycle;
@@ -48,15 +48,15 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let workers: Vec<storefront_platform::ops::Worker> = vec![
         (
             "outbox relay",
-            Box::pin(saga::relay(saga_store.clone(), bus.clone())),
+            Box::pin(bus::relay(saga_store.clone(), bus.clone())),
         ),
         (
             "reply consumers",
-            Box::pin(saga::consume_replies(saga_store.clone(), bus, concurrency)),
+            Box::pin(bus::consume_replies(saga_store.clone(), bus, concurrency)),
         ),
         (
             "timeout sweeper",
-            Box::pin(saga::sweep_timeouts(saga_store, timeout, SWEEP_EVERY)),
+            Box::pin(bus::sweep_timeouts(saga_store, timeout, SWEEP_EVERY)),
         ),
     ];
     life.serve_with_workers(workers, |shutdown| {

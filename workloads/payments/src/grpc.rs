@@ -1,5 +1,5 @@
 //! Payments' gRPC adapter (`proto/payments.proto`): reads a charge, behind the service-token
-//! check. Charges themselves are only ever taken from the bus ([`super::saga`]).
+//! check. Charges themselves are only ever taken from the bus ([`super::bus`]).
 
 use std::{future::Future, sync::Arc};
 

@@ -4,7 +4,7 @@
 //!   simulated payment provider (latency and failure rate from flags, seeded RNG).
 //! - [`postgres`]: the same ledger in PostgreSQL, with a lease on in-flight charges and
 //!   refunds (integration-tested: `tests/datastores/payments_postgres.rs`).
-//! - [`saga`]: the consumer of `StockReserved` and `RefundRequested`.
+//! - [`bus`]: the bus adapter: the consumer of `StockReserved` and `RefundRequested`.
 //! - [`grpc`]: `proto/payments.proto` (read a charge).
 //! - [`run`]: the `payments` subcommand, with its settings in [`args`].
 
@@ -13,4 +13,4 @@ pub mod domain;
 pub mod grpc;
 pub mod postgres;
 pub mod run;
-pub mod saga;
+pub mod bus;

@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Result;
 
-use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, saga};
+use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, bus};
 use crate::args::ProviderArgs;
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};
@@ -48,7 +48,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "payments ready");
     let verifier = Arc::new(keys.verifier(&storefront));
-    let consumer = saga::consume(
+    let consumer = bus::consume(
         ledger.clone(),
         Arc::new(Mutex::new(provider)),
         bus,

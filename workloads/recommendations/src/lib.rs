@@ -3,7 +3,7 @@
 //! - [`domain`]: the co-purchase pairs of an order (pure, unit-tested).
 //! - [`postgres`]: pending orders' SKUs and pair counts in PostgreSQL; counting is
 //!   idempotent per order (integration-tested: `tests/datastores/checkout_saga.rs`).
-//! - [`saga`]: the consumer of `OrderCreated` / `OrderConfirmed` / `OrderCancelled`.
+//! - [`bus`]: the bus adapter: the consumer of `OrderCreated` / `OrderConfirmed` / `OrderCancelled`.
 //! - [`grpc`]: `proto/recommendations.proto` (`BoughtTogether`).
 //! - [`run`]: the `recommendations` subcommand.
 //!
@@ -14,4 +14,4 @@ pub mod domain;
 pub mod grpc;
 pub mod postgres;
 pub mod run;
-pub mod saga;
+pub mod bus;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::{grpc::serve, postgres::PgRecommendations, saga};
+use super::{grpc::serve, postgres::PgRecommendations, bus};
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};
 use storefront_platform::ops::Lifecycle;
@@ -40,7 +40,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "recommendations ready");
     let verifier = Arc::new(keys.verifier(&storefront));
-    let consumer = saga::consume(store.clone(), bus, concurrency);
+    let consumer = bus::consume(store.clone(), bus, concurrency);
     life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
         serve(grpc, store, verifier, shutdown)
     })

@@ -286,7 +286,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
             }
             let shard = Arc::new(shard);
             if !options.silent_shards.contains(&index) {
-                tokio::spawn(inventory::saga::consume(
+                tokio::spawn(inventory::bus::consume(
                     shard.clone(),
                     bus.clone(),
                     place,
@@ -325,16 +325,16 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
     let saga_parts = match (&saga, &bus) {
         (Some(options), Some(bus)) => {
             use storefront_workloads::{
-                orders::saga as orders_saga, payments, recommendations as recs,
+                orders::bus as orders_bus, payments, recommendations as recs,
             };
-            tokio::spawn(orders_saga::relay(orders_store.clone(), bus.clone()));
+            tokio::spawn(orders_bus::relay(orders_store.clone(), bus.clone()));
             // Timeouts and stalled orders, looked at every second (5 s in the service).
-            tokio::spawn(orders_saga::sweep_timeouts(
+            tokio::spawn(orders_bus::sweep_timeouts(
                 orders_store.clone(),
                 std::time::Duration::from_secs(120),
                 std::time::Duration::from_secs(1),
             ));
-            tokio::spawn(orders_saga::consume_replies(
+            tokio::spawn(orders_bus::consume_replies(
                 orders_store.clone(),
                 bus.clone(),
                 16,
@@ -354,7 +354,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
                 })
                 .expect("valid provider"),
             ));
-            tokio::spawn(payments::saga::consume(
+            tokio::spawn(payments::bus::consume(
                 ledger.clone(),
                 provider.clone(),
                 bus.clone(),
@@ -366,7 +366,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
                 .expect("connects");
             clean(recs_store.pool(), &schema).await;
             recs_store.migrate().await.expect("migrates");
-            tokio::spawn(recs::saga::consume(recs_store.clone(), bus.clone(), 8));
+            tokio::spawn(recs::bus::consume(recs_store.clone(), bus.clone(), 8));
             let (l, addr) = listener().await;
             tokio::spawn(recs::grpc::serve(
                 l,

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::AssertSqlSafe;
 use storefront_workloads::{
-    api::{ApiError, CreateOrderRequest, OrderStatus},
+    api::{ApiError, CreateOrderRequest},
     orders::{
-        domain::{Compensation, Line, OrderEvent, SagaInput},
+        domain::{Compensation, Line, OrderEvent, OrderStatus, SagaInput},
         idempotency::Fingerprint,
         postgres::{Created, PgOrders, PgOrdersError},
     },
@@ -56,7 +56,12 @@ fn created(order_id: &str, user: &str, at: i64) -> OrderEvent {
 }
 
 fn fingerprint(body: &str) -> Fingerprint {
-    Fingerprint::of(&ApiError::parse_body::<CreateOrderRequest>(body.as_bytes()).expect("parses"))
+    Fingerprint::of(
+        &ApiError::parse_body::<CreateOrderRequest>(body.as_bytes())
+            .expect("parses")
+            .validate()
+            .expect("valid"),
+    )
 }
 
 #[tokio::test]
