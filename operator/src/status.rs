@@ -1,7 +1,8 @@
 //! Storefront status from what the operator decided and what it observes: per-service
 //! desired/ready, shard rollup, failure points and the `Ready`/`Progressing`/`Degraded`/`Paused`
 //! and `MTLSEnforced` conditions. Pure (previous status and `now` are arguments) so that an
-//! unchanged world yields an identical status and no write.
+//! unchanged world yields an identical status and no write. What is observed of the workloads
+//! ([`Observed`]) comes from the watched objects by [`observed`] (`observe.rs`).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,7 @@ use storefront_crds::{
     storefront::{ServiceStatus, ShardRollup},
 };
 
+pub use self::observe::{WORKLOAD_CONDITION_PREFIX, observed};
 use crate::{
     build::Desired,
     labels,
@@ -493,6 +495,8 @@ pub fn keep_transition_times(
     }
     conds
 }
+
+mod observe;
 
 #[cfg(test)]
 mod tests;

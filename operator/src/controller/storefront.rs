@@ -1,8 +1,9 @@
 //! The Storefront controller: fetch → validate → build → apply → status.
 //!
 //! Thin on purpose: validation and building are pure ([`crate::build::desired`]), status is
-//! pure ([`crate::status::compute`]); this file reads the stores, applies, and writes status
-//! only when it changed.
+//! pure ([`crate::status::compute`], from what [`crate::status::observed`] makes of the
+//! watched objects); this file reads the stores, applies, and writes status only when it
+//! changed.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,20 +15,20 @@ use kube::{
     runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 use rand::RngCore;
-use storefront_crds::{FlashSale, Storefront, StorefrontStatus, shard::ShardPhase};
+use storefront_crds::{FlashSale, Storefront, StorefrontStatus};
 
 use super::{
     Context,
     children::{self, Child},
     jittered,
-    stores::{self, Stores},
+    stores::Stores,
 };
 use crate::{
     build::{self, BuildError, Desired},
     error::{Error, Result},
     labels,
     references::{self, Found, Unresolved},
-    status::{self, FailingPod, Observed, Outcome, Workload},
+    status::{self, Observed, Outcome},
 };
 
 /// Kind label for metrics.
@@ -224,7 +225,7 @@ fn storefront_children<'a>(s: &'a Stores, d: &'a Desired) -> [Box<dyn Child + 'a
 /// The Secrets the spec names that are missing or lack a key (`None`: all there). Each is
 /// read once per reconcile (the operator keeps no Secret data; a metadata watch of Secrets
 /// triggers the reconcile when one appears, changes or goes, see
-/// [`stores::secret_triggers`]).
+/// [`super::stores::secret_triggers`]).
 async fn unresolved_secrets(
     ctx: &Context,
     spec: &storefront_crds::StorefrontSpec,
@@ -283,114 +284,14 @@ async fn ensure_jwt_secret(ctx: &Context, sf: &Storefront, ns: &str, name: &str)
 
 /// Ready pods and health of the Storefront's workloads, from the stores.
 fn observe(ctx: &Context, ns: &str, storefront: &str) -> Observed {
-    let mut observed = Observed::new();
-    let mine = |labels: &std::collections::BTreeMap<String, String>| {
-        labels.get(labels::INSTANCE).map(String::as_str) == Some(storefront)
-    };
-    for d in ctx.stores.deployments.state() {
-        if d.namespace().as_deref() != Some(ns) || !mine(d.labels()) {
-            continue;
-        }
-        let status = d.status.clone().unwrap_or_default();
-        let stuck = status
-            .conditions
-            .unwrap_or_default()
-            .into_iter()
-            .find(|c| c.type_ == "Progressing" && c.status == "False")
-            .and_then(|c| c.reason);
-        observed.insert(
-            d.name_any(),
-            Workload {
-                ready: crate::status::deployment_ready(&d),
-                created: d.creation_timestamp().map(|t| t.0),
-                stuck,
-                phase: None,
-                failing_pods: Vec::new(),
-                pod_problems: Vec::new(),
-            },
-        );
-    }
-    for sh in ctx.stores.shards.state() {
-        if sh.namespace().as_deref() != Some(ns) || sh.spec.storefront != storefront {
-            continue;
-        }
-        let status = sh.status.clone().unwrap_or_default();
-        observed.insert(
-            sh.name_any(),
-            Workload {
-                ready: status.ready_replicas,
-                created: sh.creation_timestamp().map(|t| t.0),
-                stuck: None,
-                phase: status.phase.map(phase_name),
-                failing_pods: Vec::new(),
-                pod_problems: Vec::new(),
-            },
-        );
-    }
-    for pod in ctx.stores.pods.state() {
-        if pod.namespace().as_deref() != Some(ns) || !mine(pod.labels()) {
-            continue;
-        }
-        let Some(component) = pod.labels().get(labels::COMPONENT) else {
-            continue;
-        };
-        let workload = match pod.labels().get(labels::SHARD) {
-            Some(index) => format!("{storefront}-{component}-{index}"),
-            None => labels::service_object_name(storefront, component),
-        };
-        let statuses = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref());
-        // What the pod says about itself (the gateway's edge health), kept by the trimmed
-        // watch: `storefront.dev/*` conditions that are False.
-        let problems = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .into_iter()
-            .flatten()
-            .filter(|c| {
-                c.type_.starts_with(stores::WORKLOAD_CONDITION_PREFIX) && c.status == "False"
-            });
-        for c in problems {
-            observed
-                .entry(workload.clone())
-                .or_default()
-                .pod_problems
-                .push((
-                    pod.name_any(),
-                    c.reason.clone().unwrap_or_default(),
-                    c.message.clone().unwrap_or_default(),
-                ));
-        }
-        for c in statuses.into_iter().flatten() {
-            let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
-            let reason = waiting.and_then(|w| w.reason.as_deref());
-            if let Some(reason) = reason.filter(|r| status::FAILING_REASONS.contains(r)) {
-                let message = waiting.and_then(|w| w.message.clone()).unwrap_or_default();
-                observed
-                    .entry(workload.clone())
-                    .or_default()
-                    .failing_pods
-                    .push(FailingPod {
-                        pod: pod.name_any(),
-                        reason: reason.to_string(),
-                        message,
-                        restarts: c.restart_count,
-                    });
-            }
-        }
-    }
-    for w in observed.values_mut() {
-        w.failing_pods.sort();
-        w.pod_problems.sort();
-    }
-    observed
-}
-
-fn phase_name(p: ShardPhase) -> String {
-    format!("{p:?}")
+    let s = &ctx.stores;
+    status::observed(
+        ns,
+        storefront,
+        &s.deployments.state(),
+        &s.shards.state(),
+        &s.pods.state(),
+    )
 }
 
 /// When to look again: at the next sale boundary, soon while something is starting (failure

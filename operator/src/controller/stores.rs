@@ -37,7 +37,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
-use crate::labels;
+use crate::{labels, status::WORKLOAD_CONDITION_PREFIX};
 
 /// Events buffered per subscriber of a shared watch.
 const BUFFER: usize = 1024;
@@ -302,10 +302,6 @@ impl Stores {
         self.pods.wait_until_ready().await
     }
 }
-
-/// Prefix of the conditions workloads write on their own pods (the gateway's edge health:
-/// `workloads/gateway/src/report.rs`).
-pub const WORKLOAD_CONDITION_PREFIX: &str = "storefront.dev/";
 
 /// Keeps of a pod only what failure detection reads: metadata (labels), per container its
 /// name, readiness, restart count and waiting reason, and the workload's own conditions
