@@ -12,7 +12,7 @@ use super::{
     search::{SearchError, SearchIndex},
     seed::Product,
 };
-use storefront_contracts::api::{MAX_ORDER_LINES, validate_sku};
+use storefront_contracts::order_lines::{MAX_ORDER_LINES, validate_sku};
 use storefront_contracts::proto::catalog::{
     GetPricesRequest, GetPricesResponse, GetProductRequest, Price, Product as ProductMessage,
     SearchProductsRequest, SearchProductsResponse,

@@ -331,7 +331,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use storefront_contracts::api::validate_sku;
+    use storefront_contracts::order_lines::validate_sku;
 
     #[test]
     fn the_same_seed_gives_the_same_catalog() {

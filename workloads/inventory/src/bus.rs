@@ -18,9 +18,8 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::{
-    domain::ReserveOutcome,
-    grpc::{ShardPlace, StockStore, StoreError},
-    postgres::Held,
+    domain::{Held, ReserveOutcome},
+    ports::{ShardPlace, StockStore, StoreError},
 };
 use storefront_contracts::messages::OrderEvent;
 use storefront_platform::events::{Bus, Handled, StockReply, decode};

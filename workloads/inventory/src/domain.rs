@@ -250,6 +250,23 @@ impl Inventory {
     }
 }
 
+/// The ring as a transaction saw it: `shards` shards at `epoch` (epoch 0: a store without a
+/// ring, which owns everything).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingView {
+    pub epoch: i64,
+    pub shards: u32,
+}
+
+/// The answer of a shard to an order: what it decided for the lines it owns, which SKUs of
+/// the order it holds (or sold), and the ring it decided under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub outcome: ReserveOutcome,
+    pub skus: Vec<String>,
+    pub ring: RingView,
+}
+
 #[cfg(test)]
 mod tests {
     use rand::{Rng, SeedableRng};

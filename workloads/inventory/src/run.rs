@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::{
-    grpc::{ShardPlace, serve},
-    postgres::{PgInventory, RingPlace},
     bus,
+    grpc::serve,
+    ports::ShardPlace,
+    postgres::{PgInventory, RingPlace},
 };
 use storefront_catalog::seed;
 use storefront_platform::config::{BusArgs, CatalogSeedArgs, CommonArgs, ShardArgs};

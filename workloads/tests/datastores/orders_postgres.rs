@@ -149,7 +149,7 @@ async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
         .expect("applies")
         .expect("exists");
     assert_eq!(
-        first.compensations,
+        first.compensations(),
         [Compensation::Refund {
             charge_id: "ch2".into(),
             amount_cents: 1000
@@ -160,7 +160,7 @@ async fn orders_are_created_once_per_key_and_run_the_saga_from_their_events() {
         .await
         .expect("applies")
         .expect("exists");
-    assert!(second.compensations.is_empty());
+    assert!(second.compensations().is_empty());
 
     // Two writers deciding from the same version: the second is told to reload.
     let stale = s.load("o2").await.expect("query").expect("exists");

@@ -43,7 +43,8 @@ pub enum SagaInput {
     },
 }
 
-/// A compensating action the saga asks for besides its events.
+/// A compensating action a decision asks for, read from its events (the event is what the
+/// bus carries to the service that compensates).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Compensation {
     /// Give back a payment taken for an order that was cancelled meanwhile.
@@ -58,8 +59,6 @@ pub enum Compensation {
 pub struct Decision {
     /// Events to append (in one transaction, with their outbox rows).
     pub events: Vec<OrderEvent>,
-    /// Compensations to run.
-    pub compensations: Vec<Compensation>,
     /// The input arrived before the state it needs (not acknowledged: redelivered later).
     pub retry_later: bool,
 }
@@ -70,6 +69,24 @@ impl Decision {
             events,
             ..Self::default()
         }
+    }
+
+    /// The compensations its events ask for: a refund per `RefundRequested`.
+    pub fn compensations(&self) -> Vec<Compensation> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                OrderEvent::RefundRequested {
+                    charge_id,
+                    amount_cents,
+                    ..
+                } => Some(Compensation::Refund {
+                    charge_id: charge_id.clone(),
+                    amount_cents: *amount_cents,
+                }),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -183,10 +200,6 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
                         amount_cents: order.total_cents,
                     },
                 ],
-                compensations: vec![Compensation::Refund {
-                    charge_id: charge_id.clone(),
-                    amount_cents: order.total_cents,
-                }],
                 retry_later: false,
             }
         }

@@ -29,8 +29,8 @@ fn run(inputs: &[SagaInput]) -> (Vec<OrderEvent>, Vec<Compensation>) {
     for input in inputs {
         let order = Order::fold(&history).expect("folds");
         let decision = decide(&order, input);
+        compensations.extend(decision.compensations());
         history.extend(decision.events);
-        compensations.extend(decision.compensations);
     }
     (history, compensations)
 }
