@@ -74,55 +74,46 @@ impl PgUserStore {
 
 impl UserStore for PgUserStore {
     async fn insert(&self, user: User) -> Result<(), StoreError> {
-        timed(
-            datastore_op!(Datastore::Postgres, "insert_user"),
-            self.insert_untimed(user),
-        )
+        timed(datastore_op!(Datastore::Postgres, "insert_user"), async {
+            let inserted = sqlx::query(
+                "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (email) DO NOTHING RETURNING 1",
+            )
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+            match inserted {
+                Some(_) => Ok(()),
+                None => Err(StoreError::EmailTaken(user.email)),
+            }
+        })
         .await
     }
 
     async fn by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        timed(
-            datastore_op!(Datastore::Postgres, "user_by_email"),
-            self.by_email_untimed(email),
-        )
-        .await
-    }
-}
-
-impl PgUserStore {
-    async fn insert_untimed(&self, user: User) -> Result<(), StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (email) DO NOTHING RETURNING 1",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(&user.name)
-        .bind(&user.password_hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        match inserted {
-            Some(_) => Ok(()),
-            None => Err(StoreError::EmailTaken(user.email)),
-        }
-    }
-
-    async fn by_email_untimed(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get("id").map_err(unavailable)?,
-                email: r.try_get("email").map_err(unavailable)?,
-                name: r.try_get("name").map_err(unavailable)?,
-                password_hash: r.try_get("password_hash").map_err(unavailable)?,
+        timed(datastore_op!(Datastore::Postgres, "user_by_email"), async {
+            let row =
+                sqlx::query("SELECT id, email, name, password_hash FROM users WHERE email = $1")
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(unavailable)?;
+            row.map(|r| {
+                Ok(User {
+                    id: r.try_get("id").map_err(unavailable)?,
+                    email: r.try_get("email").map_err(unavailable)?,
+                    name: r.try_get("name").map_err(unavailable)?,
+                    password_hash: r.try_get("password_hash").map_err(unavailable)?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 }
+
+impl PgUserStore {}

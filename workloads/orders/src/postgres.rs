@@ -205,149 +205,129 @@ impl PgOrders {
         fingerprint: &Fingerprint,
         created: OrderEvent,
     ) -> Result<Created> {
-        timed(
-            datastore_op!(Datastore::Postgres, "create_order"),
-            self.create_untimed(key, fingerprint, created),
-        )
-        .await
-    }
-
-    async fn create_untimed(
-        &self,
-        key: &str,
-        fingerprint: &Fingerprint,
-        created: OrderEvent,
-    ) -> Result<Created> {
-        let OrderEvent::OrderCreated {
-            order_id,
-            user_id,
-            created_at,
-            ..
-        } = &created
-        else {
-            return Err(PgOrdersError::NotCreated);
-        };
-        let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "INSERT INTO idempotency (user_id, key, fingerprint, order_id) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, key) DO NOTHING RETURNING 1",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(&fingerprint.0)
-        .bind(order_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if claimed.is_none() {
-            let row = sqlx::query(
-                "SELECT fingerprint, order_id FROM idempotency WHERE user_id = $1 AND key = $2",
+        timed(datastore_op!(Datastore::Postgres, "create_order"), async {
+            let OrderEvent::OrderCreated {
+                order_id,
+                user_id,
+                created_at,
+                ..
+            } = &created
+            else {
+                return Err(PgOrdersError::NotCreated);
+            };
+            let mut tx = self.pool.begin().await?;
+            let claimed = sqlx::query(
+                "INSERT INTO idempotency (user_id, key, fingerprint, order_id) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, key) DO NOTHING RETURNING 1",
             )
             .bind(user_id)
             .bind(key)
-            .fetch_one(&mut *tx)
-            .await?;
-            let record = IdempotencyRecord {
-                user_id: user_id.clone(),
-                key: key.to_string(),
-                fingerprint: Fingerprint(row.try_get("fingerprint")?),
-                order_id: row.try_get("order_id")?,
-            };
-            tx.commit().await?;
-            return match check(Some(&record), fingerprint) {
-                IdempotencyDecision::Replay { order_id } => match self.load(&order_id).await? {
-                    Some(order) => Ok(Created::Replay(order)),
-                    None => Err(PgOrdersError::Corrupt(format!(
-                        "order {order_id} of key {key} has no events"
-                    ))),
-                },
-                IdempotencyDecision::Conflict => Ok(Created::Conflict),
-                IdempotencyDecision::Proceed => {
-                    Err(PgOrdersError::Corrupt("key record vanished".into()))
-                }
-            };
-        }
-        sqlx::query("INSERT INTO order_index (order_id, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(&fingerprint.0)
             .bind(order_id)
-            .bind(user_id)
-            .bind(created_at)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO open_orders (order_id, created_at) VALUES ($1, $2)")
-            .bind(order_id)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await?;
-        let order = Order::fold(std::slice::from_ref(&created)).map_err(|source| {
-            PgOrdersError::Projection {
-                order_id: order_id.clone(),
-                source,
+            if claimed.is_none() {
+                let row = sqlx::query(
+                    "SELECT fingerprint, order_id FROM idempotency WHERE user_id = $1 AND key = $2",
+                )
+                .bind(user_id)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let record = IdempotencyRecord {
+                    user_id: user_id.clone(),
+                    key: key.to_string(),
+                    fingerprint: Fingerprint(row.try_get("fingerprint")?),
+                    order_id: row.try_get("order_id")?,
+                };
+                tx.commit().await?;
+                return match check(Some(&record), fingerprint) {
+                    IdempotencyDecision::Replay { order_id } => match self.load(&order_id).await? {
+                        Some(order) => Ok(Created::Replay(order)),
+                        None => Err(PgOrdersError::Corrupt(format!(
+                            "order {order_id} of key {key} has no events"
+                        ))),
+                    },
+                    IdempotencyDecision::Conflict => Ok(Created::Conflict),
+                    IdempotencyDecision::Proceed => {
+                        Err(PgOrdersError::Corrupt("key record vanished".into()))
+                    }
+                };
             }
-        })?;
-        insert_events(&mut tx, order_id, 0, std::slice::from_ref(&created)).await?;
-        tx.commit().await?;
-        Ok(Created::New(order))
+            sqlx::query("INSERT INTO order_index (order_id, user_id, created_at) VALUES ($1, $2, $3)")
+                .bind(order_id)
+                .bind(user_id)
+                .bind(created_at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO open_orders (order_id, created_at) VALUES ($1, $2)")
+                .bind(order_id)
+                .bind(created_at)
+                .execute(&mut *tx)
+                .await?;
+            let order = Order::fold(std::slice::from_ref(&created)).map_err(|source| {
+                PgOrdersError::Projection {
+                    order_id: order_id.clone(),
+                    source,
+                }
+            })?;
+            insert_events(&mut tx, order_id, 0, std::slice::from_ref(&created)).await?;
+            tx.commit().await?;
+            Ok(Created::New(order))
+        })
+        .await
     }
 
     /// An order folded from its events.
     pub async fn load(&self, order_id: &str) -> Result<Option<Order>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "load_order"),
-            self.load_untimed(order_id),
-        )
+        timed(datastore_op!(Datastore::Postgres, "load_order"), async {
+            let rows = sqlx::query(
+                "SELECT payload::text AS payload FROM order_events WHERE order_id = $1 ORDER BY seq",
+            )
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(None);
+            }
+            let events = rows
+                .iter()
+                .map(|row| {
+                    let text: String = row.try_get("payload")?;
+                    serde_json::from_str::<OrderEvent>(&text)
+                        .map_err(|e| PgOrdersError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Order::fold(&events)
+                .map(Some)
+                .map_err(|source| PgOrdersError::Projection {
+                    order_id: order_id.to_string(),
+                    source,
+                })
+        })
         .await
-    }
-
-    async fn load_untimed(&self, order_id: &str) -> Result<Option<Order>> {
-        let rows = sqlx::query(
-            "SELECT payload::text AS payload FROM order_events WHERE order_id = $1 ORDER BY seq",
-        )
-        .bind(order_id)
-        .fetch_all(&self.pool)
-        .await?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        let events = rows
-            .iter()
-            .map(|row| {
-                let text: String = row.try_get("payload")?;
-                serde_json::from_str::<OrderEvent>(&text)
-                    .map_err(|e| PgOrdersError::Corrupt(e.to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Order::fold(&events)
-            .map(Some)
-            .map_err(|source| PgOrdersError::Projection {
-                order_id: order_id.to_string(),
-                source,
-            })
     }
 
     /// A user's orders, newest first.
     pub async fn list(&self, user_id: &str, limit: i64) -> Result<Vec<Order>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "list_orders"),
-            self.list_untimed(user_id, limit),
-        )
-        .await
-    }
-
-    async fn list_untimed(&self, user_id: &str, limit: i64) -> Result<Vec<Order>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT order_id FROM order_index WHERE user_id = $1 \
-             ORDER BY created_at DESC, order_id DESC LIMIT $2",
-        )
-        .bind(user_id)
-        .bind(limit.clamp(1, 500))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut orders = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(order) = self.load(&id).await? {
-                orders.push(order);
+        timed(datastore_op!(Datastore::Postgres, "list_orders"), async {
+            let ids: Vec<String> = sqlx::query_scalar(
+                "SELECT order_id FROM order_index WHERE user_id = $1 \
+                 ORDER BY created_at DESC, order_id DESC LIMIT $2",
+            )
+            .bind(user_id)
+            .bind(limit.clamp(1, 500))
+            .fetch_all(&self.pool)
+            .await?;
+            let mut orders = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(order) = self.load(&id).await? {
+                    orders.push(order);
+                }
             }
-        }
-        Ok(orders)
+            Ok(orders)
+        })
+        .await
     }
 
     /// Appends `events` after `expected_version`; [`PgOrdersError::Concurrent`] if another
@@ -358,26 +338,16 @@ impl PgOrders {
         expected_version: u64,
         events: &[OrderEvent],
     ) -> Result<()> {
-        timed(
-            datastore_op!(Datastore::Postgres, "append"),
-            self.append_untimed(order_id, expected_version, events),
-        )
+        timed(datastore_op!(Datastore::Postgres, "append"), async {
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.pool.begin().await?;
+            insert_events(&mut tx, order_id, expected_version, events).await?;
+            tx.commit().await?;
+            Ok(())
+        })
         .await
-    }
-
-    async fn append_untimed(
-        &self,
-        order_id: &str,
-        expected_version: u64,
-        events: &[OrderEvent],
-    ) -> Result<()> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        insert_events(&mut tx, order_id, expected_version, events).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The saga step for one input ([`crate::domain::step`]): load, decide, append; reloads
@@ -397,59 +367,46 @@ impl PgOrders {
         &self,
         limit: i64,
     ) -> Result<(Transaction<'static, Postgres>, Vec<OutboxMessage>)> {
-        timed(
-            datastore_op!(Datastore::Postgres, "claim_outbox"),
-            self.claim_outbox_untimed(limit),
-        )
-        .await
-    }
-
-    async fn claim_outbox_untimed(
-        &self,
-        limit: i64,
-    ) -> Result<(Transaction<'static, Postgres>, Vec<OutboxMessage>)> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT id, message_id, subject, payload::text AS payload FROM outbox \
-             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&mut *tx)
-        .await?;
-        let messages = rows
-            .iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    id: r.try_get("id")?,
-                    message_id: r.try_get("message_id")?,
-                    subject: r.try_get("subject")?,
-                    payload: r.try_get("payload")?,
+        timed(datastore_op!(Datastore::Postgres, "claim_outbox"), async {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(
+                "SELECT id, message_id, subject, payload::text AS payload FROM outbox \
+                 WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&mut *tx)
+            .await?;
+            let messages = rows
+                .iter()
+                .map(|r| {
+                    Ok(OutboxMessage {
+                        id: r.try_get("id")?,
+                        message_id: r.try_get("message_id")?,
+                        subject: r.try_get("subject")?,
+                        payload: r.try_get("payload")?,
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok((tx, messages))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((tx, messages))
+        })
+        .await
     }
 
     /// Pending orders created at or before `created_before` (unix seconds), oldest first.
     pub async fn overdue(&self, created_before: i64, limit: i64) -> Result<Vec<String>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "overdue"),
-            self.overdue_untimed(created_before, limit),
-        )
+        timed(datastore_op!(Datastore::Postgres, "overdue"), async {
+            let rows = sqlx::query(
+                "SELECT order_id FROM open_orders WHERE created_at <= $1 ORDER BY created_at LIMIT $2",
+            )
+            .bind(created_before)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| r.try_get("order_id").map_err(PgOrdersError::from))
+                .collect()
+        })
         .await
-    }
-
-    async fn overdue_untimed(&self, created_before: i64, limit: i64) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT order_id FROM open_orders WHERE created_at <= $1 ORDER BY created_at LIMIT $2",
-        )
-        .bind(created_before)
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get("order_id").map_err(PgOrdersError::from))
-            .collect()
     }
 
     /// Marks claimed rows published and commits the relay's transaction.

@@ -9,8 +9,8 @@
 //! - [`run`]: the `payments` subcommand, with its settings in [`args`].
 
 pub mod args;
+pub mod bus;
 pub mod domain;
 pub mod grpc;
 pub mod postgres;
 pub mod run;
-pub mod bus;

@@ -114,155 +114,137 @@ impl PgLedger {
 
     /// Claims the charge of `order_id`, unless it is claimed or done.
     pub async fn begin(&self, order_id: &str, amount_cents: i64) -> Result<Begin> {
-        timed(
-            datastore_op!(Datastore::Postgres, "begin"),
-            self.begin_untimed(order_id, amount_cents),
-        )
+        timed(datastore_op!(Datastore::Postgres, "begin"), async {
+            if amount_cents <= 0 {
+                return Err(LedgerError::BadAmount(amount_cents).into());
+            }
+            let claimed = sqlx::query(
+                "INSERT INTO charges (order_id, amount_cents, state) VALUES ($1, $2, 'in_flight') \
+                 ON CONFLICT (order_id) DO NOTHING RETURNING 1",
+            )
+            .bind(order_id)
+            .bind(amount_cents)
+            .fetch_optional(&self.pool)
+            .await?;
+            if claimed.is_some() {
+                return Ok(Begin::Charge);
+            }
+            let row = sqlx::query(
+                "SELECT amount_cents, state, charge_id, reason FROM charges WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .fetch_one(&self.pool)
+            .await?;
+            let existing: i64 = row.try_get("amount_cents")?;
+            if existing != amount_cents {
+                return Err(LedgerError::AmountMismatch {
+                    order_id: order_id.to_string(),
+                    existing,
+                    requested: amount_cents,
+                }
+                .into());
+            }
+            let state: String = row.try_get("state")?;
+            match state.as_str() {
+                "succeeded" => Ok(Begin::Done(ChargeResult::Succeeded {
+                    charge_id: row
+                        .try_get::<Option<String>, _>("charge_id")?
+                        .unwrap_or_default(),
+                })),
+                "failed" => Ok(Begin::Done(ChargeResult::Failed {
+                    reason: row
+                        .try_get::<Option<String>, _>("reason")?
+                        .unwrap_or_default(),
+                })),
+                "in_flight" => {
+                    let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
+                    let retaken = sqlx::query(
+                        "UPDATE charges SET updated_at = now() WHERE order_id = $1 AND state = 'in_flight' \
+                         AND updated_at < now() - make_interval(secs => $2::double precision / 1000) \
+                         RETURNING 1",
+                    )
+                    .bind(order_id)
+                    .bind(lease_ms)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(if retaken.is_some() {
+                        Begin::Charge
+                    } else {
+                        Begin::InFlight
+                    })
+                }
+                other => Err(PgLedgerError::Corrupt {
+                    order_id: order_id.to_string(),
+                    detail: format!("unexpected state {other:?}"),
+                }),
+            }
+        })
         .await
-    }
-
-    async fn begin_untimed(&self, order_id: &str, amount_cents: i64) -> Result<Begin> {
-        if amount_cents <= 0 {
-            return Err(LedgerError::BadAmount(amount_cents).into());
-        }
-        let claimed = sqlx::query(
-            "INSERT INTO charges (order_id, amount_cents, state) VALUES ($1, $2, 'in_flight') \
-             ON CONFLICT (order_id) DO NOTHING RETURNING 1",
-        )
-        .bind(order_id)
-        .bind(amount_cents)
-        .fetch_optional(&self.pool)
-        .await?;
-        if claimed.is_some() {
-            return Ok(Begin::Charge);
-        }
-        let row = sqlx::query(
-            "SELECT amount_cents, state, charge_id, reason FROM charges WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_one(&self.pool)
-        .await?;
-        let existing: i64 = row.try_get("amount_cents")?;
-        if existing != amount_cents {
-            return Err(LedgerError::AmountMismatch {
-                order_id: order_id.to_string(),
-                existing,
-                requested: amount_cents,
-            }
-            .into());
-        }
-        let state: String = row.try_get("state")?;
-        match state.as_str() {
-            "succeeded" => Ok(Begin::Done(ChargeResult::Succeeded {
-                charge_id: row
-                    .try_get::<Option<String>, _>("charge_id")?
-                    .unwrap_or_default(),
-            })),
-            "failed" => Ok(Begin::Done(ChargeResult::Failed {
-                reason: row
-                    .try_get::<Option<String>, _>("reason")?
-                    .unwrap_or_default(),
-            })),
-            "in_flight" => {
-                let lease_ms = i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX);
-                let retaken = sqlx::query(
-                    "UPDATE charges SET updated_at = now() WHERE order_id = $1 AND state = 'in_flight' \
-                     AND updated_at < now() - make_interval(secs => $2::double precision / 1000) \
-                     RETURNING 1",
-                )
-                .bind(order_id)
-                .bind(lease_ms)
-                .fetch_optional(&self.pool)
-                .await?;
-                Ok(if retaken.is_some() {
-                    Begin::Charge
-                } else {
-                    Begin::InFlight
-                })
-            }
-            other => Err(PgLedgerError::Corrupt {
-                order_id: order_id.to_string(),
-                detail: format!("unexpected state {other:?}"),
-            }),
-        }
     }
 
     /// Gives back a succeeded charge (an order cancelled before its payment came back).
     /// Returns whether it did; refunding twice, or an order never charged, is a no-op.
     pub async fn refund(&self, order_id: &str) -> Result<bool> {
-        timed(
-            datastore_op!(Datastore::Postgres, "refund"),
-            self.refund_untimed(order_id),
-        )
+        timed(datastore_op!(Datastore::Postgres, "refund"), async {
+            let refunded = sqlx::query(
+                "UPDATE charges SET state = 'refunded', updated_at = now() \
+                 WHERE order_id = $1 AND state = 'succeeded'",
+            )
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(refunded.rows_affected() == 1)
+        })
         .await
-    }
-
-    async fn refund_untimed(&self, order_id: &str) -> Result<bool> {
-        let refunded = sqlx::query(
-            "UPDATE charges SET state = 'refunded', updated_at = now() \
-             WHERE order_id = $1 AND state = 'succeeded'",
-        )
-        .bind(order_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(refunded.rows_affected() == 1)
     }
 
     /// The charge of an order: `(state, amount, charge id, reason)`.
     pub async fn get(&self, order_id: &str) -> Result<Option<ChargeRow>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "get_charge"),
-            self.get_untimed(order_id),
-        )
-        .await
-    }
-
-    async fn get_untimed(&self, order_id: &str) -> Result<Option<ChargeRow>> {
-        let row = sqlx::query(
-            "SELECT state, amount_cents, charge_id, reason FROM charges WHERE order_id = $1",
-        )
-        .bind(order_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| {
-            Ok(ChargeRow {
-                state: r.try_get("state")?,
-                amount_cents: r.try_get("amount_cents")?,
-                charge_id: r.try_get("charge_id")?,
-                reason: r.try_get("reason")?,
+        timed(datastore_op!(Datastore::Postgres, "get_charge"), async {
+            let row = sqlx::query(
+                "SELECT state, amount_cents, charge_id, reason FROM charges WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| {
+                Ok(ChargeRow {
+                    state: r.try_get("state")?,
+                    amount_cents: r.try_get("amount_cents")?,
+                    charge_id: r.try_get("charge_id")?,
+                    reason: r.try_get("reason")?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     /// Records the provider's answer for a claimed charge.
     pub async fn finish(&self, order_id: &str, result: &ChargeResult) -> Result<()> {
-        timed(
-            datastore_op!(Datastore::Postgres, "finish"),
-            self.finish_untimed(order_id, result),
-        )
+        timed(datastore_op!(Datastore::Postgres, "finish"), async {
+            let (state, charge_id, reason) = match result {
+                ChargeResult::Succeeded { charge_id } => {
+                    ("succeeded", Some(charge_id.as_str()), None)
+                }
+                ChargeResult::Failed { reason } => ("failed", None, Some(reason.as_str())),
+            };
+            let updated = sqlx::query(
+                "UPDATE charges SET state = $2, charge_id = $3, reason = $4, updated_at = now() \
+                 WHERE order_id = $1 AND state = 'in_flight'",
+            )
+            .bind(order_id)
+            .bind(state)
+            .bind(charge_id)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+            if updated.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(LedgerError::NotInFlight(order_id.to_string()).into())
+            }
+        })
         .await
-    }
-
-    async fn finish_untimed(&self, order_id: &str, result: &ChargeResult) -> Result<()> {
-        let (state, charge_id, reason) = match result {
-            ChargeResult::Succeeded { charge_id } => ("succeeded", Some(charge_id.as_str()), None),
-            ChargeResult::Failed { reason } => ("failed", None, Some(reason.as_str())),
-        };
-        let updated = sqlx::query(
-            "UPDATE charges SET state = $2, charge_id = $3, reason = $4, updated_at = now() \
-             WHERE order_id = $1 AND state = 'in_flight'",
-        )
-        .bind(order_id)
-        .bind(state)
-        .bind(charge_id)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        if updated.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(LedgerError::NotInFlight(order_id.to_string()).into())
-        }
     }
 }

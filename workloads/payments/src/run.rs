@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::Result;
 
-use super::{domain::SimulatedProvider, grpc::serve, postgres::PgLedger, bus};
+use super::{bus, domain::SimulatedProvider, grpc::serve, postgres::PgLedger};
 use crate::args::ProviderArgs;
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};

@@ -10,8 +10,8 @@
 //! When this service is down the gateway answers product pages with an empty list and
 //! `Storefront-Degraded: recommendations`; nothing on the checkout path calls it.
 
+pub mod bus;
 pub mod domain;
 pub mod grpc;
 pub mod postgres;
 pub mod run;
-pub mod bus;

@@ -99,102 +99,83 @@ impl PgRecommendations {
 
     /// Records an order's basket (idempotent).
     pub async fn record(&self, order_id: &str, skus: &[&str]) -> Result<()> {
-        timed(
-            datastore_op!(Datastore::Postgres, "record"),
-            self.record_untimed(order_id, skus),
-        )
+        timed(datastore_op!(Datastore::Postgres, "record"), async {
+            sqlx::query(
+                "INSERT INTO baskets (order_id, skus, state) VALUES ($1, $2, 'pending') \
+                 ON CONFLICT (order_id) DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(basket(skus.iter().copied()))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
         .await
-    }
-
-    async fn record_untimed(&self, order_id: &str, skus: &[&str]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO baskets (order_id, skus, state) VALUES ($1, $2, 'pending') \
-             ON CONFLICT (order_id) DO NOTHING",
-        )
-        .bind(order_id)
-        .bind(basket(skus.iter().copied()))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// Counts a confirmed order's pairs, once.
     pub async fn confirm(&self, order_id: &str) -> Result<Counted> {
-        timed(
-            datastore_op!(Datastore::Postgres, "confirm"),
-            self.confirm_untimed(order_id),
-        )
-        .await
-    }
-
-    async fn confirm_untimed(&self, order_id: &str) -> Result<Counted> {
-        let mut tx = self.pool.begin().await?;
-        let row = sqlx::query("SELECT skus, state FROM baskets WHERE order_id = $1 FOR UPDATE")
-            .bind(order_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(Counted::NoBasket);
-        };
-        if row.try_get::<String, _>("state")? != "pending" {
-            return Ok(Counted::Before);
-        }
-        let skus: Vec<String> = row.try_get("skus")?;
-        let (a, b): (Vec<String>, Vec<String>) = pairs(&skus).into_iter().unzip();
-        sqlx::query(
-            "INSERT INTO pairs (sku, other, n) SELECT x, y, 1 FROM unnest($1::text[], $2::text[]) AS p(x, y) \
-             ON CONFLICT (sku, other) DO UPDATE SET n = pairs.n + 1",
-        )
-        .bind(&a)
-        .bind(&b)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE baskets SET state = 'counted' WHERE order_id = $1")
-            .bind(order_id)
+        timed(datastore_op!(Datastore::Postgres, "confirm"), async {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query("SELECT skus, state FROM baskets WHERE order_id = $1 FOR UPDATE")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(row) = row else {
+                return Ok(Counted::NoBasket);
+            };
+            if row.try_get::<String, _>("state")? != "pending" {
+                return Ok(Counted::Before);
+            }
+            let skus: Vec<String> = row.try_get("skus")?;
+            let (a, b): (Vec<String>, Vec<String>) = pairs(&skus).into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO pairs (sku, other, n) SELECT x, y, 1 FROM unnest($1::text[], $2::text[]) AS p(x, y) \
+                 ON CONFLICT (sku, other) DO UPDATE SET n = pairs.n + 1",
+            )
+            .bind(&a)
+            .bind(&b)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(Counted::Now)
+            sqlx::query("UPDATE baskets SET state = 'counted' WHERE order_id = $1")
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Counted::Now)
+        })
+        .await
     }
 
     /// Forgets a cancelled order's basket (a tombstone if it has not arrived yet).
     pub async fn cancel(&self, order_id: &str) -> Result<()> {
-        timed(
-            datastore_op!(Datastore::Postgres, "cancel"),
-            self.cancel_untimed(order_id),
-        )
+        timed(datastore_op!(Datastore::Postgres, "cancel"), async {
+            sqlx::query(
+                "INSERT INTO baskets (order_id, skus, state) VALUES ($1, '{}', 'dropped') \
+                 ON CONFLICT (order_id) DO UPDATE SET state = 'dropped' WHERE baskets.state = 'pending'",
+            )
+            .bind(order_id)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
         .await
-    }
-
-    async fn cancel_untimed(&self, order_id: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO baskets (order_id, skus, state) VALUES ($1, '{}', 'dropped') \
-             ON CONFLICT (order_id) DO UPDATE SET state = 'dropped' WHERE baskets.state = 'pending'",
-        )
-        .bind(order_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// The SKUs most often bought with `sku`, most first (ties by SKU).
     pub async fn top(&self, sku: &str, limit: i64) -> Result<Vec<String>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "top"),
-            self.top_untimed(sku, limit),
-        )
+        timed(datastore_op!(Datastore::Postgres, "top"), async {
+            let rows = sqlx::query(
+                "SELECT other FROM pairs WHERE sku = $1 ORDER BY n DESC, other LIMIT $2",
+            )
+            .bind(sku)
+            .bind(limit.clamp(1, 50))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| r.try_get("other").map_err(PgRecommendationsError::from))
+                .collect()
+        })
         .await
-    }
-
-    async fn top_untimed(&self, sku: &str, limit: i64) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT other FROM pairs WHERE sku = $1 ORDER BY n DESC, other LIMIT $2")
-                .bind(sku)
-                .bind(limit.clamp(1, 50))
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| r.try_get("other").map_err(PgRecommendationsError::from))
-            .collect()
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::{grpc::serve, postgres::PgRecommendations, bus};
+use super::{bus, grpc::serve, postgres::PgRecommendations};
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};
 use storefront_platform::ops::Lifecycle;

@@ -11,7 +11,7 @@ impl PgInventory {
     pub async fn reserve(&self, order_id: &str, lines: &[(String, u32)]) -> Result<ReserveOutcome> {
         let held = timed(
             datastore_op!(Datastore::Postgres, "reserve"),
-            self.hold_untimed(order_id, lines, true),
+            self.hold_lines(order_id, lines, true),
         )
         .await?;
         Ok(held.outcome)
@@ -22,13 +22,14 @@ impl PgInventory {
     pub async fn hold(&self, order_id: &str, lines: &[(String, u32)]) -> Result<Held> {
         timed(
             datastore_op!(Datastore::Postgres, "reserve"),
-            self.hold_untimed(order_id, lines, false),
+            self.hold_lines(order_id, lines, false),
         )
         .await
     }
 
+    /// What [`PgInventory::reserve`] and [`PgInventory::hold`] share (not timed: each of them is).
     /// `strict`: every line must be this shard's (else [`PgInventoryError::NotOwner`]).
-    async fn hold_untimed(
+    async fn hold_lines(
         &self,
         order_id: &str,
         lines: &[(String, u32)],

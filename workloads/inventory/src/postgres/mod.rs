@@ -332,47 +332,42 @@ impl PgInventory {
 
     /// Sets a SKU's stock on hand; refuses to go below what is held.
     pub async fn set_stock(&self, sku: &str, stock: i64) -> Result<()> {
-        timed(
-            datastore_op!(Datastore::Postgres, "set_stock"),
-            self.set_stock_untimed(sku, stock),
-        )
+        timed(datastore_op!(Datastore::Postgres, "set_stock"), async {
+            if stock < 0 {
+                return Err(InventoryError::NegativeStock {
+                    sku: sku.into(),
+                    stock,
+                }
+                .into());
+            }
+            let (mut tx, ring) = self.enter().await?;
+            let table = self.stock_table(ring, sku);
+            let reserved: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT reserved FROM {table} WHERE sku = $1 FOR UPDATE"
+            )))
+            .bind(sku)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(reserved) = reserved.filter(|&r| stock < r) {
+                return Err(InventoryError::BelowReserved {
+                    sku: sku.into(),
+                    stock,
+                    reserved,
+                }
+                .into());
+            }
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {table} (sku, stock) VALUES ($1, $2) \
+                 ON CONFLICT (sku) DO UPDATE SET stock = EXCLUDED.stock"
+            )))
+            .bind(sku)
+            .bind(stock)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
         .await
-    }
-
-    async fn set_stock_untimed(&self, sku: &str, stock: i64) -> Result<()> {
-        if stock < 0 {
-            return Err(InventoryError::NegativeStock {
-                sku: sku.into(),
-                stock,
-            }
-            .into());
-        }
-        let (mut tx, ring) = self.enter().await?;
-        let table = self.stock_table(ring, sku);
-        let reserved: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT reserved FROM {table} WHERE sku = $1 FOR UPDATE"
-        )))
-        .bind(sku)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(reserved) = reserved.filter(|&r| stock < r) {
-            return Err(InventoryError::BelowReserved {
-                sku: sku.into(),
-                stock,
-                reserved,
-            }
-            .into());
-        }
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {table} (sku, stock) VALUES ($1, $2) \
-             ON CONFLICT (sku) DO UPDATE SET stock = EXCLUDED.stock"
-        )))
-        .bind(sku)
-        .bind(stock)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// The stock table that holds `sku` under `ring`: this shard's, or its owner's.
@@ -389,76 +384,66 @@ impl PgInventory {
     /// changes a SKU it has, so re-running a seed after sales resets nothing), each in its
     /// owner's schema. Returns how many it added.
     pub async fn stock_missing(&self, levels: &[(String, i64)]) -> Result<u64> {
-        timed(
-            datastore_op!(Datastore::Postgres, "stock_missing"),
-            self.stock_missing_untimed(levels),
-        )
+        timed(datastore_op!(Datastore::Postgres, "stock_missing"), async {
+            let mut added = 0;
+            for chunk in levels.chunks(5_000) {
+                let (tx, ring) = self.enter().await?;
+                let mut tx = tx;
+                let mut by_table: BTreeMap<String, (Vec<&str>, Vec<i64>)> = BTreeMap::new();
+                for (sku, n) in chunk {
+                    let e = by_table.entry(self.stock_table(ring, sku)).or_default();
+                    e.0.push(sku);
+                    e.1.push((*n).max(0));
+                }
+                for (table, (skus, stocks)) in by_table {
+                    added += sqlx::query(AssertSqlSafe(format!(
+                        "INSERT INTO {table} (sku, stock) \
+                         SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (sku) DO NOTHING"
+                    )))
+                    .bind(&skus)
+                    .bind(&stocks)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
+                tx.commit().await?;
+            }
+            Ok(added)
+        })
         .await
-    }
-
-    async fn stock_missing_untimed(&self, levels: &[(String, i64)]) -> Result<u64> {
-        let mut added = 0;
-        for chunk in levels.chunks(5_000) {
-            let (tx, ring) = self.enter().await?;
-            let mut tx = tx;
-            let mut by_table: BTreeMap<String, (Vec<&str>, Vec<i64>)> = BTreeMap::new();
-            for (sku, n) in chunk {
-                let e = by_table.entry(self.stock_table(ring, sku)).or_default();
-                e.0.push(sku);
-                e.1.push((*n).max(0));
-            }
-            for (table, (skus, stocks)) in by_table {
-                added += sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {table} (sku, stock) \
-                     SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (sku) DO NOTHING"
-                )))
-                .bind(&skus)
-                .bind(&stocks)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            tx.commit().await?;
-        }
-        Ok(added)
     }
 
     /// A SKU's stock, if known, read from its owner's schema.
     pub async fn level(&self, sku: &str) -> Result<Option<StockLevel>> {
-        timed(
-            datastore_op!(Datastore::Postgres, "level"),
-            self.level_untimed(sku),
-        )
-        .await
-    }
-
-    async fn level_untimed(&self, sku: &str) -> Result<Option<StockLevel>> {
-        let row = if self.ring.is_some() {
-            // Under the shared lock like a write: a switch moves the rows and changes the ring
-            // together, so a read sees the owner before or after it, never a half.
-            let (tx, ring) = self.enter().await?;
-            let mut tx = tx;
-            let table = self.stock_table(ring, sku);
-            let row = sqlx::query(AssertSqlSafe(format!(
-                "SELECT stock, reserved FROM {table} WHERE sku = $1"
-            )))
-            .bind(sku)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            row
-        } else {
-            sqlx::query("SELECT stock, reserved FROM stock WHERE sku = $1")
+        timed(datastore_op!(Datastore::Postgres, "level"), async {
+            let row = if self.ring.is_some() {
+                // Under the shared lock like a write: a switch moves the rows and changes the ring
+                // together, so a read sees the owner before or after it, never a half.
+                let (tx, ring) = self.enter().await?;
+                let mut tx = tx;
+                let table = self.stock_table(ring, sku);
+                let row = sqlx::query(AssertSqlSafe(format!(
+                    "SELECT stock, reserved FROM {table} WHERE sku = $1"
+                )))
                 .bind(sku)
-                .fetch_optional(&self.pool)
-                .await?
-        };
-        row.map(|r| {
-            Ok(StockLevel {
-                stock: r.try_get("stock")?,
-                reserved: r.try_get("reserved")?,
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                row
+            } else {
+                sqlx::query("SELECT stock, reserved FROM stock WHERE sku = $1")
+                    .bind(sku)
+                    .fetch_optional(&self.pool)
+                    .await?
+            };
+            row.map(|r| {
+                Ok(StockLevel {
+                    stock: r.try_get("stock")?,
+                    reserved: r.try_get("reserved")?,
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 }
