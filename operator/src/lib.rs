@@ -1,26 +1,22 @@
 //! The Storefront operator: a Storefront controller that turns a shop into running commerce
 //! services, a ServiceShard controller that runs each shard's pods, pure desired-state
-//! builders, status computation, metrics and leader election.
+//! builders ([`build`]), pure decisions ([`decide`]: sizing, sales, resharding, status),
+//! metrics and leader election.
 //!
 //! ```text
 //!  plan ──► build::desired(storefront, sales, now) ──► controller::children::sync_all
 //!                                                   │   (SSA + prune, kind by kind)
-//!                                                   └► status::compute ──► status (if changed)
+//!                                                   └► decide::status::compute ──► status (if changed)
 //! ```
 
 pub mod build;
 pub mod controller;
+pub mod decide;
 pub mod error;
 pub mod labels;
 pub mod metrics;
-pub mod plan;
-pub mod preflight;
 pub mod references;
-pub mod reshard;
 pub mod run;
-pub mod sale;
-pub mod status;
-pub mod subset;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -15,8 +15,8 @@ use storefront_crds::{
 
 use super::{Owner, deployment::GRPC_PORT};
 use crate::{
+    decide::plan::{ServicePlan, Sizing},
     labels,
-    plan::{ServicePlan, Sizing},
 };
 
 /// Ring epoch published until resharding (a later piece) raises it.

@@ -40,8 +40,8 @@ use storefront_crds::{ServiceName, StorefrontSpec, Tier, storefront::SecretKeyRe
 
 use super::Owner;
 use crate::{
+    decide::plan::{ServicePlan, Sizing},
     labels,
-    plan::{ServicePlan, Sizing},
 };
 
 /// HTTP port: `/healthz`, `/readyz`, `/metrics`, and the gateway's public API.

@@ -15,8 +15,8 @@ use storefront_crds::storefront::Autoscaling;
 
 use super::Owner;
 use crate::{
+    decide::plan::{ServicePlan, Sizing},
     labels,
-    plan::{ServicePlan, Sizing},
 };
 
 pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Option<HorizontalPodAutoscaler> {

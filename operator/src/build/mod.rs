@@ -50,8 +50,11 @@ use storefront_crds::{
 };
 
 use crate::{
+    decide::{
+        plan::{self, ServicePlan, Sizing},
+        reshard,
+    },
     labels,
-    plan::{self, ServicePlan, Sizing},
 };
 
 /// Why a Storefront cannot be built.
@@ -212,9 +215,8 @@ pub fn desired(
                     // A joining (or leaving) shard is placed in the larger ring.
                     let count = if index < in_force { in_force } else { existing };
                     let mut sh = shard::build(&owner, p, index, count, epoch, replicas_per_shard);
-                    let handoff = ring.and_then(|r| {
-                        crate::reshard::shard_phase(u32::try_from(index).unwrap_or(0), r)
-                    });
+                    let handoff = ring
+                        .and_then(|r| reshard::shard_phase(u32::try_from(index).unwrap_or(0), r));
                     // Always both annotations, empty without a handoff: the apply skips
                     // objects that already contain the desired ones, so an omitted key would
                     // never clear an old value.

@@ -11,7 +11,7 @@ use k8s_openapi::{
 };
 
 use super::Owner;
-use crate::{labels, plan::ServicePlan};
+use crate::{decide::plan::ServicePlan, labels};
 
 fn port(name: &str) -> NetworkPolicyPort {
     NetworkPolicyPort {

@@ -7,7 +7,7 @@ use k8s_openapi::{
 };
 
 use super::Owner;
-use crate::{labels, plan::ServicePlan};
+use crate::{decide::plan::ServicePlan, labels};
 
 pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Option<PodDisruptionBudget> {
     if plan.desired_pods() < 2 {

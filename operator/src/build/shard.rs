@@ -7,7 +7,7 @@ use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use storefront_crds::{ServiceName, ServiceShard, ServiceShardSpec, ShardedService, Tier};
 
 use super::{ContainerSpec, Owner, database_schema, service_for, workload};
-use crate::{labels, plan::ServicePlan};
+use crate::{decide::plan::ServicePlan, labels};
 
 pub fn build(
     owner: &Owner<'_>,

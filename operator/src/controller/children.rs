@@ -1,7 +1,7 @@
 //! Apply and prune the children of one owner, generically over kinds.
 //!
 //! For each desired object: skip it when the live object (from the shared store) already
-//! contains it ([`crate::subset`]), otherwise server-side apply it with our field manager and
+//! contains it ([`crate::decide::subset`]), otherwise server-side apply it with our field manager and
 //! `force`. Then delete every labelled child of the owner that is no longer desired. A reconcile
 //! with nothing to change therefore makes no writes.
 //!
@@ -25,7 +25,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::{error::Error, labels, metrics::Metrics, subset};
+use crate::{decide::subset, error::Error, labels, metrics::Metrics};
 
 /// What one sync changed, by object name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
-//! Resharding in the Storefront controller: observe → [`crate::reshard::decide`] → act.
+//! Resharding in the Storefront controller: observe → [`crate::decide::reshard::decide`] → act.
 //!
-//! Thin on purpose: what to do is pure ([`crate::reshard`]); this file reads what the shards
+//! Thin on purpose: what to do is pure ([`crate::decide::reshard`]); this file reads what the shards
 //! and the step Jobs report, creates the Jobs the decision asks for, and returns the rings to
 //! record in status (the controller renders ServiceShards and ring ConfigMaps from them, see
 //! [`crate::build::desired`]). Only inventory reshards: its data handoff exists
@@ -21,9 +21,9 @@ use storefront_crds::{ReshardOutcome, RingStatus, ServiceName, Storefront};
 use super::Context;
 use crate::{
     build::{self, reshard_job},
+    decide::reshard::{self, Action, Observed, Reshard, Ring, Step},
     error::Result,
     labels,
-    reshard::{self, Action, Observed, Reshard, Ring, Step},
 };
 
 /// How long to wait for a router that does not report its ring (an older gateway) after the

@@ -1,5 +1,5 @@
 //! The FlashSale controller: fetch → preflight (when the sale is created or edited, and when
-//! it starts pre-warming) → decide ([`crate::sale::evaluate`], pure) → status and Events →
+//! it starts pre-warming) → decide ([`crate::decide::sale::evaluate`], pure) → status and Events →
 //! requeue exactly at the next boundary.
 //!
 //! Thin on purpose: the phase, the limits gate and the conditions are decided by pure code;
@@ -18,9 +18,12 @@ use storefront_crds::{FlashSale, SalePhase, Storefront, flashsale::SalePlan};
 
 use super::{Context, children, jittered};
 use crate::{
+    decide::{
+        plan, preflight,
+        sale::{self, Inputs},
+    },
     error::{Error, Result},
-    labels, plan, preflight,
-    sale::{self, Inputs},
+    labels,
 };
 
 /// Kind label for metrics.

@@ -14,8 +14,8 @@ use storefront_crds::{ServiceShard, ServiceShardStatus, ShardPhase, common::cond
 use super::{Context, children, jittered};
 use crate::{
     build::{self, Owner},
+    decide::status::{self, condition as new_condition, keep_transition_times},
     error::{Error, Result},
-    status::{condition as new_condition, keep_transition_times},
 };
 
 const KIND: &str = "ServiceShard";
@@ -72,7 +72,7 @@ pub async fn reconcile(shard: Arc<ServiceShard>, ctx: Arc<Context>) -> Result<Ac
     let ready = s
         .deployments
         .get(&ObjectRef::new(&name).within(&ns))
-        .map_or(0, |d| crate::status::deployment_ready(&d));
+        .map_or(0, |d| status::deployment_ready(&d));
     let all_ready = ready >= shard.spec.replicas;
     // Its part in a reshard of its service, when it has one (the Storefront controller's
     // annotations); else its pods decide.

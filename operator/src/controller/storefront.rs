@@ -1,7 +1,7 @@
 //! The Storefront controller: fetch → validate → build → apply → status.
 //!
 //! Thin on purpose: validation and building are pure ([`crate::build::desired`]), status is
-//! pure ([`crate::status::compute`], from what [`crate::status::observed`] makes of the
+//! pure ([`crate::decide::status::compute`], from what [`crate::decide::status::observed`] makes of the
 //! watched objects); this file reads the stores, applies, and writes status only when it
 //! changed.
 
@@ -25,10 +25,10 @@ use super::{
 };
 use crate::{
     build::{self, BuildError, Desired},
+    decide::status::{self, Observed, Outcome},
     error::{Error, Result},
     labels,
     references::{self, Found, Unresolved},
-    status::{self, Observed, Outcome},
 };
 
 /// Kind label for metrics.

@@ -37,7 +37,7 @@ use kube::{
 use serde::de::DeserializeOwned;
 use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
-use crate::{labels, status::WORKLOAD_CONDITION_PREFIX};
+use crate::{decide::status::WORKLOAD_CONDITION_PREFIX, labels};
 
 /// Events buffered per subscriber of a shared watch.
 const BUFFER: usize = 1024;

@@ -25,7 +25,7 @@ use storefront_crds::{
     validate,
 };
 
-use crate::{
+use super::{
     plan::{self, Sizing},
     status::{condition, keep_transition_times},
 };

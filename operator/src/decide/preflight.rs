@@ -13,7 +13,7 @@ use k8s_openapi::{
 };
 use storefront_crds::{FlashSale, Storefront, flashsale::SalePlan};
 
-use crate::plan;
+use super::plan;
 
 /// CPU (millicores), memory (MiB) and pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

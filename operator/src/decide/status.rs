@@ -15,12 +15,8 @@ use storefront_crds::{
 };
 
 pub use self::observe::{WORKLOAD_CONDITION_PREFIX, observed};
-use crate::{
-    build::Desired,
-    labels,
-    plan::{ServicePlan, Sizing},
-    references::Unresolved,
-};
+use super::plan::{ServicePlan, Sizing};
+use crate::{build::Desired, labels, references::Unresolved};
 
 /// How long a workload may have no ready pod after it was created before that counts as a
 /// failure point (pods starting are progress, not failure).
@@ -314,7 +310,7 @@ pub fn compute(
     }
     if let Some(d) = desired {
         st.rings = d.rings.clone();
-        for (type_, ok, reason, msg) in crate::reshard::conditions(&d.rings, &d.ring_wanted) {
+        for (type_, ok, reason, msg) in super::reshard::conditions(&d.rings, &d.ring_wanted) {
             set(type_, ok, reason, msg);
         }
     } else if let Some(prev) = previous {
