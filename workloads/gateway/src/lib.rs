@@ -2,69 +2,90 @@
 //! over the services' gRPC, on the HTTP port next to `/healthz`, `/readyz` and `/metrics`.
 //!
 //! ```text
-//!   shopper ──HTTP/JSON──▶ router (handlers) ──▶ Gateway::client / shard ──gRPC──▶ auth, catalog,
-//!                            │  body limit, JSON   │ route table + rings             orders,
-//!                            │  JWT (local verify) │ (reloaded, last good kept)      inventory[ring],
-//!                            ▼                     ▼                                 recommendations
-//!                     {"error": {code, message}}  UpstreamGuard (seam: limits, breakers, retries)
+//!   shopper ──HTTP/JSON──▶ http: router from the route table ──▶ upstream: Gateway::call ──gRPC──▶ auth, catalog,
+//!                            │ budgets (429), body limit, JSON,  │ admit (breaker) → attempt →       orders,
+//!                            │ JWT (local verify), one handler   │ metrics → retry within budget     inventory[ring],
+//!                            ▼ per route                         ▼ channels and pools per snapshot   recommendations
+//!                     {"error": {code, message}}        routing: route table + rings (reloaded, last good kept)
 //! ```
 //!
-//! - [`table`]: the route table and rings the operator renders, and their reload.
-//! - [`upstream`]: channels, deadlines, gRPC failure → public error, the guard seam;
-//!   [`channel`]: one HTTP/2 connection per address; [`balance`]: calls spread over a
-//!   service's pods.
-//! - [`handlers`]: one function per route; [`metrics`]: request counts and latency; [`openapi`]: the route list and its OpenAPI
-//!   document; [`run`]: the `gateway` subcommand.
+//! The rooms:
+//! - [`http`]: the HTTP edge, driven by one route table (router, OpenAPI document and
+//!   rate-limit scopes built from it): [`http::handlers`] (one function per route),
+//!   [`http::limits`] (budgets at the door, request metrics), [`http::openapi`].
+//! - [`upstream`]: the call pipeline ([`upstream::call`]: admit → attempt within the
+//!   deadline → per-attempt metrics ([`upstream::metrics`]) → retry within the budget),
+//!   [`upstream::channel`] (one HTTP/2 connection per address), [`upstream::discovery`] and
+//!   [`upstream::pool`] (calls spread over a service's pods), gRPC failure → public error.
+//! - [`routing`]: the route table and rings ([`routing::table`]), the table from the API
+//!   server ([`routing::source`]), the reload loop ([`routing::reload`]) and the one
+//!   [`routing::apply`] of a poll.
+//! - [`edge_health`]: open breakers of core routes and the limiter's degraded state, as
+//!   conditions on the gateway's pod.
+//! - [`ratelimit`]: the cluster-wide rate limiter (GCRA, Redis leases, fair shares).
+//! - [`resilience`]: the guard every upstream call passes ([`resilience::guard`]), a
+//!   breaker per upstream ([`resilience::BreakerGuard`]) and the retry budget.
+//! - [`run`]: the `gateway` subcommand.
 //!
 //! User tokens are verified here with the auth key (no call to auth per request); orders
 //! get the verified user id. Every failure is a JSON error body: input problems are 4xx
 //! before any service is called, an unavailable upstream is a 503, nothing panics on input.
 
-pub mod balance;
-pub mod call;
-pub mod channel;
-pub mod handlers;
-pub mod limits;
-pub mod metrics;
-pub mod openapi;
+pub mod edge_health;
+pub mod http;
 pub mod ratelimit;
-pub mod reload;
-pub mod report;
 pub mod resilience;
+pub mod routing;
 pub mod run;
-pub mod source;
-pub mod table;
 pub mod upstream;
+
+// The paths these had before the gateway was arranged in rooms (the binary crate, its
+// integration tests and benches use them).
+/// Moved to [`upstream::pool`] (and [`upstream::discovery`]).
+pub mod balance {
+    pub use crate::upstream::{
+        discovery::{
+            PodSource, Resolve, endpoint_slices, in_namespace, ready_pods, system_resolver,
+        },
+        pool::{Pool, SKIP_FAILED, Upstream},
+    };
+}
+/// Moved to [`http::{json_body, method_not_allowed, SignedIn}`](http).
+pub use http::{SignedIn, json_body, method_not_allowed};
+/// Moved to [`routing::table`].
+pub use routing::table;
+/// Moved to [`upstream::channel`].
+pub use upstream::channel;
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError, RwLock},
-    time::Duration,
 };
 
 use axum::{
-    Json, Router,
-    body::Body,
-    http::{HeaderMap, Method, StatusCode, Uri, header::AUTHORIZATION},
-    response::{IntoResponse, Response},
+    Router,
+    http::{HeaderMap, header::AUTHORIZATION},
 };
-use serde::de::DeserializeOwned;
 use tonic::Status;
 
 use self::{
-    table::Snapshot,
-    upstream::{Authed, Deadlines, Refusal, UpstreamGuard, Upstreams},
+    ratelimit::cluster::ClusterLimiter,
+    resilience::{
+        guard::{Outcome, Refusal, UpstreamGuard},
+        retry_budget::RetryBudgets,
+    },
+    routing::table::Snapshot,
+    upstream::{Authed, Deadlines, Upstreams, discovery::PodSource, metrics},
 };
-use crate::ratelimit::cluster::ClusterLimiter;
-use crate::resilience::retry_budget::RetryBudgets;
-use storefront_contracts::api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES};
+use storefront_contracts::api::{ApiError, ErrorKind};
 use storefront_platform::grpc::{ServiceTokenAttacher, VerifiedTokens, unix_now};
 use storefront_platform::token::{Claims, TokenIssuer, TokenVerifier};
 
 /// User tokens the gateway remembers as verified (about 10 MB when full).
 const USER_TOKENS: usize = 16_384;
 
-/// The gateway's shared state: current upstreams (swapped on reload), keys, the guard.
+/// The gateway's shared state: current upstreams (swapped on reload), keys, the guard, the
+/// retry budgets, the rate limiter and the metrics.
 #[derive(Clone)]
 pub struct Gateway(Arc<Inner>);
 
@@ -87,7 +108,7 @@ struct Inner {
     request_metrics: std::sync::OnceLock<metrics::RequestMetrics>,
     /// Where pools find a service's pods, once [`Gateway::find_pods_with`] set it (cluster
     /// DNS until then).
-    pods: std::sync::OnceLock<balance::PodSource>,
+    pods: std::sync::OnceLock<PodSource>,
 }
 
 impl Gateway {
@@ -128,7 +149,7 @@ impl Gateway {
 
     /// Pools built from now on find their pods with `source` (set once, before the first
     /// route table; later calls are ignored).
-    pub fn find_pods_with(&self, source: balance::PodSource) {
+    pub fn find_pods_with(&self, source: PodSource) {
         let _ = self.0.pods.set(source);
     }
 
@@ -164,7 +185,7 @@ impl Gateway {
     /// Switches to `snapshot` (channels and rate limits); on error (a bad address, a zero or
     /// absurd limit) the current table stays, whole.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), String> {
-        let policies = limits::policies(&snapshot.table)?;
+        let policies = http::limits::policies(&snapshot.table)?;
         let pods = self.0.pods.get().cloned().unwrap_or_default();
         let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines, &pods)?;
         self.0.limiter.configure(&policies)?;
@@ -227,7 +248,7 @@ impl Gateway {
     ) -> Result<T, Status> {
         match result {
             Ok(r) => {
-                self.0.guard.record(service, upstream::Outcome::Answered);
+                self.0.guard.record(service, Outcome::Answered);
                 Ok(r.into_inner())
             }
             Err(status) => {
@@ -262,19 +283,10 @@ impl Gateway {
         })
     }
 
-    /// The router of the public API (no operations endpoints).
+    /// The router of the public API (no operations endpoints), from the route table
+    /// ([`http::router`]).
     pub fn router(self) -> Router {
-        openapi::routes()
-            .into_iter()
-            .fold(Router::new(), |router, (path, method_router)| {
-                router.route(path, method_router)
-            })
-            .route_layer(axum::middleware::from_fn_with_state(
-                self.clone(),
-                limits::enforce,
-            ))
-            .fallback(no_route)
-            .with_state(self)
+        http::router(self)
     }
 
     /// [`Gateway::router`] with request metrics recorded in `registry`.
@@ -296,86 +308,11 @@ impl Gateway {
     }
 }
 
-/// The verified user of a request's `Authorization: Bearer` token ([`Gateway::user`]), as
-/// an extractor: it reads the header in place (axum's `HeaderMap` extractor copies them all).
-pub struct SignedIn(pub Arc<Claims>);
-
-impl axum::extract::FromRequestParts<Gateway> for SignedIn {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        gateway: &Gateway,
-    ) -> Result<Self, ApiError> {
-        gateway.user(&parts.headers).map(SignedIn)
-    }
-}
-
 fn not_routed(service: &str) -> ApiError {
     ApiError::new(
         ErrorKind::Unavailable,
         format!("the {service} service is not in the gateway's route table"),
     )
-}
-
-/// Reads a JSON body: over [`MAX_BODY_BYTES`] → 413, not all there within `within` → 408,
-/// unreadable → 400, not JSON or another shape (missing or unknown fields) → 400.
-pub async fn json_body<T: DeserializeOwned>(body: Body, within: Duration) -> Result<T, ApiError> {
-    let read = tokio::time::timeout(within, axum::body::to_bytes(body, MAX_BODY_BYTES))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                ErrorKind::RequestTimeout,
-                format!("the body did not arrive within {} ms", within.as_millis()),
-            )
-        })?;
-    let bytes = read.map_err(|e| {
-        // axum reports the limit as http-body-util's `LengthLimitError` in the source
-        // chain; its text is the stable way to tell it apart without that crate.
-        let mut source: Option<&dyn std::error::Error> = Some(&e);
-        let mut too_large = false;
-        while let Some(s) = source {
-            too_large |= s.to_string().contains("length limit exceeded");
-            source = s.source();
-        }
-        if too_large {
-            ApiError::new(
-                ErrorKind::TooLarge,
-                format!("the body is over the limit of {MAX_BODY_BYTES} bytes"),
-            )
-        } else {
-            ApiError::new(
-                ErrorKind::Malformed,
-                format!("failed to read the body: {e}"),
-            )
-        }
-    })?;
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            ErrorKind::Malformed,
-            "the body is empty; a JSON object is expected",
-        ));
-    }
-    ApiError::parse_body(&bytes)
-}
-
-async fn no_route(method: Method, uri: Uri) -> Response {
-    ApiError::new(
-        ErrorKind::NotFound,
-        format!("no route {method} {}", uri.path()),
-    )
-    .into_response()
-}
-
-/// The answer to a known path with a method it does not have (every route's fallback).
-pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: "method_not_allowed".into(),
-            message: format!("{method} is not allowed on {}", uri.path()),
-        },
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
 #[cfg(test)]

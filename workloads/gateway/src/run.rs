@@ -1,7 +1,7 @@
 //! `storefront-workloads gateway`: the public API and the operations endpoints on one HTTP
 //! port (8080), the route table watched through the API (`GATEWAY_CONFIGMAP`, see
-//! [`super::source`]) or read from its file, the rings re-read every second, ready once a
-//! route table loaded, edge health reported on the pod ([`super::report`], with `POD_NAME`),
+//! [`crate::routing::source`]) or read from its file, the rings re-read every second, ready once a
+//! route table loaded, edge health reported on the pod ([`crate::edge_health`], with `POD_NAME`),
 //! and a bounded drain on SIGTERM.
 //!
 //! Settings (flag / variable): `--routes-file` / `GATEWAY_ROUTES` (the operator's
@@ -16,15 +16,18 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
-use super::{
-    Gateway,
-    reload::{self, Loaded},
-    report, source,
-    table::{Loader, Poll, Sources},
-    upstream::Deadlines,
+use crate::{
+    Gateway, edge_health as report,
+    ratelimit::cluster::ClusterLimiter,
+    resilience::{BreakerGuard, breaker::BreakerConfig},
+    routing::{
+        self,
+        reload::{self, Loaded},
+        source,
+        table::{Loader, Poll, Sources},
+    },
+    upstream::{Deadlines, discovery},
 };
-use crate::ratelimit::cluster::ClusterLimiter;
-use crate::resilience::{BreakerGuard, breaker::BreakerConfig};
 use storefront_platform::config::{CommonArgs, ConfigError, required};
 use storefront_platform::ops::{self, Readiness};
 use storefront_platform::token::TokenIssuer;
@@ -108,28 +111,11 @@ impl GatewayArgs {
     }
 }
 
-/// Applies what one poll found; returns whether the gateway has a route table.
+/// Applies what one poll found ([`routing::apply`], which says what happened) and returns
+/// whether the gateway has a route table: the shape the integration tests drive it with.
 pub fn apply(gateway: &Gateway, poll: Poll) -> bool {
-    match poll {
-        Poll::Unchanged => {}
-        Poll::Changed(snapshot) => {
-            let routes = snapshot.table.routes.len();
-            let rings: Vec<String> = snapshot
-                .rings
-                .iter()
-                .map(|(s, r)| format!("{s}@{}x{}", r.epoch(), r.shard_count()))
-                .collect();
-            match gateway.apply(*snapshot) {
-                Ok(()) => tracing::info!(routes, ?rings, "route table loaded"),
-                Err(e) => tracing::warn!(
-                    "failed to apply the route table (keeping the last good one): {e}"
-                ),
-            }
-        }
-        Poll::Refused(e) => {
-            tracing::warn!("failed to load the route table (keeping the last good one): {e}");
-        }
-    }
+    // A refusal is logged by `routing::apply` and keeps the last good table.
+    let _ = routing::apply(gateway, poll);
     gateway.has_routes()
 }
 
@@ -173,7 +159,7 @@ async fn start_api_side(
     let pod = args.pod_name.clone().filter(|p| !p.is_empty());
     let client = api_client(api_source.is_some() || pod.is_some()).await?;
     if let Some(ns) = namespace {
-        gateway.find_pods_with(super::balance::endpoint_slices(client.clone(), ns));
+        gateway.find_pods_with(discovery::endpoint_slices(client.clone(), ns));
     }
     if let (Some(pod), Some(ns)) = (pod, namespace) {
         let every = Duration::from_millis(args.report_ms.max(100));
@@ -330,7 +316,7 @@ mod tests {
         ));
         let gateway = Gateway::new(
             issuer,
-            Arc::new(crate::upstream::AllowAll),
+            Arc::new(crate::resilience::guard::AllowAll),
             Deadlines::default(),
         );
         let ready = Readiness::default();

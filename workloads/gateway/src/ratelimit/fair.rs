@@ -1,5 +1,6 @@
 //! Fair shares of one budget between gateway replicas (max-min fairness), the pure math the
-//! lease script runs (see [`super::lease::fair_authority`] and [`super::lease::SCRIPT`]).
+//! lease script runs (`lease::fair_authority` and `lease::SCRIPT`, which build on this module;
+//! it does not import them).
 //!
 //! Every lease request records the replica's demand (its offered rate, in requests per
 //! minute, with [`HEADROOM`]) next to the budget in Redis. The budget's rate is split by
@@ -31,9 +32,14 @@ pub const HEADROOM_QUARTERS: u64 = 5;
 /// `HEADROOM_QUARTERS / 4`, for the docs.
 pub const HEADROOM: f64 = HEADROOM_QUARTERS as f64 / 4.0;
 
+/// How long a lease lives before its unused tokens go back (`lease`, which
+/// re-exports it; defined here because shares are measured in lease lifetimes, and `fair`
+/// sits below `lease`).
+pub const LEASE_LIFETIME_US: u64 = 250_000;
+
 /// How long a replica's recorded demand counts without a new lease request: four lease
 /// lifetimes (an active replica asks at least once per lifetime).
-pub const STALE_US: u64 = 4 * super::lease::LEASE_LIFETIME_US;
+pub const STALE_US: u64 = 4 * LEASE_LIFETIME_US;
 
 /// The demand to record for an offered rate of `per_s` requests a second: with
 /// [`HEADROOM`], in requests per minute, at least 1 (a replica that asks has demand).
@@ -144,7 +150,7 @@ pub fn own_rate(rate: Rate, share_rpm: u64) -> Rate {
     let window = u128::from(
         rate.burst
             .saturating_mul(rate.interval_us)
-            .max(2 * super::lease::LEASE_LIFETIME_US),
+            .max(2 * LEASE_LIFETIME_US),
     );
     let burst = u128::from(share)
         .saturating_mul(window)

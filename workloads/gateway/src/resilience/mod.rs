@@ -1,11 +1,16 @@
-//! The gateway's resilience (issue 7): a [`breaker::Breaker`] per upstream and a
-//! [`retry_budget::RetryBudget`], both pure and unit-tested, and [`BreakerGuard`], the
+//! The gateway's resilience (issue 7): the guard every upstream call passes ([`guard`]: the
+//! [`UpstreamGuard`] trait, [`Refusal`], [`Outcome`]), a [`breaker::Breaker`] per upstream
+//! and a [`retry_budget::RetryBudget`] (both pure and unit-tested), and [`BreakerGuard`], the
 //! gateway's [`UpstreamGuard`] that refuses calls to an upstream whose breaker is open (503
 //! with `Retry-After`, at once, instead of every request waiting out a dead service's
 //! deadline) and exports `storefront_circuit_state{service}` (0 closed, 1 half-open,
-//! 2 open). Retries with the budget are not wired into the handlers yet.
+//! 2 open). Both are wired into every upstream call by the call pipeline
+//! (`upstream::call`): the breaker admits each attempt and sees its outcome, and each retry
+//! takes a token from the upstream's retry budget. This module imports nothing of
+//! `upstream`.
 
 pub mod breaker;
+pub mod guard;
 pub mod retry_budget;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
@@ -17,8 +22,8 @@ use prometheus_client::{
 };
 use tonic::Code;
 
-use crate::upstream::{Outcome, Refusal, UpstreamGuard};
 use breaker::{Breaker, BreakerConfig, State};
+use guard::{Outcome, Refusal, UpstreamGuard};
 use storefront_contracts::api::{ApiError, ErrorKind};
 
 type Labels = Vec<(&'static str, String)>;
@@ -36,7 +41,7 @@ pub fn is_failure(code: Code) -> bool {
     )
 }
 
-/// Breakers per upstream service, behind the gateway's guard seam.
+/// Breakers per upstream service: the gateway's [`UpstreamGuard`].
 pub struct BreakerGuard {
     config: BreakerConfig,
     started: Instant,

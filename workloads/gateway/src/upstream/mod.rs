@@ -1,33 +1,74 @@
-//! The gateway's side of the services: lazy gRPC channels ([`super::channel`]) built from a
-//! [`Snapshot`] (one per unsharded service, one per shard of a ring), deadlines on every call, the mapping of gRPC
-//! failures to public errors, and the seam where the next issue's rate limiter, circuit
-//! breakers and retry budget plug in ([`UpstreamGuard`]).
+//! The gateway's side of the services: channels and pools built from a route table
+//! [`Snapshot`] (one per unsharded service, one per shard of a ring), the call pipeline
+//! every handler goes through, deadlines, and the mapping of gRPC failures to public errors.
+//!
+//! - [`channel`]: one HTTP/2 connection per address (and why not tonic's `Channel`);
+//!   [`discovery`]: where a service's pods are found; [`pool`]: calls spread over them.
+//! - [`call`]: the one call pipeline, [`crate::Gateway::call`]:
 //!
 //! ```text
-//!  handler ── Gateway::call(service, rpc) ──▶ guard.admit(service)?   (429 / 503 later)
-//!                                           ─▶ rpc with the deadline  (retries inside it)
-//!                                           ─▶ guard.record(service, outcome)
+//!  handler ─▶ Gateway::client / shard ─▶ guard.admit(service)?     admit: breaker (503 + Retry-After)
+//!          ─▶ Gateway::call(service, retry, rpc)
+//!               loop { rpc within what is left of the deadline     attempt
+//!                      metrics.record(service, code, latency)      per-attempt metrics
+//!                      guard.record(service, outcome)              the breaker sees every attempt
+//!                      retry? safe (Retry) ∧ in time ∧ guard.admit ∧ retry budget }
 //! ```
+//!
+//!   The route budgets (429) are checked before the handler runs ([`crate::http::limits`]);
+//!   the guard's types ([`UpstreamGuard`], [`Refusal`], [`Outcome`]) live in
+//!   [`crate::resilience::guard`], re-exported here.
+//! - [`metrics`]: every attempt of every upstream call, for the console's edges.
 //!
 //! Channels connect lazily, so the gateway starts (and answers 503 for a service) while an
 //! upstream is still down; a reload reuses the channel of an address that did not change.
 
+pub mod call;
+pub mod channel;
+pub mod discovery;
+pub mod metrics;
+pub mod pool;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use axum::{
-    http::HeaderMap,
-    response::{IntoResponse, Response},
-};
 use storefront_crds::ring::Ring;
 use tonic::{Code, Status, service::interceptor::InterceptedService};
 
-use super::{
-    balance::{self, Pool, Upstream},
+use self::{
     channel::H2Channel as Channel,
-    table::Snapshot,
+    discovery::PodSource,
+    pool::{Pool, Upstream},
 };
+// The guard's types, at the path they had before `resilience` owned them.
+pub use crate::resilience::guard::{AllowAll, Outcome, Refusal, UpstreamGuard};
+use crate::routing::table::Snapshot;
 use storefront_contracts::api::{ApiError, ErrorKind};
 use storefront_platform::grpc::ServiceTokenAttacher;
+
+/// The services the gateway calls: the route table's upstreams, and the scopes of their
+/// rate limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Auth,
+    Catalog,
+    Inventory,
+    Orders,
+    Recommendations,
+}
+
+impl Service {
+    /// The service's name: its route's `service` in the route table, its budget's scope,
+    /// its label in metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Catalog => "catalog",
+            Self::Inventory => "inventory",
+            Self::Orders => "orders",
+            Self::Recommendations => "recommendations",
+        }
+    }
+}
 
 /// A channel that attaches a fresh service token to every call.
 pub type Authed = InterceptedService<Upstream, ServiceTokenAttacher>;
@@ -38,7 +79,7 @@ pub const SERVICE: &str = "gateway";
 /// Deadlines of upstream calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadlines {
-    /// Per call, retries included ([`super::Gateway::call`]).
+    /// Per call, retries included ([`crate::Gateway::call`]).
     pub call: Duration,
     /// To establish a connection.
     pub connect: Duration,
@@ -57,65 +98,6 @@ impl Default for Deadlines {
             body: Duration::from_secs(10),
         }
     }
-}
-
-/// A refused request: the public error and the headers that go with it (a 429's
-/// `Retry-After`, `RateLimit-Policy` and `RateLimit`). Handlers answer with it, so anything
-/// that refuses (the guard, input checks via `From<ApiError>`) keeps its headers.
-#[derive(Debug)]
-pub struct Refusal {
-    pub error: ApiError,
-    /// Boxed: most refusals carry none, and results stay small.
-    pub headers: Option<Box<HeaderMap>>,
-}
-
-impl From<ApiError> for Refusal {
-    fn from(error: ApiError) -> Self {
-        Self {
-            error,
-            headers: None,
-        }
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut response = self.error.into_response();
-        if let Some(headers) = self.headers {
-            response.headers_mut().extend(*headers);
-        }
-        response
-    }
-}
-
-/// How an upstream call ended, for the guard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// An answer (including the service's own refusals: not found, invalid argument).
-    Answered,
-    /// The service was unreachable, overloaded or out of time.
-    Failed(Code),
-}
-
-/// The seam for admission and resilience: rate limits (429), circuit breakers (503 while
-/// open) and a retry budget. Called around every upstream call; today's [`AllowAll`]
-/// admits everything and records nothing.
-pub trait UpstreamGuard: Send + Sync + 'static {
-    /// Before a call to `service`: an error refuses it without calling.
-    fn admit(&self, service: &str) -> Result<(), Refusal>;
-    /// After a call to `service`.
-    fn record(&self, service: &str, outcome: Outcome);
-}
-
-/// Admits every call.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AllowAll;
-
-impl UpstreamGuard for AllowAll {
-    fn admit(&self, _service: &str) -> Result<(), Refusal> {
-        Ok(())
-    }
-    fn record(&self, _service: &str, _outcome: Outcome) {}
 }
 
 /// A sharded service: its ring and an upstream per shard ordinal (a pool over the shard's
@@ -159,7 +141,7 @@ impl Upstreams {
         snapshot: Snapshot,
         previous: &Upstreams,
         deadlines: Deadlines,
-        pods: &balance::PodSource,
+        pods: &PodSource,
     ) -> Result<Self, String> {
         let mut by_address = BTreeMap::new();
         let mut channel = |address: &str| -> Result<Channel, String> {
@@ -299,7 +281,7 @@ pub fn outcome(status: &Status) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{RouteTable, Snapshot};
+    use crate::routing::table::{RouteTable, Snapshot};
     use storefront_platform::token::TokenIssuer;
 
     fn snapshot(auth: &str, shards: &[&str]) -> Snapshot {
@@ -339,7 +321,7 @@ mod tests {
             snap,
             &Upstreams::default(),
             Deadlines::default(),
-            &balance::PodSource::default(),
+            &PodSource::default(),
         )
         .expect("builds");
         let inv = up.sharded("inventory").expect("sharded");
@@ -361,7 +343,7 @@ mod tests {
             snapshot("127.0.0.1:1", &["127.0.0.1:2", "127.0.0.1:3"]),
             &Upstreams::default(),
             Deadlines::default(),
-            &balance::PodSource::default(),
+            &PodSource::default(),
         )
         .expect("builds");
         let issuer = Arc::new(TokenIssuer::new(
@@ -383,7 +365,7 @@ mod tests {
             snapshot("127.0.0.1:1", &["127.0.0.1:2"]),
             &up,
             Deadlines::default(),
-            &balance::PodSource::default(),
+            &PodSource::default(),
         )
         .expect("rebuilds");
         assert_eq!(
@@ -396,7 +378,7 @@ mod tests {
                 snapshot("bad address ::", &["a:1"]),
                 &up,
                 Deadlines::default(),
-                &balance::PodSource::default(),
+                &PodSource::default(),
             )
             .is_err()
         );

@@ -21,7 +21,8 @@ use std::{error::Error as _, future::Future, time::Duration};
 use rand::Rng;
 use tonic::{Code, Status};
 
-use super::{Gateway, upstream::Authed};
+use super::Authed;
+use crate::Gateway;
 
 /// Retries after the first attempt, at most.
 pub const MAX_RETRIES: u32 = 4;

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //!  source::watch_routes ──(changed)──┐
-//!  tick (GATEWAY_RELOAD_MS) ─────────┼─▶ Loader::poll_routes / poll ─▶ run::apply ─▶ Loaded ─▶ GET /routes
+//!  tick (GATEWAY_RELOAD_MS) ─────────┼─▶ Loader::poll_routes / poll ─▶ super::apply ─▶ Loaded ─▶ GET /routes
 //!                                    │                                                └▶ storefront_gateway_route_table_generation
 //! ```
 //!
@@ -30,11 +30,11 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{
-    Gateway,
-    run::apply,
+    Change, Refused, apply,
     source::Fetched,
-    table::{Loader, Poll, RateLimit},
+    table::{Loader, RateLimit},
 };
+use crate::Gateway;
 use storefront_platform::ops::Readiness;
 
 /// Which table is in force, for `GET /routes`.
@@ -191,39 +191,25 @@ pub async fn reload(
             }
         };
         loader = back;
-        let outcome = match &poll {
-            Poll::Unchanged => Outcome::Unchanged,
-            Poll::Changed(_) => Outcome::Changed,
-            Poll::Refused(e) => Outcome::Refused(e.clone()),
-        };
-        let generation = gateway.upstreams();
-        let has_routes = apply(&gateway, poll);
-        let switched = !Arc::ptr_eq(&generation, &gateway.upstreams());
-        match outcome {
-            Outcome::Changed if switched => loaded.applied(&gateway, source, rv),
-            Outcome::Changed => loaded.refused("the new route table could not be applied".into()),
-            Outcome::Refused(e) => loaded.refused(e),
-            Outcome::Unchanged => loaded.unchanged(source, rv),
+        match apply(&gateway, poll) {
+            Ok(Change::Switched) => loaded.applied(&gateway, source, rv),
+            Ok(Change::Unchanged) => loaded.unchanged(source, rv),
+            Err(Refused::Input(e)) => loaded.refused(e),
+            Err(Refused::NotApplied(_)) => {
+                loaded.refused("the new route table could not be applied".into());
+            }
         }
+        let has_routes = gateway.has_routes();
         if has_routes && !ready.get() {
             ready.set(true);
         }
     }
 }
 
-enum Outcome {
-    Unchanged,
-    Changed,
-    Refused(String),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        table::Sources,
-        upstream::{AllowAll, Deadlines},
-    };
+    use crate::{resilience::guard::AllowAll, routing::table::Sources, upstream::Deadlines};
     use storefront_platform::token::{SigningKeys, TokenIssuer};
 
     const TABLE: &str = r#"{"storefront": "shop", "routes": [
@@ -257,7 +243,7 @@ mod tests {
     /// deletion keep the last good table; the first good table after them applies.
     #[tokio::test]
     async fn api_changes_apply_at_once_and_bad_ones_keep_the_last_good_table() {
-        let dir = std::env::temp_dir().join(format!("sf-gw-reload-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sf-gw-reload-loop-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let sources = Sources {

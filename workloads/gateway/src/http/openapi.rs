@@ -1,59 +1,16 @@
 //! The route list of the public API and its OpenAPI 3.1 description, served at
 //! `/api/v1/openapi.json`.
 //!
-//! [`ROUTES`] is the one list: [`routes`] builds the router from it (every path gets every
-//! method it lists, and a JSON 405 for the others), and [`document`] describes exactly its
-//! paths and methods. Tests check that the three agree, so a route cannot be added without
-//! its description. The document is written by hand with `serde_json::json!` (shapes as in
+//! Each row of the route table ([`super::ROUTES`]) names its operation here (one function
+//! per operation); [`document`] puts them at the rows' paths and methods, so the document
+//! describes exactly what the router serves. The document is written by hand with
+//! `serde_json::json!` (shapes as in
 //! [`storefront_contracts::api`], camelCase) rather than generated, to keep the API types free of
 //! documentation-only derives.
 
-use axum::routing::{MethodRouter, get, post};
 use serde_json::{Map, Value, json};
 
-use super::{Gateway, handlers, method_not_allowed};
-
-/// Every public path and its methods.
-pub const ROUTES: &[(&str, &[&str])] = &[
-    ("/api/v1/users", &["post"]),
-    ("/api/v1/sessions", &["post"]),
-    ("/api/v1/products", &["get"]),
-    ("/api/v1/products/{sku}", &["get"]),
-    ("/api/v1/products/{sku}/recommendations", &["get"]),
-    ("/api/v1/orders", &["get", "post"]),
-    ("/api/v1/orders/{id}", &["get"]),
-    ("/api/v1/inventory/{sku}", &["get"]),
-    ("/api/v1/openapi.json", &["get"]),
-];
-
-/// The router's routes, one per entry of [`ROUTES`] in the same order.
-pub fn routes() -> Vec<(&'static str, MethodRouter<Gateway>)> {
-    let routes: Vec<(&'static str, MethodRouter<Gateway>)> = vec![
-        ("/api/v1/users", post(handlers::create_user)),
-        ("/api/v1/sessions", post(handlers::create_session)),
-        ("/api/v1/products", get(handlers::list_products)),
-        ("/api/v1/products/{sku}", get(handlers::get_product)),
-        (
-            "/api/v1/products/{sku}/recommendations",
-            get(handlers::recommendations),
-        ),
-        (
-            "/api/v1/orders",
-            get(handlers::list_orders).post(handlers::create_order),
-        ),
-        ("/api/v1/orders/{id}", get(handlers::get_order)),
-        ("/api/v1/inventory/{sku}", get(handlers::get_inventory)),
-        ("/api/v1/openapi.json", get(serve_document)),
-    ];
-    routes
-        .into_iter()
-        .map(|(path, r)| (path, r.fallback(method_not_allowed)))
-        .collect()
-}
-
-async fn serve_document() -> axum::Json<Value> {
-    axum::Json(document())
-}
+use super::Route;
 
 fn error_response(description: &str) -> Value {
     json!({"description": description,
@@ -173,62 +130,195 @@ fn schemas() -> Value {
     })
 }
 
-/// The OpenAPI 3.1 document of [`ROUTES`].
-pub fn document() -> Value {
-    let unauthorized = || error_response("no, bad, expired or wrong-audience token");
-    let invalid = || error_response("semantically invalid");
-    let too_large = || error_response("the body is over the size limit");
-    let sku = || path_param("sku");
-    let degraded = json!({"Storefront-Degraded": {"description":
+fn unauthorized() -> Value {
+    error_response("no, bad, expired or wrong-audience token")
+}
+
+fn invalid() -> Value {
+    error_response("semantically invalid")
+}
+
+fn too_large() -> Value {
+    error_response("the body is over the size limit")
+}
+
+fn sku() -> Value {
+    path_param("sku")
+}
+
+/// `ok` with the header a degraded answer carries.
+fn degraded_ok(description: &str, schema: &str) -> Value {
+    let mut ok = ok(description, schema);
+    ok["headers"] = json!({"Storefront-Degraded": {"description":
         "present when an answer was built without a supporting service",
         "schema": {"type": "string"}}});
-    let mut recommendations_ok = ok("bought together", "Recommendations");
-    recommendations_ok["headers"] = degraded.clone();
-    let mut product_ok = ok("the product", "Product");
-    product_ok["headers"] = degraded;
+    ok
+}
+
+/// `POST /api/v1/users`.
+pub fn create_user() -> Value {
+    operation(
+        "createUser",
+        "Sign up",
+        false,
+        vec![],
+        Some(body("CreateUser")),
+        vec![
+            ("201", ok("created", "UserCreated")),
+            ("409", error_response("the email is taken")),
+            ("413", too_large()),
+            ("422", invalid()),
+        ],
+    )
+}
+
+/// `POST /api/v1/sessions`.
+pub fn create_session() -> Value {
+    operation(
+        "createSession",
+        "Sign in",
+        false,
+        vec![],
+        Some(body("CreateSession")),
+        vec![
+            ("200", ok("a bearer token", "Session")),
+            ("401", error_response("wrong email or password")),
+            ("413", too_large()),
+        ],
+    )
+}
+
+/// `GET /api/v1/products`.
+pub fn list_products() -> Value {
+    operation(
+        "listProducts",
+        "Search and list products",
+        false,
+        vec![
+            query_param("q", "string", "full-text query (all words must match)"),
+            query_param("category", "string", "only this category"),
+            query_param("limit", "integer", "1..=100, default 20"),
+            query_param("cursor", "string", "`next` of the previous page"),
+        ],
+        None,
+        vec![("200", ok("a page", "ProductPage")), ("422", invalid())],
+    )
+}
+
+/// `GET /api/v1/products/{sku}`.
+pub fn get_product() -> Value {
+    operation(
+        "getProduct",
+        "A product",
+        false,
+        vec![sku()],
+        None,
+        vec![
+            ("200", degraded_ok("the product", "Product")),
+            ("404", error_response("no such product")),
+        ],
+    )
+}
+
+/// `GET /api/v1/products/{sku}/recommendations`.
+pub fn recommendations() -> Value {
+    operation(
+        "getRecommendations",
+        "Bought together (supporting: empty and degraded when unavailable)",
+        false,
+        vec![sku()],
+        None,
+        vec![
+            ("200", degraded_ok("bought together", "Recommendations")),
+            ("404", error_response("not a SKU")),
+        ],
+    )
+}
+
+/// `POST /api/v1/orders`.
+pub fn create_order() -> Value {
     let idempotency_key = json!({"name": "Idempotency-Key", "in": "header", "required": true,
         "schema": {"type": "string", "minLength": 1,
                    "maxLength": storefront_contracts::api::MAX_IDEMPOTENCY_KEY_LEN}});
-    let paths = json!({
-        "/api/v1/users": {"post": operation("createUser", "Sign up", false, vec![],
-            Some(body("CreateUser")), vec![("201", ok("created", "UserCreated")),
-            ("409", error_response("the email is taken")), ("413", too_large()),
-            ("422", invalid())])},
-        "/api/v1/sessions": {"post": operation("createSession", "Sign in", false, vec![],
-            Some(body("CreateSession")), vec![("200", ok("a bearer token", "Session")),
-            ("401", error_response("wrong email or password")), ("413", too_large())])},
-        "/api/v1/products": {"get": operation("listProducts", "Search and list products",
-            false, vec![query_param("q", "string", "full-text query (all words must match)"),
-                query_param("category", "string", "only this category"),
-                query_param("limit", "integer", "1..=100, default 20"),
-                query_param("cursor", "string", "`next` of the previous page")],
-            None, vec![("200", ok("a page", "ProductPage")), ("422", invalid())])},
-        "/api/v1/products/{sku}": {"get": operation("getProduct", "A product", false,
-            vec![sku()], None, vec![("200", product_ok),
-            ("404", error_response("no such product"))])},
-        "/api/v1/products/{sku}/recommendations": {"get": operation("getRecommendations",
-            "Bought together (supporting: empty and degraded when unavailable)", false,
-            vec![sku()], None, vec![("200", recommendations_ok),
-            ("404", error_response("not a SKU"))])},
-        "/api/v1/orders": {
-            "post": operation("createOrder", "Place an order (idempotent on the key)", true,
-                vec![idempotency_key], Some(body("CreateOrder")),
-                vec![("202", ok("accepted", "OrderAccepted")), ("401", unauthorized()),
-                ("413", too_large()),
-                ("422", error_response("invalid lines, unknown SKU, or the key reused with another body"))]),
-            "get": operation("listOrders", "The user's orders, newest first", true, vec![],
-                None, vec![("200", ok("orders", "OrderList")), ("401", unauthorized())])},
-        "/api/v1/orders/{id}": {"get": operation("getOrder", "One of the user's orders",
-            true, vec![path_param("id")], None, vec![("200", ok("the order", "Order")),
-            ("401", unauthorized()), ("404", error_response("no such order of this user"))])},
-        "/api/v1/inventory/{sku}": {"get": operation("getInventory",
-            "Stock of a SKU (from its shard)", false, vec![sku()], None,
-            vec![("200", ok("stock", "Inventory")), ("404", error_response("unknown SKU"))])},
-        "/api/v1/openapi.json": {"get": {"operationId": "openapi",
-            "summary": "This document",
-            "responses": {"200": {"description": "OpenAPI 3.1",
-                "content": {"application/json": {}}}}}},
-    });
+    operation(
+        "createOrder",
+        "Place an order (idempotent on the key)",
+        true,
+        vec![idempotency_key],
+        Some(body("CreateOrder")),
+        vec![
+            ("202", ok("accepted", "OrderAccepted")),
+            ("401", unauthorized()),
+            ("413", too_large()),
+            (
+                "422",
+                error_response("invalid lines, unknown SKU, or the key reused with another body"),
+            ),
+        ],
+    )
+}
+
+/// `GET /api/v1/orders`.
+pub fn list_orders() -> Value {
+    operation(
+        "listOrders",
+        "The user's orders, newest first",
+        true,
+        vec![],
+        None,
+        vec![("200", ok("orders", "OrderList")), ("401", unauthorized())],
+    )
+}
+
+/// `GET /api/v1/orders/{id}`.
+pub fn get_order() -> Value {
+    operation(
+        "getOrder",
+        "One of the user's orders",
+        true,
+        vec![path_param("id")],
+        None,
+        vec![
+            ("200", ok("the order", "Order")),
+            ("401", unauthorized()),
+            ("404", error_response("no such order of this user")),
+        ],
+    )
+}
+
+/// `GET /api/v1/inventory/{sku}`.
+pub fn get_inventory() -> Value {
+    operation(
+        "getInventory",
+        "Stock of a SKU (from its shard)",
+        false,
+        vec![sku()],
+        None,
+        vec![
+            ("200", ok("stock", "Inventory")),
+            ("404", error_response("unknown SKU")),
+        ],
+    )
+}
+
+/// `GET /api/v1/openapi.json`.
+pub fn openapi() -> Value {
+    json!({"operationId": "openapi",
+        "summary": "This document",
+        "responses": {"200": {"description": "OpenAPI 3.1",
+            "content": {"application/json": {}}}}})
+}
+
+/// The OpenAPI 3.1 document of `routes` (the route table): each row's operation at its path
+/// and method.
+pub fn document(routes: &[Route]) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        let operations = paths
+            .entry(route.path)
+            .or_insert_with(|| Value::Object(Map::new()));
+        operations[route.method.name()] = (route.operation)();
+    }
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Storefront public API", "version": env!("CARGO_PKG_VERSION"),
@@ -243,35 +333,30 @@ pub fn document() -> Value {
 mod tests {
     use std::collections::BTreeSet;
 
-    use super::*;
+    use super::{super::ROUTES, *};
 
     #[test]
-    fn router_routes_and_document_agree() {
-        let listed: Vec<&str> = ROUTES.iter().map(|(p, _)| *p).collect();
-        let routed: Vec<&str> = routes().iter().map(|(p, _)| *p).collect();
-        assert_eq!(listed, routed, "ROUTES and the router");
-        let doc = document();
+    fn the_document_describes_exactly_the_route_table() {
+        let doc = document(ROUTES);
         let paths = doc["paths"].as_object().expect("paths");
-        let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
-        assert_eq!(
-            documented,
-            listed.iter().copied().collect(),
-            "ROUTES and the document"
-        );
-        for (path, methods) in ROUTES {
-            let ops: BTreeSet<&str> = paths[*path]
-                .as_object()
-                .expect("operations")
-                .keys()
-                .map(String::as_str)
-                .collect();
-            assert_eq!(ops, methods.iter().copied().collect(), "{path}");
-        }
+        let documented: BTreeSet<(&str, &str)> = paths
+            .iter()
+            .flat_map(|(path, ops)| {
+                ops.as_object()
+                    .expect("operations")
+                    .keys()
+                    .map(move |m| (path.as_str(), m.as_str()))
+            })
+            .collect();
+        let routed: BTreeSet<(&str, &str)> =
+            ROUTES.iter().map(|r| (r.path, r.method.name())).collect();
+        assert_eq!(documented, routed);
+        assert_eq!(routed.len(), ROUTES.len(), "no path and method twice");
     }
 
     #[test]
     fn every_reference_resolves() {
-        let doc = document();
+        let doc = document(ROUTES);
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         let mut refs = 0;

@@ -1,7 +1,7 @@
 //! The gateway's request metrics ([`storefront_platform::metrics`]), under the names every service uses:
 //! `storefront_requests_total{service,route,code}` and
 //! `storefront_request_duration_seconds{service,route}` (route = the matched path template,
-//! so SKUs and order ids do not multiply the series; recorded by [`super::limits::enforce`],
+//! so SKUs and order ids do not multiply the series; recorded by [`crate::http::limits::enforce`],
 //! the one middleware of every public route); and its calls to each upstream,
 //! [`UpstreamMetrics`].
 

@@ -66,7 +66,7 @@ pub struct Route {
     #[serde(default)]
     pub upstream: Option<String>,
     /// `host:port` that resolves to each ready pod of the unsharded service (a headless
-    /// Service): calls are spread over them ([`super::balance`]), still addressed to
+    /// Service): calls are spread over them ([`crate::upstream::pool`]), still addressed to
     /// `upstream`; without it, or while it does not resolve, calls go to `upstream`.
     #[serde(default)]
     pub endpoints: Option<String>,

@@ -35,8 +35,11 @@ use kube::{
     api::{Patch, PatchParams},
 };
 
-use super::{Gateway, source::Once};
-use crate::resilience::{BreakerGuard, breaker::State};
+use crate::{
+    Gateway,
+    resilience::{BreakerGuard, breaker::State},
+    routing::source::Once,
+};
 
 /// Condition type of the rate limiter's health.
 pub const RATE_LIMITER_CONDITION: &str = "storefront.dev/RateLimiterHealthy";
@@ -308,8 +311,9 @@ mod tests {
     use super::*;
     use crate::resilience::breaker::BreakerConfig;
     use crate::{
-        table::{RouteTable, Snapshot},
-        upstream::{Deadlines, Outcome, UpstreamGuard},
+        resilience::guard::{Outcome, UpstreamGuard},
+        routing::table::{RouteTable, Snapshot},
+        upstream::Deadlines,
     };
     use storefront_platform::token::{SigningKeys, TokenIssuer};
 

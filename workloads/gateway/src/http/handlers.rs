@@ -1,5 +1,6 @@
-//! One handler per public route. Each checks its input first (4xx before any call), calls
-//! the services through [`Gateway`] (guard, deadline), and maps their failures: the codes a
+//! One handler per public route (its row in [`super::ROUTES`] names it). Each checks its
+//! input first (4xx before any call), calls its row's upstream with its row's retry class
+//! through [`Gateway::call`] (guard, deadline, retries), and maps the failures: the codes a
 //! route expects (a taken email, wrong credentials, an unknown SKU, a reused
 //! Idempotency-Key) to their 4xx, anything else by [`upstream::error`].
 
@@ -19,10 +20,13 @@ use serde::Deserialize;
 use tonic::Code;
 
 use super::{
-    Gateway, SignedIn,
-    call::Retry,
-    json_body,
-    upstream::{self, Refusal},
+    CREATE_ORDER, CREATE_SESSION, CREATE_USER, GET_INVENTORY, GET_ORDER, GET_PRODUCT,
+    GET_RECOMMENDATIONS, LIST_ORDERS, LIST_PRODUCTS, SignedIn, json_body,
+};
+use crate::{
+    Gateway,
+    resilience::guard::Refusal,
+    upstream::{self, Service, call::Retry},
 };
 use storefront_contracts::api::{
     ApiError, CreateOrderRequest, CreateSessionRequest, CreateUserRequest, DEGRADED_HEADER,
@@ -72,16 +76,17 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
         password: r.password,
         name: r.name.unwrap_or_default(),
     };
-    let channel = gw.client("auth")?;
+    let auth = CREATE_USER.service();
+    let channel = gw.client(auth)?;
     let answer = gw
-        .call("auth", channel, Retry::IfNotSent, |c| {
+        .call(auth, channel, CREATE_USER.retry, |c| {
             let request = request.clone();
             async move { AuthClient::new(c).sign_up(request).await }
         })
         .await;
     let user = answer.map_err(|s| match s.code() {
         Code::AlreadyExists => ApiError::new(ErrorKind::Conflict, s.message()),
-        _ => upstream::error("auth", &s),
+        _ => upstream::error(auth, &s),
     })?;
     let body = UserCreated {
         id: user.user_id,
@@ -97,16 +102,17 @@ pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
         email: r.email,
         password: r.password,
     };
-    let channel = gw.client("auth")?;
+    let auth = CREATE_SESSION.service();
+    let channel = gw.client(auth)?;
     let answer = gw
-        .call("auth", channel, Retry::Idempotent, |c| {
+        .call(auth, channel, CREATE_SESSION.retry, |c| {
             let request = request.clone();
             async move { AuthClient::new(c).sign_in(request).await }
         })
         .await;
     let session = answer.map_err(|s| match s.code() {
         Code::Unauthenticated => ApiError::new(ErrorKind::Unauthenticated, s.message()),
-        _ => upstream::error("auth", &s),
+        _ => upstream::error(auth, &s),
     })?;
     let body = Session {
         token: session.token,
@@ -184,14 +190,15 @@ pub async fn list_products(
         limit,
         cursor: query.cursor.unwrap_or_default(),
     };
-    let channel = gw.client("catalog")?;
+    let catalog = LIST_PRODUCTS.service();
+    let channel = gw.client(catalog)?;
     let page = gw
-        .call("catalog", channel, Retry::Idempotent, |c| {
+        .call(catalog, channel, LIST_PRODUCTS.retry, |c| {
             let request = request.clone();
             async move { CatalogClient::new(c).search_products(request).await }
         })
         .await
-        .map_err(|s| upstream::error("catalog", &s))?;
+        .map_err(|s| upstream::error(catalog, &s))?;
     let body = ProductPage {
         items: page.items.into_iter().map(summary).collect(),
         next: Some(page.next).filter(|n| !n.is_empty()),
@@ -226,18 +233,19 @@ pub async fn get_product(
 ) -> Answer {
     let sku = path(sku)?;
     sku_in_path(&sku)?;
-    let channel = gw.client("catalog")?;
+    let catalog = GET_PRODUCT.service();
+    let channel = gw.client(catalog)?;
     let product = gw
-        .call("catalog", channel, Retry::Idempotent, |c| {
+        .call(catalog, channel, GET_PRODUCT.retry, |c| {
             let request = GetProductRequest { sku: sku.clone() };
             async move { CatalogClient::new(c).get_product(request).await }
         })
         .await
-        .map_err(|s| upstream::error("catalog", &s))?;
-    let stock = match gw.shard("inventory", &sku) {
+        .map_err(|s| upstream::error(catalog, &s))?;
+    let stock = match gw.shard(Service::Inventory.name(), &sku) {
         Ok((channel, _)) => {
             let answer = gw
-                .call("inventory", channel, Retry::Idempotent, |c| {
+                .call(Service::Inventory.name(), channel, Retry::Idempotent, |c| {
                     let request = GetStockRequest { sku: sku.clone() };
                     async move { InventoryClient::new(c).get_stock(request).await }
                 })
@@ -280,22 +288,29 @@ pub async fn recommendations(
             "recommendations",
         )
     };
-    if !gw.is_routed("recommendations") {
+    let recommendations = GET_RECOMMENDATIONS.service();
+    if !gw.is_routed(recommendations) {
         return Ok(empty());
     }
-    let Ok(channel) = gw.client("recommendations") else {
+    let Ok(channel) = gw.client(recommendations) else {
         return Ok(empty());
     };
     let within = gw.deadlines().supporting;
     let answer = gw
-        .call_within("recommendations", channel, Retry::IfNotSent, within, |c| {
-            let mut request = tonic::Request::new(BoughtTogetherRequest {
-                sku: sku.clone(),
-                limit: RECOMMENDATIONS,
-            });
-            request.set_timeout(within);
-            async move { RecommendationsClient::new(c).bought_together(request).await }
-        })
+        .call_within(
+            recommendations,
+            channel,
+            GET_RECOMMENDATIONS.retry,
+            within,
+            |c| {
+                let mut request = tonic::Request::new(BoughtTogetherRequest {
+                    sku: sku.clone(),
+                    limit: RECOMMENDATIONS,
+                });
+                request.set_timeout(within);
+                async move { RecommendationsClient::new(c).bought_together(request).await }
+            },
+        )
         .await;
     let skus = match answer {
         Ok(r) => r.skus,
@@ -306,13 +321,13 @@ pub async fn recommendations(
     };
     let mut tasks = tokio::task::JoinSet::new();
     for (i, sku) in skus.into_iter().take(RECOMMENDATIONS as usize).enumerate() {
-        let Ok(channel) = gw.client("catalog") else {
+        let Ok(channel) = gw.client(Service::Catalog.name()) else {
             break;
         };
         let gw = gw.clone();
         tasks.spawn(async move {
             let answer = gw
-                .call("catalog", channel, Retry::Idempotent, |c| {
+                .call(Service::Catalog.name(), channel, Retry::Idempotent, |c| {
                     let request = GetProductRequest { sku: sku.clone() };
                     async move { CatalogClient::new(c).get_product(request).await }
                 })
@@ -391,14 +406,15 @@ pub async fn create_order(
     let request = GetPricesRequest {
         skus: lines.iter().map(|(sku, _)| sku.clone()).collect(),
     };
-    let channel = gw.client("catalog")?;
+    let catalog = Service::Catalog.name();
+    let channel = gw.client(catalog)?;
     let prices = gw
-        .call("catalog", channel, Retry::Idempotent, |c| {
+        .call(catalog, channel, Retry::Idempotent, |c| {
             let request = request.clone();
             async move { CatalogClient::new(c).get_prices(request).await }
         })
         .await
-        .map_err(|s| upstream::error("catalog", &s))?
+        .map_err(|s| upstream::error(catalog, &s))?
         .prices;
     let price_of: BTreeMap<&str, i64> = prices
         .iter()
@@ -424,17 +440,17 @@ pub async fn create_order(
             })
             .collect(),
     };
-    // Orders de-duplicates on the Idempotency-Key: sending it again is safe.
-    let channel = gw.client("orders")?;
+    let orders = CREATE_ORDER.service();
+    let channel = gw.client(orders)?;
     let answer = gw
-        .call("orders", channel, Retry::Idempotent, |c| {
+        .call(orders, channel, CREATE_ORDER.retry, |c| {
             let request = message.clone();
             async move { OrdersClient::new(c).create_order(request).await }
         })
         .await;
     let order = answer.map_err(|s| match s.code() {
         Code::AlreadyExists => ApiError::new(ErrorKind::IdempotencyKeyReused, s.message()),
-        _ => upstream::error("orders", &s),
+        _ => upstream::error(orders, &s),
     })?;
     let body = OrderAccepted {
         order_id: order.order_id,
@@ -457,14 +473,15 @@ pub async fn get_order(
         order_id: id,
         user_id: user.sub.clone(),
     };
-    let channel = gw.client("orders")?;
+    let orders = GET_ORDER.service();
+    let channel = gw.client(orders)?;
     let order = gw
-        .call("orders", channel, Retry::Idempotent, |c| {
+        .call(orders, channel, GET_ORDER.retry, |c| {
             let request = request.clone();
             async move { OrdersClient::new(c).get_order(request).await }
         })
         .await
-        .map_err(|s| upstream::error("orders", &s))?;
+        .map_err(|s| upstream::error(orders, &s))?;
     Ok(Json(order_view(order)).into_response())
 }
 
@@ -474,14 +491,15 @@ pub async fn list_orders(State(gw): State<Gateway>, SignedIn(user): SignedIn) ->
         user_id: user.sub.clone(),
         limit: 0,
     };
-    let channel = gw.client("orders")?;
+    let orders = LIST_ORDERS.service();
+    let channel = gw.client(orders)?;
     let list = gw
-        .call("orders", channel, Retry::Idempotent, |c| {
+        .call(orders, channel, LIST_ORDERS.retry, |c| {
             let request = request.clone();
             async move { OrdersClient::new(c).list_orders(request).await }
         })
         .await
-        .map_err(|s| upstream::error("orders", &s))?;
+        .map_err(|s| upstream::error(orders, &s))?;
     let body = OrderList {
         items: list.orders.into_iter().map(order_view).collect(),
     };
@@ -496,14 +514,14 @@ pub async fn get_inventory(
 ) -> Answer {
     let sku = path(sku)?;
     sku_in_path(&sku)?;
-    let (channel, _epoch) = gw.shard("inventory", &sku)?;
+    let (channel, _epoch) = gw.shard(GET_INVENTORY.service(), &sku)?;
     let stock = gw
-        .call("inventory", channel, Retry::Idempotent, |c| {
+        .call(GET_INVENTORY.service(), channel, GET_INVENTORY.retry, |c| {
             let request = GetStockRequest { sku: sku.clone() };
             async move { InventoryClient::new(c).get_stock(request).await }
         })
         .await
-        .map_err(|s| upstream::error("inventory", &s))?;
+        .map_err(|s| upstream::error(GET_INVENTORY.service(), &s))?;
     let body = InventoryView {
         sku: stock.sku,
         stock: stock.stock,

@@ -19,10 +19,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{Gateway, table::RouteTable};
-use crate::ratelimit::{
-    cluster::{Policy, Verdict},
-    gcra::Rate,
+use crate::{
+    Gateway,
+    ratelimit::{
+        cluster::{Policy, Verdict},
+        gcra::Rate,
+    },
+    routing::table::RouteTable,
+    upstream::Service,
 };
 use storefront_contracts::api::{ApiError, ErrorKind};
 
@@ -31,16 +35,16 @@ pub const GATEWAY_SCOPE: &str = "gateway";
 /// The header that says the limiter runs on its local fallback.
 pub const MODE_HEADER: &str = "storefront-ratelimit";
 
-/// The service a public route serves (its budget's scope); `None` for the API document.
-pub fn service_of(route: &str) -> Option<&'static str> {
-    Some(match route {
-        "/api/v1/users" | "/api/v1/sessions" => "auth",
-        "/api/v1/products" | "/api/v1/products/{sku}" => "catalog",
-        "/api/v1/products/{sku}/recommendations" => "recommendations",
-        "/api/v1/orders" | "/api/v1/orders/{id}" => "orders",
-        "/api/v1/inventory/{sku}" => "inventory",
-        _ => return None,
-    })
+/// The scope of the budget a request to `path` (a route's template) spends after the
+/// shop-wide one: its row's upstream in the route table ([`super::ROUTES`]; every method of a
+/// path has the same one, so a 405 spends it too). `None` for the API document (not
+/// limited) and for paths not in the table.
+pub fn scope_of(path: &str) -> Option<&'static str> {
+    super::ROUTES
+        .iter()
+        .find(|r| r.path == path)
+        .and_then(|r| r.upstream)
+        .map(Service::name)
 }
 
 /// The budgets of a route table; an invalid one (0 or absurd) is an error naming it.
@@ -128,7 +132,7 @@ pub async fn enforce(
 ) -> Response {
     let started = std::time::Instant::now();
     let limiter = gw.limiter();
-    let service = matched.as_ref().and_then(|m| service_of(m.as_str()));
+    let service = matched.as_ref().and_then(|m| scope_of(m.as_str()));
     let mut verdicts = Vec::with_capacity(2);
     if service.is_some() {
         for scope in [Some(GATEWAY_SCOPE), service].into_iter().flatten() {
@@ -190,11 +194,19 @@ mod tests {
     }
 
     #[test]
-    fn every_public_route_has_a_service_and_the_document_none() {
-        for (path, _) in super::super::openapi::ROUTES {
-            let expected = !path.ends_with("openapi.json");
-            assert_eq!(service_of(path).is_some(), expected, "{path}");
+    fn every_public_route_has_a_scope_and_the_document_none() {
+        for route in super::super::ROUTES {
+            let expected = !route.path.ends_with("openapi.json");
+            assert_eq!(scope_of(route.path).is_some(), expected, "{}", route.path);
+            // Every method of a path spends the same budget (the lookup is by path).
+            assert_eq!(
+                scope_of(route.path),
+                route.upstream.map(Service::name),
+                "{}",
+                route.path
+            );
         }
+        assert_eq!(scope_of("/api/v1/nothing"), None);
     }
 
     #[test]
@@ -240,7 +252,7 @@ mod tests {
         // The table's own parse refuses a zero; the limiter's bound (one per µs) is
         // checked here, whatever a table let through.
         let mut absurd = table.clone();
-        absurd.routes[0].rate_limit = Some(super::super::table::RateLimit {
+        absurd.routes[0].rate_limit = Some(crate::routing::table::RateLimit {
             requests_per_minute: 70_000_000,
             burst: 1,
         });
