@@ -1,0 +1,120 @@
+//! What every pod gets: datastores, JWT keys, ports, database schemas, extra env.
+
+use super::*;
+
+#[test]
+fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
+    for dep in &d.deployments {
+        let env = env_of(dep);
+        let name = dep.name_any();
+        for (var, want) in [
+            ("DATABASE_URL", "secret:storefront-postgres/url"),
+            (
+                "DATABASE_READ_REPLICA_URL",
+                "secret:storefront-postgres-replica/url",
+            ),
+            ("REDIS_URL", "secret:storefront-redis/url"),
+            ("NATS_URL", "secret:storefront-nats/url"),
+            ("JWT_KEYS_DIR", "/etc/storefront/jwt"),
+            ("HTTP_ADDR", "0.0.0.0:8080"),
+            ("GRPC_ADDR", "0.0.0.0:50051"),
+        ] {
+            assert_eq!(env.get(var).map(String::as_str), Some(want), "{name} {var}");
+        }
+        assert_eq!(
+            mounts_of(dep)["/etc/storefront/jwt"],
+            "secret:acme-jwt",
+            "{name}"
+        );
+        let probe = pod_spec(dep).containers[0]
+            .readiness_probe
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            probe.http_get.as_ref().unwrap().path.as_deref(),
+            Some("/readyz")
+        );
+    }
+    assert_eq!(d.generated_jwt_secret.as_deref(), Some("acme-jwt"));
+}
+
+#[test]
+fn a_named_jwt_secret_is_mounted_and_none_generated() {
+    let mut sf = sample_storefront();
+    sf.spec.security = Some(storefront_crds::storefront::Security {
+        jwt_secret_name: Some("platform-jwt".into()),
+        ..Default::default()
+    });
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
+    assert_eq!(d.generated_jwt_secret, None);
+    for dep in &d.deployments {
+        assert_eq!(mounts_of(dep)["/etc/storefront/jwt"], "secret:platform-jwt");
+    }
+}
+
+#[test]
+fn database_schemas_are_per_namespace_and_fit_postgres() {
+    use super::database_schema;
+    assert_eq!(
+        database_schema("shop", "acme", "orders"),
+        "shop_acme_orders"
+    );
+    assert_eq!(
+        database_schema("e2e-x", "acme.eu", "inventory_3"),
+        "e2e_x_acme_eu_inventory_3"
+    );
+    assert_ne!(
+        database_schema("a", "acme", "orders"),
+        database_schema("b", "acme", "orders")
+    );
+    let long_ns = "n".repeat(63);
+    let a = database_schema(&long_ns, "acme", "inventory_1");
+    let b = database_schema(&long_ns, "acme", "inventory_2");
+    assert_eq!((a.len(), b.len()), (63, 63));
+    assert_ne!(a, b, "the hash keeps long names apart");
+}
+
+#[test]
+fn extra_env_comes_first_so_the_operators_own_wins() {
+    let mut sf = sample_storefront();
+    let svc = sf.spec.services.get_mut("payments").expect("payments");
+    svc.env = vec![
+        storefront_crds::storefront::EnvVarSpec {
+            name: "PAYMENT_FAILURE_RATE".into(),
+            value: "0".into(),
+        },
+        storefront_crds::storefront::EnvVarSpec {
+            name: "DATABASE_SCHEMA".into(),
+            value: "hijack".into(),
+        },
+    ];
+    let d = desired(&sf, &[], now(), &Default::default()).unwrap();
+    let pay = d
+        .deployments
+        .iter()
+        .find(|d| d.metadata.name.as_deref() == Some("acme-payments"))
+        .expect("payments deployment");
+    let envs = pay
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(envs[0].name, "PAYMENT_FAILURE_RATE");
+    let schema: Vec<_> = envs
+        .iter()
+        .filter(|e| e.name == "DATABASE_SCHEMA")
+        .map(|e| e.value.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        schema.last().map(String::as_str),
+        Some("shop_acme_payments")
+    );
+}
