@@ -7,7 +7,7 @@ use sqlx::{PgPool, Row};
 use super::service::{StoreError, User, UserStore};
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db::{self, validate_schema};
+use storefront_platform::db::{self, Migration, validate_schema};
 
 impl DatastoreFailure for StoreError {
     fn is_datastore_failure(&self) -> bool {
@@ -48,24 +48,28 @@ impl PgUserStore {
         &self.pool
     }
 
-    /// Creates the schema and table if missing (serialized by an advisory lock).
+    /// Brings the schema to its last version ([`db::migrate`]; every replica may run it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let s = &self.schema;
         db::migrate(
             &self.pool,
-            "auth",
             s,
-            &[
-                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".users (
+            "auth",
+            vec![Migration::new(
+                1,
+                "the auth tables",
+                vec![
+                    format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".users (
                     id text PRIMARY KEY,
                     email text NOT NULL UNIQUE,
                     name text,
                     password_hash text NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now())"#
-                ),
-            ],
+                    ),
+                ],
+            )],
         )
         .await
         .map_err(unavailable)

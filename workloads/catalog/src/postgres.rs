@@ -5,29 +5,16 @@
 //! `postgres-replica`, [`PgCatalog::replica`]) request ([`storefront_platform::datastore_metrics`]).
 
 use sqlx::{AssertSqlSafe, PgPool, Row, postgres::PgRow};
-use thiserror::Error;
 
 use super::seed::Product;
-use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
+use storefront_platform::datastore_metrics::{Datastore, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db::{self, validate_schema};
+use storefront_platform::db::{self, Migration, validate_schema};
 
 /// Catalog store failures.
-#[derive(Debug, Error)]
-pub enum PgCatalogError {
-    #[error("failed to query PostgreSQL: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
-    Schema(String),
-}
+pub type PgCatalogError = db::StoreError;
 
 type Result<T> = std::result::Result<T, PgCatalogError>;
-
-impl DatastoreFailure for PgCatalogError {
-    fn is_datastore_failure(&self) -> bool {
-        matches!(self, PgCatalogError::Db(_))
-    }
-}
 
 /// Products in PostgreSQL.
 #[derive(Clone)]
@@ -55,7 +42,7 @@ fn product(row: &PgRow) -> std::result::Result<Product, sqlx::Error> {
 impl PgCatalog {
     /// Connects a pool whose `search_path` is `schema`.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
-        validate_schema(schema).map_err(|_| PgCatalogError::Schema(schema.to_string()))?;
+        validate_schema(schema)?;
         let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
@@ -82,10 +69,14 @@ impl PgCatalog {
         &self.pool
     }
 
-    /// Creates the schema and table if missing (serialized by an advisory lock).
+    /// Brings the schema to its last version ([`db::migrate`]; every replica may run it).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
-        db::migrate(&self.pool, "catalog", s, &[
+        db::migrate(
+            &self.pool,
+            s,
+            "catalog",
+            vec![Migration::new(1, "the catalog tables", vec![
             format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
             format!(
                 r#"CREATE TABLE IF NOT EXISTS "{s}".products (
@@ -103,7 +94,8 @@ impl PgCatalog {
             format!(
                 r#"CREATE INDEX IF NOT EXISTS products_by_category ON "{s}".products (category, sku)"#
             ),
-        ]).await?;
+        ])],
+        ).await?;
         Ok(())
     }
 

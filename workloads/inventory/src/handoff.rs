@@ -38,7 +38,8 @@ use storefront_crds::ring::shard_of;
 use thiserror::Error;
 
 use super::postgres::{
-    PgInventoryError, RING_LOCK, RingPlace, RingView, ring_ddl, settle_held, shard_ddl,
+    PgInventoryError, RING_LOCK, RingPlace, RingView, ring_migrations, settle_held,
+    shard_migrations,
 };
 use storefront_platform::db;
 
@@ -209,10 +210,10 @@ impl Handoff {
     /// The schemas and tables of shards `0..shards` exist.
     pub async fn prepare(&self, shards: u32) -> Result<()> {
         let r = self.place.ring_schema();
-        db::migrate(&self.pool, "inventory", &r, &ring_ddl(&r)).await?;
+        db::migrate(&self.pool, &r, "ring", ring_migrations(&r)).await?;
         for i in 0..shards {
             let s = self.place.schema_of(i);
-            db::migrate(&self.pool, "inventory", &s, &shard_ddl(&s, &r)).await?;
+            db::migrate(&self.pool, &s, "inventory", shard_migrations(&s, &r)).await?;
         }
         Ok(())
     }

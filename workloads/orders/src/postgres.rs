@@ -32,15 +32,15 @@ use super::{
 };
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db::{self, validate_schema};
+use storefront_platform::db::{self, Migration, validate_schema};
 
 /// Failures of the orders store.
 #[derive(Debug, Error)]
 pub enum PgOrdersError {
     #[error("failed to query PostgreSQL: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(#[from] db::BadSchema),
     #[error("order {0} changed meanwhile; reload and decide again")]
     Concurrent(String),
     #[error("failed to fold the history of order {order_id}: {source}")]
@@ -114,7 +114,7 @@ pub struct PgOrders {
 impl PgOrders {
     /// Connects a pool whose `search_path` is `schema`.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
-        validate_schema(schema).map_err(|_| PgOrdersError::Schema(schema.to_string()))?;
+        validate_schema(schema)?;
         let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
@@ -132,66 +132,70 @@ impl PgOrders {
         &self.schema
     }
 
-    /// Creates the schema and tables if missing (serialized by an advisory lock).
+    /// Brings the schema to its last version ([`db::migrate`]; every replica may run it).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
         db::migrate(
             &self.pool,
-            "orders",
             s,
-            &[
-                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
+            "orders",
+            vec![Migration::new(
+                1,
+                "the orders tables",
+                vec![
+                    format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
                     order_id text NOT NULL,
                     seq bigint NOT NULL CHECK (seq >= 1),
                     type text NOT NULL,
                     payload jsonb NOT NULL,
                     recorded_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (order_id, seq))"#
-                ),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
+                    ),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
                     order_id text PRIMARY KEY,
                     user_id text NOT NULL,
                     created_at bigint NOT NULL)"#
-                ),
-                format!(
-                    r#"CREATE INDEX IF NOT EXISTS order_index_by_user
+                    ),
+                    format!(
+                        r#"CREATE INDEX IF NOT EXISTS order_index_by_user
                     ON "{s}".order_index (user_id, created_at DESC, order_id DESC)"#
-                ),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
+                    ),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
                     user_id text NOT NULL,
                     key text NOT NULL,
                     fingerprint text NOT NULL,
                     order_id text NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (user_id, key))"#
-                ),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
+                    ),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
                     id bigserial PRIMARY KEY,
                     message_id text NOT NULL UNIQUE,
                     subject text NOT NULL,
                     payload jsonb NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     published_at timestamptz)"#
-                ),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".open_orders (
+                    ),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".open_orders (
                     order_id text PRIMARY KEY,
                     created_at bigint NOT NULL)"#
-                ),
-                format!(
-                    r#"CREATE INDEX IF NOT EXISTS open_orders_by_age
+                    ),
+                    format!(
+                        r#"CREATE INDEX IF NOT EXISTS open_orders_by_age
                     ON "{s}".open_orders (created_at)"#
-                ),
-                format!(
-                    r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
+                    ),
+                    format!(
+                        r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
                     ON "{s}".outbox (id) WHERE published_at IS NULL"#
-                ),
-            ],
+                    ),
+                ],
+            )],
         )
         .await?;
         Ok(())

@@ -21,7 +21,7 @@ use thiserror::Error;
 use super::domain::{Begin, ChargeResult, LedgerError};
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db::{self, validate_schema};
+use storefront_platform::db::{self, Migration, validate_schema};
 
 /// Failures of the ledger.
 #[derive(Debug, Error)]
@@ -30,8 +30,8 @@ pub enum PgLedgerError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(#[from] db::BadSchema),
     #[error("failed to read the charge of order {order_id}: {detail}")]
     Corrupt { order_id: String, detail: String },
 }
@@ -72,7 +72,7 @@ impl PgLedger {
         max_connections: u32,
         lease: Duration,
     ) -> Result<Self> {
-        validate_schema(schema).map_err(|_| PgLedgerError::Schema(schema.to_string()))?;
+        validate_schema(schema)?;
         let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
@@ -86,17 +86,20 @@ impl PgLedger {
         &self.pool
     }
 
-    /// Creates the schema and table if missing (serialized by an advisory lock).
+    /// Brings the schema to its last version ([`db::migrate`]; every replica may run it).
     pub async fn migrate(&self) -> Result<()> {
         let s = &self.schema;
         db::migrate(
             &self.pool,
-            "payments",
             s,
-            &[
-                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".charges (
+            "payments",
+            vec![Migration::new(
+                1,
+                "the payments tables",
+                vec![
+                    format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".charges (
                     order_id text PRIMARY KEY,
                     amount_cents bigint NOT NULL CHECK (amount_cents > 0),
                     state text NOT NULL
@@ -105,8 +108,9 @@ impl PgLedger {
                     charge_id text,
                     reason text,
                     updated_at timestamptz NOT NULL DEFAULT now())"#
-                ),
-            ],
+                    ),
+                ],
+            )],
         )
         .await?;
         Ok(())

@@ -12,27 +12,14 @@
 use sqlx::{PgPool, Row};
 
 use super::domain::{basket, pairs};
-use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
+use storefront_platform::datastore_metrics::{Datastore, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db::{self, validate_schema};
+use storefront_platform::db::{self, Migration, validate_schema};
 
 /// Failures of the store.
-#[derive(Debug, thiserror::Error)]
-pub enum PgRecommendationsError {
-    #[error("failed to query PostgreSQL: {0}")]
-    Db(#[from] sqlx::Error),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
-    Schema(String),
-}
+pub type PgRecommendationsError = db::StoreError;
 
 type Result<T> = std::result::Result<T, PgRecommendationsError>;
-
-/// Only a failed query is the datastore's failure; the rest are answers.
-impl DatastoreFailure for PgRecommendationsError {
-    fn is_datastore_failure(&self) -> bool {
-        matches!(self, PgRecommendationsError::Db(_))
-    }
-}
 
 /// What a confirmation did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +42,7 @@ pub struct PgRecommendations {
 impl PgRecommendations {
     /// Connects a pool whose `search_path` is `schema`.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
-        validate_schema(schema).map_err(|_| PgRecommendationsError::Schema(schema.to_string()))?;
+        validate_schema(schema)?;
         let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
@@ -73,25 +60,29 @@ impl PgRecommendations {
         let s = &self.schema;
         db::migrate(
             &self.pool,
-            "recommendations",
             s,
-            &[
-                format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".baskets (
+            "recommendations",
+            vec![Migration::new(
+                1,
+                "the recommendations tables",
+                vec![
+                    format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".baskets (
                     order_id text PRIMARY KEY,
                     skus text[] NOT NULL,
                     state text NOT NULL CHECK (state IN ('pending', 'counted', 'dropped')))"#
-                ),
-                format!(
-                    r#"CREATE TABLE IF NOT EXISTS "{s}".pairs (
+                    ),
+                    format!(
+                        r#"CREATE TABLE IF NOT EXISTS "{s}".pairs (
                     sku text NOT NULL,
                     other text NOT NULL,
                     n bigint NOT NULL,
                     PRIMARY KEY (sku, other))"#
-                ),
-                format!(r#"CREATE INDEX IF NOT EXISTS pairs_top ON "{s}".pairs (sku, n DESC)"#),
-            ],
+                    ),
+                    format!(r#"CREATE INDEX IF NOT EXISTS pairs_top ON "{s}".pairs (sku, n DESC)"#),
+                ],
+            )],
         )
         .await?;
         Ok(())

@@ -15,6 +15,7 @@ mod gateway_bad_input;
 mod gateway_support;
 mod inventory_handoff;
 mod inventory_postgres;
+mod migrations;
 mod orders_grpc;
 mod orders_postgres;
 mod payments_postgres;

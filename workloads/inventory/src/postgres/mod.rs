@@ -50,7 +50,7 @@ use super::domain::{
 };
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;
-use storefront_platform::db;
+use storefront_platform::db::{self, Migration};
 
 /// Failures of the PostgreSQL store.
 #[derive(Debug, Error)]
@@ -59,8 +59,8 @@ pub enum PgInventoryError {
     Db(#[from] sqlx::Error),
     #[error(transparent)]
     Input(#[from] InventoryError),
-    #[error("invalid schema name {0:?}: use 1 to 63 of a-z, 0-9 and _")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(#[from] db::BadSchema),
     #[error(
         "SKU {sku} belongs to shard {owner} of {shards} at ring epoch {epoch}; reload the ring"
     )]
@@ -115,6 +115,34 @@ impl RingPlace {
     pub fn ring_schema(&self) -> String {
         format!("{}ring", self.prefix)
     }
+}
+
+/// The versions of a shard's schema (`"<schema>".inventory_migrations`).
+pub(crate) fn shard_migrations(schema: &str, settled_schema: &str) -> Vec<Migration> {
+    vec![Migration::new(
+        1,
+        "the stock and order lines tables",
+        shard_ddl(schema, settled_schema),
+    )]
+}
+
+/// The versions of the settled orders' table of a store without a ring
+/// (`"<schema>".settled_migrations`).
+pub(crate) fn settled_migrations(schema: &str) -> Vec<Migration> {
+    vec![Migration::new(
+        1,
+        "the settled orders table",
+        settled_ddl(schema),
+    )]
+}
+
+/// The versions of the ring's schema (`"<ring schema>".ring_migrations`).
+pub(crate) fn ring_migrations(ring_schema: &str) -> Vec<Migration> {
+    vec![Migration::new(
+        1,
+        "the ring, settled orders and handoffs tables",
+        ring_ddl(ring_schema),
+    )]
 }
 
 /// The DDL of a shard's schema: its stock and its order lines; an older `holds` table (one
@@ -222,7 +250,7 @@ impl PgInventory {
     /// Connects a pool whose `search_path` is `schema` (which [`PgInventory::migrate`] creates),
     /// for a store that owns every SKU.
     pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
-        db::validate_schema(schema).map_err(|_| PgInventoryError::Schema(schema.to_string()))?;
+        db::validate_schema(schema)?;
         let pool = db::schema_pool(url, schema, max_connections).await?;
         Ok(Self {
             pool,
@@ -235,7 +263,7 @@ impl PgInventory {
     pub async fn connect_shard(url: &str, place: RingPlace, max_connections: u32) -> Result<Self> {
         let mut store = Self::connect(url, &place.schema_of(place.index), max_connections).await?;
         let ring = place.ring_schema();
-        db::validate_schema(&ring).map_err(|_| PgInventoryError::Schema(ring))?;
+        db::validate_schema(&ring)?;
         store.ring = Some(place);
         Ok(store)
     }
@@ -264,21 +292,30 @@ impl PgInventory {
         let settled = self.settled_schema();
         if let Some(place) = &self.ring {
             let r = place.ring_schema();
-            let mut ddl = ring_ddl(&r);
-            ddl.push(format!(
+            db::migrate(&self.pool, &r, "ring", ring_migrations(&r)).await?;
+            sqlx::query(AssertSqlSafe(format!(
                 r#"INSERT INTO "{r}".ring (service, epoch, shards, prefix)
-                VALUES ('inventory', {epoch}, {shards}, '{}') ON CONFLICT (service) DO NOTHING"#,
-                place.prefix
-            ));
-            db::migrate(&self.pool, "inventory", &r, &ddl).await?;
+                VALUES ('inventory', $1, $2, $3) ON CONFLICT (service) DO NOTHING"#
+            )))
+            .bind(epoch)
+            .bind(i32::try_from(shards).unwrap_or(i32::MAX))
+            .bind(&place.prefix)
+            .execute(&self.pool)
+            .await?;
         } else {
-            db::migrate(&self.pool, "inventory", &settled, &settled_ddl(&settled)).await?;
+            db::migrate(
+                &self.pool,
+                &settled,
+                "settled",
+                settled_migrations(&settled),
+            )
+            .await?;
         }
         db::migrate(
             &self.pool,
-            "inventory",
             &self.schema,
-            &shard_ddl(&self.schema, &settled),
+            "inventory",
+            shard_migrations(&self.schema, &settled),
         )
         .await?;
         Ok(())
