@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use ratatui::{Terminal, backend::TestBackend};
 use storefront_console::{
-    app::{Action, Update, View},
-    fixtures, ui,
+    fixtures,
+    state::{Action, Update, View},
+    ui,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -7,9 +7,9 @@ use serde_json::json;
 use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
 use crate::{
-    app::{Action, App, Scope, Settings, Update},
     metrics::{Circuit, EdgeTraffic, PromSnapshot, ServiceKey, ServiceMetrics, StoreTraffic},
     model::{DeploymentInfo, EventInfo, PodInfo},
+    state::{Action, App, Scope, Settings, Update},
 };
 
 /// The fixed "now" of every fixture: noon on Black Friday 2026.

@@ -5,7 +5,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use crate::app::{Action, Mode, Overlay, View};
+use crate::state::{Action, Mode, Overlay, View};
 
 /// The action for `key`, if any.
 pub fn action(key: KeyEvent, mode: &Mode, overlay: &Overlay) -> Option<Action> {

@@ -2,14 +2,17 @@
 //! and failure points of the shops in a cluster, from kube-rs watches and Prometheus.
 //!
 //! ```text
-//!  sources (I/O)                         app (state)                ui (pure)
+//!  sources (I/O)                         app (update)               ui (pure)
 //!  kube watchers ──┐                     ┌──────────────┐          ┌──────────┐
 //!  Prometheus poll ┼─ Update ─▶ channel ─▶ App::update  ├─ &App ──▶ ui::draw  ├─▶ terminal
-//!  keys (crossterm)┘   Action            │ (view models)│          └──────────┘
+//!  keys (crossterm)┘   Action            │ (state::App) │          └──────────┘
 //!                                        └──────────────┘
 //! ```
 //!
-//! * [`app`]: state and [`app::App::update`]; [`keys`]: key → action; [`palette`]: `:` commands.
+//! * [`state`]: the state ([`state::App`]) and what can happen to it ([`state::Action`]);
+//!   [`app`]: the one place it changes ([`state::App::update`]); [`keys`]: key → action;
+//!   [`palette`]: `:` commands. Views, keys, palette and `ui` depend on `state`, never on
+//!   `app`.
 //! * View models, pure and unit-tested: [`topology`] (layered graph and its terminal layout),
 //!   [`failures`] (what is broken, newest first), [`metrics`] (PromQL, rates from counters,
 //!   staleness), [`views`] (table rows and detail panes), [`model`] (trimmed kube objects).
@@ -28,6 +31,7 @@ pub mod model;
 pub mod palette;
 pub mod run;
 pub mod sources;
+pub mod state;
 pub mod topology;
 pub mod ui;
 pub mod views;

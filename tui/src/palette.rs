@@ -4,7 +4,7 @@
 //! Commands: the view names (`topology`, `services`, `shards`, `sales`, `failures`,
 //! `events`), `sf <name>`, `ns <namespace|all>`, `pick`, `sort`, `help`, `quit`.
 
-use crate::app::{Action, View};
+use crate::state::{Action, View};
 
 /// A parsed palette command.
 #[derive(Clone, Debug)]

@@ -12,9 +12,9 @@ use ratatui::crossterm::event::{self, Event};
 use tokio::sync::mpsc;
 
 use crate::{
-    app::{Action, App, Scope, Settings, Update},
     diagram, fixtures, keys,
     sources::{self, SourceConfig},
+    state::{Action, App, Scope, Settings, Update},
     topology, ui,
 };
 

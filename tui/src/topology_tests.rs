@@ -5,7 +5,7 @@
 use super::*;
 use crate::fixtures;
 
-fn acme(app: &crate::app::App) -> Topology {
+fn acme(app: &crate::state::App) -> Topology {
     build(app.focus().unwrap(), &app.cluster, &app.prom, &app.failures)
 }
 
@@ -73,9 +73,9 @@ fn failures_and_empty_replicas_turn_nodes_red() {
         .find(|d| d.name == "acme-inventory-2")
         .unwrap()
         .ready = 0;
-    app.update(crate::app::Action::Data(crate::app::Update::Deployments(
-        deps,
-    )));
+    app.update(crate::state::Action::Data(
+        crate::state::Update::Deployments(deps),
+    ));
     let topo = acme(&app);
     let failed: Vec<_> = topo
         .nodes
@@ -93,9 +93,9 @@ fn without_a_gateway_clients_reach_services_directly_and_undeclared_stores_are_a
     let mut sf = app.cluster.storefronts[0].clone();
     sf.spec.services.remove("gateway");
     sf.spec.datastores = None;
-    app.update(crate::app::Action::Data(crate::app::Update::Storefronts(
-        vec![sf],
-    )));
+    app.update(crate::state::Action::Data(
+        crate::state::Update::Storefronts(vec![sf]),
+    ));
     let topo = acme(&app);
     assert_eq!(topo.layer(1).count(), 0);
     assert_eq!(topo.layer(4).count(), 0);

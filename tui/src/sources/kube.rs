@@ -27,8 +27,8 @@ use storefront_crds::{FlashSale, ServiceShard, Storefront};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    app::Update,
     model::{DeploymentInfo, EventInfo, MANAGED_SELECTOR, PodInfo},
+    state::Update,
 };
 
 /// Most Events kept (newest by last time).

@@ -5,7 +5,7 @@
 //!   store and sends the whole list on change (coalesced per burst).
 //! * [`prometheus`]: polls the console's PromQL on an interval with prometheus-http-query.
 //!
-//! Failures are reported as [`crate::app::Update`]s (`ApiError`, `Prometheus(Err)`), never
+//! Failures are reported as [`crate::state::Update`]s (`ApiError`, `Prometheus(Err)`), never
 //! panics; watchers back off and re-list by themselves, the poller simply tries again.
 
 pub mod kube;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
-use crate::app::Update;
+use crate::state::Update;
 
 /// What to watch and poll.
 #[derive(Clone, Debug)]

@@ -13,11 +13,11 @@ use prometheus_http_query::{Client, response::Data};
 use tokio::sync::mpsc;
 
 use crate::{
-    app::Update,
     metrics::{
         Circuit, EdgeTraffic, OperatorMetrics, PromSnapshot, ServiceKey, ServiceMetrics,
         StoreTraffic, queries,
     },
+    state::Update,
 };
 
 /// How long one poll may take before it counts as failed.

@@ -27,8 +27,8 @@ use ratatui::{
 };
 
 use crate::{
-    app::{App, Mode, Overlay, View},
     metrics::{Freshness, fmt_age},
+    state::{App, Mode, Overlay, View},
 };
 
 /// Core transactional services.

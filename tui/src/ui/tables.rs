@@ -11,8 +11,8 @@ use ratatui::{
 
 use super::{CORE, FAILURE, SUPPORTING, empty_text, metric_style, metrics_age};
 use crate::{
-    app::App,
     metrics::{Circuit, fmt_age, fmt_latency, fmt_percent, fmt_rate},
+    state::App,
     views::{self, countdown, opt},
 };
 use storefront_crds::Tier;

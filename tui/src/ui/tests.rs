@@ -7,8 +7,9 @@ use ratatui::style::Color;
 
 use super::{FAILURE, render, to_text};
 use crate::{
-    app::{Action, App, View},
-    diagram, fixtures, topology,
+    diagram, fixtures,
+    state::{Action, App, View},
+    topology,
 };
 
 fn frame(app: &App, view: View) -> String {
@@ -193,7 +194,7 @@ fn svg_diagram_has_every_node_in_its_class_color() {
 
 #[test]
 fn nothing_reachable_from_the_start() {
-    use crate::app::{Scope, Settings, Update};
+    use crate::state::{Scope, Settings, Update};
     let mut app = App::new(
         fixtures::now(),
         Settings {

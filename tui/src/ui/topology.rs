@@ -22,8 +22,8 @@ use ratatui::{
 
 use super::{CORE, FAILURE, SUPPORTING, empty_text, metric_style, metrics_age};
 use crate::{
-    app::App,
     metrics::{fmt_age, fmt_latency, fmt_percent, fmt_rate},
+    state::App,
     topology::{self, Node, NodeClass, Topology},
     views::{self, countdown, opt},
 };
