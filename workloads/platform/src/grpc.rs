@@ -10,8 +10,8 @@
 //!
 //! Signing and verifying Ed25519 tokens costs CPU on every call, so both ends cache: a
 //! caller reuses its token to a callee for the first half of its lifetime, and a callee
-//! remembers the tokens it verified (until they expire) — a repeated token costs a map
-//! lookup, a new or tampered one the full check.
+//! remembers the tokens it verified (until they expire, in a bounded cache) — a repeated
+//! token costs a cache lookup, a new or tampered one the full check.
 //!
 //! Transport security is a switch: with `GRPC_TLS_DIR` set (a mounted Secret with `ca.crt`,
 //! `tls.crt`, `tls.key`, the layout cert-manager writes), every server requires a client
@@ -21,7 +21,6 @@
 //! stays either way.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
@@ -35,7 +34,7 @@ use tonic::{
 
 use crate::token::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
 
-/// Verified tokens a server remembers at most (the map is cleared when full).
+/// Verified tokens a server remembers at most.
 const VERIFIED_CACHE: usize = 1024;
 
 /// The gRPC port every service listens on (the operator's Services point at it).
@@ -211,14 +210,14 @@ pub fn bearer<T>(request: &Request<T>) -> Option<&str> {
 }
 
 /// Tokens verified before, with their claims, until they expire: a repeated token costs a
-/// map lookup instead of a signature check. Bounded (cleared when full); only valid tokens
-/// are remembered, and an expired one is checked again (and refused).
+/// cache lookup instead of a signature check. Bounded by quick_cache (S3-FIFO eviction: a
+/// burst of one-off tokens does not push out the tokens in steady use); only valid tokens
+/// are remembered, and an expired one is checked again (and refused). quick_cache hashes with
+/// foldhash, not SipHash: only verified tokens are inserted, so nobody can fill it with
+/// colliding keys, and a token is ~250 bytes to hash on every request.
 #[derive(Clone, Debug)]
 pub struct VerifiedTokens {
-    /// foldhash rather than SipHash: only verified tokens are inserted, so nobody can fill
-    /// the map with colliding keys, and a token is ~250 bytes to hash on every request.
-    map: Arc<Mutex<HashMap<String, Arc<Claims>, foldhash::fast::RandomState>>>,
-    capacity: usize,
+    cache: Arc<quick_cache::sync::Cache<String, Arc<Claims>>>,
 }
 
 impl Default for VerifiedTokens {
@@ -229,11 +228,10 @@ impl Default for VerifiedTokens {
 }
 
 impl VerifiedTokens {
-    /// Room for `capacity` tokens.
+    /// Room for about `capacity` tokens.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            map: Arc::default(),
-            capacity: capacity.max(1),
+            cache: Arc::new(quick_cache::sync::Cache::new(capacity.max(1))),
         }
     }
 
@@ -244,25 +242,19 @@ impl VerifiedTokens {
         now: i64,
         verify: impl FnOnce() -> Result<Claims, E>,
     ) -> Result<Arc<Claims>, E> {
-        if let Ok(cache) = self.map.lock()
-            && let Some(claims) = cache.get(token)
+        if let Some(claims) = self.cache.get(token)
             && now <= claims.exp.saturating_add(crate::token::LEEWAY_SECS)
         {
-            return Ok(Arc::clone(claims));
+            return Ok(claims);
         }
         let claims = Arc::new(verify()?);
-        if let Ok(mut cache) = self.map.lock() {
-            if cache.len() >= self.capacity {
-                cache.clear();
-            }
-            cache.insert(token.to_string(), Arc::clone(&claims));
-        }
+        self.cache.insert(token.to_string(), Arc::clone(&claims));
         Ok(claims)
     }
 
     /// Tokens remembered.
     pub fn len(&self) -> usize {
-        self.map.lock().map_or(0, |c| c.len())
+        self.cache.len()
     }
 
     /// Whether none is remembered.
@@ -376,6 +368,38 @@ impl Interceptor for ServiceTokenAttacher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_verified_token_cache_is_bounded_and_keeps_a_token_in_use_through_a_flood() {
+        let claims = |sub: &str| Claims {
+            iss: "storefront".into(),
+            sub: sub.into(),
+            aud: "orders".into(),
+            iat: 0,
+            exp: 100,
+            kind: crate::token::TokenKind::Service,
+            email: None,
+        };
+        let cache = VerifiedTokens::with_capacity(64);
+        let mut hot_checks = 0;
+        for i in 0..2_000 {
+            cache
+                .get_or_verify("hot", 10, || {
+                    hot_checks += 1;
+                    Ok::<_, ()>(claims("gateway"))
+                })
+                .expect("valid");
+            let once = format!("one-off-{i}");
+            cache
+                .get_or_verify(&once, 10, || Ok::<_, ()>(claims(&once)))
+                .expect("valid");
+            assert!(cache.len() <= 128, "{} tokens held", cache.len());
+        }
+        assert_eq!(hot_checks, 1, "the token in use was verified again");
+        // Expired: checked again.
+        let again = cache.get_or_verify("hot", 10_000, || Err::<Claims, _>("expired"));
+        assert_eq!(again, Err("expired"));
+    }
     use crate::token::SigningKeys;
 
     fn issuer(seed: u8) -> Arc<TokenIssuer> {
