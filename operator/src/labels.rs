@@ -21,6 +21,10 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 pub const SHARD: &str = "commerce.storefront.dev/shard";
 /// The sharded service a resharding Job works on.
 pub const SERVICE_LABEL: &str = "commerce.storefront.dev/service";
+/// Key of the PKCS#8 PEM private key in a JWT keys Secret (generated or named by the spec).
+pub const JWT_PRIVATE_KEY: &str = "private.pem";
+/// Key of the SPKI PEM public key in a JWT keys Secret.
+pub const JWT_PUBLIC_KEY: &str = "public.pem";
 /// Tier (`core` or `supporting`) of a service's pods.
 pub const TIER: &str = "commerce.storefront.dev/tier";
 

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use storefront_crds::{StorefrontSpec, storefront::SecretKeyRef};
 
-use crate::build::jwt;
+use crate::labels;
 
 /// Reason when a datastore's Secret (or its key) is missing.
 pub const DATASTORE_SECRET_MISSING: &str = "DatastoreSecretMissing";
@@ -67,7 +67,10 @@ pub fn secret_refs(spec: &StorefrontSpec) -> Vec<SecretRef> {
         refs.push(SecretRef {
             field: "spec.security.jwtSecretName",
             secret: name.clone(),
-            keys: vec![jwt::PRIVATE_KEY.to_string(), jwt::PUBLIC_KEY.to_string()],
+            keys: vec![
+                labels::JWT_PRIVATE_KEY.to_string(),
+                labels::JWT_PUBLIC_KEY.to_string(),
+            ],
             datastore: false,
         });
     }

@@ -26,9 +26,9 @@ use super::Owner;
 use crate::labels;
 
 /// Key of the PKCS#8 PEM private key in the Secret.
-pub const PRIVATE_KEY: &str = "private.pem";
+pub const PRIVATE_KEY: &str = labels::JWT_PRIVATE_KEY;
 /// Key of the SPKI PEM public key in the Secret.
-pub const PUBLIC_KEY: &str = "public.pem";
+pub const PUBLIC_KEY: &str = labels::JWT_PUBLIC_KEY;
 /// Component label of the generated Secret.
 pub const COMPONENT: &str = "jwt";
 

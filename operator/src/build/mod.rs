@@ -52,7 +52,7 @@ use storefront_crds::{
 use crate::{
     decide::{
         plan::{self, ServicePlan, Sizing},
-        reshard,
+        reshard, status,
     },
     labels,
 };
@@ -96,6 +96,19 @@ pub struct Desired {
     pub rings: BTreeMap<String, RingStatus>,
     /// The shard count the spec asks for, per sharded service.
     pub ring_wanted: BTreeMap<String, i32>,
+}
+
+impl Desired {
+    /// What status needs of this: the decisions, not the objects.
+    pub fn decided(&self) -> status::Decided<'_> {
+        status::Decided {
+            plans: &self.plans,
+            active_sales: &self.active_sales,
+            rings: &self.rings,
+            ring_wanted: &self.ring_wanted,
+            mtls_requested: self.mtls_requested,
+        }
+    }
 }
 
 /// What every builder needs to know about the owning Storefront.

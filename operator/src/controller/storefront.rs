@@ -117,9 +117,9 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
     let observed = observe(&ctx, &ns, &name);
     let msg = apply_error.as_ref().map(ToString::to_string);
     let outcome = match &unresolved {
-        _ if sf.spec.paused => Outcome::Paused(&desired),
-        Some(u) => Outcome::Waiting(&desired, u),
-        None => Outcome::Applied(&desired, msg.as_deref()),
+        _ if sf.spec.paused => Outcome::Paused(desired.decided()),
+        Some(u) => Outcome::Waiting(desired.decided(), u),
+        None => Outcome::Applied(desired.decided(), msg.as_deref()),
     };
     let st = status::compute(
         &name,

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use storefront_crds::{
-    FailurePoint, StorefrontStatus,
+    FailurePoint, RingStatus, StorefrontStatus,
     common::condition,
     storefront::{ServiceStatus, ShardRollup},
 };
 
 pub use self::observe::{WORKLOAD_CONDITION_PREFIX, observed};
 use super::plan::{ServicePlan, Sizing};
-use crate::{build::Desired, labels, references::Unresolved};
+use crate::{labels, references::Unresolved};
 
 /// How long a workload may have no ready pod after it was created before that counts as a
 /// failure point (pods starting are progress, not failure).
@@ -156,17 +156,32 @@ fn pod_failures<'a>(
 /// Observed workloads by object name.
 pub type Observed = BTreeMap<String, Workload>;
 
+/// What status needs of what was decided for a Storefront: the part of the builders' output
+/// (`crate::build::Desired::decided`) that is not objects to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided<'a> {
+    pub plans: &'a [ServicePlan],
+    /// Names of the sales that changed something.
+    pub active_sales: &'a [String],
+    /// The sharded services' rings as rendered.
+    pub rings: &'a BTreeMap<String, RingStatus>,
+    /// The shard count the spec asks for, per sharded service.
+    pub ring_wanted: &'a BTreeMap<String, i32>,
+    /// `security.mtls` is asked for (and not enforced yet).
+    pub mtls_requested: bool,
+}
+
 /// What happened in this reconcile.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome<'a> {
     /// The spec breaks a rule; nothing was applied.
     Invalid(&'a str),
     /// `spec.paused`: nothing was applied.
-    Paused(&'a Desired),
+    Paused(Decided<'a>),
     /// Children were applied; `Some(error)` when an apply failed.
-    Applied(&'a Desired, Option<&'a str>),
+    Applied(Decided<'a>, Option<&'a str>),
     /// Something the spec names (a Secret) is missing: nothing was applied.
-    Waiting(&'a Desired, &'a Unresolved),
+    Waiting(Decided<'a>, &'a Unresolved),
 }
 
 /// Computes the status of `storefront` (its name) at `generation`.
@@ -193,8 +208,8 @@ pub fn compute(
         }
     }
     if let Some(d) = desired {
-        st.active_flash_sales = d.active_sales.clone();
-        for p in &d.plans {
+        st.active_flash_sales = d.active_sales.to_vec();
+        for p in d.plans {
             let (ready, svc_failures, shards) = observe_plan(storefront, p, observed, now);
             failures.extend(svc_failures);
             st.shards.extend(shards);
@@ -310,7 +325,7 @@ pub fn compute(
     }
     if let Some(d) = desired {
         st.rings = d.rings.clone();
-        for (type_, ok, reason, msg) in super::reshard::conditions(&d.rings, &d.ring_wanted) {
+        for (type_, ok, reason, msg) in super::reshard::conditions(d.rings, d.ring_wanted) {
             set(type_, ok, reason, msg);
         }
     } else if let Some(prev) = previous {

@@ -62,7 +62,7 @@ fn all_ready_is_ready_and_converged() {
     let st = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed_all(2, "2026-11-25T12:00:00Z"),
         None,
         now,
@@ -95,7 +95,7 @@ fn starting_pods_are_progress_then_failure_points_after_grace() {
     let early = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         None,
         ts("2026-11-25T12:00:30Z"),
@@ -108,7 +108,7 @@ fn starting_pods_are_progress_then_failure_points_after_grace() {
     let late = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         Some(&early),
         late_now,
@@ -131,7 +131,7 @@ fn starting_pods_are_progress_then_failure_points_after_grace() {
     let later = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         Some(&late),
         ts("2026-11-25T12:09:00Z"),
@@ -141,7 +141,7 @@ fn starting_pods_are_progress_then_failure_points_after_grace() {
     let again = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         Some(&later),
         ts("2026-11-25T12:09:30Z"),
@@ -158,7 +158,7 @@ fn shard_without_ready_pods_is_a_failure_point() {
     let st = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         None,
         ts("2026-11-25T13:00:00Z"),
@@ -176,7 +176,7 @@ fn invalid_spec_is_degraded_and_keeps_reporting_what_runs() {
     let good = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed_all(2, "2026-11-25T12:00:00Z"),
         None,
         now,
@@ -205,7 +205,7 @@ fn paused_and_stopped_are_reported() {
     let paused = compute(
         "acme",
         Some(3),
-        Outcome::Paused(&d),
+        Outcome::Paused(d.decided()),
         &observed_all(2, "2026-11-25T12:00:00Z"),
         None,
         now,
@@ -217,7 +217,7 @@ fn paused_and_stopped_are_reported() {
     let stopped = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed_all(0, "2026-11-25T12:00:00Z"),
         None,
         now,
@@ -234,7 +234,7 @@ fn apply_errors_are_degraded() {
     let st = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, Some("forbidden")),
+        Outcome::Applied(d.decided(), Some("forbidden")),
         &observed_all(2, "2026-11-25T12:00:00Z"),
         None,
         ts("2026-11-25T12:10:00Z"),
@@ -255,7 +255,7 @@ fn crash_looping_pods_are_failure_points_at_once() {
     let st = compute(
         "acme",
         Some(3),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         None,
         ts("2026-11-25T12:00:10Z"),
@@ -290,7 +290,7 @@ fn mtls_asked_for_is_reported_as_not_enforced_never_silently() {
         compute(
             "acme",
             Some(3),
-            Outcome::Applied(&d, None),
+            Outcome::Applied(d.decided(), None),
             &observed_all(2, "2026-11-25T12:00:00Z"),
             None,
             now,
@@ -386,7 +386,7 @@ fn gateway_pods_edge_problems_are_failure_points() {
     let st = compute(
         "acme",
         Some(1),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed,
         None,
         t1,
@@ -404,7 +404,7 @@ fn gateway_pods_edge_problems_are_failure_points() {
     let again = compute(
         "acme",
         Some(1),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed,
         Some(&st),
         t2,
@@ -423,7 +423,7 @@ fn gateway_pods_edge_problems_are_failure_points() {
     let healed = compute(
         "acme",
         Some(1),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &observed,
         Some(&again),
         t2,
@@ -462,7 +462,7 @@ fn identical_pod_failures_fold_into_one_line_per_service_with_the_waiting_messag
     let st = compute(
         "acme",
         Some(1),
-        Outcome::Applied(&d, None),
+        Outcome::Applied(d.decided(), None),
         &o,
         None,
         ts("2026-11-25T12:00:10Z"),
@@ -505,7 +505,7 @@ fn missing_secrets_hold_the_shop_with_one_reason_and_a_failure_point_each() {
     let st = compute(
         "acme",
         Some(1),
-        Outcome::Waiting(&d, &u),
+        Outcome::Waiting(d.decided(), &u),
         &Observed::new(),
         None,
         ts("2026-11-25T12:00:10Z"),
