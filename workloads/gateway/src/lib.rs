@@ -26,6 +26,8 @@
 //! - [`resilience`]: the guard every upstream call passes ([`resilience::guard`]), a
 //!   breaker per upstream ([`resilience::BreakerGuard`]) and the retry budget.
 //! - [`run`]: the `gateway` subcommand.
+//! - [`test_client`]: a raw HTTP/1.1 client for tests (this crate's and the integration
+//!   tests'), able to send malformed requests.
 //!
 //! User tokens are verified here with the auth key (no call to auth per request); orders
 //! get the verified user id. Every failure is a JSON error body: input problems are 4xx
@@ -37,6 +39,7 @@ pub mod ratelimit;
 pub mod resilience;
 pub mod routing;
 pub mod run;
+pub mod test_client;
 pub mod upstream;
 
 // The paths these had before the gateway was arranged in rooms (the binary crate, its

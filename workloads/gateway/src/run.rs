@@ -21,10 +21,9 @@ use crate::{
     ratelimit::cluster::ClusterLimiter,
     resilience::{BreakerGuard, breaker::BreakerConfig},
     routing::{
-        self,
         reload::{self, Loaded},
         source,
-        table::{Loader, Poll, Sources},
+        table::{Loader, Sources},
     },
     upstream::{Deadlines, discovery},
 };
@@ -109,14 +108,6 @@ impl GatewayArgs {
             rings_dir: self.rings_dir.clone(),
         })
     }
-}
-
-/// Applies what one poll found ([`routing::apply`], which says what happened) and returns
-/// whether the gateway has a route table: the shape the integration tests drive it with.
-pub fn apply(gateway: &Gateway, poll: Poll) -> bool {
-    // A refusal is logged by `routing::apply` and keeps the last good table.
-    let _ = routing::apply(gateway, poll);
-    gateway.has_routes()
 }
 
 /// Re-reads the files every `every` and applies changes, until the task is dropped (no API

@@ -9,7 +9,7 @@
 use crate::gateway_support::{error_of, recommendations, send, shop};
 use serde_json::json;
 use storefront_crds::ring::shard_of;
-use storefront_workloads::gateway::run::apply;
+use storefront_workloads::gateway::routing;
 use storefront_workloads::grpc::unix_now;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,7 +101,8 @@ async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
         .expect("routes")
         .push(json!({"service": "recommendations", "upstream": recs_addr.to_string()}));
     std::fs::write(&shop.routes_file, routes.to_string()).expect("write");
-    assert!(apply(&shop.state, shop.loader.poll()));
+    routing::apply(&shop.state, shop.loader.poll()).expect("the route table applies");
+    assert!(shop.state.has_routes());
     let (status, head, recs) = send(
         gw,
         "GET",
@@ -241,7 +242,8 @@ async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
     let ring = json!({"service": "inventory", "epoch": 2, "algorithm": "jump", "shards": [
         {"index": 0, "name": "shop-inventory-0", "address": dead}]});
     std::fs::write(&shop.ring_file, ring.to_string()).expect("write");
-    assert!(apply(&shop.state, shop.loader.poll()));
+    routing::apply(&shop.state, shop.loader.poll()).expect("the route table applies");
+    assert!(shop.state.has_routes());
     let (status, _, json) = send(
         gw,
         "GET",

@@ -27,8 +27,7 @@ use storefront_workloads::{
     catalog::{self, grpc::Catalog, postgres::PgCatalog, search::SearchIndex, seed::generate},
     events::{Bus, EventMetrics},
     gateway::{
-        Gateway,
-        run::apply,
+        Gateway, routing,
         table::{Loader, Sources},
         upstream::{AllowAll, Deadlines},
     },
@@ -44,47 +43,12 @@ use storefront_workloads::{
     },
     recommendations::postgres::PgRecommendations,
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 
 pub const KEY_SEED: [u8; 32] = [21; 32];
 pub const SHOP: &str = "shop";
 
-/// One HTTP/1.1 exchange: `(status, lower-case head, JSON body or Null)`.
-pub async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, Value) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").expect("a head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (
-        status,
-        head.to_ascii_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
+pub use storefront_workloads::gateway::test_client::send;
 
 pub async fn clean(pool: &sqlx::PgPool, schema: &str) {
     sqlx::query(AssertSqlSafe(format!(
@@ -420,7 +384,8 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
         routes_file: dir.join("routes.json"),
         rings_dir: dir.join("rings"),
     });
-    assert!(apply(&gateway, loader.poll()), "the route table loads");
+    routing::apply(&gateway, loader.poll()).expect("the route table applies");
+    assert!(gateway.has_routes(), "the route table loads");
     let (l, gateway_addr) = listener().await;
     let router = gateway.clone().router();
     tokio::spawn(async move { axum::serve(l, router).await });

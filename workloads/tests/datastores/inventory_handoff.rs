@@ -169,7 +169,7 @@ async fn settlements_that_reach_a_new_owner_first_apply_when_the_lines_arrive() 
     for (order, sku) in [("confirmed", &a), ("cancelled", &c)] {
         let held = s[0].hold(order, &lines(&[(sku, 3)])).await.expect("holds");
         assert_eq!(held.outcome, ReserveOutcome::Reserved);
-        assert_eq!(held.skus, [sku.clone()]);
+        assert_eq!(held.skus, std::slice::from_ref(sku));
     }
     // Shard 1 hears of the confirmation and the cancellation first: it holds nothing yet.
     assert!(!s[1].commit("confirmed").await.expect("commits"));
@@ -217,7 +217,7 @@ async fn a_line_missed_across_the_switch_is_held_when_asked_again() {
     for _ in 0..2 {
         let again = s[1].hold("o1", &order).await.expect("answers");
         assert_eq!(again.outcome, ReserveOutcome::Reserved);
-        assert_eq!(again.skus, [a.clone()]);
+        assert_eq!(again.skus, std::slice::from_ref(&a));
     }
     assert_eq!(table(&prefix, 1).await.get(&a), Some(&(5, 2)));
     assert!(s[1].commit("o1").await.expect("commits"));
@@ -242,7 +242,7 @@ async fn orders_during_four_to_five_to_three_to_four_lose_nothing() {
     let prefix = fresh_prefix().await;
     let s = Arc::new(shards(&prefix, 5, 4).await);
     // A tenth of the SKUs are scarce, so orders are rejected during the switches too.
-    let stock = |i: usize| if i % 10 == 0 { 4 } else { STOCK };
+    let stock = |i: usize| if i.is_multiple_of(10) { 4 } else { STOCK };
     let catalog: Vec<(String, i64)> = (0..SKUS)
         .map(|i| (format!("SKU-{i:04}"), stock(i)))
         .collect();
@@ -368,7 +368,9 @@ async fn orders_during_four_to_five_to_three_to_four_lose_nothing() {
     assert!(b.confirmed > 50, "enough orders ran: {}", b.confirmed);
 
     // Every SKU on its owner only, its stock = seeded − sold, nothing reserved.
-    let mut everywhere: BTreeMap<String, Vec<(u32, (i64, i64))>> = BTreeMap::new();
+    // SKU → [(shard, (stock, reserved))]
+    type Copies = BTreeMap<String, Vec<(u32, (i64, i64))>>;
+    let mut everywhere: Copies = BTreeMap::new();
     for i in 0..5 {
         for (k, v) in table(&prefix, i).await {
             everywhere.entry(k).or_default().push((i, v));

@@ -8,11 +8,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use serde_json::Value;
 use storefront_crds::ring::Ring;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-};
+use tokio::net::TcpListener;
 
+pub(super) use crate::test_client::send;
 use crate::{
     Gateway,
     http::ROUTES,
@@ -23,40 +21,6 @@ use crate::{
 use storefront_contracts::api::DEGRADED_HEADER;
 use storefront_platform::grpc::unix_now;
 use storefront_platform::token::{SigningKeys, TokenIssuer};
-
-/// One HTTP/1.1 exchange: `(status, lower-case headers, JSON body or Null)`.
-async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String, Value) {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.expect("read");
-    let (head, body) = out.split_once("\r\n\r\n").expect("a head");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    (
-        status,
-        head.to_ascii_lowercase(),
-        serde_json::from_str(body).unwrap_or(Value::Null),
-    )
-}
 
 /// A token issuer for the shop `shop` from `seed`.
 fn issuer(seed: u8) -> Arc<TokenIssuer> {
