@@ -307,7 +307,7 @@ fn gateway_reports(ctx: &Context, ns: &str, storefront: &str) -> Vec<Option<Stri
         .collect()
 }
 
-/// The gateway's condition naming the rings it routes by (`workloads/gateway/src/report.rs`).
+/// The gateway's condition naming the rings it routes by (`workloads/gateway/src/edge_health/mod.rs`).
 const RINGS_CONDITION: &str = "storefront.dev/RingsApplied";
 
 /// The result of `step`'s Job: `None` while it runs or is missing; a failed Job is deleted

@@ -64,7 +64,7 @@ pub fn deployment_ready(d: &k8s_openapi::api::apps::v1::Deployment) -> i32 {
 /// Reason of a gateway pod whose rate limiter runs without its shared budget.
 pub const RATE_LIMITER_DEGRADED: &str = "RateLimiterDegraded";
 /// Reason of a gateway pod with the breaker of a core service not closed; its message lists
-/// `"<service>: <state>"` entries joined by `"; "` (`workloads/gateway/src/report.rs`).
+/// `"<service>: <state>"` entries joined by `"; "` (`workloads/gateway/src/edge_health/mod.rs`).
 pub const CIRCUIT_OPEN: &str = "CircuitOpen";
 
 /// Failure points from what pods report about themselves: an open breaker is a

@@ -12,7 +12,7 @@ use super::{FAILING_REASONS, FailingPod, Observed, Workload, deployment_ready};
 use crate::labels;
 
 /// Prefix of the conditions workloads write on their own pods (the gateway's edge health:
-/// `workloads/gateway/src/report.rs`).
+/// `workloads/gateway/src/edge_health/mod.rs`).
 pub const WORKLOAD_CONDITION_PREFIX: &str = "storefront.dev/";
 
 /// Ready pods and health of the workloads of Storefront `storefront` in `ns`, from every
