@@ -3,8 +3,8 @@
 //! A hexagon: a pure domain, the port it needs, and adapters around them.
 //!
 //! - [`domain`]: events, the projection folded from them, the saga with compensation, and
-//!   the saga's load → decide → append step over the [`ports::OrderLog`] port.
-//! - [`ports`]: the event log the domain needs (implemented by [`postgres::PgOrders`]).
+//!   the saga's load → decide → append step over its port, [`domain::ports::OrderLog`] (the
+//!   event log, implemented by [`postgres::PgOrders`]).
 //! - [`idempotency`]: `Idempotency-Key` fingerprints and replay/conflict decisions.
 //! - [`postgres`]: the event log, outbox and key records in PostgreSQL; the saga step with
 //!   optimistic concurrency (integration-tested: `tests/datastores/orders_postgres.rs`).
@@ -18,6 +18,5 @@ pub mod bus;
 pub mod domain;
 pub mod grpc;
 pub mod idempotency;
-pub mod ports;
 pub mod postgres;
 pub mod run;

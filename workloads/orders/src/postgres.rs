@@ -26,9 +26,12 @@ use sqlx::{PgPool, Postgres, Row, Transaction};
 use thiserror::Error;
 
 use super::{
-    domain::{BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, Step, step},
+    domain::{
+        BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, Step,
+        ports::{Appended, OrderLog},
+        step,
+    },
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
-    ports::{Appended, OrderLog},
 };
 use storefront_platform::datastore_metrics::{Datastore, DatastoreFailure, timed};
 use storefront_platform::datastore_op;

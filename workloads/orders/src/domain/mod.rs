@@ -1,7 +1,7 @@
 //! Orders' domain: the event-sourced order and the checkout saga, with no storage and no
 //! broker, so every transition is unit-tested. This module folds an order from its events;
 //! [`saga`] decides what to append when something happens; [`step`] is the saga's step
-//! (load → decide → append, again on a concurrent append) over the [`crate::ports::OrderLog`]
+//! (load → decide → append, again on a concurrent append) over the [`ports::OrderLog`]
 //! port, which the PostgreSQL store implements.
 //!
 //! An order is never updated in place: its state is [`Order::fold`] of its append-only events
@@ -27,6 +27,7 @@ use thiserror::Error;
 
 pub use storefront_contracts::messages::{BusMessage, Line, OrderEvent};
 
+pub mod ports;
 mod saga;
 mod step;
 

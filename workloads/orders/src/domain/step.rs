@@ -4,8 +4,8 @@
 //! [`OrderLog`] port, so it is the same over PostgreSQL and over the in-memory log of the
 //! tests.
 
+use super::ports::{Appended, OrderLog};
 use super::{Decision, SagaInput, decide};
-use crate::ports::{Appended, OrderLog};
 
 /// How many times one input is decided again before giving up on a contended order (the
 /// message is then delivered again later).

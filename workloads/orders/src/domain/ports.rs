@@ -1,11 +1,11 @@
-//! What orders' domain needs from the outside, as traits its adapters implement: the
+//! What orders' domain needs from the outside (its port), as traits its adapters implement: the
 //! append-only log of an order's events ([`OrderLog`], implemented by
 //! [`crate::postgres::PgOrders`]). The bus is not a port of the domain: orders publishes
 //! through the outbox that the log writes in the same transaction.
 
 use std::future::Future;
 
-use crate::domain::{Order, OrderEvent};
+use super::{Order, OrderEvent};
 
 /// Whether an append went in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
