@@ -179,9 +179,21 @@ struct Kind<'a, K: Resource<DynamicType = ()> + Clone + 'static> {
     desired: &'a [K],
 }
 
-/// A list entry: the children of kind `K` in `desired`, the live ones in `store`.
-pub fn of<'a, K>(store: &'a Store<K>, desired: &'a [K]) -> Box<dyn Child + 'a>
-where
+/// What a kind of child must be to sit in the list: a namespaced resource that [`sync`] can
+/// apply and prune, shareable across the controller's tasks.
+pub trait ChildKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Serialize
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> ChildKind for K where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
         + Serialize
@@ -189,22 +201,16 @@ where
         + Debug
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A list entry: the children of kind `K` in `desired`, the live ones in `store`.
+pub fn of<'a, K: ChildKind>(store: &'a Store<K>, desired: &'a [K]) -> Box<dyn Child + 'a> {
     Box::new(Kind { store, desired })
 }
 
-impl<K> Child for Kind<'_, K>
-where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Serialize
-        + DeserializeOwned
-        + Debug
-        + Send
-        + Sync
-        + 'static,
-{
+impl<K: ChildKind> Child for Kind<'_, K> {
     fn kind(&self) -> Cow<'static, str> {
         K::kind(&())
     }
