@@ -18,7 +18,7 @@ use storefront_workloads::{
     auth::domain::{SigningKeys, TokenIssuer},
     proto::orders::{
         CreateOrderRequest, GetOrderRequest, ListOrdersRequest, ListOrdersResponse, Order,
-        OrderLine,
+        OrderLine, OrderStatus,
         orders_server::{Orders, OrdersServer},
     },
 };
@@ -27,10 +27,12 @@ use tonic::{Request, Response, Status};
 struct Stub;
 
 fn order(id: String, user: String) -> Order {
+    #[allow(deprecated)] // what orders sends: the enum and its text for older gateways
     Order {
         order_id: id,
         user_id: user,
-        status: "CONFIRMED".into(),
+        status: OrderStatus::Confirmed.into(),
+        legacy_status: "CONFIRMED".into(),
         lines: vec![OrderLine {
             sku: "SKU-0001-000001".into(),
             quantity: 2,

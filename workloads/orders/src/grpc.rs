@@ -11,13 +11,13 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::{
-    domain::{Line, Order, OrderEvent},
+    domain::{Line, Order, OrderEvent, OrderStatus},
     idempotency::Fingerprint,
     postgres::{Created, PgOrders, PgOrdersError},
 };
 use storefront_contracts::proto::orders::{
     CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest,
-    ListOrdersResponse, Order as OrderMessage, OrderLine,
+    ListOrdersResponse, Order as OrderMessage, OrderLine, OrderStatus as WireStatus,
     orders_server::{Orders as OrdersApi, OrdersServer},
 };
 use storefront_contracts::{api::validate_idempotency_key, order_lines};
@@ -37,8 +37,11 @@ fn db(e: PgOrdersError) -> Status {
 }
 
 fn message(order: Order) -> OrderMessage {
+    let status = order.status();
+    #[allow(deprecated)] // still sent for gateways older than `status` (see orders.proto)
     OrderMessage {
-        status: order.status().as_str().into(),
+        legacy_status: status.as_str().into(),
+        status: wire_status(status).into(),
         order_id: order.order_id,
         user_id: order.user_id,
         lines: order
@@ -54,6 +57,15 @@ fn message(order: Order) -> OrderMessage {
         currency: order.currency,
         reason: order.reason.unwrap_or_default(),
         created_at: order.created_at,
+    }
+}
+
+/// The order status as `orders.proto` carries it.
+fn wire_status(status: OrderStatus) -> WireStatus {
+    match status {
+        OrderStatus::Pending => WireStatus::Pending,
+        OrderStatus::Confirmed => WireStatus::Confirmed,
+        OrderStatus::Cancelled => WireStatus::Cancelled,
     }
 }
 

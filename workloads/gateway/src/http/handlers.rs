@@ -43,7 +43,7 @@ use storefront_contracts::proto::{
     inventory::{GetStockRequest, inventory_client::InventoryClient},
     orders::{
         CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest, Order,
-        OrderLine as OrderLineMessage, orders_client::OrdersClient,
+        OrderLine as OrderLineMessage, OrderStatus as WireStatus, orders_client::OrdersClient,
     },
     recommendations::{BoughtTogetherRequest, recommendations_client::RecommendationsClient},
 };
@@ -347,18 +347,34 @@ pub async fn recommendations(
     Ok(Json(body).into_response())
 }
 
-fn status_of(name: &str) -> OrderStatus {
-    match name {
-        "CONFIRMED" => OrderStatus::Confirmed,
-        "CANCELLED" => OrderStatus::Cancelled,
-        _ => OrderStatus::Pending,
+/// The status an orders pod sent: `status`, or the text in `legacy_status` from an orders pod
+/// older than that field (during a rolling upgrade). Neither known is the orders service's
+/// fault, answered as 500, never guessed.
+fn status_of(o: &Order) -> Result<OrderStatus, ApiError> {
+    #[allow(deprecated)] // read only when `status` is unset, from an older orders pod
+    let legacy = o.legacy_status.as_str();
+    match (o.status(), legacy) {
+        (WireStatus::Pending, _) | (WireStatus::Unspecified, "PENDING") => Ok(OrderStatus::Pending),
+        (WireStatus::Confirmed, _) | (WireStatus::Unspecified, "CONFIRMED") => {
+            Ok(OrderStatus::Confirmed)
+        }
+        (WireStatus::Cancelled, _) | (WireStatus::Unspecified, "CANCELLED") => {
+            Ok(OrderStatus::Cancelled)
+        }
+        (WireStatus::Unspecified, _) => Err(ApiError::new(
+            ErrorKind::Internal,
+            format!(
+                "the orders service sent order {:?} with no status",
+                o.order_id
+            ),
+        )),
     }
 }
 
-fn order_view(o: Order) -> OrderView {
-    OrderView {
+fn order_view(o: Order) -> Result<OrderView, ApiError> {
+    Ok(OrderView {
+        status: status_of(&o)?,
         order_id: o.order_id,
-        status: status_of(&o.status),
         items: o
             .lines
             .into_iter()
@@ -371,7 +387,7 @@ fn order_view(o: Order) -> OrderView {
         total_cents: o.total_cents,
         currency: o.currency,
         reason: Some(o.reason).filter(|r| !r.is_empty()),
-    }
+    })
 }
 
 /// `POST /api/v1/orders` (Bearer, `Idempotency-Key`) → 202 `{orderId, status: "PENDING"}`;
@@ -482,7 +498,7 @@ pub async fn get_order(
         })
         .await
         .map_err(|s| upstream::error(orders, &s))?;
-    Ok(Json(order_view(order)).into_response())
+    Ok(Json(order_view(order)?).into_response())
 }
 
 /// `GET /api/v1/orders` (Bearer) → 200 the user's orders, newest first.
@@ -501,7 +517,11 @@ pub async fn list_orders(State(gw): State<Gateway>, SignedIn(user): SignedIn) ->
         .await
         .map_err(|s| upstream::error(orders, &s))?;
     let body = OrderList {
-        items: list.orders.into_iter().map(order_view).collect(),
+        items: list
+            .orders
+            .into_iter()
+            .map(order_view)
+            .collect::<Result<_, _>>()?,
     };
     Ok(Json(body).into_response())
 }
@@ -563,5 +583,45 @@ mod tests {
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(1_795_746_832), "2026-11-27T02:33:52Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[allow(deprecated)]
+    fn sent(status: WireStatus, legacy: &str) -> Order {
+        let mut order = Order {
+            order_id: "o1".into(),
+            legacy_status: legacy.into(),
+            ..Order::default()
+        };
+        order.set_status(status);
+        order
+    }
+
+    #[test]
+    fn the_enum_wins_and_old_pods_are_read_by_their_text() {
+        let status = |s, legacy| status_of(&sent(s, legacy)).ok();
+        assert_eq!(
+            status(WireStatus::Confirmed, "CONFIRMED"),
+            Some(OrderStatus::Confirmed)
+        );
+        assert_eq!(
+            status(WireStatus::Cancelled, ""),
+            Some(OrderStatus::Cancelled)
+        );
+        assert_eq!(
+            status(WireStatus::Pending, "CANCELLED"),
+            Some(OrderStatus::Pending)
+        );
+        // An orders pod from before the enum sends only the text.
+        assert_eq!(
+            status(WireStatus::Unspecified, "CONFIRMED"),
+            Some(OrderStatus::Confirmed)
+        );
+        assert_eq!(
+            status(WireStatus::Unspecified, "PENDING"),
+            Some(OrderStatus::Pending)
+        );
+        // Neither known: an error, not a guess (it used to read as PENDING).
+        assert_eq!(status(WireStatus::Unspecified, "SHIPPED"), None);
+        assert_eq!(status(WireStatus::Unspecified, ""), None);
     }
 }
