@@ -22,7 +22,6 @@ use tantivy::{
 use thiserror::Error;
 
 use super::seed::Product;
-use storefront_contracts::api::ProductSummary;
 
 /// The most results one page may hold.
 pub const MAX_LIMIT: usize = 100;
@@ -55,10 +54,21 @@ struct Fields {
     currency: Field,
 }
 
+/// A product as the index stores it: what a result list shows (no description, no stock).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub sku: String,
+    pub name: String,
+    pub category: String,
+    pub brand: String,
+    pub price_cents: i64,
+    pub currency: String,
+}
+
 /// One page of results.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchPage {
-    pub items: Vec<ProductSummary>,
+    pub items: Vec<Hit>,
     pub next: Option<String>,
 }
 
@@ -211,7 +221,7 @@ impl SearchIndex {
                     .unwrap_or_default()
                     .to_string()
             };
-            items.push(ProductSummary {
+            items.push(Hit {
                 sku: text(f.sku),
                 name: text(f.name),
                 category: text(f.category),
