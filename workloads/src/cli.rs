@@ -49,6 +49,8 @@ pub enum Command {
         common: CommonArgs,
         #[command(flatten)]
         tokens: TokenArgs,
+        #[command(flatten)]
+        hashing: auth::args::HashArgs,
     },
     /// Products and search.
     Catalog {
@@ -159,7 +161,11 @@ pub fn run(cli: Cli) -> Result<()> {
         } => runtime()?.block_on(payments::run::run(common, provider, bus)),
         Command::Catalog { common, seed } => runtime()?.block_on(catalog::run::run(common, seed)),
         Command::Gateway(args) => runtime()?.block_on(gateway::run::run(args)),
-        Command::Auth { common, tokens } => runtime()?.block_on(auth::run::run(common, tokens)),
+        Command::Auth {
+            common,
+            tokens,
+            hashing,
+        } => runtime()?.block_on(auth::run::run(common, tokens, hashing)),
         Command::Inventory {
             common,
             shard,
@@ -425,6 +431,25 @@ mod tests {
         assert_eq!(
             err.as_deref(),
             Some("missing setting: pass --jwt-keys-dir or set JWT_KEYS_DIR")
+        );
+    }
+
+    #[test]
+    fn auth_takes_its_hashing_limits_from_flags() {
+        let cli = parse(&["auth", "--hash-concurrency", "3", "--hash-queue", "0"]).expect("parses");
+        let Command::Auth { hashing, .. } = cli.command else {
+            panic!("auth parses as auth");
+        };
+        let limits = hashing.limits().expect("valid");
+        assert_eq!((limits.concurrency, limits.queue), (3, 0));
+        let cli = parse(&["auth", "--hash-concurrency", "0"]).expect("parses");
+        let Command::Auth { hashing, .. } = cli.command else {
+            panic!("auth parses as auth");
+        };
+        let err = hashing.limits().expect_err("no slot").to_string();
+        assert!(
+            err.starts_with("invalid setting --hash-concurrency"),
+            "{err}"
         );
     }
 

@@ -1,5 +1,7 @@
 //! The auth service's gRPC adapter: `proto/auth.proto` over [`Accounts`], plus serving it
-//! with gRPC health behind the service-token check.
+//! with gRPC health behind the service-token check. A sign-in or sign-up refused by the
+//! hashing gate is `RESOURCE_EXHAUSTED` with a `retry-after` hint
+//! ([`storefront_contracts::overload`]), which the gateway answers as 503 with `Retry-After`.
 
 use std::{future::Future, sync::Arc};
 
@@ -7,6 +9,7 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::service::{Accounts, AuthError, StoreError, UserStore};
+use storefront_contracts::overload::overloaded;
 use storefront_contracts::proto::auth::{
     SignInRequest, SignInResponse, SignUpRequest, SignUpResponse, VerifyTokenRequest,
     VerifyTokenResponse,
@@ -38,6 +41,7 @@ fn status(err: AuthError) -> Status {
         AuthError::WrongCredentials => Status::unauthenticated("wrong email or password"),
         AuthError::Token(e) => Status::unauthenticated(e.to_string()),
         AuthError::Hash(e) => Status::internal(e.to_string()),
+        AuthError::Busy(busy) => overloaded(busy.to_string(), busy.retry_after_seconds()),
     }
 }
 

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use anyhow::Result;
 
 use super::{
+    args::HashArgs,
     domain::{HashCost, Passwords, TokenIssuer},
     grpc::serve,
+    hash_gate::{HashGate, HashMetrics},
     postgres::PgUserStore,
     service::Accounts,
 };
@@ -26,7 +28,7 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs the auth service until SIGTERM and the drain are over.
-pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
+pub async fn run(common: CommonArgs, tokens: TokenArgs, hashing: HashArgs) -> Result<()> {
     let storefront = common.storefront()?.to_string();
     let (user_ttl, service_ttl) = tokens.ttls()?;
     let url = common.database_url()?;
@@ -35,11 +37,20 @@ pub async fn run(common: CommonArgs, tokens: TokenArgs) -> Result<()> {
     let issuer = TokenIssuer::new(common.signing_keys()?, &storefront, user_ttl, service_ttl);
     common.install_tls()?;
     let passwords = Passwords::new(HashCost::PRODUCTION)?;
+    let limits = hashing.limits()?;
 
-    let (grpc, life, ()) = Lifecycle::start_service(&common, "auth", |_| Ok(())).await?;
+    let (grpc, life, metrics) =
+        Lifecycle::start_service(&common, "auth", |r| Ok(HashMetrics::register(r))).await?;
     let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
-    let accounts = Arc::new(Accounts::new(Arc::new(store), passwords, issuer)?);
-    tracing::info!(%storefront, "auth ready");
+    let accounts = Accounts::new(Arc::new(store), passwords, issuer)?
+        .with_gate(HashGate::new(limits, metrics));
+    let accounts = Arc::new(accounts);
+    tracing::info!(
+        %storefront,
+        hash_concurrency = limits.concurrency,
+        hash_queue = limits.queue,
+        "auth ready"
+    );
     life.serve(|shutdown| serve(grpc, accounts, shutdown)).await
 }

@@ -1,8 +1,15 @@
 //! Sign-up and sign-in: the auth service's use cases over a user store, independent of gRPC.
 //!
-//! Password hashing is CPU-bound (tens of milliseconds at production cost), so it runs on
-//! tokio's blocking threads, never on the async workers. Sign-in of an unknown email still runs one verification
-//! against a fixed hash, so response time does not tell which emails have accounts.
+//! Password hashing is CPU-bound (tens of milliseconds at production cost) and holds 19 MiB,
+//! so it runs on tokio's blocking threads, never on the async workers, and only as many at
+//! once as the [`HashGate`] has slots: a request that gets none in time is refused with
+//! [`AuthError::Busy`] before any lookup or hash. Sign-in of an unknown email still runs one
+//! verification against a fixed hash, so response time does not tell which emails have
+//! accounts.
+//!
+//! Emails are stored and looked up in their canonical form (`storefront_contracts::email`).
+//! Sign-in also looks up the form the previous rule stored ([`legacy_email`]) when it differs,
+//! which only a non-ASCII address can: accounts made before keep signing in.
 
 use std::{
     collections::HashMap,
@@ -13,9 +20,12 @@ use std::{
 use rand::Rng;
 use thiserror::Error;
 
-use super::domain::{
-    CredentialError, HashError, IssuedToken, Passwords, TokenError, TokenIssuer, check_password,
-    normalize_email,
+use super::{
+    domain::{
+        CredentialError, HashError, IssuedToken, Passwords, TokenError, TokenIssuer,
+        canonical_email, check_password, legacy_email,
+    },
+    hash_gate::{Busy, HashGate, HashLimits, HashMetrics, HashPermit},
 };
 
 /// A stored user.
@@ -36,11 +46,13 @@ pub enum StoreError {
     Unavailable(String),
 }
 
-/// Runs CPU-bound password work off the async threads.
+/// Runs CPU-bound password work off the async threads, in the slot of `permit`.
 async fn blocking<T: Send + 'static>(
+    permit: HashPermit,
     work: impl FnOnce() -> Result<T, HashError> + Send + 'static,
 ) -> Result<T, AuthError> {
-    tokio::task::spawn_blocking(work)
+    permit
+        .run(work)
         .await
         .map_err(|e| AuthError::Hash(HashError::Hash(format!("the hashing task failed: {e}"))))?
         .map_err(AuthError::Hash)
@@ -98,6 +110,9 @@ pub enum AuthError {
     Token(#[from] TokenError),
     #[error("wrong email or password")]
     WrongCredentials,
+    /// Every password hashing slot is busy: try again after the hint.
+    #[error(transparent)]
+    Busy(#[from] Busy),
 }
 
 /// The auth use cases.
@@ -107,6 +122,8 @@ pub struct Accounts<S> {
     issuer: TokenIssuer,
     /// Verified against when the email is unknown, to keep timing uniform.
     decoy_hash: String,
+    /// The cap on hashes running at once.
+    gate: HashGate,
 }
 
 /// A new random user id (128 bits, hex).
@@ -115,6 +132,8 @@ pub fn new_user_id() -> String {
 }
 
 impl<S: UserStore> Accounts<S> {
+    /// The use cases with a hashing gate of one slot per core ([`HashLimits::per_core`]),
+    /// its metrics unregistered; [`Accounts::with_gate`] sets another.
     pub fn new(
         store: Arc<S>,
         passwords: Passwords,
@@ -126,7 +145,19 @@ impl<S: UserStore> Accounts<S> {
             passwords,
             issuer,
             decoy_hash,
+            gate: HashGate::new(HashLimits::per_core(), HashMetrics::default()),
         })
+    }
+
+    /// The same use cases behind `gate`.
+    #[must_use]
+    pub fn with_gate(self, gate: HashGate) -> Self {
+        Self { gate, ..self }
+    }
+
+    /// The hashing gate (its limits, and for tests its peak and refusals).
+    pub fn gate(&self) -> &HashGate {
+        &self.gate
     }
 
     /// The token issuer (for verifiers).
@@ -141,19 +172,20 @@ impl<S: UserStore> Accounts<S> {
         password: &str,
         name: Option<String>,
     ) -> Result<User, AuthError> {
-        let email = normalize_email(email)?;
+        let email = canonical_email(email).map_err(CredentialError::from)?;
         check_password(password)?;
         let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(CredentialError::BadName.into());
         }
+        let permit = self.gate.admit().await?;
         let user = User {
             id: new_user_id(),
             email,
             name,
             password_hash: {
                 let (passwords, password) = (self.passwords.clone(), password.to_string());
-                blocking(move || passwords.hash(&password)).await?
+                blocking(permit, move || passwords.hash(&password)).await?
             },
         };
         self.store.insert(user.clone()).await?;
@@ -167,17 +199,29 @@ impl<S: UserStore> Accounts<S> {
         password: &str,
         now: i64,
     ) -> Result<(User, IssuedToken), AuthError> {
-        let Ok(email) = normalize_email(email) else {
+        let canonical = canonical_email(email).ok();
+        let legacy = legacy_email(email).filter(|l| canonical.as_ref() != Some(l));
+        if canonical.is_none() && legacy.is_none() {
+            // No account can have this address: refused without a slot, a lookup or a hash.
             return Err(AuthError::WrongCredentials);
-        };
-        let user = self.store.by_email(&email).await?;
+        }
+        // The slot is taken before the lookup, so a refused sign-in costs the database
+        // nothing either; the lookup is a few milliseconds of the slot's time.
+        let permit = self.gate.admit().await?;
+        let mut user = None;
+        for email in canonical.iter().chain(&legacy) {
+            user = self.store.by_email(email).await?;
+            if user.is_some() {
+                break;
+            }
+        }
         // An unknown email costs the same work as a real check and gets the same answer as a
         // wrong password.
         let stored = user
             .as_ref()
             .map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
         let (passwords, password) = (self.passwords.clone(), password.to_string());
-        let matches = blocking(move || passwords.verify(&password, &stored)).await?;
+        let matches = blocking(permit, move || passwords.verify(&password, &stored)).await?;
         match user {
             Some(user) if matches => {
                 let token = self.issuer.issue_user(&user.id, &user.email, now)?;
@@ -273,5 +317,145 @@ pub(crate) mod tests {
                 "{email}"
             );
         }
+    }
+    #[tokio::test]
+    async fn one_account_per_canonical_email_and_sign_in_folds_the_same_way() {
+        let accounts = accounts();
+        let user = accounts
+            .sign_up("Ａlice@Example.com", "correct horse", None)
+            .await
+            .expect("signed up");
+        assert_eq!(user.email, "alice@example.com");
+        for same in [
+            "alice@example.com",
+            " ALICE@example.COM",
+            "ａｌｉｃｅ＠example.com",
+        ] {
+            let (signed_in, _) = accounts
+                .sign_in(same, "correct horse", 0)
+                .await
+                .unwrap_or_else(|e| panic!("{same:?}: {e}"));
+            assert_eq!(signed_in.id, user.id, "{same:?}");
+            assert!(
+                matches!(
+                    accounts.sign_up(same, "correct horse", None).await,
+                    Err(AuthError::Store(StoreError::EmailTaken(_)))
+                ),
+                "{same:?} is the same account"
+            );
+        }
+        let refused = accounts
+            .sign_up("al\u{200D}ice@example.com", "correct horse", None)
+            .await;
+        match refused {
+            Err(AuthError::Credentials(CredentialError::BadEmail(e))) => {
+                assert!(e.to_string().contains("U+200D"), "{e}");
+            }
+            other => panic!("a zero-width joiner was {other:?}"),
+        }
+        assert!(matches!(
+            accounts
+                .sign_in("al\u{200D}ice@example.com", "correct horse", 0)
+                .await,
+            Err(AuthError::WrongCredentials)
+        ));
+    }
+
+    #[tokio::test]
+    async fn accounts_stored_by_the_old_rule_keep_signing_in() {
+        let accounts = accounts();
+        // As the old rule stored them: ASCII lower-cased only, invisible characters kept.
+        for (stored, typed) in [
+            ("Änne@example.de", "ÄNNE@Example.de"),
+            ("z\u{200B}oe@example.com", "Z\u{200B}oe@example.com"),
+        ] {
+            let user = User {
+                id: new_user_id(),
+                email: stored.into(),
+                name: None,
+                password_hash: accounts.passwords.hash("correct horse").expect("hash"),
+            };
+            accounts.store.insert(user.clone()).await.expect("stored");
+            let (signed_in, _) = accounts
+                .sign_in(typed, "correct horse", 0)
+                .await
+                .unwrap_or_else(|e| panic!("{typed:?}: {e}"));
+            assert_eq!(signed_in.id, user.id);
+            assert!(matches!(
+                accounts.sign_in(typed, "wrong horse", 0).await,
+                Err(AuthError::WrongCredentials)
+            ));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_sign_in_flood_runs_at_most_the_cap_of_hashes_and_refuses_the_rest() {
+        let passwords = Passwords::new(HashCost {
+            memory_kib: 2 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        })
+        .expect("params");
+        let issuer = TokenIssuer::new(
+            SigningKeys::from_seed([9; 32]).expect("key"),
+            "shop",
+            3600,
+            60,
+        );
+        let gate = HashGate::new(
+            HashLimits {
+                concurrency: 2,
+                queue: 4,
+                wait: std::time::Duration::from_millis(200),
+            },
+            HashMetrics::default(),
+        );
+        let accounts = Arc::new(
+            Accounts::new(Arc::new(MemoryUserStore::default()), passwords, issuer)
+                .expect("accounts")
+                .with_gate(gate),
+        );
+        accounts
+            .sign_up("ann@example.com", "correct horse", None)
+            .await
+            .expect("signed up");
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let accounts = Arc::clone(&accounts);
+                tokio::spawn(async move {
+                    let password = if i % 2 == 0 {
+                        "correct horse"
+                    } else {
+                        "wrong horse"
+                    };
+                    accounts.sign_in("ann@example.com", password, 0).await
+                })
+            })
+            .collect();
+        let (mut ok, mut wrong, mut busy) = (0, 0, 0);
+        for t in tasks {
+            match t.await.expect("no panic") {
+                Ok(_) => ok += 1,
+                Err(AuthError::WrongCredentials) => wrong += 1,
+                Err(AuthError::Busy(b)) => {
+                    assert_eq!(b.retry_after_seconds(), 1);
+                    busy += 1;
+                }
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        let gate = accounts.gate();
+        assert_eq!(ok + wrong + busy, 100);
+        assert!(
+            (1..=2).contains(&gate.peak()),
+            "peak {} hashes at once",
+            gate.peak()
+        );
+        assert!(
+            busy > 0,
+            "100 at once over 2 slots and 4 waiting: some refused"
+        );
+        assert_eq!(gate.refused(), busy);
+        assert!(ok > 0 && wrong > 0, "{ok} ok, {wrong} wrong");
     }
 }

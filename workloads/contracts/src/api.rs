@@ -30,6 +30,16 @@ pub struct CreateUserRequest {
     pub name: Option<String>,
 }
 
+impl CreateUserRequest {
+    /// Checks the email ([`crate::email::canonical_email`]: the rule auth stores by), so a
+    /// refused address is a 422 before any call. The password's rules stay auth's.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        crate::email::canonical_email(&self.email)
+            .map(drop)
+            .map_err(|e| ApiError::invalid(e.to_string()))
+    }
+}
+
 /// 201 answer to `POST /api/v1/users`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -462,6 +472,28 @@ mod tests {
                 .validate()
                 .expect("valid");
         assert_eq!(lines, [("A".to_string(), 2), ("B".to_string(), 1)]);
+    }
+
+    #[test]
+    fn a_sign_up_email_is_checked_by_the_one_rule() {
+        let user = |email: &str| CreateUserRequest {
+            email: email.into(),
+            password: "correct horse".into(),
+            name: None,
+        };
+        assert_eq!(user("Ａlice@Example.com").validate(), Ok(()));
+        let err = user("al\u{200D}ice@example.com")
+            .validate()
+            .expect_err("zero-width joiner");
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(err.message.contains("U+200D"), "{}", err.message);
+        let err = user("not-an-email").validate().expect_err("shape");
+        assert_eq!(
+            (err.kind, err.message.starts_with("email")),
+            (ErrorKind::Invalid, true),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -5,10 +5,16 @@
 //! - [`api`]: the gateway's public HTTP/JSON API (DESIGN.md "Public API") as serde types, with
 //!   their validation and the one error body;
 //! - [`order_lines`]: the rules an order's lines must meet, checked at the edge and by orders;
+//! - [`email`]: the one rule for an email as an identity (NFKC, no invisible characters, one
+//!   canonical form), checked at the edge and stored by auth;
+//! - [`overload`]: a service's "too busy, retry in N s" over gRPC, which the gateway answers
+//!   as 503 with `Retry-After`;
 //! - [`messages`]: the event bus's messages ([`messages::OrderEvent`]), with their kinds and
 //!   message ids.
 
 pub mod api;
+pub mod email;
 pub mod messages;
 pub mod order_lines;
+pub mod overload;
 pub mod proto;

@@ -1,5 +1,7 @@
-//! Passwords: the shape of emails and passwords, and argon2id hashing (PHC strings that
-//! carry their own parameters, so raising the cost later keeps old hashes verifiable).
+//! Passwords: the credential checks (the email rule itself is `storefront_contracts::email`,
+//! shared with the gateway; [`legacy_email`] is the form addresses were stored in before it),
+//! and argon2id hashing (PHC strings that carry their own parameters, so raising the cost
+//! later keeps old hashes verifiable).
 
 use argon2::{Algorithm, Argon2, ParamsBuilder, PasswordHasher, PasswordVerifier, Version};
 use thiserror::Error;
@@ -7,21 +9,28 @@ use thiserror::Error;
 /// The shortest and longest password accepted (the upper bound keeps hashing cheap to refuse).
 pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 
+pub use storefront_contracts::email::{EmailError, MAX_EMAIL_BYTES, canonical_email};
+
 /// Why credentials were refused before any hashing.
 #[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum CredentialError {
-    #[error("email {0:?} is not a valid address")]
-    BadEmail(String),
+    /// The address breaks the one email rule ([`canonical_email`]); the message says how.
+    #[error(transparent)]
+    BadEmail(#[from] EmailError),
     #[error("password must be {min} to {max} characters", min = PASSWORD_LEN.start(), max = PASSWORD_LEN.end())]
     BadPassword,
     #[error("name must be at most 200 characters")]
     BadName,
 }
 
-/// Lower-cases and trims an email and checks its shape (`local@domain.tld`, ≤ 254 bytes).
-pub fn normalize_email(email: &str) -> Result<String, CredentialError> {
+/// The form the rule before [`canonical_email`] stored an address in (trimmed, ASCII letters
+/// lower-cased, anything else kept as typed), or `None` where that rule refused it. Only for
+/// finding accounts stored then: for ASCII input it equals [`canonical_email`]'s form (see
+/// `storefront_contracts::email`), so only a non-ASCII sign-in whose two forms differ costs a
+/// second lookup.
+pub fn legacy_email(email: &str) -> Option<String> {
     let email = email.trim().to_ascii_lowercase();
-    let valid = email.len() <= 254
+    let valid = email.len() <= MAX_EMAIL_BYTES
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -30,11 +39,7 @@ pub fn normalize_email(email: &str) -> Result<String, CredentialError> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
         });
-    if valid {
-        Ok(email)
-    } else {
-        Err(CredentialError::BadEmail(email))
-    }
+    valid.then_some(email)
 }
 
 /// Checks a new password's length (in characters).
@@ -128,29 +133,41 @@ mod tests {
     };
 
     #[test]
-    fn emails_and_passwords_are_checked() {
-        assert_eq!(
-            normalize_email("  Ann@Example.COM "),
-            Ok("ann@example.com".into())
-        );
-        for bad in [
-            "",
-            "ann",
-            "@example.com",
-            "ann@",
-            "ann@example",
-            "a b@x.io",
-            "a@b@c.io",
-            "a@.io",
-        ] {
-            assert!(normalize_email(bad).is_err(), "{bad:?}");
-        }
+    fn passwords_are_checked() {
         assert!(check_password("correct horse").is_ok());
         assert_eq!(check_password("short"), Err(CredentialError::BadPassword));
         assert_eq!(
             check_password(&"x".repeat(129)),
             Err(CredentialError::BadPassword)
         );
+    }
+
+    #[test]
+    fn the_legacy_form_is_the_canonical_one_for_ascii_and_kept_otherwise() {
+        for raw in [
+            "  Ann@Example.COM ",
+            "bob+x@mail.example.org",
+            "o'neil@x.io",
+        ] {
+            assert_eq!(legacy_email(raw), canonical_email(raw).ok(), "{raw:?}");
+        }
+        // What the old rule stored as typed, and the new rule folds or refuses.
+        assert_eq!(
+            legacy_email("ÄNNE@Example.de").as_deref(),
+            Some("Änne@example.de")
+        );
+        assert_eq!(
+            canonical_email("ÄNNE@Example.de").as_deref(),
+            Ok("änne@example.de")
+        );
+        assert_eq!(
+            legacy_email("a\u{200D}b@example.com").as_deref(),
+            Some("a\u{200D}b@example.com")
+        );
+        assert!(canonical_email("a\u{200D}b@example.com").is_err());
+        for bad in ["", "ann", "a b@x.io", "a@b@c.io", "a@.io"] {
+            assert_eq!(legacy_email(bad), None, "{bad:?}");
+        }
     }
 
     #[test]
