@@ -68,9 +68,11 @@ fn degraded(mut response: Response, what: &'static str) -> Response {
     response
 }
 
-/// `POST /api/v1/users` → 201 `{id, email}`; 409 when the email is taken.
+/// `POST /api/v1/users` → 201 `{id, email}`; 422 for an address the email rule refuses
+/// (before any call); 409 when the email is taken; 503 with `Retry-After` when auth is busy.
 pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
     let r: CreateUserRequest = json_body(body, gw.deadlines().body).await?;
+    r.validate()?;
     let request = SignUpRequest {
         email: r.email,
         password: r.password,
@@ -85,8 +87,8 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
         })
         .await;
     let user = answer.map_err(|s| match s.code() {
-        Code::AlreadyExists => ApiError::new(ErrorKind::Conflict, s.message()),
-        _ => upstream::error(auth, &s),
+        Code::AlreadyExists => ApiError::new(ErrorKind::Conflict, s.message()).into(),
+        _ => upstream::refusal(auth, &s),
     })?;
     let body = UserCreated {
         id: user.user_id,
@@ -95,7 +97,8 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// `POST /api/v1/sessions` → 200 `{token, expiresAt}`; 401 when wrong.
+/// `POST /api/v1/sessions` → 200 `{token, expiresAt}`; 401 when wrong (an address no account
+/// can have included); 503 with `Retry-After` when auth is busy.
 pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
     let r: CreateSessionRequest = json_body(body, gw.deadlines().body).await?;
     let request = SignInRequest {
@@ -111,8 +114,8 @@ pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
         })
         .await;
     let session = answer.map_err(|s| match s.code() {
-        Code::Unauthenticated => ApiError::new(ErrorKind::Unauthenticated, s.message()),
-        _ => upstream::error(auth, &s),
+        Code::Unauthenticated => ApiError::new(ErrorKind::Unauthenticated, s.message()).into(),
+        _ => upstream::refusal(auth, &s),
     })?;
     let body = Session {
         token: session.token,

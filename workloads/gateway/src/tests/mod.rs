@@ -2,7 +2,8 @@
 //! listed route answers (no 404 "no route", no 405), input is checked before any call, an
 //! unavailable service is a 503 JSON error, recommendations degrade to an empty list, a
 //! hung upstream is cut at its deadline; [`calls`]: the guard refuses with its own headers,
-//! retries and budgets; [`snapshot`]: the served API as snapshots.
+//! retries and budgets; [`overload`]: an overloaded upstream (503, `Retry-After`) and the
+//! email rule at the edge; [`snapshot`]: the served API as snapshots.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -364,4 +365,5 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
 }
 
 mod calls;
+mod overload;
 mod snapshot;

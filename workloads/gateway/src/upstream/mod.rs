@@ -22,6 +22,10 @@
 //!
 //! Channels connect lazily, so the gateway starts (and answers 503 for a service) while an
 //! upstream is still down; a reload reuses the channel of an address that did not change.
+//!
+//! A service that sheds load answers `RESOURCE_EXHAUSTED` with a retry hint
+//! ([`storefront_contracts::overload`]); [`refusal`] turns it into a 503 with `Retry-After`
+//! (the hint, or 1 s without one), for any upstream.
 
 pub mod call;
 pub mod channel;
@@ -40,9 +44,11 @@ use self::{
     pool::{Pool, Upstream},
 };
 // The guard's types, at the path they had before `resilience` owned them.
-pub use crate::resilience::guard::{AllowAll, Outcome, Refusal, UpstreamGuard};
+use crate::resilience::guard::{Outcome, Refusal};
 use crate::routing::table::Snapshot;
+use axum::http::{HeaderMap, HeaderValue, header::RETRY_AFTER};
 use storefront_contracts::api::{ApiError, ErrorKind};
+use storefront_contracts::overload;
 use storefront_platform::grpc::ServiceTokenAttacher;
 
 /// The services the gateway calls: the route table's upstreams, and the scopes of their
@@ -233,9 +239,31 @@ pub fn authed(channel: impl Into<Upstream>, tokens: ServiceTokenAttacher) -> Aut
     InterceptedService::new(channel.into(), tokens)
 }
 
+/// The retry hint of an overloaded upstream's answer, in seconds: its own, else 1 s.
+fn overload_retry_after(status: &Status) -> u64 {
+    overload::retry_after(status).unwrap_or(1)
+}
+
+/// [`error`] with the headers that go with it: an overloaded upstream's 503 carries
+/// `Retry-After` (its hint, else 1 s). Handlers answer a call's failure with this.
+pub fn refusal(service: &str, status: &Status) -> Refusal {
+    let error = error(service, status);
+    if status.code() != Code::ResourceExhausted {
+        return error.into();
+    }
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&overload_retry_after(status).to_string()) {
+        headers.insert(RETRY_AFTER, v);
+    }
+    Refusal {
+        error,
+        headers: Some(Box::new(headers)),
+    }
+}
+
 /// The public error for a failed call to `service` whose specific codes the caller did not
-/// handle: unavailable, out of time or refusing the gateway → 503; a refusal of the input →
-/// 422; not found → 404.
+/// handle: unavailable, overloaded, out of time or refusing the gateway → 503; a refusal of
+/// the input → 422; not found → 404.
 pub fn error(service: &str, status: &Status) -> ApiError {
     let message = status.message();
     match status.code() {
@@ -245,6 +273,14 @@ pub fn error(service: &str, status: &Status) -> ApiError {
         Code::DeadlineExceeded => ApiError::new(
             ErrorKind::Unavailable,
             format!("the {service} service did not answer in time"),
+        ),
+        // The upstream's own words stay out: they name its internals (slots, queues).
+        Code::ResourceExhausted => ApiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the {service} service is busy; retry in {} s",
+                overload_retry_after(status)
+            ),
         ),
         Code::Unauthenticated | Code::PermissionDenied => ApiError::new(
             ErrorKind::Unavailable,
@@ -394,6 +430,7 @@ mod tests {
             (Status::deadline_exceeded("x"), 503),
             (Status::unauthenticated("x"), 503),
             (Status::failed_precondition("x"), 503),
+            (Status::resource_exhausted("x"), 503),
             (Status::internal("x"), 500),
         ];
         for (status, code) in cases {
@@ -403,6 +440,25 @@ mod tests {
                 "{status:?}"
             );
         }
+        let busy = refusal("auth", &overload::overloaded("all slots busy", 4));
+        assert_eq!(
+            (busy.error.kind, busy.error.message.as_str()),
+            (
+                ErrorKind::Unavailable,
+                "the auth service is busy; retry in 4 s"
+            )
+        );
+        let headers = busy.headers.expect("headers");
+        assert_eq!(
+            headers.get(RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"4"[..])
+        );
+        let unhinted = refusal("catalog", &Status::resource_exhausted("x"));
+        assert_eq!(
+            unhinted.headers.and_then(|h| h.get(RETRY_AFTER).cloned()),
+            Some(HeaderValue::from_static("1"))
+        );
+        assert!(refusal("auth", &Status::unavailable("x")).headers.is_none());
         assert_eq!(outcome(&Status::not_found("x")), Outcome::Answered);
         assert_eq!(
             outcome(&Status::unavailable("x")),
