@@ -13,9 +13,10 @@ use storefront_workloads::{
         grpc::serve,
         service::{Accounts, MemoryUserStore},
     },
-    gateway::{
-        balance::{PodSource, Pool, Upstream},
+    gateway::upstream::{
         channel::H2Channel,
+        discovery::PodSource,
+        pool::{Pool, Upstream},
     },
     grpc::{TlsFiles, client_rustls, client_tls, install_tls},
 };

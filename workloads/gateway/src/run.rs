@@ -17,7 +17,8 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::{
-    Gateway, edge_health as report,
+    edge_health as report,
+    http::Gateway,
     ratelimit::cluster::ClusterLimiter,
     resilience::{BreakerGuard, breaker::BreakerConfig},
     routing::{

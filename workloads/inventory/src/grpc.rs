@@ -21,7 +21,7 @@ use super::{
     ports::{StockStore, StoreError},
 };
 // The stores and the place this server runs over, where its callers found them.
-pub use super::{memory::MemoryStock, ports::ShardPlace};
+use super::ports::ShardPlace;
 use storefront_contracts::order_lines::{MAX_ORDER_LINES, MAX_QUANTITY, validate_sku};
 use storefront_contracts::proto::inventory::{
     CommitRequest, CommitResponse, GetStockRequest, ReleaseRequest, ReleaseResponse,

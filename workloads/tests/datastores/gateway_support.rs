@@ -27,13 +27,18 @@ use storefront_workloads::{
     catalog::{self, grpc::Catalog, postgres::PgCatalog, search::SearchIndex, seed::generate},
     events::{Bus, EventMetrics},
     gateway::{
-        Gateway, routing,
-        table::{Loader, Sources},
-        upstream::{AllowAll, Deadlines},
+        Gateway,
+        resilience::guard::AllowAll,
+        routing::{
+            self,
+            table::{Loader, Sources},
+        },
+        upstream::Deadlines,
     },
     inventory::{
         self,
-        grpc::{MemoryStock, ShardPlace},
+        memory::MemoryStock,
+        ports::ShardPlace,
         postgres::{PgInventory, RingPlace},
     },
     orders::{self, postgres::PgOrders},

@@ -8,7 +8,11 @@ use storefront_crds::ring::shard_of;
 use storefront_workloads::{
     auth::domain::{SigningKeys, TokenIssuer},
     grpc::ServiceTokenAttacher,
-    inventory::grpc::{MemoryStock, SERVICE, ShardPlace, serve},
+    inventory::{
+        grpc::{SERVICE, serve},
+        memory::MemoryStock,
+        ports::ShardPlace,
+    },
     proto::inventory::{
         CommitRequest, GetStockRequest, Line, ReleaseRequest, ReserveRequest,
         inventory_client::InventoryClient,

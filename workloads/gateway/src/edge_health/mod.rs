@@ -36,7 +36,7 @@ use kube::{
 };
 
 use crate::{
-    Gateway,
+    http::Gateway,
     resilience::{BreakerGuard, breaker::State},
     routing::source::Once,
 };

@@ -1,6 +1,6 @@
 //! One handler per public route (its row in [`super::ROUTES`] names it). Each checks its
 //! input first (4xx before any call), calls its row's upstream with its row's retry class
-//! through [`Gateway::call`] (guard, deadline, retries), and maps the failures: the codes a
+//! through [`Gateway::caller`] (guard, deadline, retries), and maps the failures: the codes a
 //! route expects (a taken email, wrong credentials, an unknown SKU, a reused
 //! Idempotency-Key) to their 4xx, anything else by [`upstream::error`].
 
@@ -21,10 +21,9 @@ use tonic::Code;
 
 use super::{
     CREATE_ORDER, CREATE_SESSION, CREATE_USER, GET_INVENTORY, GET_ORDER, GET_PRODUCT,
-    GET_RECOMMENDATIONS, LIST_ORDERS, LIST_PRODUCTS, SignedIn, json_body,
+    GET_RECOMMENDATIONS, Gateway, LIST_ORDERS, LIST_PRODUCTS, SignedIn, json_body,
 };
 use crate::{
-    Gateway,
     resilience::guard::Refusal,
     upstream::{self, Service, call::Retry},
 };
@@ -81,6 +80,7 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
     let auth = CREATE_USER.service();
     let channel = gw.client(auth)?;
     let answer = gw
+        .caller()
         .call(auth, channel, CREATE_USER.retry, |c| {
             let request = request.clone();
             async move { AuthClient::new(c).sign_up(request).await }
@@ -108,6 +108,7 @@ pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
     let auth = CREATE_SESSION.service();
     let channel = gw.client(auth)?;
     let answer = gw
+        .caller()
         .call(auth, channel, CREATE_SESSION.retry, |c| {
             let request = request.clone();
             async move { AuthClient::new(c).sign_in(request).await }
@@ -196,6 +197,7 @@ pub async fn list_products(
     let catalog = LIST_PRODUCTS.service();
     let channel = gw.client(catalog)?;
     let page = gw
+        .caller()
         .call(catalog, channel, LIST_PRODUCTS.retry, |c| {
             let request = request.clone();
             async move { CatalogClient::new(c).search_products(request).await }
@@ -239,6 +241,7 @@ pub async fn get_product(
     let catalog = GET_PRODUCT.service();
     let channel = gw.client(catalog)?;
     let product = gw
+        .caller()
         .call(catalog, channel, GET_PRODUCT.retry, |c| {
             let request = GetProductRequest { sku: sku.clone() };
             async move { CatalogClient::new(c).get_product(request).await }
@@ -248,6 +251,7 @@ pub async fn get_product(
     let stock = match gw.shard(Service::Inventory.name(), &sku) {
         Ok((channel, _)) => {
             let answer = gw
+                .caller()
                 .call(Service::Inventory.name(), channel, Retry::Idempotent, |c| {
                     let request = GetStockRequest { sku: sku.clone() };
                     async move { InventoryClient::new(c).get_stock(request).await }
@@ -300,6 +304,7 @@ pub async fn recommendations(
     };
     let within = gw.deadlines().supporting;
     let answer = gw
+        .caller()
         .call_within(
             recommendations,
             channel,
@@ -330,6 +335,7 @@ pub async fn recommendations(
         let gw = gw.clone();
         tasks.spawn(async move {
             let answer = gw
+                .caller()
                 .call(Service::Catalog.name(), channel, Retry::Idempotent, |c| {
                     let request = GetProductRequest { sku: sku.clone() };
                     async move { CatalogClient::new(c).get_product(request).await }
@@ -428,6 +434,7 @@ pub async fn create_order(
     let catalog = Service::Catalog.name();
     let channel = gw.client(catalog)?;
     let prices = gw
+        .caller()
         .call(catalog, channel, Retry::Idempotent, |c| {
             let request = request.clone();
             async move { CatalogClient::new(c).get_prices(request).await }
@@ -462,6 +469,7 @@ pub async fn create_order(
     let orders = CREATE_ORDER.service();
     let channel = gw.client(orders)?;
     let answer = gw
+        .caller()
         .call(orders, channel, CREATE_ORDER.retry, |c| {
             let request = message.clone();
             async move { OrdersClient::new(c).create_order(request).await }
@@ -495,6 +503,7 @@ pub async fn get_order(
     let orders = GET_ORDER.service();
     let channel = gw.client(orders)?;
     let order = gw
+        .caller()
         .call(orders, channel, GET_ORDER.retry, |c| {
             let request = request.clone();
             async move { OrdersClient::new(c).get_order(request).await }
@@ -513,6 +522,7 @@ pub async fn list_orders(State(gw): State<Gateway>, SignedIn(user): SignedIn) ->
     let orders = LIST_ORDERS.service();
     let channel = gw.client(orders)?;
     let list = gw
+        .caller()
         .call(orders, channel, LIST_ORDERS.retry, |c| {
             let request = request.clone();
             async move { OrdersClient::new(c).list_orders(request).await }
@@ -539,6 +549,7 @@ pub async fn get_inventory(
     sku_in_path(&sku)?;
     let (channel, _epoch) = gw.shard(GET_INVENTORY.service(), &sku)?;
     let stock = gw
+        .caller()
         .call(GET_INVENTORY.service(), channel, GET_INVENTORY.retry, |c| {
             let request = GetStockRequest { sku: sku.clone() };
             async move { InventoryClient::new(c).get_stock(request).await }

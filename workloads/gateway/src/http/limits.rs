@@ -19,8 +19,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use super::Gateway;
 use crate::{
-    Gateway,
     ratelimit::{
         cluster::{Policy, Verdict},
         gcra::Rate,

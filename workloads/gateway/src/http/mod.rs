@@ -13,10 +13,12 @@
 //! ```
 //!
 //! - [`handlers`]: one function per route; each checks its input (4xx before any call) and
-//!   calls its upstream with its row's [`Retry`] class through [`crate::Gateway::call`].
+//!   calls its upstream with its row's [`Retry`] class through [`Gateway::caller`]
+//!   ([`crate::upstream::call::Caller::call`]).
 //! - [`limits`]: the budgets at the door (429, the IETF `RateLimit` headers) and the request
 //!   metrics.
 //! - [`openapi`]: one function per operation, and the document.
+//! - [`state`]: [`Gateway`], the state every handler is given.
 //!
 //! Helpers every handler uses live here: [`json_body`] (size and time limits, JSON errors)
 //! and [`SignedIn`] (the verified user of the Bearer token).
@@ -24,6 +26,7 @@
 pub mod handlers;
 pub mod limits;
 pub mod openapi;
+pub mod state;
 
 use std::{sync::Arc, time::Duration};
 
@@ -37,10 +40,8 @@ use axum::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{
-    Gateway,
-    upstream::{Service, call::Retry},
-};
+pub use self::state::Gateway;
+use crate::upstream::{Service, call::Retry};
 use storefront_contracts::api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES};
 use storefront_platform::token::Claims;
 
@@ -188,7 +189,7 @@ pub const OPENAPI: Route = Route {
 mod mount {
     use axum::routing::{MethodRouter, get, post};
 
-    use crate::Gateway;
+    use super::Gateway;
 
     pub fn create_user() -> MethodRouter<Gateway> {
         post(super::handlers::create_user)

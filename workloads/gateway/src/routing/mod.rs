@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  source::watch_routes ─┐
-//!  mounted files (tick) ─┴▶ table::Loader::poll ─▶ apply ─▶ Gateway::apply (channels, limits)
+//!  mounted files (tick) ─┴▶ table::Loader::poll ─▶ apply ─▶ Routed::apply (channels, limits)
 //!                                                   │ Ok(Change) / Err(Refused)
 //!                                                   ▼
 //!                                           reload::Loaded ─▶ GET /routes
@@ -17,8 +17,18 @@ pub mod reload;
 pub mod source;
 pub mod table;
 
-use self::table::Poll;
-use crate::Gateway;
+use std::sync::Arc;
+
+use self::table::{Poll, Snapshot};
+
+/// What route tables are applied to: the gateway (its channels and rate limits).
+pub trait Routed: Send + Sync + 'static {
+    /// Switches to `snapshot`; on error (a bad address, a limit the limiter refuses) the
+    /// table in force stays, whole.
+    fn apply(&self, snapshot: Snapshot) -> Result<(), String>;
+    /// The snapshot in force (none before the first table).
+    fn in_force(&self) -> Option<Arc<Snapshot>>;
+}
 
 /// What a poll that was not refused did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +51,7 @@ pub enum Refused {
 
 /// Applies what one poll found (and logs it); on any refusal the last good table stays,
 /// whole.
-pub fn apply(gateway: &Gateway, poll: Poll) -> Result<Change, Refused> {
+pub fn apply(gateway: &impl Routed, poll: Poll) -> Result<Change, Refused> {
     match poll {
         Poll::Unchanged => Ok(Change::Unchanged),
         Poll::Changed(snapshot) => {

@@ -30,11 +30,10 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::{
-    Change, Refused, apply,
+    Change, Refused, Routed, apply,
     source::Fetched,
     table::{Loader, RateLimit},
 };
-use crate::Gateway;
 use storefront_platform::ops::Readiness;
 
 /// Which table is in force, for `GET /routes`.
@@ -87,9 +86,8 @@ impl Loaded {
         self.applied.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn applied(&self, gateway: &Gateway, source: &'static str, rv: Option<String>) {
-        let upstreams = gateway.upstreams();
-        let Some(snapshot) = upstreams.snapshot.as_ref() else {
+    fn applied(&self, gateway: &impl Routed, source: &'static str, rv: Option<String>) {
+        let Some(snapshot) = gateway.in_force() else {
             return;
         };
         let table = &snapshot.table;
@@ -146,7 +144,7 @@ impl Loaded {
 /// (`api`) reports a change, and every `every` for the rings (and the routes file while the
 /// watch has not listed yet, or when there is no watch).
 pub async fn reload(
-    gateway: Gateway,
+    gateway: impl Routed,
     mut loader: Loader,
     ready: Readiness,
     every: Duration,
@@ -199,7 +197,7 @@ pub async fn reload(
                 loaded.refused("the new route table could not be applied".into());
             }
         }
-        let has_routes = gateway.has_routes();
+        let has_routes = gateway.in_force().is_some();
         if has_routes && !ready.get() {
             ready.set(true);
         }
@@ -209,7 +207,9 @@ pub async fn reload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{resilience::guard::AllowAll, routing::table::Sources, upstream::Deadlines};
+    use crate::{
+        Gateway, resilience::guard::AllowAll, routing::table::Sources, upstream::Deadlines,
+    };
     use storefront_platform::token::{SigningKeys, TokenIssuer};
 
     const TABLE: &str = r#"{"storefront": "shop", "routes": [

@@ -81,7 +81,9 @@ async fn the_guard_refuses_with_its_headers_and_sees_every_outcome() {
 /// reachable): the read is retried with backoff and answers, instead of a 503.
 #[tokio::test]
 async fn a_refused_connection_is_retried_until_the_upstream_listens() {
-    use storefront_inventory::grpc::{MemoryStock, ShardPlace, serve as serve_shard};
+    use storefront_inventory::{
+        grpc::serve as serve_shard, memory::MemoryStock, ports::ShardPlace,
+    };
     let issuer = issuer(5);
     let dead = closed_port().await;
     let ring = Ring::parse(&format!(
@@ -221,6 +223,7 @@ async fn retries_never_stretch_a_call_past_its_deadline() {
     let within = Duration::from_millis(300);
     let started = tokio::time::Instant::now();
     let answer: Result<(), tonic::Status> = gateway
+        .caller()
         .call_within("recommendations", channel, Retry::IfNotSent, within, |_| {
             let n = attempts.fetch_add(1, Ordering::SeqCst);
             async move {

@@ -1,4 +1,4 @@
-//! One upstream call with retries: [`Gateway::call`] runs an RPC, records every attempt's
+//! One upstream call with retries: [`Caller::call`] runs an RPC, records every attempt's
 //! outcome for the guard (breakers), and tries again only when it is safe and affordable:
 //!
 //! - **safe**: a request that never reached the service (the connection was refused or
@@ -16,13 +16,16 @@
 //! [`MAX_RETRIES`]), bridging the second or so a new endpoint takes to be programmed into
 //! every node's service rules after its pod turned ready.
 
-use std::{error::Error as _, future::Future, time::Duration};
+use std::{error::Error as _, future::Future, sync::Arc, time::Duration};
 
 use rand::Rng;
 use tonic::{Code, Status};
 
-use super::Authed;
-use crate::Gateway;
+use super::{Authed, metrics::UpstreamMetrics, outcome};
+use crate::resilience::{
+    guard::{Outcome, Refusal, UpstreamGuard},
+    retry_budget::RetryBudgets,
+};
 
 /// Retries after the first attempt, at most.
 pub const MAX_RETRIES: u32 = 4;
@@ -61,8 +64,38 @@ pub fn backoff(n: u32, unit: f64) -> Duration {
     step.mul_f64(0.5 + 0.5 * unit.clamp(0.0, 1.0))
 }
 
-impl Gateway {
-    /// Runs `rpc` on `channel` (from [`Gateway::client`] or [`Gateway::shard`], so already
+/// The call pipeline's state, shared by every call: the guard (breakers), the retry budget
+/// per upstream, the per-attempt metrics and the call deadline.
+pub struct Caller {
+    guard: Arc<dyn UpstreamGuard>,
+    retries: RetryBudgets,
+    metrics: UpstreamMetrics,
+    deadline: Duration,
+}
+
+impl Caller {
+    /// A pipeline that admits calls through `guard` and ends each by `deadline`.
+    pub fn new(guard: Arc<dyn UpstreamGuard>, deadline: Duration) -> Self {
+        Self {
+            guard,
+            retries: RetryBudgets::default(),
+            metrics: UpstreamMetrics::default(),
+            deadline,
+        }
+    }
+
+    /// Whether the guard lets a call to `service` start now.
+    pub fn admit(&self, service: &'static str) -> Result<(), Refusal> {
+        self.guard.admit(service)
+    }
+
+    /// Registers the retry budgets' and the attempts' metrics in `registry`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.retries.register(registry);
+        self.metrics.register(registry);
+    }
+
+    /// Runs `rpc` on `channel` (a gateway's `client` or `shard` channel, so already
     /// admitted), retrying as the module says within the call deadline; returns the answer
     /// or the last failure.
     pub async fn call<T, F, Fut>(
@@ -76,11 +109,11 @@ impl Gateway {
         F: FnMut(Authed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        self.call_within(service, channel, retry, self.0.deadlines.call, rpc)
+        self.call_within(service, channel, retry, self.deadline, rpc)
             .await
     }
 
-    /// [`Gateway::call`], retrying only while a retry can start before `within` (from the
+    /// [`Caller::call`], retrying only while a retry can start before `within` (from the
     /// first attempt) is over: a supporting call keeps its short deadline, retries included.
     pub async fn call_within<T, F, Fut>(
         &self,
@@ -94,7 +127,7 @@ impl Gateway {
         F: FnMut(Authed) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
-        let retries = &self.0.retries;
+        let retries = &self.retries;
         retries.deposit(service);
         let started = tokio::time::Instant::now();
         let mut sent = started;
@@ -114,7 +147,7 @@ impl Gateway {
                     within.as_millis()
                 ))),
             };
-            self.0.upstream_metrics.record(
+            self.metrics.record(
                 service,
                 answer.as_ref().map_or_else(Status::code, |_| Code::Ok),
                 sent.elapsed().as_secs_f64(),
@@ -127,7 +160,7 @@ impl Gateway {
             if attempt < MAX_RETRIES
                 && started.elapsed() + delay < within
                 && retryable(&status, retry)
-                && self.0.guard.admit(service).is_ok()
+                && self.guard.admit(service).is_ok()
                 && retries.try_retry(service)
             {
                 attempt += 1;
@@ -142,6 +175,24 @@ impl Gateway {
                 sent = tokio::time::Instant::now();
             } else {
                 return Err(status);
+            }
+        }
+    }
+
+    /// Records the outcome of a call for the guard and unwraps the answer.
+    pub fn finish<T>(
+        &self,
+        service: &'static str,
+        result: Result<tonic::Response<T>, Status>,
+    ) -> Result<T, Status> {
+        match result {
+            Ok(r) => {
+                self.guard.record(service, Outcome::Answered);
+                Ok(r.into_inner())
+            }
+            Err(status) => {
+                self.guard.record(service, outcome(&status));
+                Err(status)
             }
         }
     }
