@@ -1,6 +1,6 @@
 //! The datastores' Secrets a Storefront names (`manifests/samples/storefront.yaml`):
 //! `storefront-postgres`, `storefront-postgres-replica`, `storefront-redis`, `storefront-nats`,
-//! each with the key `url`, written into every test namespace by [`crate::TestNamespace::new`].
+//! each with the key `url`, written into every test namespace by `TestNamespace::new` (the crate root).
 //!
 //! Where the URLs come from, first match wins:
 //! 1. `E2E_POSTGRES_URL`, `E2E_POSTGRES_REPLICA_URL`, `E2E_REDIS_URL`, `E2E_NATS_URL`
@@ -50,7 +50,7 @@ impl DatastoreUrls {
         if from_env.len() == SECRETS.len() {
             return Self::from_vars(&from_env);
         }
-        let script = crate::repo().join("tests/e2e/cluster/datastores");
+        let script = crate::paths::repo().join("tests/e2e/cluster/datastores");
         let out = std::process::Command::new(&script)
             .arg("env")
             .output()

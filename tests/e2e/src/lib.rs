@@ -15,11 +15,13 @@
 pub mod datastores;
 pub mod forward;
 pub mod loadgen;
+pub mod paths;
 pub mod shopper;
+
+pub use paths::repo;
 
 use std::{
     future::Future,
-    path::PathBuf,
     time::{Duration, Instant},
 };
 
@@ -51,11 +53,6 @@ pub fn real_workload_image() -> String {
 
 fn operator_image() -> String {
     std::env::var("E2E_OPERATOR_IMAGE").unwrap_or_else(|_| "storefront/operator:dev".into())
-}
-
-/// The repository root.
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A client for the cluster in `KUBECONFIG`.

@@ -8,7 +8,7 @@ use std::{path::PathBuf, process::Command};
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use crate::repo;
+use crate::paths::repo;
 
 /// The loadgen binary.
 pub fn binary() -> PathBuf {
