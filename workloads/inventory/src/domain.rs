@@ -113,6 +113,16 @@ enum Hold {
 pub struct Inventory {
     stock: HashMap<String, StockLevel>,
     holds: HashMap<String, Hold>,
+    /// How each order was settled first (a release or a commit, whatever it held then): the
+    /// first settlement wins, as the SQL store's `settled` table says.
+    settled: HashMap<String, Settlement>,
+}
+
+/// An order's first settlement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Settlement {
+    Released,
+    Committed,
 }
 
 /// Why `requested` units of `sku` cannot be held at `level` (`None`: unknown SKU), if they
@@ -185,6 +195,10 @@ impl Inventory {
         lines: &[(String, u32)],
     ) -> Result<ReserveOutcome, InventoryError> {
         let wanted = merge_lines(lines)?;
+        if self.settled.get(order_id) == Some(&Settlement::Released) {
+            // Cancelled first: nothing is held for a dead order.
+            return Ok(ReserveOutcome::Rejected(Rejection::OrderCancelled));
+        }
         match self.holds.get(order_id) {
             Some(Hold::Held(_) | Hold::Committed) => return Ok(ReserveOutcome::Reserved),
             Some(Hold::Rejected(rejection)) => {
@@ -192,6 +206,11 @@ impl Inventory {
             }
             Some(Hold::Released) => return Ok(ReserveOutcome::Rejected(Rejection::OrderCancelled)),
             None => {}
+        }
+        if self.settled.contains_key(order_id) {
+            // Confirmed before this reservation (lines a resharding handed over late): they
+            // are held or sold where they were; claim nothing.
+            return Ok(ReserveOutcome::Reserved);
         }
         // Check every line first: nothing is held unless everything can be.
         let rejection = wanted
@@ -212,37 +231,33 @@ impl Inventory {
     }
 
     /// Gives back what `order_id` holds (cancellation). Returns whether anything was held.
+    /// A cancel that comes first is remembered, so a late reservation is refused.
     pub fn release(&mut self, order_id: &str) -> bool {
-        match self.holds.get(order_id) {
-            Some(Hold::Held(_)) => {}
-            // Sold, rejected or already released: nothing to give back; remember a cancel that
-            // came first so a late reservation is refused.
-            Some(_) => return false,
-            None => {
-                self.holds.insert(order_id.to_string(), Hold::Released);
-                return false;
-            }
-        }
-        if let Some(Hold::Held(held)) = self.holds.insert(order_id.to_string(), Hold::Released) {
-            for (sku, quantity) in held {
-                if let Some(level) = self.stock.get_mut(&sku) {
-                    level.reserved -= i64::from(quantity);
-                }
-            }
-        }
-        true
+        self.settle(order_id, Settlement::Released, Hold::Released, false)
     }
 
     /// Turns what `order_id` holds into sold units (confirmation). Returns whether it did.
+    /// A confirmation that comes first is remembered, so a late reservation claims nothing.
     pub fn commit(&mut self, order_id: &str) -> bool {
+        self.settle(order_id, Settlement::Committed, Hold::Committed, true)
+    }
+
+    /// Records `settlement` if the order has none yet, and settles what it holds as `after`
+    /// (`sold`: the units leave the stock too).
+    fn settle(&mut self, order_id: &str, settlement: Settlement, after: Hold, sold: bool) -> bool {
+        self.settled
+            .entry(order_id.to_string())
+            .or_insert(settlement);
         if !matches!(self.holds.get(order_id), Some(Hold::Held(_))) {
             return false;
         }
-        if let Some(Hold::Held(held)) = self.holds.insert(order_id.to_string(), Hold::Committed) {
+        if let Some(Hold::Held(held)) = self.holds.insert(order_id.to_string(), after) {
             for (sku, quantity) in held {
                 if let Some(level) = self.stock.get_mut(&sku) {
                     level.reserved -= i64::from(quantity);
-                    level.stock -= i64::from(quantity);
+                    if sold {
+                        level.stock -= i64::from(quantity);
+                    }
                 }
             }
         }
@@ -393,6 +408,44 @@ mod tests {
             Ok(ReserveOutcome::Rejected(Rejection::OrderCancelled))
         );
         assert_eq!(level(&inv, "A"), (5, 0, 5));
+    }
+
+    #[test]
+    fn the_first_settlement_wins_whatever_the_order_held() {
+        let mut inv = shop();
+        // Confirmed before this shard held anything (lines handed over late): nothing claimed.
+        assert!(!inv.commit("o1"));
+        assert_eq!(
+            inv.reserve("o1", &lines(&[("A", 1)])),
+            Ok(ReserveOutcome::Reserved)
+        );
+        assert_eq!(
+            level(&inv, "A"),
+            (5, 0, 5),
+            "a confirmed order claims nothing"
+        );
+        assert!(
+            !inv.release("o1"),
+            "and a later cancel has nothing to give back"
+        );
+
+        // Rejected, then cancelled: a redelivered reservation is answered as cancelled.
+        let rejected = inv.reserve("o2", &lines(&[("B", 9)])).expect("valid");
+        assert!(matches!(
+            rejected,
+            ReserveOutcome::Rejected(Rejection::Insufficient { .. })
+        ));
+        assert!(!inv.release("o2"));
+        assert_eq!(
+            inv.reserve("o2", &lines(&[("B", 9)])),
+            Ok(ReserveOutcome::Rejected(Rejection::OrderCancelled))
+        );
+
+        // Rejected, then confirmed first: the rejection stands.
+        inv.reserve("o3", &lines(&[("B", 9)])).expect("valid");
+        assert!(!inv.commit("o3"));
+        assert!(!inv.release("o3"));
+        assert_eq!(inv.reserve("o3", &lines(&[("B", 9)])), Ok(rejected));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `cargo test -p storefront-workloads --test datastores`). The target has `test = false`:
 //! a plain `cargo test`, with no servers, does not run it.
 
+mod auth_flood;
 mod auth_postgres;
 mod catalog_cache;
 mod catalog_grpc;
@@ -13,6 +14,7 @@ mod checkout_saga;
 mod gateway_api;
 mod gateway_bad_input;
 mod gateway_support;
+mod inventory_conformance;
 mod inventory_handoff;
 mod inventory_postgres;
 mod migrations;
