@@ -6,7 +6,6 @@
 //! a plain `cargo test`, with no servers, does not run it.
 
 mod auth_flood;
-mod auth_flood;
 mod auth_postgres;
 mod catalog_cache;
 mod catalog_grpc;
