@@ -49,14 +49,7 @@ pub async fn reconcile(sale: Arc<FlashSale>, ctx: Arc<Context>) -> Result<Action
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
-    let sales: Vec<FlashSale> = ctx
-        .stores
-        .sales
-        .state()
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .map(|s| (**s).clone())
-        .collect();
+    let sales = ctx.stores.sales_in(&ns);
     let sf = ctx
         .stores
         .storefronts

@@ -58,14 +58,7 @@ pub async fn reconcile(sf: Arc<Storefront>, ctx: Arc<Context>) -> Result<Action>
         return Ok(Action::await_change());
     }
     let now = Timestamp::now();
-    let sales: Vec<FlashSale> = ctx
-        .stores
-        .sales
-        .state()
-        .iter()
-        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-        .map(|s| (**s).clone())
-        .collect();
+    let sales = ctx.stores.sales_in(&ns);
 
     // Resharding first: the rings it records decide which shards and ring to render.
     let resharding = if sf.spec.paused {

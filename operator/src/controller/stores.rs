@@ -283,6 +283,16 @@ impl Watches {
 }
 
 impl Stores {
+    /// The FlashSales of namespace `ns` (a sale targets a Storefront of its own namespace).
+    pub fn sales_in(&self, ns: &str) -> Vec<FlashSale> {
+        self.sales
+            .state()
+            .iter()
+            .filter(|s| s.namespace().as_deref() == Some(ns))
+            .map(|s| (**s).clone())
+            .collect()
+    }
+
     /// Resolves when every store that no controller waits on has its initial list.
     ///
     /// The Storefront and ServiceShard stores are the controllers' own: each controller waits
