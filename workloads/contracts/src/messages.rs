@@ -35,20 +35,58 @@ pub trait BusMessage: Serialize {
     }
 }
 
-/// The instance of an inventory shard's answer: the shard, and the ring epoch and request
-/// when the shard states them (older shards state neither).
-fn shard_instance(shard: u32, epoch: i64, attempt: u32) -> String {
-    if epoch != 0 || attempt != 0 {
-        format!("{shard}:{epoch}:{attempt}")
-    } else {
-        shard.to_string()
-    }
-}
-
 /// Whether a value is its type's default (serde's `skip_serializing_if` for fields that old
 /// readers do not know).
 pub fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
+}
+
+/// One inventory shard's word that it holds the lines of an order it owns: sent on the bus
+/// ([`StockReply::StockHeld`]) and recorded as it came in the order's log
+/// ([`OrderEvent::StockHeld`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardHeld {
+    pub order_id: String,
+    /// The shard (`shard` of `shards`).
+    pub shard: u32,
+    pub shards: u32,
+    /// The order's SKUs this shard holds (or sold). Shards that keep the ring in the
+    /// database state them, so orders can tell which lines are held even when the ring
+    /// changes while the order is being reserved; absent in older replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skus: Option<Vec<String>>,
+    /// The ring epoch the shard decided under (0: not stated).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: i64,
+    /// The request answered: 0 for `OrderCreated`, n for the n-th `StockRequested`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+impl ShardHeld {
+    /// The word of a shard that decides by its place in the ring (no ring in its database):
+    /// it holds every line it owns, and states no SKUs, epoch or request.
+    pub fn by_place(order_id: impl Into<String>, shard: u32, shards: u32) -> Self {
+        Self {
+            order_id: order_id.into(),
+            shard,
+            shards,
+            skus: None,
+            epoch: 0,
+            attempt: 0,
+        }
+    }
+
+    /// What tells two of these apart for one order: the shard, and the ring epoch and
+    /// request when the shard states them (older shards state neither).
+    fn instance(&self) -> String {
+        if self.epoch != 0 || self.attempt != 0 {
+            format!("{}:{}:{}", self.shard, self.epoch, self.attempt)
+        } else {
+            self.shard.to_string()
+        }
+    }
 }
 
 /// One line of an order, priced when the order was created.
@@ -74,21 +112,8 @@ pub enum OrderEvent {
         /// Unix seconds.
         created_at: i64,
     },
-    /// One inventory shard holds the lines it owns (`shard` of `shards`).
-    StockHeld {
-        order_id: String,
-        shard: u32,
-        shards: u32,
-        /// The order's SKUs it holds (shards with the ring in the database state them).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        skus: Option<Vec<String>>,
-        /// The ring epoch it decided under.
-        #[serde(default, skip_serializing_if = "is_zero")]
-        epoch: i64,
-        /// The request it answered (0: `OrderCreated`).
-        #[serde(default, skip_serializing_if = "is_zero")]
-        attempt: u32,
-    },
+    /// One inventory shard holds the lines it owns.
+    StockHeld(ShardHeld),
     /// Asks the inventory shards again for the order's lines: the ring changed while they
     /// answered, and a line moved between a shard that answered before the switch and one
     /// that answered after it. Shards hold what they own now and answer with `attempt`.
@@ -134,7 +159,7 @@ impl BusMessage for OrderEvent {
     fn order_id(&self) -> &str {
         match self {
             Self::OrderCreated { order_id, .. }
-            | Self::StockHeld { order_id, .. }
+            | Self::StockHeld(ShardHeld { order_id, .. })
             | Self::StockRequested { order_id, .. }
             | Self::StockReserved { order_id, .. }
             | Self::RefundRequested { order_id, .. }
@@ -154,12 +179,7 @@ impl BusMessage for OrderEvent {
     /// epoch and request, and one `StockRequested` per attempt.
     fn instance(&self) -> Option<String> {
         match self {
-            Self::StockHeld {
-                shard,
-                epoch,
-                attempt,
-                ..
-            } => Some(shard_instance(*shard, *epoch, *attempt)),
+            Self::StockHeld(held) => Some(held.instance()),
             Self::StockRequested { attempt, .. } => Some(attempt.to_string()),
             _ => None,
         }
@@ -172,22 +192,7 @@ impl BusMessage for OrderEvent {
 #[serde(tag = "type", rename_all_fields = "camelCase")]
 pub enum StockReply {
     /// Every line this shard owns is held (or it owns none of the order's lines).
-    StockHeld {
-        order_id: String,
-        shard: u32,
-        shards: u32,
-        /// The order's SKUs this shard holds (or sold). Shards that keep the ring in the
-        /// database state them, so orders can tell which lines are held even when the ring
-        /// changes while the order is being reserved; absent in older replies.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        skus: Option<Vec<String>>,
-        /// The ring epoch the shard decided under (0: not stated).
-        #[serde(default, skip_serializing_if = "is_zero")]
-        epoch: i64,
-        /// The request answered: 0 for `OrderCreated`, n for the n-th `StockRequested`.
-        #[serde(default, skip_serializing_if = "is_zero")]
-        attempt: u32,
-    },
+    StockHeld(ShardHeld),
     /// A line this shard owns cannot be held; nothing is held on this shard.
     StockRejected {
         order_id: String,
@@ -200,7 +205,9 @@ pub enum StockReply {
 impl BusMessage for StockReply {
     fn order_id(&self) -> &str {
         match self {
-            Self::StockHeld { order_id, .. } | Self::StockRejected { order_id, .. } => order_id,
+            Self::StockHeld(ShardHeld { order_id, .. }) | Self::StockRejected { order_id, .. } => {
+                order_id
+            }
         }
     }
 
@@ -212,12 +219,7 @@ impl BusMessage for StockReply {
     /// request).
     fn instance(&self) -> Option<String> {
         Some(match self {
-            Self::StockHeld {
-                shard,
-                epoch,
-                attempt,
-                ..
-            } => shard_instance(*shard, *epoch, *attempt),
+            Self::StockHeld(held) => held.instance(),
             Self::StockRejected { shard, .. } => shard.to_string(),
         })
     }
@@ -275,14 +277,7 @@ mod tests {
                 "o1:OrderCreated",
             ),
             (
-                OrderEvent::StockHeld {
-                    order_id: o(),
-                    shard: 2,
-                    shards: 3,
-                    skus: None,
-                    epoch: 0,
-                    attempt: 0,
-                },
+                OrderEvent::StockHeld(ShardHeld::by_place(o(), 2, 3)),
                 "o1:StockHeld:2",
             ),
             (
@@ -314,14 +309,14 @@ mod tests {
         };
         assert_eq!(rejected.kind(), tag(&rejected));
         assert_eq!(rejected.message_id(), "o1:StockRejected:1");
-        let held = StockReply::StockHeld {
+        let held = StockReply::StockHeld(ShardHeld {
             order_id: o(),
             shard: 1,
             shards: 2,
             skus: None,
             epoch: 7,
             attempt: 0,
-        };
+        });
         assert_eq!(held.message_id(), "o1:StockHeld:1:7:0");
         let paid = PaymentReply::PaymentSucceeded {
             order_id: o(),

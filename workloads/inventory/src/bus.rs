@@ -21,20 +21,15 @@ use super::{
     domain::{Held, ReserveOutcome},
     ports::{ShardPlace, StockStore, StoreError},
 };
-use storefront_contracts::messages::OrderEvent;
+use storefront_contracts::messages::{OrderEvent, ShardHeld};
 use storefront_platform::events::{Bus, Handled, StockReply, decode};
 
 /// The reply of shard `index` of `count` to an order whose owned lines got `outcome`.
 pub fn reply(order_id: &str, index: u32, count: u32, outcome: ReserveOutcome) -> StockReply {
     match outcome {
-        ReserveOutcome::Reserved => StockReply::StockHeld {
-            order_id: order_id.to_string(),
-            shard: index,
-            shards: count,
-            skus: None,
-            epoch: 0,
-            attempt: 0,
-        },
+        ReserveOutcome::Reserved => {
+            StockReply::StockHeld(ShardHeld::by_place(order_id, index, count))
+        }
         ReserveOutcome::Rejected(r) => StockReply::StockRejected {
             order_id: order_id.to_string(),
             shard: index,
@@ -48,14 +43,14 @@ pub fn reply(order_id: &str, index: u32, count: u32, outcome: ReserveOutcome) ->
 /// the SKUs it holds and the ring it decided under.
 pub fn held_reply(order_id: &str, index: u32, attempt: u32, held: Held) -> StockReply {
     match held.outcome {
-        ReserveOutcome::Reserved => StockReply::StockHeld {
+        ReserveOutcome::Reserved => StockReply::StockHeld(ShardHeld {
             order_id: order_id.to_string(),
             shard: index,
             shards: held.ring.shards,
             skus: Some(held.skus),
             epoch: held.ring.epoch,
             attempt,
-        },
+        }),
         ReserveOutcome::Rejected(r) => StockReply::StockRejected {
             order_id: order_id.to_string(),
             shard: index,
@@ -176,14 +171,7 @@ mod tests {
     fn replies_carry_the_shard_and_the_reason() {
         assert_eq!(
             reply("o1", 1, 4, ReserveOutcome::Reserved),
-            StockReply::StockHeld {
-                order_id: "o1".into(),
-                shard: 1,
-                shards: 4,
-                skus: None,
-                epoch: 0,
-                attempt: 0,
-            }
+            StockReply::StockHeld(ShardHeld::by_place("o1", 1, 4))
         );
         let r = reply(
             "o1",

@@ -22,7 +22,7 @@ use super::{
     domain::SagaInput,
     postgres::{OUTBOX_CHANNEL, PgOrders},
 };
-use storefront_platform::events::{Bus, Handled, PaymentReply, StockReply, decode};
+use storefront_platform::events::{Bus, Handled, PaymentReply, ShardHeld, StockReply, decode};
 use storefront_platform::grpc::unix_now;
 
 /// Rows published per relay transaction.
@@ -94,21 +94,21 @@ pub async fn relay_once(store: &PgOrders, bus: &Bus) -> Result<usize> {
 /// The saga input an inventory reply stands for.
 pub fn stock_input(reply: StockReply) -> (String, SagaInput) {
     match reply {
-        StockReply::StockHeld {
+        StockReply::StockHeld(ShardHeld {
             order_id,
             shard,
             shards,
             skus: None,
             ..
-        } => (order_id, SagaInput::StockHeld { shard, shards }),
-        StockReply::StockHeld {
+        }) => (order_id, SagaInput::StockHeld { shard, shards }),
+        StockReply::StockHeld(ShardHeld {
             order_id,
             shard,
             shards,
             skus: Some(skus),
             epoch,
             attempt,
-        } => (
+        }) => (
             order_id,
             SagaInput::LinesHeld {
                 shard,
@@ -238,14 +238,7 @@ mod tests {
     #[test]
     fn replies_map_to_saga_inputs() {
         assert_eq!(
-            stock_input(StockReply::StockHeld {
-                order_id: "o1".into(),
-                shard: 1,
-                shards: 2,
-                skus: None,
-                epoch: 0,
-                attempt: 0,
-            }),
+            stock_input(StockReply::StockHeld(ShardHeld::by_place("o1", 1, 2))),
             (
                 "o1".into(),
                 SagaInput::StockHeld {

@@ -511,6 +511,7 @@ async fn insert_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ShardHeld;
 
     #[test]
     fn what_the_saga_publishes_and_what_stays_in_the_history() {
@@ -535,14 +536,7 @@ mod tests {
             );
         }
         // Replies are recorded, never re-published.
-        let reply = OrderEvent::StockHeld {
-            order_id: id(),
-            shard: 0,
-            shards: 1,
-            skus: None,
-            epoch: 0,
-            attempt: 0,
-        };
+        let reply = OrderEvent::StockHeld(ShardHeld::by_place(id(), 0, 1));
         assert_eq!(published_subject(&reply), None);
     }
 }

@@ -72,7 +72,9 @@ pub fn kind_of(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or(subject)
 }
 
-pub use storefront_contracts::messages::{BusMessage, PaymentReply, StockReply, is_zero};
+pub use storefront_contracts::messages::{
+    BusMessage, PaymentReply, ShardHeld, StockReply, is_zero,
+};
 
 /// What a handler made of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -381,14 +383,7 @@ mod tests {
 
     #[test]
     fn replies_round_trip_with_stable_ids() {
-        let held = StockReply::StockHeld {
-            order_id: "o1".into(),
-            shard: 2,
-            shards: 4,
-            skus: None,
-            epoch: 0,
-            attempt: 0,
-        };
+        let held = StockReply::StockHeld(ShardHeld::by_place("o1", 2, 4));
         let json = String::from_utf8(to_json(&held)).expect("utf8");
         assert_eq!(
             json,
@@ -399,14 +394,14 @@ mod tests {
             held
         );
         assert_eq!(held.message_id(), "o1:StockHeld:2");
-        let lines = StockReply::StockHeld {
+        let lines = StockReply::StockHeld(ShardHeld {
             order_id: "o1".into(),
             shard: 2,
             shards: 5,
             skus: Some(vec!["A".into()]),
             epoch: 3,
             attempt: 1,
-        };
+        });
         let json = String::from_utf8(to_json(&lines)).expect("utf8");
         assert_eq!(
             json,

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use storefront_contracts::messages::{BusMessage, Line, OrderEvent};
+pub use storefront_contracts::messages::{BusMessage, Line, OrderEvent, ShardHeld};
 
 pub mod ports;
 mod saga;
@@ -180,26 +180,26 @@ impl Order {
         match (self.state, event) {
             (
                 AwaitingStock,
-                OrderEvent::StockHeld {
+                OrderEvent::StockHeld(ShardHeld {
                     shard,
                     shards,
                     skus: None,
                     ..
-                },
+                }),
             ) => {
                 self.held.insert(*shard);
                 self.shards = Some(*shards);
             }
             (
                 AwaitingStock,
-                OrderEvent::StockHeld {
+                OrderEvent::StockHeld(ShardHeld {
                     shard,
                     shards,
                     skus: Some(skus),
                     epoch,
                     attempt,
                     ..
-                },
+                }),
             ) => {
                 self.covered.extend(skus.iter().cloned());
                 let who = self

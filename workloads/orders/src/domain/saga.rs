@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Line, Order, OrderEvent, SagaState};
+use super::{Line, Order, OrderEvent, SagaState, ShardHeld};
 
 /// What the orders service hears about an order (from NATS, or its own timer).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -114,14 +114,11 @@ pub fn decide(order: &Order, input: &SagaInput) -> Decision {
                     "inventory was resharded while reserving stock; please order again",
                 )]);
             }
-            let mut events = vec![OrderEvent::StockHeld {
-                order_id: id(),
-                shard: *shard,
-                shards: *shards,
-                skus: None,
-                epoch: 0,
-                attempt: 0,
-            }];
+            let mut events = vec![OrderEvent::StockHeld(ShardHeld::by_place(
+                id(),
+                *shard,
+                *shards,
+            ))];
             if order.held.len() + 1 == *shards as usize {
                 events.push(OrderEvent::StockReserved {
                     order_id: id(),
@@ -236,14 +233,14 @@ fn lines_held(
         return Decision::default();
     }
     let id = order.order_id.clone();
-    let mut events = vec![OrderEvent::StockHeld {
+    let mut events = vec![OrderEvent::StockHeld(ShardHeld {
         order_id: id.clone(),
         shard,
         shards,
         skus: Some(skus.to_vec()),
         epoch,
         attempt,
-    }];
+    })];
     let covered = |sku: &String| order.covered.contains(sku) || skus.contains(sku);
     if order.lines.iter().all(|l| covered(&l.sku)) {
         events.push(OrderEvent::StockReserved {

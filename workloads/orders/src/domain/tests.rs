@@ -290,23 +290,16 @@ fn replies_from_two_rings_cancel_and_impossible_replies_are_ignored() {
 
 #[test]
 fn message_ids_name_the_shard_of_a_hold() {
-    let e = OrderEvent::StockHeld {
-        order_id: "o1".into(),
-        shard: 3,
-        shards: 4,
-        skus: None,
-        epoch: 0,
-        attempt: 0,
-    };
+    let e = OrderEvent::StockHeld(ShardHeld::by_place("o1", 3, 4));
     assert_eq!(e.message_id(), "o1:StockHeld:3");
-    let e = OrderEvent::StockHeld {
+    let e = OrderEvent::StockHeld(ShardHeld {
         order_id: "o1".into(),
         shard: 3,
         shards: 4,
         skus: Some(vec![]),
         epoch: 2,
         attempt: 1,
-    };
+    });
     assert_eq!(e.message_id(), "o1:StockHeld:3:2:1");
     let r = OrderEvent::StockRequested {
         order_id: "o1".into(),
