@@ -28,13 +28,13 @@ use storefront_contracts::api::{ApiError, ErrorKind};
 
 type Labels = Vec<(&'static str, String)>;
 
-/// Whether a failed call counts against the upstream (its own refusals do not).
+/// Whether a failed call counts against the upstream (its own refusals do not, and neither
+/// does `RESOURCE_EXHAUSTED`: the service shedding or throttling a request is healthy).
 pub fn is_failure(code: Code) -> bool {
     matches!(
         code,
         Code::Unavailable
             | Code::DeadlineExceeded
-            | Code::ResourceExhausted
             | Code::Internal
             | Code::Unknown
             | Code::DataLoss
@@ -146,6 +146,12 @@ mod tests {
             guard.record("catalog", Outcome::Failed(Code::NotFound));
         }
         assert_eq!(guard.state("catalog"), State::Closed);
+        // Nor does shedding: a flood of sign-ins at one account must not close auth to all.
+        for _ in 0..10 {
+            assert!(guard.admit("auth").is_ok());
+            guard.record("auth", Outcome::Failed(Code::ResourceExhausted));
+        }
+        assert_eq!(guard.state("auth"), State::Closed);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
         assert!(

@@ -302,11 +302,14 @@ pub fn error(service: &str, status: &Status) -> ApiError {
 }
 
 /// Whether a status means the service, not the request, failed (for the guard).
+///
+/// `RESOURCE_EXHAUSTED` is the service shedding or throttling one request (auth's hash gate,
+/// a sign-in throttle): the service is healthy and protecting itself, so it does not count.
+/// Counted, a flood at one account would open the breaker and refuse every shopper's sign-in.
 pub fn outcome(status: &Status) -> Outcome {
     match status.code() {
         Code::Unavailable
         | Code::DeadlineExceeded
-        | Code::ResourceExhausted
         | Code::Unknown
         | Code::Cancelled
         | Code::Internal => Outcome::Failed(status.code()),
@@ -463,6 +466,11 @@ mod tests {
         assert_eq!(
             outcome(&Status::unavailable("x")),
             Outcome::Failed(Code::Unavailable)
+        );
+        // Shedding or throttling is a healthy service protecting itself: not a failure.
+        assert_eq!(
+            outcome(&Status::resource_exhausted("busy")),
+            Outcome::Answered
         );
     }
 }
