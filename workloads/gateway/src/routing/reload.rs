@@ -193,8 +193,8 @@ pub async fn reload(
             Ok(Change::Switched) => loaded.applied(&gateway, source, rv),
             Ok(Change::Unchanged) => loaded.unchanged(source, rv),
             Err(Refused::Input(e)) => loaded.refused(e),
-            Err(Refused::NotApplied(_)) => {
-                loaded.refused("the new route table could not be applied".into());
+            Err(Refused::NotApplied(e)) => {
+                loaded.refused(format!("the new route table could not be applied: {e}"));
             }
         }
         let has_routes = gateway.in_force().is_some();
@@ -289,6 +289,14 @@ mod tests {
             (
                 Err("the ConfigMap shop/x is missing".to_string()),
                 "missing",
+            ),
+            // Parsed, but not applicable: `GET /routes` says why, not only that.
+            (
+                Ok(TABLE
+                    .replace("RPM", "60")
+                    .replace("127.0.0.1:1", "no-port-here")
+                    .into_bytes()),
+                "no-port-here",
             ),
         ] {
             tx.send_replace(fetched(bad, "6"));
