@@ -8,7 +8,7 @@ use std::{future::Future, sync::Arc};
 
 use rand::Rng;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     domain::{Line, Order, OrderEvent, OrderStatus},
@@ -22,6 +22,7 @@ use storefront_contracts::proto::orders::{
 };
 use storefront_contracts::{api::validate_idempotency_key, order_lines};
 use storefront_platform::grpc::{RequireServiceToken, unix_now};
+use storefront_platform::request_id::hidden;
 use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
@@ -29,10 +30,12 @@ pub const SERVICE: &str = "orders";
 /// The currency of every order (the catalog's).
 pub const CURRENCY: &str = "USD";
 
+/// A store failure as the caller sees it: short stable words; the driver's are logged with
+/// the request id ([`hidden`]).
 fn db(e: PgOrdersError) -> Status {
     match e {
-        PgOrdersError::Db(e) => Status::unavailable(format!("failed to query PostgreSQL: {e}")),
-        other => Status::internal(other.to_string()),
+        PgOrdersError::Db(e) => hidden(Code::Unavailable, "the orders store is unavailable", e),
+        other => hidden(Code::Internal, "the orders store failed", other),
     }
 }
 
@@ -138,6 +141,10 @@ impl OrdersApi for OrdersGrpc {
             Created::Conflict => Err(Status::already_exists(format!(
                 "Idempotency-Key {:?} was used with another body",
                 r.idempotency_key
+            ))),
+            Created::TooManyPending { pending, cap } => Err(Status::failed_precondition(format!(
+                "you have {pending} orders still pending (at most {cap} at once); \
+                 wait until one is confirmed or cancelled"
             ))),
         }
     }

@@ -14,6 +14,7 @@
 //!   payments' replies, and the timeout sweeper (integration-tested: `tests/datastores/checkout_saga.rs`).
 //! - [`run`]: the `orders` subcommand.
 
+pub mod args;
 pub mod bus;
 pub mod domain;
 pub mod grpc;

@@ -6,11 +6,13 @@
 //!   order_index  order_id PK, user_id, created_at    ← "my orders, newest first" (immutable)
 //!   idempotency  (user_id, key) PK, fingerprint, order_id
 //!   outbox       id, message_id UNIQUE, subject, payload, published_at
-//!   open_orders  order_id PK, created_at                ← pending orders (for timeouts)
+//!   open_orders  order_id PK, created_at, user_id       ← pending orders (timeouts, the cap)
 //! ```
 //!
 //! - Creating an order writes its key record, `OrderCreated`, the index row and the outbox
-//!   row in one transaction: a retry after a crash finds all or nothing.
+//!   row in one transaction: a retry after a crash finds all or nothing. With a pending cap
+//!   ([`PgOrders::with_pending_cap`]) the transaction first takes a per-user advisory lock
+//!   and counts the user's open orders, so two concurrent orders cannot both pass the cap.
 //! - Appending is optimistic: events go in at `version + 1..`; the primary key refuses a
 //!   second writer that decided from the same version ([`PgOrdersError::Concurrent`]), which
 //!   then reloads and decides again ([`PgOrders::apply`]).
@@ -75,6 +77,9 @@ pub enum Created {
     Replay(Order),
     /// The key was used with another body.
     Conflict,
+    /// The user already has `pending` orders waiting for stock or payment, the most the shop
+    /// allows at once (`cap`): nothing was written, the key is still free.
+    TooManyPending { pending: i64, cap: u32 },
 }
 
 /// The PostgreSQL notification channel that says "the outbox of schema <payload> has rows".
@@ -112,6 +117,8 @@ fn to_json(event: &OrderEvent) -> String {
 pub struct PgOrders {
     pool: PgPool,
     schema: String,
+    /// The most pending orders one user may have at once (none: no cap).
+    pending_cap: Option<u32>,
 }
 
 impl PgOrders {
@@ -122,7 +129,15 @@ impl PgOrders {
         Ok(Self {
             pool,
             schema: schema.to_string(),
+            pending_cap: None,
         })
+    }
+
+    /// This store refusing a user's order while `cap` of theirs are pending (a stock hoard:
+    /// a pending order holds its stock until it is confirmed, cancelled or timed out).
+    pub fn with_pending_cap(mut self, cap: u32) -> Self {
+        self.pending_cap = Some(cap);
+        self
     }
 
     /// The pool (for health checks).
@@ -142,63 +157,82 @@ impl PgOrders {
             &self.pool,
             s,
             "orders",
-            vec![Migration::new(
-                1,
-                "the orders tables",
-                vec![
-                    format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
-                    format!(
-                        r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
+            vec![
+                Migration::new(
+                    1,
+                    "the orders tables",
+                    vec![
+                        format!(r#"CREATE SCHEMA IF NOT EXISTS "{s}""#),
+                        format!(
+                            r#"CREATE TABLE IF NOT EXISTS "{s}".order_events (
                     order_id text NOT NULL,
                     seq bigint NOT NULL CHECK (seq >= 1),
                     type text NOT NULL,
                     payload jsonb NOT NULL,
                     recorded_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (order_id, seq))"#
-                    ),
-                    format!(
-                        r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
+                        ),
+                        format!(
+                            r#"CREATE TABLE IF NOT EXISTS "{s}".order_index (
                     order_id text PRIMARY KEY,
                     user_id text NOT NULL,
                     created_at bigint NOT NULL)"#
-                    ),
-                    format!(
-                        r#"CREATE INDEX IF NOT EXISTS order_index_by_user
+                        ),
+                        format!(
+                            r#"CREATE INDEX IF NOT EXISTS order_index_by_user
                     ON "{s}".order_index (user_id, created_at DESC, order_id DESC)"#
-                    ),
-                    format!(
-                        r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
+                        ),
+                        format!(
+                            r#"CREATE TABLE IF NOT EXISTS "{s}".idempotency (
                     user_id text NOT NULL,
                     key text NOT NULL,
                     fingerprint text NOT NULL,
                     order_id text NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (user_id, key))"#
-                    ),
-                    format!(
-                        r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
+                        ),
+                        format!(
+                            r#"CREATE TABLE IF NOT EXISTS "{s}".outbox (
                     id bigserial PRIMARY KEY,
                     message_id text NOT NULL UNIQUE,
                     subject text NOT NULL,
                     payload jsonb NOT NULL,
                     created_at timestamptz NOT NULL DEFAULT now(),
                     published_at timestamptz)"#
-                    ),
-                    format!(
-                        r#"CREATE TABLE IF NOT EXISTS "{s}".open_orders (
+                        ),
+                        format!(
+                            r#"CREATE TABLE IF NOT EXISTS "{s}".open_orders (
                     order_id text PRIMARY KEY,
                     created_at bigint NOT NULL)"#
-                    ),
-                    format!(
-                        r#"CREATE INDEX IF NOT EXISTS open_orders_by_age
+                        ),
+                        format!(
+                            r#"CREATE INDEX IF NOT EXISTS open_orders_by_age
                     ON "{s}".open_orders (created_at)"#
-                    ),
-                    format!(
-                        r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
+                        ),
+                        format!(
+                            r#"CREATE INDEX IF NOT EXISTS outbox_unpublished
                     ON "{s}".outbox (id) WHERE published_at IS NULL"#
-                    ),
-                ],
-            )],
+                        ),
+                    ],
+                ),
+                Migration::new(
+                    2,
+                    "pending orders by user (the pending-order cap)",
+                    vec![
+                        format!(
+                            r#"ALTER TABLE "{s}".open_orders ADD COLUMN IF NOT EXISTS user_id text"#
+                        ),
+                        format!(
+                            r#"UPDATE "{s}".open_orders o SET user_id = i.user_id
+                    FROM "{s}".order_index i WHERE i.order_id = o.order_id AND o.user_id IS NULL"#
+                        ),
+                        format!(
+                            r#"CREATE INDEX IF NOT EXISTS open_orders_by_user
+                    ON "{s}".open_orders (user_id)"#
+                        ),
+                    ],
+                ),
+            ],
         )
         .await?;
         Ok(())
@@ -261,15 +295,32 @@ impl PgOrders {
                     }
                 };
             }
+            if let Some(cap) = self.pending_cap {
+                // One creation per user at a time (the count and the insert must not race).
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(format!("{}:pending:{user_id}", self.schema))
+                    .execute(&mut *tx)
+                    .await?;
+                let pending: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM open_orders WHERE user_id = $1")
+                        .bind(user_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if pending >= i64::from(cap) {
+                    tx.rollback().await?;
+                    return Ok(Created::TooManyPending { pending, cap });
+                }
+            }
             sqlx::query("INSERT INTO order_index (order_id, user_id, created_at) VALUES ($1, $2, $3)")
                 .bind(order_id)
                 .bind(user_id)
                 .bind(created_at)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO open_orders (order_id, created_at) VALUES ($1, $2)")
+            sqlx::query("INSERT INTO open_orders (order_id, created_at, user_id) VALUES ($1, $2, $3)")
                 .bind(order_id)
                 .bind(created_at)
+                .bind(user_id)
                 .execute(&mut *tx)
                 .await?;
             let order = Order::fold(std::slice::from_ref(&created)).map_err(|source| {

@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
 
-use super::{bus, grpc::serve, postgres::PgOrders};
+use super::{args::OrderArgs, bus, grpc::serve, postgres::PgOrders};
 use storefront_platform::config::{BusArgs, CommonArgs};
 use storefront_platform::events::{Bus, EventMetrics};
 use storefront_platform::ops::Lifecycle;
@@ -28,7 +28,7 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs orders until SIGTERM and the drain are over.
-pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
+pub async fn run(common: CommonArgs, bus_args: BusArgs, order_args: OrderArgs) -> Result<()> {
     let storefront = common.storefront()?.to_string();
     let url = common.database_url()?;
     let schema = common.database_schema()?;
@@ -36,14 +36,18 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let keys = common.signing_keys()?;
     common.install_tls()?;
     let (concurrency, timeout) = bus_args.checked()?;
+    let pending_cap = order_args.pending_cap()?;
 
     let (grpc, life, metrics) =
         Lifecycle::start_service(&common, "orders", |r| Ok(EventMetrics::register(r))).await?;
-    let store = PgOrders::connect(url, schema, POOL_SIZE).await?;
+    let mut store = PgOrders::connect(url, schema, POOL_SIZE).await?;
     store.migrate().await?;
+    if let Some(cap) = pending_cap {
+        store = store.with_pending_cap(cap);
+    }
     let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
-    tracing::info!(%storefront, timeout_s = timeout.as_secs(), "orders ready");
+    tracing::info!(%storefront, timeout_s = timeout.as_secs(), ?pending_cap, "orders ready");
     let verifier = Arc::new(keys.verifier(&storefront));
     let workers: Vec<storefront_platform::ops::Worker> = vec![
         (

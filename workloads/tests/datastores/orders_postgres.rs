@@ -224,3 +224,90 @@ async fn a_users_orders_list_newest_first() {
     assert_eq!(ids, ["o1", "o3", "o2"]);
     assert_eq!(s.list("u1", 1).await.expect("lists").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_cannot_hold_more_pending_orders_than_the_cap() {
+    const CAP: u32 = 3;
+    let s = store().await.with_pending_cap(CAP);
+    let body = fingerprint(r#"{"items":[{"sku":"SKU-A","quantity":2}]}"#);
+
+    // Twelve orders at once from one user, each with its own key: exactly CAP get through.
+    let tries: Vec<_> = (0..12)
+        .map(|i| {
+            let (s, body) = (s.clone(), body.clone());
+            tokio::spawn(async move {
+                let id = format!("o{i}");
+                let answer = s
+                    .create(&format!("k{i}"), &body, created(&id, "u1", 100 + i))
+                    .await
+                    .expect("answers");
+                (id, answer)
+            })
+        })
+        .collect();
+    let (mut new, mut refused) = (Vec::new(), Vec::new());
+    for t in tries {
+        match t.await.expect("joins") {
+            (_, Created::New(order)) => new.push(order.order_id),
+            (id, Created::TooManyPending { pending, cap }) => {
+                assert_eq!((pending, cap), (i64::from(CAP), CAP));
+                refused.push(id);
+            }
+            (_, other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(new.len(), CAP as usize, "{new:?}");
+    // A refused order wrote nothing.
+    for id in &refused {
+        assert!(s.load(id).await.expect("query").is_none(), "{id}");
+    }
+    // A replay of an accepted key still answers, cap or not.
+    let first = new[0].trim_start_matches('o').to_string();
+    assert!(matches!(
+        s.create(&format!("k{first}"), &body, created("again", "u1", 200)).await.expect("answers"),
+        Created::Replay(ref o) if o.order_id == new[0]
+    ));
+    // Another user is not affected.
+    assert!(matches!(
+        s.create("k0", &body, created("other-user", "u2", 201))
+            .await
+            .expect("answers"),
+        Created::New(_)
+    ));
+
+    // One pending order ends (payment failed: cancelled), and the user may order again.
+    for input in [
+        SagaInput::StockHeld {
+            shard: 0,
+            shards: 1,
+        },
+        SagaInput::PaymentFailed {
+            reason: "declined".into(),
+        },
+    ] {
+        s.apply(&new[0], &input).await.expect("applies");
+    }
+    assert_eq!(
+        s.load(&new[0])
+            .await
+            .expect("query")
+            .expect("exists")
+            .status(),
+        OrderStatus::Cancelled
+    );
+    assert!(matches!(
+        s.create("k-late", &body, created("late", "u1", 300))
+            .await
+            .expect("answers"),
+        Created::New(_)
+    ));
+    assert!(matches!(
+        s.create("k-later", &body, created("later", "u1", 301))
+            .await
+            .expect("answers"),
+        Created::TooManyPending {
+            pending: 3,
+            cap: CAP
+        }
+    ));
+}
