@@ -65,6 +65,8 @@ pub enum Command {
         common: CommonArgs,
         #[command(flatten)]
         bus: BusArgs,
+        #[command(flatten)]
+        limits: orders::args::OrderArgs,
     },
     /// Stock and reservations on one shard.
     Inventory {
@@ -172,7 +174,11 @@ pub fn run(cli: Cli) -> Result<()> {
             bus,
             seed,
         } => runtime()?.block_on(inventory::run::run(common, shard, bus, seed)),
-        Command::Orders { common, bus } => runtime()?.block_on(orders::run::run(common, bus)),
+        Command::Orders {
+            common,
+            bus,
+            limits,
+        } => runtime()?.block_on(orders::run::run(common, bus, limits)),
         Command::Recommendations { common, bus } => {
             runtime()?.block_on(recommendations::run::run(common, bus))
         }
