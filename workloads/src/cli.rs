@@ -51,6 +51,8 @@ pub enum Command {
         tokens: TokenArgs,
         #[command(flatten)]
         hashing: auth::args::HashArgs,
+        #[command(flatten)]
+        throttling: auth::args::ThrottleArgs,
     },
     /// Products and search.
     Catalog {
@@ -167,7 +169,8 @@ pub fn run(cli: Cli) -> Result<()> {
             common,
             tokens,
             hashing,
-        } => runtime()?.block_on(auth::run::run(common, tokens, hashing)),
+            throttling,
+        } => runtime()?.block_on(auth::run::run(common, tokens, hashing, throttling)),
         Command::Inventory {
             common,
             shard,

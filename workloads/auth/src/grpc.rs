@@ -1,7 +1,12 @@
 //! The auth service's gRPC adapter: `proto/auth.proto` over [`Accounts`], plus serving it
 //! with gRPC health behind the service-token check. A sign-in or sign-up refused by the
 //! hashing gate is `RESOURCE_EXHAUSTED` with a `retry-after` hint
-//! ([`storefront_contracts::overload`]), which the gateway answers as 503 with `Retry-After`.
+//! ([`storefront_contracts::overload`]), which the gateway answers as 503 with `Retry-After`;
+//! one refused by a throttle ([`crate::throttle`]) is the same code marked as a throttle
+//! ([`overload::throttled`]), which the gateway answers as 429 with `Retry-After`.
+//!
+//! The client's address for the throttles is the [`client_address`] metadata, believed only
+//! when the call carries the gateway's service token ([`client_address_of`]).
 
 use std::{future::Future, sync::Arc};
 
@@ -9,13 +14,16 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use super::service::{Accounts, AuthError, StoreError, UserStore};
-use storefront_contracts::overload::overloaded;
 use storefront_contracts::proto::auth::{
     SignInRequest, SignInResponse, SignUpRequest, SignUpResponse, VerifyTokenRequest,
     VerifyTokenResponse,
     auth_server::{Auth, AuthServer},
 };
-use storefront_platform::grpc::{RequireServiceToken, unix_now};
+use storefront_contracts::{
+    client_address::{self, TRUSTED_CALLER},
+    overload::{self, overloaded},
+};
+use storefront_platform::grpc::{Caller, RequireServiceToken, unix_now};
 
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "auth";
@@ -42,7 +50,18 @@ fn status(err: AuthError) -> Status {
         AuthError::Token(e) => Status::unauthenticated(e.to_string()),
         AuthError::Hash(e) => Status::internal(e.to_string()),
         AuthError::Busy(busy) => overloaded(busy.to_string(), busy.retry_after_seconds()),
+        AuthError::Throttled(t) => overload::throttled(t.to_string(), t.retry_after_seconds()),
     }
+}
+
+/// The client's address of a call: its [`client_address`] metadata when the caller proved
+/// to be the gateway, else none (another service could name any address).
+pub fn client_address_of<T>(request: &Request<T>) -> Option<std::net::IpAddr> {
+    let caller = request.extensions().get::<Caller>()?;
+    if caller.0 != TRUSTED_CALLER {
+        return None;
+    }
+    client_address::read(request.metadata())
 }
 
 #[tonic::async_trait]
@@ -51,11 +70,12 @@ impl<S: UserStore> Auth for AuthGrpc<S> {
         &self,
         request: Request<SignUpRequest>,
     ) -> Result<Response<SignUpResponse>, Status> {
+        let from = client_address_of(&request);
         let r = request.into_inner();
         let name = Some(r.name).filter(|n| !n.is_empty());
         let user = self
             .accounts
-            .sign_up(&r.email, &r.password, name)
+            .sign_up_from(&r.email, &r.password, name, from)
             .await
             .map_err(status)?;
         Ok(Response::new(SignUpResponse {
@@ -68,10 +88,11 @@ impl<S: UserStore> Auth for AuthGrpc<S> {
         &self,
         request: Request<SignInRequest>,
     ) -> Result<Response<SignInResponse>, Status> {
+        let from = client_address_of(&request);
         let r = request.into_inner();
         let (_, token) = self
             .accounts
-            .sign_in(&r.email, &r.password, unix_now())
+            .sign_in_from(&r.email, &r.password, from, unix_now())
             .await
             .map_err(status)?;
         Ok(Response::new(SignInResponse {
@@ -111,4 +132,63 @@ pub async fn serve<S: UserStore>(
         RequireServiceToken::new(verifier, SERVICE),
     );
     storefront_platform::grpc::serve(listener, auth, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{domain::throttle::Scope, throttle::Throttled};
+    use storefront_contracts::client_address::attach;
+    use tonic::Code;
+
+    fn request(caller: Option<&str>, address: Option<&str>) -> Request<()> {
+        let mut request = Request::new(());
+        if let Some(caller) = caller {
+            request.extensions_mut().insert(Caller(caller.to_string()));
+        }
+        if let Some(address) = address {
+            attach(request.metadata_mut(), address.parse().expect("address"));
+        }
+        request
+    }
+
+    #[test]
+    fn the_client_address_is_believed_from_the_gateway_only() {
+        let from_gateway = client_address_of(&request(Some("gateway"), Some("203.0.113.7")));
+        assert_eq!(from_gateway, Some("203.0.113.7".parse().expect("address")));
+        for (caller, address) in [
+            (Some("orders"), Some("203.0.113.7")),
+            (None, Some("203.0.113.7")),
+            (Some("gateway"), None),
+        ] {
+            assert_eq!(
+                client_address_of(&request(caller, address)),
+                None,
+                "{caller:?} {address:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_throttle_is_a_marked_resource_exhausted_and_a_busy_gate_is_not() {
+        let throttled = status(AuthError::Throttled(Throttled {
+            scope: Scope::SignInAccount,
+            wait: crate::domain::throttle::Wait {
+                retry_after: std::time::Duration::from_millis(1500),
+            },
+        }));
+        assert_eq!(throttled.code(), Code::ResourceExhausted);
+        assert!(overload::is_throttled(&throttled));
+        assert_eq!(overload::retry_after(&throttled), Some(2));
+        assert_eq!(
+            throttled.message(),
+            "too many sign-in attempts for this account; retry in 2 s"
+        );
+        let busy = status(AuthError::Busy(crate::hash_gate::Busy {
+            retry_after: std::time::Duration::from_secs(1),
+            concurrency: 2,
+        }));
+        assert_eq!(busy.code(), Code::ResourceExhausted);
+        assert!(!overload::is_throttled(&busy));
+    }
 }

@@ -1,23 +1,27 @@
 //! `storefront-workloads auth` and the auth part of `migrate`: wires settings, PostgreSQL,
 //! the gRPC server and the operations endpoints ([`Lifecycle`]).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Result;
 
 use super::{
-    args::HashArgs,
+    args::{HashArgs, ThrottleArgs},
     domain::{HashCost, Passwords, TokenIssuer},
     grpc::serve,
     hash_gate::{HashGate, HashMetrics},
     postgres::PgUserStore,
     service::Accounts,
+    throttle::{Throttle, ThrottleMetrics},
 };
 use storefront_platform::config::{CommonArgs, TokenArgs};
 use storefront_platform::ops::Lifecycle;
 
 /// Connections per auth pod (password hashing, not the database, is the bottleneck).
 const POOL_SIZE: u32 = 8;
+/// How often the throttle's quiet counters are deleted (by every replica: the delete is
+/// idempotent and cheap on its index).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Creates the users table.
 pub async fn migrate(common: &CommonArgs) -> Result<()> {
@@ -28,7 +32,12 @@ pub async fn migrate(common: &CommonArgs) -> Result<()> {
 }
 
 /// Runs the auth service until SIGTERM and the drain are over.
-pub async fn run(common: CommonArgs, tokens: TokenArgs, hashing: HashArgs) -> Result<()> {
+pub async fn run(
+    common: CommonArgs,
+    tokens: TokenArgs,
+    hashing: HashArgs,
+    throttling: ThrottleArgs,
+) -> Result<()> {
     let storefront = common.storefront()?.to_string();
     let (user_ttl, service_ttl) = tokens.ttls()?;
     let url = common.database_url()?;
@@ -38,19 +47,32 @@ pub async fn run(common: CommonArgs, tokens: TokenArgs, hashing: HashArgs) -> Re
     common.install_tls()?;
     let passwords = Passwords::new(HashCost::PRODUCTION)?;
     let limits = hashing.limits()?;
+    let policies = throttling.policies()?;
 
-    let (grpc, life, metrics) =
-        Lifecycle::start_service(&common, "auth", |r| Ok(HashMetrics::register(r))).await?;
-    let store = PgUserStore::connect(url, schema, POOL_SIZE).await?;
+    let (grpc, life, (metrics, throttle_metrics)) =
+        Lifecycle::start_service(&common, "auth", |r| {
+            Ok((HashMetrics::register(r), ThrottleMetrics::register(r)))
+        })
+        .await?;
+    let store = Arc::new(PgUserStore::connect(url, schema, POOL_SIZE).await?);
     store.migrate().await?;
-    let accounts = Accounts::new(Arc::new(store), passwords, issuer)?
-        .with_gate(HashGate::new(limits, metrics));
+    let throttle = Arc::new(Throttle::new(store.clone(), policies, throttle_metrics));
+    let sweeper = tokio::spawn(Arc::clone(&throttle).sweep_every(SWEEP_EVERY));
+    let accounts = Accounts::new(store, passwords, issuer)?
+        .with_gate(HashGate::new(limits, metrics))
+        .with_throttle(throttle);
     let accounts = Arc::new(accounts);
     tracing::info!(
         %storefront,
         hash_concurrency = limits.concurrency,
         hash_queue = limits.queue,
+        sign_in_account_free = policies.account.free,
+        sign_in_address_free = policies.address.free,
+        sign_up_address_free = policies.sign_up.free,
+        throttle_cap_secs = policies.account.cap.as_secs(),
         "auth ready"
     );
-    life.serve(|shutdown| serve(grpc, accounts, shutdown)).await
+    let served = life.serve(|shutdown| serve(grpc, accounts, shutdown)).await;
+    sweeper.abort();
+    served
 }

@@ -7,6 +7,12 @@
 //! verification against a fixed hash, so response time does not tell which emails have
 //! accounts.
 //!
+//! Before any of that, a [`Throttle`] (when set: [`Accounts::with_throttle`]) admits the
+//! attempt per account and per client address, or refuses it with [`AuthError::Throttled`]
+//! (see [`crate::throttle`] for what is counted and why). A sign-up of a taken email verifies
+//! the given password against the stored hash instead of hashing it (the same work, so the
+//! same time): the owner re-registering is forgiven by the sign-up throttle.
+//!
 //! Emails are stored and looked up in their canonical form (`storefront_contracts::email`).
 //! Sign-in also looks up the form the previous rule stored ([`legacy_email`]) when it differs,
 //! which only a non-ASCII address can: accounts made before keep signing in.
@@ -14,18 +20,23 @@
 use std::{
     collections::HashMap,
     future::Future,
+    net::IpAddr,
     sync::{Arc, Mutex},
 };
 
 use rand::Rng;
 use thiserror::Error;
 
+pub use super::ports::StoreError;
 use super::{
+    domain::throttle::{Admission, AttemptKey, Policy, UnixMillis},
     domain::{
         CredentialError, HashError, IssuedToken, Passwords, TokenError, TokenIssuer,
         canonical_email, check_password, legacy_email,
     },
     hash_gate::{Busy, HashGate, HashLimits, HashMetrics, HashPermit},
+    ports::{AttemptStore, StoreFuture},
+    throttle::{MemoryAttempts, Throttle, ThrottleError, Throttled},
 };
 
 /// A stored user.
@@ -35,15 +46,6 @@ pub struct User {
     pub email: String,
     pub name: Option<String>,
     pub password_hash: String,
-}
-
-/// Storage failures.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum StoreError {
-    #[error("email {0} is already registered")]
-    EmailTaken(String),
-    #[error("failed to reach the user store: {0}")]
-    Unavailable(String),
 }
 
 /// Runs CPU-bound password work off the async threads, in the slot of `permit`.
@@ -69,10 +71,42 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 }
 
-/// An in-process user store for tests and single-process runs.
+/// An in-process user store for tests and single-process runs, with the throttle's
+/// counters beside the users as [`crate::postgres::PgUserStore`] has them.
 #[derive(Default)]
 pub struct MemoryUserStore {
     users: Mutex<HashMap<String, User>>,
+    attempts: MemoryAttempts,
+}
+
+impl MemoryUserStore {
+    /// The throttle's counters.
+    pub fn attempts(&self) -> &MemoryAttempts {
+        &self.attempts
+    }
+}
+
+impl AttemptStore for MemoryUserStore {
+    fn admit<'a>(
+        &'a self,
+        key: &'a AttemptKey,
+        policy: &'a Policy,
+        now: UnixMillis,
+    ) -> StoreFuture<'a, Admission> {
+        self.attempts.admit(key, policy, now)
+    }
+
+    fn refund<'a>(&'a self, key: &'a AttemptKey, policy: &'a Policy) -> StoreFuture<'a, ()> {
+        self.attempts.refund(key, policy)
+    }
+
+    fn clear<'a>(&'a self, key: &'a AttemptKey) -> StoreFuture<'a, ()> {
+        self.attempts.clear(key)
+    }
+
+    fn sweep(&self, before: UnixMillis) -> StoreFuture<'_, u64> {
+        self.attempts.sweep(before)
+    }
 }
 
 impl UserStore for MemoryUserStore {
@@ -113,6 +147,18 @@ pub enum AuthError {
     /// Every password hashing slot is busy: try again after the hint.
     #[error(transparent)]
     Busy(#[from] Busy),
+    /// Too many attempts for this account or from this address: try again after the hint.
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
+}
+
+impl From<ThrottleError> for AuthError {
+    fn from(e: ThrottleError) -> Self {
+        match e {
+            ThrottleError::Throttled(t) => Self::Throttled(t),
+            ThrottleError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 /// The auth use cases.
@@ -124,6 +170,8 @@ pub struct Accounts<S> {
     decoy_hash: String,
     /// The cap on hashes running at once.
     gate: HashGate,
+    /// The sign-in and sign-up throttles (none: every attempt goes to the gate).
+    throttle: Option<Arc<Throttle>>,
 }
 
 /// A new random user id (128 bits, hex).
@@ -146,7 +194,23 @@ impl<S: UserStore> Accounts<S> {
             issuer,
             decoy_hash,
             gate: HashGate::new(HashLimits::per_core(), HashMetrics::default()),
+            throttle: None,
         })
+    }
+
+    /// The same use cases behind `throttle` (the service always has one; without, as
+    /// [`Accounts::new`] makes them, tests of other concerns are not throttled).
+    #[must_use]
+    pub fn with_throttle(self, throttle: Arc<Throttle>) -> Self {
+        Self {
+            throttle: Some(throttle),
+            ..self
+        }
+    }
+
+    /// The throttles, if any.
+    pub fn throttle(&self) -> Option<&Arc<Throttle>> {
+        self.throttle.as_ref()
     }
 
     /// The same use cases behind `gate`.
@@ -172,13 +236,39 @@ impl<S: UserStore> Accounts<S> {
         password: &str,
         name: Option<String>,
     ) -> Result<User, AuthError> {
+        self.sign_up_from(email, password, name, None).await
+    }
+
+    /// Registers a user for a client at `from` (its address, when known, is throttled).
+    pub async fn sign_up_from(
+        &self,
+        email: &str,
+        password: &str,
+        name: Option<String>,
+        from: Option<IpAddr>,
+    ) -> Result<User, AuthError> {
         let email = canonical_email(email).map_err(CredentialError::from)?;
         check_password(password)?;
         let name = name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(CredentialError::BadName.into());
         }
+        let counted = match &self.throttle {
+            Some(t) => t.admit_sign_up(from).await?,
+            None => None,
+        };
         let permit = self.gate.admit().await?;
+        if let Some(existing) = self.store.by_email(&email).await? {
+            // Taken: one verification instead of one hash (the same time), to forgive the
+            // owner signing up again; the answer is the same 409 either way.
+            let (passwords, password) = (self.passwords.clone(), password.to_string());
+            let stored = existing.password_hash;
+            let owner = blocking(permit, move || passwords.verify(&password, &stored)).await?;
+            if let (true, Some(t), Some(key)) = (owner, &self.throttle, &counted) {
+                t.forgive(key).await;
+            }
+            return Err(StoreError::EmailTaken(email).into());
+        }
         let user = User {
             id: new_user_id(),
             email,
@@ -199,12 +289,29 @@ impl<S: UserStore> Accounts<S> {
         password: &str,
         now: i64,
     ) -> Result<(User, IssuedToken), AuthError> {
+        self.sign_in_from(email, password, None, now).await
+    }
+
+    /// [`Accounts::sign_in`] for a client at `from` (its address, when known, is throttled
+    /// beside the account).
+    pub async fn sign_in_from(
+        &self,
+        email: &str,
+        password: &str,
+        from: Option<IpAddr>,
+        now: i64,
+    ) -> Result<(User, IssuedToken), AuthError> {
         let canonical = canonical_email(email).ok();
         let legacy = legacy_email(email).filter(|l| canonical.as_ref() != Some(l));
-        if canonical.is_none() && legacy.is_none() {
+        let Some(account) = canonical.as_ref().or(legacy.as_ref()) else {
             // No account can have this address: refused without a slot, a lookup or a hash.
             return Err(AuthError::WrongCredentials);
-        }
+        };
+        // Counted before anything is spent on it; refused, whatever the password.
+        let ticket = match &self.throttle {
+            Some(t) => Some(t.admit_sign_in(account, from).await?),
+            None => None,
+        };
         // The slot is taken before the lookup, so a refused sign-in costs the database
         // nothing either; the lookup is a few milliseconds of the slot's time.
         let permit = self.gate.admit().await?;
@@ -225,6 +332,9 @@ impl<S: UserStore> Accounts<S> {
         match user {
             Some(user) if matches => {
                 let token = self.issuer.issue_user(&user.id, &user.email, now)?;
+                if let (Some(t), Some(ticket)) = (&self.throttle, &ticket) {
+                    t.signed_in(ticket).await;
+                }
                 Ok((user, token))
             }
             _ => Err(AuthError::WrongCredentials),

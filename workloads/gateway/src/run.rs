@@ -8,8 +8,12 @@
 //! `routes.json`), `--rings-dir` / `GATEWAY_RINGS_DIR` (holds `<ring ConfigMap>/ring.json`),
 //! `--jwt-keys-dir` / `JWT_KEYS_DIR` (user tokens are verified with its key, service tokens
 //! signed with it), `--storefront` / `STOREFRONT_NAME` (the tokens' issuer), and deadlines.
+//!
+//! The server keeps each connection's peer address ([`serve`]): the client address that
+//! sign-ins and sign-ups pass to auth for its per-address throttles
+//! ([`crate::http::client_address`]).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -164,6 +168,27 @@ async fn start_api_side(
     Some(rx)
 }
 
+/// Serves `router` on `listener` until `shutdown` completes, as [`ops::serve`] does (Nagle
+/// off), with each connection's peer address as the requests' `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("failed to set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
 /// Runs the gateway until SIGTERM and the drain are over.
 pub async fn run(args: GatewayArgs) -> Result<()> {
     let common = &args.common;
@@ -233,7 +258,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let draining = ready.clone();
-    let server = ops::serve(listener, router, async move {
+    let server = serve(listener, router, async move {
         ops::shutdown_signal().await;
         draining.set(false);
         let _ = signalled.send(());

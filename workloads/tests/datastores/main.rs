@@ -7,6 +7,7 @@
 
 mod auth_flood;
 mod auth_postgres;
+mod auth_throttle;
 mod catalog_cache;
 mod catalog_grpc;
 mod catalog_postgres;

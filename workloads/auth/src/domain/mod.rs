@@ -13,10 +13,12 @@
 //! audience is itself ([`TokenVerifier::verify_service`]). Expiry is checked against a `now`
 //! that the caller passes (no clock in here), and every refusal is a typed [`TokenError`].
 //!
-//! [`password`] holds the hashing; the keys and JWTs are [`storefront_platform::token`] (every
+//! [`throttle`] is the sign-in and sign-up throttle's policy (exponential blocks after free
+//! attempts, capped, forgotten after a quiet window). [`password`] holds the hashing; the keys and JWTs are [`storefront_platform::token`] (every
 //! service verifies tokens, only auth issues user tokens); both are re-exported here.
 
 pub mod password;
+pub mod throttle;
 
 pub use password::*;
 pub use storefront_platform::token::{self, *};

@@ -21,7 +21,8 @@ use tonic::Code;
 
 use super::{
     CREATE_ORDER, CREATE_SESSION, CREATE_USER, GET_INVENTORY, GET_ORDER, GET_PRODUCT,
-    GET_RECOMMENDATIONS, Gateway, LIST_ORDERS, LIST_PRODUCTS, SignedIn, json_body,
+    GET_RECOMMENDATIONS, Gateway, LIST_ORDERS, LIST_PRODUCTS, SignedIn,
+    client_address::ClientAddress, json_body,
 };
 use crate::{
     resilience::guard::Refusal,
@@ -68,8 +69,9 @@ fn degraded(mut response: Response, what: &'static str) -> Response {
 }
 
 /// `POST /api/v1/users` → 201 `{id, email}`; 422 for an address the email rule refuses
-/// (before any call); 409 when the email is taken; 503 with `Retry-After` when auth is busy.
-pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
+/// (before any call); 409 when the email is taken; 429 with `Retry-After` when the client's
+/// address signed up too often; 503 with `Retry-After` when auth is busy.
+pub async fn create_user(State(gw): State<Gateway>, from: ClientAddress, body: Body) -> Answer {
     let r: CreateUserRequest = json_body(body, gw.deadlines().body).await?;
     r.validate()?;
     let request = SignUpRequest {
@@ -82,7 +84,7 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
     let answer = gw
         .caller()
         .call(auth, channel, CREATE_USER.retry, |c| {
-            let request = request.clone();
+            let request = from.request(request.clone());
             async move { AuthClient::new(c).sign_up(request).await }
         })
         .await;
@@ -98,8 +100,9 @@ pub async fn create_user(State(gw): State<Gateway>, body: Body) -> Answer {
 }
 
 /// `POST /api/v1/sessions` → 200 `{token, expiresAt}`; 401 when wrong (an address no account
-/// can have included); 503 with `Retry-After` when auth is busy.
-pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
+/// can have included); 429 with `Retry-After` when the account or the client's address is
+/// throttled after failures (whatever the password); 503 with `Retry-After` when auth is busy.
+pub async fn create_session(State(gw): State<Gateway>, from: ClientAddress, body: Body) -> Answer {
     let r: CreateSessionRequest = json_body(body, gw.deadlines().body).await?;
     let request = SignInRequest {
         email: r.email,
@@ -110,7 +113,7 @@ pub async fn create_session(State(gw): State<Gateway>, body: Body) -> Answer {
     let answer = gw
         .caller()
         .call(auth, channel, CREATE_SESSION.retry, |c| {
-            let request = request.clone();
+            let request = from.request(request.clone());
             async move { AuthClient::new(c).sign_in(request).await }
         })
         .await;

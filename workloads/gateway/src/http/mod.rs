@@ -19,10 +19,13 @@
 //!   metrics.
 //! - [`openapi`]: one function per operation, and the document.
 //! - [`state`]: [`Gateway`], the state every handler is given.
+//! - [`client_address`]: the client's address (the connection's peer), passed to auth for its
+//!   per-address throttles.
 //!
 //! Helpers every handler uses live here: [`json_body`] (size and time limits, JSON errors)
 //! and [`SignedIn`] (the verified user of the Bearer token).
 
+pub mod client_address;
 pub mod handlers;
 pub mod limits;
 pub mod openapi;

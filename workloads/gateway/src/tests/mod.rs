@@ -367,3 +367,4 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
 mod calls;
 mod overload;
 mod snapshot;
+mod throttle;

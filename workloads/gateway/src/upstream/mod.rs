@@ -244,8 +244,9 @@ fn overload_retry_after(status: &Status) -> u64 {
     overload::retry_after(status).unwrap_or(1)
 }
 
-/// [`error`] with the headers that go with it: an overloaded upstream's 503 carries
-/// `Retry-After` (its hint, else 1 s). Handlers answer a call's failure with this.
+/// [`error`] with the headers that go with it: an overloaded upstream's 503 and a throttled
+/// client's 429 carry `Retry-After` (the upstream's hint, else 1 s). Handlers answer a
+/// call's failure with this.
 pub fn refusal(service: &str, status: &Status) -> Refusal {
     let error = error(service, status);
     if status.code() != Code::ResourceExhausted {
@@ -275,6 +276,15 @@ pub fn error(service: &str, status: &Status) -> ApiError {
             format!("the {service} service did not answer in time"),
         ),
         // The upstream's own words stay out: they name its internals (slots, queues).
+        // The client is over an upstream's allowance (auth's sign-in and sign-up throttles):
+        // the client's doing, so a 429, without saying which allowance.
+        Code::ResourceExhausted if overload::is_throttled(status) => ApiError::new(
+            ErrorKind::RateLimited,
+            format!(
+                "too many attempts; retry in {} s",
+                overload_retry_after(status)
+            ),
+        ),
         Code::ResourceExhausted => ApiError::new(
             ErrorKind::Unavailable,
             format!(
