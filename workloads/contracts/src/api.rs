@@ -1,11 +1,19 @@
 //! The public HTTP/JSON API of the gateway (DESIGN.md "Public API") as serde types: request
 //! bodies (unknown fields refused), answers, and the one error body
-//! `{"error": {"code": "...", "message": "..."}}` with the status code that fits.
+//! `{"error": {"code": "...", "message": "...", "requestId": "..."}}` with the status code
+//! that fits.
 //!
 //! Money is integer minor units (`priceCents`, `totalCents`) with a `currency`. Field names
 //! are camelCase on the wire. Request types have a `validate` that turns semantically
 //! invalid input (quantity 0, too many lines, an empty SKU) into a 422 before any service
 //! is called; malformed JSON is a 400, a body over the limit a 413.
+//!
+//! Every answer names its request: the `X-Request-Id` header ([`REQUEST_ID_HEADER`], the
+//! client's own when [`valid_request_id`], else one the gateway made), repeated as
+//! `requestId` in an error body. The gateway passes it on as gRPC metadata of the same name,
+//! so a shopper's report finds the log lines of every service the request went through. A
+//! 5xx message names the service and what to do, never a service's internals (those are
+//! logged with the request id).
 
 use axum::{
     Json,
@@ -19,6 +27,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub use crate::order_lines::{MAX_ORDER_LINES, MAX_QUANTITY, MAX_SKU_LEN};
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// The header (and gRPC metadata key) that names a request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// The longest client `X-Request-Id` taken as it is (a longer one is replaced).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// Whether a client's `X-Request-Id` is taken as the request's id: 1..=[`MAX_REQUEST_ID_LEN`]
+/// visible ASCII characters (no spaces, no control characters), so it is safe in a header, a
+/// log line and gRPC metadata.
+pub fn valid_request_id(id: &[u8]) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len()) && id.iter().all(u8::is_ascii_graphic)
+}
 
 /// `POST /api/v1/users`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,7 +207,7 @@ pub struct InventoryView {
     pub available: i64,
 }
 
-/// The error body: `{"error": {"code": "...", "message": "..."}}`.
+/// The error body: `{"error": {"code": "...", "message": "...", "requestId": "..."}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -197,8 +216,13 @@ pub struct ErrorBody {
 /// The inside of [`ErrorBody`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorDetail {
+    /// Stable and machine-readable ([`ErrorKind::code`]).
     pub code: String,
+    /// For a human: what is wrong, or for a 5xx which service failed and what to do.
     pub message: String,
+    /// The request's `X-Request-Id`, set by the gateway (absent where no id is known).
+    #[serde(rename = "requestId", default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// What went wrong, as the public API reports it. Each kind has one status code and one
@@ -217,6 +241,8 @@ pub enum ErrorKind {
     Conflict,
     /// 408: the client did not send its body in time.
     RequestTimeout,
+    /// 405: the path exists without this method.
+    MethodNotAllowed,
     /// 413: the body is over [`MAX_BODY_BYTES`].
     TooLarge,
     /// 422: well-formed but semantically invalid.
@@ -241,6 +267,7 @@ impl ErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict => StatusCode::CONFLICT,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -258,6 +285,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::RequestTimeout => "request_timeout",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::TooLarge => "payload_too_large",
             Self::Invalid => "invalid_request",
             Self::IdempotencyKeyReused => "idempotency_key_reused",
@@ -289,12 +317,13 @@ impl ApiError {
         Self::new(ErrorKind::Invalid, message)
     }
 
-    /// The JSON body.
+    /// The JSON body (without a request id: the gateway adds it, see [`IntoResponse`]).
     pub fn body(&self) -> ErrorBody {
         ErrorBody {
             error: ErrorDetail {
                 code: self.kind.code().into(),
                 message: self.message.clone(),
+                request_id: None,
             },
         }
     }
@@ -319,9 +348,21 @@ impl ApiError {
     }
 }
 
+/// The status and JSON body, with the [`ErrorBody`] also kept as a response extension: the
+/// gateway's request-id layer, which knows the request's id, renders it again with
+/// `requestId` (this crate holds no per-request state).
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.kind.status(), Json(self.body())).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.kind.code().into(),
+                message: self.message,
+                request_id: None,
+            },
+        };
+        let mut response = (self.kind.status(), Json(&body)).into_response();
+        response.extensions_mut().insert(body);
+        response
     }
 }
 
@@ -420,6 +461,7 @@ mod tests {
             (ErrorKind::NotFound, 404),
             (ErrorKind::Conflict, 409),
             (ErrorKind::RequestTimeout, 408),
+            (ErrorKind::MethodNotAllowed, 405),
             (ErrorKind::TooLarge, 413),
             (ErrorKind::Invalid, 422),
             (ErrorKind::IdempotencyKeyReused, 422),
@@ -431,6 +473,41 @@ mod tests {
             assert_eq!(kind.status().as_u16(), status, "{kind:?}");
             let response = ApiError::new(kind, "x").into_response();
             assert_eq!(response.status().as_u16(), status);
+            let kept = response
+                .extensions()
+                .get::<ErrorBody>()
+                .expect("the body is kept");
+            assert_eq!(kept.error.code, kind.code());
+        }
+        // With a request id (the gateway's), the field is additive: code and message as before.
+        let mut body = err.body();
+        body.error.request_id = Some("r-1".into());
+        assert_eq!(
+            serde_json::to_value(&body).expect("serializes"),
+            json!({"error": {"code": "idempotency_key_reused",
+                             "message": "key k was used with another body", "requestId": "r-1"}})
+        );
+        let old: ErrorBody = serde_json::from_value(
+            json!({"error": {"code": "not_found", "message": "no order \"o-1\""}}),
+        )
+        .expect("a body without requestId still reads");
+        assert_eq!(old.error.request_id, None);
+    }
+
+    #[test]
+    fn request_ids_are_short_visible_ascii() {
+        assert!(valid_request_id(b"4f7c1e0a-9b7d-4c1e-8f0a-2b3c4d5e6f70"));
+        assert!(valid_request_id(b"client:trace/42"));
+        assert!(valid_request_id(&[b'a'; MAX_REQUEST_ID_LEN]));
+        for bad in [
+            &b""[..],
+            b"has space",
+            b"tab\there",
+            b"new\nline",
+            "caf\u{e9}".as_bytes(),
+            &[b'a'; MAX_REQUEST_ID_LEN + 1],
+        ] {
+            assert!(!valid_request_id(bad), "{bad:?}");
         }
     }
 

@@ -6,13 +6,15 @@
 //!                            │ budgets (429), body limit, JSON,  │ admit (breaker) → attempt →       orders,
 //!                            │ JWT (local verify), one handler   │ metrics → retry within budget     inventory[ring],
 //!                            ▼ per route                         ▼ channels and pools per snapshot   recommendations
-//!                     {"error": {code, message}}        routing: route table + rings (reloaded, last good kept)
+//!              {"error": {code, message, requestId}}    routing: route table + rings (reloaded, last good kept)
 //! ```
 //!
 //! The rooms:
 //! - [`http`]: the HTTP edge, driven by one route table (router, OpenAPI document and
 //!   rate-limit scopes built from it): [`http::handlers`] (one function per route),
-//!   [`http::limits`] (budgets at the door, request metrics), [`http::openapi`].
+//!   [`http::limits`] (budgets at the door, request metrics), [`http::openapi`],
+//!   [`http::request_id`] (`X-Request-Id` on every answer, `requestId` in error bodies, the
+//!   id passed to the services as `x-request-id` and logged with every failure).
 //! - [`upstream`]: the call pipeline ([`upstream::call`]: admit → attempt within the
 //!   deadline → per-attempt metrics ([`upstream::metrics`]) → retry within the budget),
 //!   [`upstream::channel`] (one HTTP/2 connection per address), [`upstream::discovery`] and

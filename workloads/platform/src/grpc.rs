@@ -151,8 +151,9 @@ pub fn incoming(
 }
 
 /// Serves one gRPC service and gRPC health (reporting it serving) on `listener`, with the
-/// request metrics layer and mutual TLS when it is installed, until `shutdown` completes;
-/// then drains the calls in flight. Every service's `serve` is this with its own service.
+/// request metrics layer, each call's request id ([`crate::request_id::RequestIdLayer`]) and
+/// mutual TLS when it is installed, until `shutdown` completes; then drains the calls in
+/// flight. Every service's `serve` is this with its own service.
 pub async fn serve<S>(
     listener: tokio::net::TcpListener,
     service: S,
@@ -172,6 +173,7 @@ where
     health.set_serving::<S>().await;
     server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
+        .layer(crate::request_id::RequestIdLayer)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

@@ -8,7 +8,9 @@
 //! - [`db`]: PostgreSQL pools (primary and read replica);
 //! - [`events`]: the NATS JetStream bus (one stream per shop, de-duplicated publishing,
 //!   durable consumers);
-//! - [`metrics`] and [`datastore_metrics`]: request and datastore-client metrics.
+//! - [`metrics`] and [`datastore_metrics`]: request and datastore-client metrics;
+//! - [`request_id`]: the public request's id on every call and log line, and [`request_id::hidden`]
+//!   (a failure's cause in the logs, short words in the `Status`).
 
 pub mod config;
 pub mod datastore_metrics;
@@ -17,4 +19,5 @@ pub mod events;
 pub mod grpc;
 pub mod metrics;
 pub mod ops;
+pub mod request_id;
 pub mod token;

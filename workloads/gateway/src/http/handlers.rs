@@ -47,6 +47,7 @@ use storefront_contracts::proto::{
     },
     recommendations::{BoughtTogetherRequest, recommendations_client::RecommendationsClient},
 };
+use storefront_platform::request_id;
 
 /// The largest page of products.
 pub const MAX_PAGE: u32 = 100;
@@ -264,7 +265,12 @@ pub async fn get_product(
                 Ok(stock) => Some(stock.available),
                 Err(s) if s.code() == Code::NotFound => Some(0),
                 Err(s) => {
-                    tracing::warn!(%sku, "failed to read stock for a product page: {}", s.message());
+                    tracing::warn!(
+                        request_id = request_id::for_log(),
+                        %sku,
+                        "failed to read stock for a product page: {}",
+                        s.message()
+                    );
                     None
                 }
             }
@@ -326,7 +332,11 @@ pub async fn recommendations(
     let skus = match answer {
         Ok(r) => r.skus,
         Err(s) => {
-            tracing::warn!("recommendations degraded: {}", s.message());
+            tracing::warn!(
+                request_id = request_id::for_log(),
+                "recommendations degraded: {}",
+                s.message()
+            );
             return Ok(empty());
         }
     };
@@ -336,7 +346,7 @@ pub async fn recommendations(
             break;
         };
         let gw = gw.clone();
-        tasks.spawn(async move {
+        tasks.spawn(request_id::inherit(async move {
             let answer = gw
                 .caller()
                 .call(Service::Catalog.name(), channel, Retry::Idempotent, |c| {
@@ -345,7 +355,7 @@ pub async fn recommendations(
                 })
                 .await;
             (i, answer)
-        });
+        }));
     }
     let mut found = BTreeMap::new();
     while let Some(joined) = tasks.join_next().await {
@@ -361,7 +371,7 @@ pub async fn recommendations(
 
 /// The status an orders pod sent: `status`, or the text in `legacy_status` from an orders pod
 /// older than that field (during a rolling upgrade). Neither known is the orders service's
-/// fault, answered as 500, never guessed.
+/// fault, answered as 500 (what it sent is logged), never guessed.
 fn status_of(o: &Order) -> Result<OrderStatus, ApiError> {
     #[allow(deprecated)] // read only when `status` is unset, from an older orders pod
     let legacy = o.legacy_status.as_str();
@@ -373,13 +383,18 @@ fn status_of(o: &Order) -> Result<OrderStatus, ApiError> {
         (WireStatus::Cancelled, _) | (WireStatus::Unspecified, "CANCELLED") => {
             Ok(OrderStatus::Cancelled)
         }
-        (WireStatus::Unspecified, _) => Err(ApiError::new(
-            ErrorKind::Internal,
-            format!(
-                "the orders service sent order {:?} with no status",
-                o.order_id
-            ),
-        )),
+        (WireStatus::Unspecified, _) => {
+            tracing::error!(
+                request_id = request_id::for_log(),
+                order_id = o.order_id,
+                legacy,
+                "the orders service sent an order with no known status"
+            );
+            Err(ApiError::new(
+                ErrorKind::Internal,
+                "the orders service failed; if it persists, report the request id",
+            ))
+        }
     }
 }
 

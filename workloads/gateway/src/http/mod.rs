@@ -18,6 +18,8 @@
 //! - [`limits`]: the budgets at the door (429, the IETF `RateLimit` headers) and the request
 //!   metrics.
 //! - [`openapi`]: one function per operation, and the document.
+//! - [`request_id`]: the outermost layers: `X-Request-Id` on every answer, `requestId` in
+//!   every error body, the id current while the request runs.
 //! - [`state`]: [`Gateway`], the state every handler is given.
 //! - [`client_address`]: the client's address (the connection's peer), passed to auth for its
 //!   per-address throttles.
@@ -29,6 +31,7 @@ pub mod client_address;
 pub mod handlers;
 pub mod limits;
 pub mod openapi;
+pub mod request_id;
 pub mod state;
 
 use std::{sync::Arc, time::Duration};
@@ -36,7 +39,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     body::Body,
-    http::{Method as HttpMethod, StatusCode, Uri},
+    http::{Method as HttpMethod, Uri},
     response::{IntoResponse, Response},
     routing::MethodRouter,
 };
@@ -45,7 +48,7 @@ use serde_json::Value;
 
 pub use self::state::Gateway;
 use crate::upstream::{Service, call::Retry};
-use storefront_contracts::api::{ApiError, ErrorBody, ErrorDetail, ErrorKind, MAX_BODY_BYTES};
+use storefront_contracts::api::{ApiError, ErrorKind, MAX_BODY_BYTES};
 use storefront_platform::token::Claims;
 
 /// The methods public routes use.
@@ -255,7 +258,8 @@ async fn serve_document() -> Json<Value> {
 
 /// The router of the public API (no operations endpoints): one route per path of
 /// [`ROUTES`] with its methods (a JSON 405 for the others), every one behind
-/// [`limits::enforce`]; a JSON 404 elsewhere.
+/// [`limits::enforce`]; a JSON 404 elsewhere; all of it, 404s included, behind the request
+/// id's layers ([`request_id::layer`]).
 pub fn router(gateway: Gateway) -> Router {
     let mut paths: Vec<(&'static str, MethodRouter<Gateway>)> = Vec::new();
     for route in ROUTES {
@@ -268,7 +272,7 @@ pub fn router(gateway: Gateway) -> Router {
             None => paths.push((route.path, handler)),
         }
     }
-    paths
+    let api = paths
         .into_iter()
         .fold(Router::new(), |router, (path, methods)| {
             router.route(path, methods.fallback(method_not_allowed))
@@ -278,7 +282,8 @@ pub fn router(gateway: Gateway) -> Router {
             limits::enforce,
         ))
         .fallback(no_route)
-        .with_state(gateway)
+        .with_state(gateway);
+    request_id::layer(api)
 }
 
 /// The verified user of a request's `Authorization: Bearer` token ([`Gateway::user`]), as
@@ -347,11 +352,9 @@ async fn no_route(method: HttpMethod, uri: Uri) -> Response {
 
 /// The answer to a known path with a method it does not have (every route's fallback).
 pub async fn method_not_allowed(method: HttpMethod, uri: Uri) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: "method_not_allowed".into(),
-            message: format!("{method} is not allowed on {}", uri.path()),
-        },
-    };
-    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+    .into_response()
 }

@@ -7,6 +7,10 @@
 //! `serde_json::json!` (shapes as in
 //! [`storefront_contracts::api`], camelCase) rather than generated, to keep the API types free of
 //! documentation-only derives.
+//!
+//! Every operation takes an optional `X-Request-Id` and every response carries one (one
+//! definition each under `components`, referenced everywhere: [`super::request_id`]); the
+//! `Error` schema has the `requestId` that repeats it.
 
 use serde_json::{Map, Value, json};
 
@@ -25,6 +29,24 @@ fn ok(description: &str, schema: &str) -> Value {
 fn body(schema: &str) -> Value {
     json!({"required": true,
            "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+/// A reference to `components/<kind>/<name>`.
+fn reference(kind: &str, name: &str) -> Value {
+    json!({"$ref": format!("#/components/{kind}/{name}")})
+}
+
+/// `responses` with the `X-Request-Id` header each of them carries.
+fn with_request_id(mut responses: Map<String, Value>) -> Map<String, Value> {
+    for response in responses.values_mut() {
+        if let Some(response) = response.as_object_mut() {
+            let headers = response
+                .entry("headers")
+                .or_insert_with(|| Value::Object(Map::new()));
+            headers["X-Request-Id"] = reference("headers", "RequestId");
+        }
+    }
+    responses
 }
 
 fn path_param(name: &str) -> Value {
@@ -50,9 +72,9 @@ fn operation(
     if bearer {
         op.insert("security".into(), json!([{"bearer": []}]));
     }
-    if !params.is_empty() {
-        op.insert("parameters".into(), Value::Array(params));
-    }
+    let mut params = params;
+    params.push(reference("parameters", "RequestId"));
+    op.insert("parameters".into(), Value::Array(params));
     let has_body = request.is_some();
     if let Some(request) = request {
         op.insert("requestBody".into(), request);
@@ -71,7 +93,7 @@ fn operation(
     }
     all.entry("503")
         .or_insert_with(|| error_response("a service the route needs is unavailable"));
-    op.insert("responses".into(), Value::Object(all));
+    op.insert("responses".into(), Value::Object(with_request_id(all)));
     Value::Object(op)
 }
 
@@ -93,7 +115,9 @@ fn schemas() -> Value {
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
-            "properties": {"code": string, "message": string}}}},
+            "properties": {"code": string, "message": string,
+                "requestId": {"type": "string",
+                    "description": "the X-Request-Id of the answer: quote it when reporting a problem"}}}}},
         "CreateUser": {"type": "object", "additionalProperties": false,
             "required": ["email", "password"],
             "properties": {"email": string, "password": string, "name": string}},
@@ -303,15 +327,32 @@ pub fn get_inventory() -> Value {
 
 /// `GET /api/v1/openapi.json`.
 pub fn openapi() -> Value {
+    let responses = json!({"200": {"description": "OpenAPI 3.1",
+        "content": {"application/json": {}}}});
     json!({"operationId": "openapi",
         "summary": "This document",
-        "responses": {"200": {"description": "OpenAPI 3.1",
-            "content": {"application/json": {}}}}})
+        "parameters": [reference("parameters", "RequestId")],
+        "responses": with_request_id(responses.as_object().cloned().unwrap_or_default())})
+}
+
+/// The `X-Request-Id` a client may send, and the one every answer carries.
+fn request_id_components() -> (Value, Value) {
+    let max = storefront_contracts::api::MAX_REQUEST_ID_LEN;
+    let parameter = json!({"name": "X-Request-Id", "in": "header", "required": false,
+        "description": "the client's id for this request, used as it is when valid; otherwise \
+                        the gateway makes one",
+        "schema": {"type": "string", "minLength": 1, "maxLength": max, "pattern": "^[!-~]+$"}});
+    let header = json!({"description": "the request's id (the client's when it sent a valid \
+                        one, else a UUID): repeated as requestId in an error body, and in the \
+                        logs of every service the request reached",
+        "schema": {"type": "string", "maxLength": max}});
+    (parameter, header)
 }
 
 /// The OpenAPI 3.1 document of `routes` (the route table): each row's operation at its path
 /// and method.
 pub fn document(routes: &[Route]) -> Value {
+    let (parameter, header) = request_id_components();
     let mut paths = Map::new();
     for route in routes {
         let operations = paths
@@ -322,9 +363,11 @@ pub fn document(routes: &[Route]) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Storefront public API", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Money is integer minor units with a currency. Errors are {\"error\": {\"code\", \"message\"}}."},
+            "description": "Money is integer minor units with a currency. Errors are {\"error\": {\"code\", \"message\", \"requestId\"}}; every answer has an X-Request-Id header."},
         "paths": paths,
         "components": {"schemas": schemas(),
+            "parameters": {"RequestId": parameter},
+            "headers": {"RequestId": header},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
     })
 }
@@ -358,14 +401,45 @@ mod tests {
     fn every_reference_resolves() {
         let doc = document(ROUTES);
         let text = doc.to_string();
-        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
         let mut refs = 0;
-        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
-            let name = piece.split('"').next().unwrap_or_default();
-            assert!(schemas.contains_key(name), "unresolved $ref {name}");
+        for piece in text.split("\"$ref\":\"#/components/").skip(1) {
+            let target = piece.split('"').next().unwrap_or_default();
+            let (kind, name) = target.split_once('/').unwrap_or((target, ""));
+            assert!(
+                doc["components"][kind].get(name).is_some(),
+                "unresolved $ref {target}"
+            );
             refs += 1;
         }
         assert!(refs > 10, "{refs} references");
         assert_eq!(doc["openapi"], "3.1.0");
+    }
+
+    #[test]
+    fn every_operation_takes_and_every_response_names_a_request_id() {
+        let doc = document(ROUTES);
+        let mut responses = 0;
+        for (path, operations) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in operations.as_object().expect("operations") {
+                let takes = op["parameters"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&reference("parameters", "RequestId")));
+                assert!(takes, "{method} {path}");
+                for (status, response) in op["responses"].as_object().expect("responses") {
+                    assert_eq!(
+                        response["headers"]["X-Request-Id"],
+                        reference("headers", "RequestId"),
+                        "{method} {path} {status}"
+                    );
+                    responses += 1;
+                }
+            }
+        }
+        assert!(responses > 40, "{responses} responses");
+        let error = &doc["components"]["schemas"]["Error"]["properties"]["error"];
+        assert_eq!(error["properties"]["requestId"]["type"], "string");
+        // Still present on a degraded answer, beside its own header.
+        let product = &doc["paths"]["/api/v1/products/{sku}"]["get"]["responses"]["200"];
+        assert!(product["headers"]["Storefront-Degraded"].is_object());
     }
 }

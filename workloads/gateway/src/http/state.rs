@@ -243,9 +243,16 @@ impl Routed for Gateway {
     }
 }
 
+/// A service the route table does not have (yet): a 503 in the words of any unavailable
+/// service; why is logged.
 fn not_routed(service: &str) -> ApiError {
+    tracing::warn!(
+        request_id = storefront_platform::request_id::for_log(),
+        service,
+        "the {service} service is not in the gateway's route table"
+    );
     ApiError::new(
         ErrorKind::Unavailable,
-        format!("the {service} service is not in the gateway's route table"),
+        format!("the {service} service is unavailable; retry shortly"),
     )
 }

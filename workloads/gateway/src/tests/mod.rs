@@ -3,7 +3,9 @@
 //! unavailable service is a 503 JSON error, recommendations degrade to an empty list, a
 //! hung upstream is cut at its deadline; [`calls`]: the guard refuses with its own headers,
 //! retries and budgets; [`overload`]: an overloaded upstream (503, `Retry-After`) and the
-//! email rule at the edge; [`snapshot`]: the served API as snapshots.
+//! email rule at the edge; [`request_ids`]: `X-Request-Id` on every answer and to the
+//! upstream, and a failing service's words kept out of the body; [`snapshot`]: the served
+//! API as snapshots.
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -117,7 +119,14 @@ async fn every_route_answers_and_upstreams_down_are_503() {
                 ("authorization", bearer.as_str()),
                 ("idempotency-key", "k1"),
             ];
-            let (status, _, json) = send(addr, &method, &path, &headers, body).await;
+            let (status, head, json) = send(addr, &method, &path, &headers, body).await;
+            let id = head
+                .lines()
+                .find_map(|l| l.strip_prefix("x-request-id: "))
+                .unwrap_or_else(|| panic!("{method} {path}: no X-Request-Id in {head}"));
+            if status >= 400 {
+                assert_eq!(json["error"]["requestId"], id.trim(), "{method} {path}");
+            }
             if path == "/api/v1/openapi.json" {
                 assert_eq!(status, 200);
                 assert_eq!(json["openapi"], "3.1.0");
@@ -129,6 +138,13 @@ async fn every_route_answers_and_upstreams_down_are_503() {
             }
             assert_eq!(status, 503, "{method} {path}: {json}");
             assert_eq!(error_code(&json), "service_unavailable", "{method} {path}");
+            assert!(
+                !json["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("error"),
+                "{method} {path}: the connection's error stays in the logs: {json}"
+            );
         }
     }
     let (status, _, json) = send(addr, "DELETE", "/api/v1/orders", &[], "").await;
@@ -366,5 +382,6 @@ async fn a_hung_upstream_is_a_503_after_the_deadline() {
 
 mod calls;
 mod overload;
+mod request_ids;
 mod snapshot;
 mod throttle;

@@ -26,6 +26,12 @@
 //! A service that sheds load answers `RESOURCE_EXHAUSTED` with a retry hint
 //! ([`storefront_contracts::overload`]); [`refusal`] turns it into a 503 with `Retry-After`
 //! (the hint, or 1 s without one), for any upstream.
+//!
+//! A failure's public words are the gateway's own ([`error`]): a 4xx carries the service's
+//! message (written for the client: "unknown SKU", "no order"), a 5xx only names the service
+//! and what to do. The service's message (a driver's error, a shard's epoch) is logged with
+//! the request id ([`storefront_platform::request_id`]), which every call carries as
+//! `x-request-id` metadata ([`Authed`]).
 
 pub mod call;
 pub mod channel;
@@ -49,7 +55,7 @@ use crate::routing::table::Snapshot;
 use axum::http::{HeaderMap, HeaderValue, header::RETRY_AFTER};
 use storefront_contracts::api::{ApiError, ErrorKind};
 use storefront_contracts::overload;
-use storefront_platform::grpc::ServiceTokenAttacher;
+use storefront_platform::{grpc::ServiceTokenAttacher, request_id::WithRequestId};
 
 /// The services the gateway calls: the route table's upstreams, and the scopes of their
 /// rate limits.
@@ -76,8 +82,8 @@ impl Service {
     }
 }
 
-/// A channel that attaches a fresh service token to every call.
-pub type Authed = InterceptedService<Upstream, ServiceTokenAttacher>;
+/// A channel that attaches a fresh service token and the request's id to every call.
+pub type Authed = InterceptedService<Upstream, WithRequestId<ServiceTokenAttacher>>;
 
 /// The name the gateway signs its service tokens with.
 pub const SERVICE: &str = "gateway";
@@ -234,9 +240,10 @@ impl Upstreams {
     }
 }
 
-/// `channel` with the service tokens of `tokens` (the gateway's, for one upstream).
+/// `channel` with the service tokens of `tokens` (the gateway's, for one upstream) and the
+/// current request's id.
 pub fn authed(channel: impl Into<Upstream>, tokens: ServiceTokenAttacher) -> Authed {
-    InterceptedService::new(channel.into(), tokens)
+    InterceptedService::new(channel.into(), WithRequestId(tokens))
 }
 
 /// The retry hint of an overloaded upstream's answer, in seconds: its own, else 1 s.
@@ -263,19 +270,25 @@ pub fn refusal(service: &str, status: &Status) -> Refusal {
 }
 
 /// The public error for a failed call to `service` whose specific codes the caller did not
-/// handle: unavailable, overloaded, out of time or refusing the gateway → 503; a refusal of
-/// the input → 422; not found → 404.
+/// handle: a refusal of the input → 422, not found → 404, a conflict → 409, each with the
+/// service's message (written for the client); unavailable, overloaded, out of time,
+/// resharding or refusing the gateway → 503, a failure of the service → 500, each in the
+/// gateway's own words (the service, what to do) with the service's logged
+/// ([`log_failure`]).
 pub fn error(service: &str, status: &Status) -> ApiError {
     let message = status.message();
+    let public = |kind, message: String| {
+        log_failure(service, status);
+        ApiError::new(kind, message)
+    };
     match status.code() {
         Code::InvalidArgument | Code::OutOfRange => ApiError::invalid(message),
         Code::NotFound => ApiError::new(ErrorKind::NotFound, message),
         Code::AlreadyExists | Code::Aborted => ApiError::new(ErrorKind::Conflict, message),
-        Code::DeadlineExceeded => ApiError::new(
+        Code::DeadlineExceeded => public(
             ErrorKind::Unavailable,
-            format!("the {service} service did not answer in time"),
+            format!("the {service} service did not answer in time; retry shortly"),
         ),
-        // The upstream's own words stay out: they name its internals (slots, queues).
         // The client is over an upstream's allowance (auth's sign-in and sign-up throttles):
         // the client's doing, so a 429, without saying which allowance.
         Code::ResourceExhausted if overload::is_throttled(status) => ApiError::new(
@@ -285,28 +298,60 @@ pub fn error(service: &str, status: &Status) -> ApiError {
                 overload_retry_after(status)
             ),
         ),
-        Code::ResourceExhausted => ApiError::new(
+        Code::ResourceExhausted => public(
             ErrorKind::Unavailable,
             format!(
                 "the {service} service is busy; retry in {} s",
                 overload_retry_after(status)
             ),
         ),
-        Code::Unauthenticated | Code::PermissionDenied => ApiError::new(
+        Code::FailedPrecondition => public(
             ErrorKind::Unavailable,
-            format!("the {service} service refused the gateway: {message}"),
+            format!("the {service} service is being resharded; retry shortly"),
         ),
-        Code::FailedPrecondition => ApiError::new(
-            ErrorKind::Unavailable,
-            format!("the {service} service is being resharded; retry shortly: {message}"),
-        ),
-        Code::Internal | Code::DataLoss | Code::Unimplemented => ApiError::new(
+        Code::Internal | Code::DataLoss | Code::Unimplemented => public(
             ErrorKind::Internal,
-            format!("the {service} service failed: {message}"),
+            format!("the {service} service failed; if it persists, report the request id"),
         ),
-        _ => ApiError::new(
+        // Unavailable, Unknown, Cancelled, and a refusal of the gateway's own credentials
+        // (Unauthenticated, PermissionDenied): nothing the client did.
+        _ => public(
             ErrorKind::Unavailable,
-            format!("the {service} service is unavailable: {message}"),
+            format!("the {service} service is unavailable; retry shortly"),
+        ),
+    }
+}
+
+/// Logs a call to `service` that failed with `status` (its own words, which the public
+/// answer leaves out) with the request's id: at error when the gateway or the service is
+/// broken (a bug, a refused service token), at debug when it sheds load (expected in a flood,
+/// and counted in the call metrics), else at warn.
+pub fn log_failure(service: &str, status: &Status) {
+    let request_id = storefront_platform::request_id::for_log();
+    let code = status.code();
+    let message = status.message();
+    match code {
+        Code::ResourceExhausted => tracing::debug!(
+            request_id,
+            service,
+            ?code,
+            "the {service} service shed a call: {message}"
+        ),
+        Code::Internal
+        | Code::DataLoss
+        | Code::Unimplemented
+        | Code::Unauthenticated
+        | Code::PermissionDenied => tracing::error!(
+            request_id,
+            service,
+            ?code,
+            "a call to the {service} service failed: {message}"
+        ),
+        _ => tracing::warn!(
+            request_id,
+            service,
+            ?code,
+            "a call to the {service} service failed: {message}"
         ),
     }
 }
