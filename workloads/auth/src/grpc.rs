@@ -11,7 +11,7 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::service::{Accounts, AuthError, StoreError, UserStore};
 use storefront_contracts::proto::auth::{
@@ -24,6 +24,7 @@ use storefront_contracts::{
     overload::{self, overloaded},
 };
 use storefront_platform::grpc::{Caller, RequireServiceToken, unix_now};
+use storefront_platform::request_id::hidden;
 
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "auth";
@@ -45,10 +46,12 @@ fn status(err: AuthError) -> Status {
         AuthError::Store(StoreError::EmailTaken(email)) => {
             Status::already_exists(format!("email {email} is already registered"))
         }
-        AuthError::Store(e @ StoreError::Unavailable(_)) => Status::unavailable(e.to_string()),
+        AuthError::Store(e @ StoreError::Unavailable(_)) => {
+            hidden(Code::Unavailable, "the account store is unavailable", e)
+        }
         AuthError::WrongCredentials => Status::unauthenticated("wrong email or password"),
         AuthError::Token(e) => Status::unauthenticated(e.to_string()),
-        AuthError::Hash(e) => Status::internal(e.to_string()),
+        AuthError::Hash(e) => hidden(Code::Internal, "failed to hash the password", e),
         AuthError::Busy(busy) => overloaded(busy.to_string(), busy.retry_after_seconds()),
         AuthError::Throttled(t) => overload::throttled(t.to_string(), t.retry_after_seconds()),
     }

@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     cache::ProductCache,
@@ -19,6 +19,7 @@ use storefront_contracts::proto::catalog::{
     catalog_server::{Catalog as CatalogApi, CatalogServer},
 };
 use storefront_platform::grpc::RequireServiceToken;
+use storefront_platform::request_id::hidden;
 use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
@@ -72,16 +73,20 @@ impl Catalog {
     }
 }
 
+/// A store failure as the caller sees it: short stable words; the driver's are logged with
+/// the request id ([`hidden`]).
 fn db(e: PgCatalogError) -> Status {
-    Status::unavailable(e.to_string())
+    hidden(Code::Unavailable, "the product store is unavailable", e)
 }
 
+/// The index's refusals of a query in its words (written for the client); its failures in
+/// short stable ones, the cause logged ([`hidden`]).
 fn search(e: SearchError) -> Status {
     match e {
         SearchError::BadCursor(_) | SearchError::QueryTooLong => {
             Status::invalid_argument(e.to_string())
         }
-        other => Status::internal(other.to_string()),
+        other => hidden(Code::Internal, "the search index failed", other),
     }
 }
 

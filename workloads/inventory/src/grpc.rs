@@ -14,7 +14,7 @@ use std::{future::Future, sync::Arc};
 
 use storefront_crds::ring::shard_of;
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::{
     domain::ReserveOutcome,
@@ -29,6 +29,7 @@ use storefront_contracts::proto::inventory::{
     inventory_server::{Inventory as InventoryApi, InventoryServer},
 };
 use storefront_platform::grpc::RequireServiceToken;
+use storefront_platform::request_id::hidden;
 use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
@@ -71,11 +72,16 @@ impl<S> InventoryGrpc<S> {
     }
 }
 
+/// A store's answer as the caller sees it: its refusals in its words (written for the
+/// caller), its failure in short stable ones (the driver's are logged with the request id,
+/// [`hidden`]).
 fn status(err: StoreError) -> Status {
     match err {
         StoreError::NotOwner(e) => Status::failed_precondition(e),
         StoreError::Invalid(e) => Status::invalid_argument(e.to_string()),
-        StoreError::Unavailable(e) => Status::unavailable(e),
+        StoreError::Unavailable(e) => {
+            hidden(Code::Unavailable, "the stock store is unavailable", e)
+        }
     }
 }
 

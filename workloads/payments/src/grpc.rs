@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::postgres::PgLedger;
 use storefront_contracts::proto::payments::{
@@ -12,6 +12,7 @@ use storefront_contracts::proto::payments::{
     payments_server::{Payments as PaymentsApi, PaymentsServer},
 };
 use storefront_platform::grpc::RequireServiceToken;
+use storefront_platform::request_id::hidden;
 use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
@@ -38,7 +39,7 @@ impl PaymentsApi for PaymentsGrpc {
             .ledger
             .get(&order_id)
             .await
-            .map_err(|e| Status::unavailable(e.to_string()))?
+            .map_err(|e| hidden(Code::Unavailable, "the payments ledger is unavailable", e))?
             .ok_or_else(|| Status::not_found(format!("no charge for order {order_id}")))?;
         Ok(Response::new(Charge {
             order_id,

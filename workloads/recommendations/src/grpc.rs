@@ -4,7 +4,7 @@
 use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use super::postgres::PgRecommendations;
 use storefront_contracts::proto::recommendations::{
@@ -12,6 +12,7 @@ use storefront_contracts::proto::recommendations::{
     recommendations_server::{Recommendations as RecommendationsApi, RecommendationsServer},
 };
 use storefront_platform::grpc::RequireServiceToken;
+use storefront_platform::request_id::hidden;
 use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
@@ -33,11 +34,13 @@ impl RecommendationsApi for RecommendationsGrpc {
             return Err(Status::invalid_argument("sku must be 1..=64 characters"));
         }
         let limit = if r.limit == 0 { 4 } else { i64::from(r.limit) };
-        let skus = self
-            .store
-            .top(&r.sku, limit)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let skus = self.store.top(&r.sku, limit).await.map_err(|e| {
+            hidden(
+                Code::Unavailable,
+                "the recommendations store is unavailable",
+                e,
+            )
+        })?;
         Ok(Response::new(BoughtTogetherResponse { skus }))
     }
 }
