@@ -91,6 +91,12 @@ fn operation(
         all.entry("413")
             .or_insert_with(|| error_response("the body is over the size limit"));
     }
+    all.entry("429").or_insert_with(|| {
+        error_response(
+            "over a limit: the shop's or the service's request budget, or (sign-in, sign-up) \
+             too many attempts for the account or from the address; Retry-After says when",
+        )
+    });
     all.entry("503")
         .or_insert_with(|| error_response("a service the route needs is unavailable"));
     op.insert("responses".into(), Value::Object(with_request_id(all)));
@@ -273,6 +279,13 @@ pub fn create_order() -> Value {
         vec![
             ("202", ok("accepted", "OrderAccepted")),
             ("401", unauthorized()),
+            (
+                "409",
+                error_response(
+                    "the user already has the most pending orders the shop allows at once \
+                     (MAX_PENDING_ORDERS); retry when one is confirmed or cancelled",
+                ),
+            ),
             ("413", too_large()),
             (
                 "422",
