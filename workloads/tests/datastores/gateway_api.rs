@@ -6,7 +6,7 @@
 //! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
-use crate::gateway_support::{error_of, recommendations, send, shop};
+use crate::gateway_support::{error_of, recommendations, send, shop, shop_with_pending_cap};
 use serde_json::json;
 use storefront_crds::ring::shard_of;
 use storefront_workloads::gateway::routing;
@@ -274,4 +274,47 @@ async fn a_shopper_signs_up_searches_and_orders_through_the_gateway() {
     let (status, _, accepted3) =
         send(gw, "POST", "/api/v1/orders", &headers3, &second.to_string()).await;
     assert_eq!(status, 202, "{accepted3}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopper_cannot_hold_more_pending_orders_than_the_cap() {
+    // No saga runs here: every order stays pending, so the cap is reached and stays reached.
+    let shop = shop_with_pending_cap("pending_cap", 2).await;
+    let gw = shop.gateway;
+    let user = json!({"email": "hoarder@example.com", "password": "correct horse battery"});
+    let (status, _, body) = send(gw, "POST", "/api/v1/users", &[], &user.to_string()).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _, session) = send(gw, "POST", "/api/v1/sessions", &[], &user.to_string()).await;
+    assert_eq!(status, 200, "{session}");
+    let bearer = format!("Bearer {}", session["token"].as_str().expect("token"));
+    let sku = &shop
+        .products
+        .iter()
+        .find(|p| p.stock > 0)
+        .expect("stock")
+        .sku;
+    let order = json!({"items": [{"sku": sku, "quantity": 1}]}).to_string();
+    let place = |key: &'static str| {
+        let bearer = bearer.clone();
+        let order = order.clone();
+        async move {
+            let headers = [("authorization", bearer.as_str()), ("idempotency-key", key)];
+            send(gw, "POST", "/api/v1/orders", &headers, &order).await
+        }
+    };
+    for key in ["hoard-1", "hoard-2"] {
+        let (status, _, body) = place(key).await;
+        assert_eq!(status, 202, "{key}: {body}");
+    }
+    let (status, _, body) = place("hoard-3").await;
+    assert_eq!(status, 409, "{body}");
+    let (code, message) = error_of(&body);
+    assert_eq!(code, "conflict", "{body}");
+    assert!(
+        message.contains("2 orders still pending") && message.contains("at most 2"),
+        "{message}"
+    );
+    // A retry of an accepted order is still answered as before.
+    let (status, _, body) = place("hoard-1").await;
+    assert_eq!(status, 202, "{body}");
 }

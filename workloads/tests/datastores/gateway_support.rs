@@ -125,13 +125,19 @@ impl Drop for TempDir {
 /// Starts auth, catalog, orders and two inventory shards on loopback, then the gateway with
 /// a route table and ring written as the operator renders them.
 pub async fn shop(tag: &str) -> Shop {
-    build(tag, None).await
+    build(tag, None, None).await
+}
+
+/// [`shop`] with orders refusing a user's order while `cap` of theirs are pending (with no
+/// saga running, every order stays pending).
+pub async fn shop_with_pending_cap(tag: &str, cap: u32) -> Shop {
+    build(tag, None, Some(cap)).await
 }
 
 /// [`shop`] with the checkout saga on NATS JetStream (`NATS_URL`): orders confirm or cancel
 /// by themselves.
 pub async fn shop_with_saga(tag: &str, options: SagaOptions) -> Shop {
-    build(tag, Some(options)).await
+    build(tag, Some(options), None).await
 }
 
 fn nats_url() -> String {
@@ -140,7 +146,7 @@ fn nats_url() -> String {
     })
 }
 
-async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
+async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -> Shop {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| {
         panic!("DATABASE_URL is not set: run workloads/scripts/test-datastores up and eval its env")
     });
@@ -192,9 +198,12 @@ async fn build(tag: &str, saga: Option<SagaOptions>) -> Shop {
 
     // orders on PostgreSQL.
     let schema = format!("it_gw_orders_{pid}");
-    let store = PgOrders::connect(&url, &schema, 4).await.expect("connects");
+    let mut store = PgOrders::connect(&url, &schema, 4).await.expect("connects");
     clean(store.pool(), &schema).await;
     store.migrate().await.expect("migrates");
+    if let Some(cap) = pending_cap {
+        store = store.with_pending_cap(cap);
+    }
     // The saga gets a pool of its own, as the service runs it.
     let orders_store = PgOrders::connect(&url, &schema, 8).await.expect("connects");
     let (l, orders_addr) = listener().await;
