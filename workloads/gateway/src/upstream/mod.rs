@@ -4,11 +4,11 @@
 //!
 //! - [`channel`]: one HTTP/2 connection per address (and why not tonic's `Channel`);
 //!   [`discovery`]: where a service's pods are found; [`pool`]: calls spread over them.
-//! - [`call`]: the one call pipeline, [`crate::Gateway::call`]:
+//! - [`call`]: the one call pipeline, [`call::Caller::call`]:
 //!
 //! ```text
 //!  handler ─▶ Gateway::client / shard ─▶ guard.admit(service)?     admit: breaker (503 + Retry-After)
-//!          ─▶ Gateway::call(service, retry, rpc)
+//!          ─▶ gw.caller().call(service, retry, rpc)
 //!               loop { rpc within what is left of the deadline     attempt
 //!                      metrics.record(service, code, latency)      per-attempt metrics
 //!                      guard.record(service, outcome)              the breaker sees every attempt
@@ -16,8 +16,8 @@
 //! ```
 //!
 //!   The route budgets (429) are checked before the handler runs ([`crate::http::limits`]);
-//!   the guard's types ([`UpstreamGuard`], [`Refusal`], [`Outcome`]) live in
-//!   [`crate::resilience::guard`], re-exported here.
+//!   the guard's types (`UpstreamGuard`, `Refusal`, `Outcome`) live in
+//!   [`crate::resilience::guard`].
 //! - [`metrics`]: every attempt of every upstream call, for the console's edges.
 //!
 //! Channels connect lazily, so the gateway starts (and answers 503 for a service) while an
@@ -91,7 +91,7 @@ pub const SERVICE: &str = "gateway";
 /// Deadlines of upstream calls.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadlines {
-    /// Per call, retries included ([`crate::Gateway::call`]).
+    /// Per call, retries included ([`call::Caller::call`]).
     pub call: Duration,
     /// To establish a connection.
     pub connect: Duration,
