@@ -292,16 +292,30 @@ async fn a_shopper_orders_through_the_real_shop_and_survives_a_shard_kill() {
     let shard_selector = "app.kubernetes.io/instance=shop,app.kubernetes.io/component=inventory,commerce.storefront.dev/shard=1";
     let shard_pod = running_pod(&pods, shard_selector).await;
     const ORDERS: usize = 24;
+    // Six shoppers with four orders each: orders caps a user's pending orders (5 by
+    // default), and orders stay pending while their shard is down.
+    let mut shoppers = vec![ann.clone()];
+    for n in 1..6 {
+        let mut other = Shopper::new(addr);
+        other
+            .sign_up_and_in(&format!("shopper-{n}@example.com"))
+            .await
+            .unwrap();
+        shoppers.push(other);
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..ORDERS {
-        let (shopper, sku) = (ann.clone(), victims[i % victims.len()].clone());
+        let (shopper, sku) = (
+            shoppers[i % shoppers.len()].clone(),
+            victims[i % victims.len()].clone(),
+        );
         tasks.spawn(async move {
             tokio::time::sleep(Duration::from_millis(150 * i as u64)).await;
             let id = shopper
                 .order(&format!("kill-{i}"), json!([{"sku": sku, "quantity": 1}]))
                 .await
                 .unwrap();
-            (sku, id)
+            (i, sku, id)
         });
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -314,8 +328,10 @@ async fn a_shopper_orders_through_the_real_shop_and_survives_a_shard_kill() {
         placed.push(r.unwrap());
     }
     let mut confirmed: BTreeMap<String, i64> = BTreeMap::new();
-    for (sku, id) in &placed {
-        let done = ann.settled(id, SETTLE_TIMEOUT).await.unwrap();
+    for (i, sku, id) in &placed {
+        // An order is its owner's to read.
+        let owner = &shoppers[i % shoppers.len()];
+        let done = owner.settled(id, SETTLE_TIMEOUT).await.unwrap();
         assert_eq!(done["status"], "CONFIRMED", "stock was plenty: {done}");
         *confirmed.entry(sku.clone()).or_default() += 1;
     }
