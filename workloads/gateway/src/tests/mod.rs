@@ -4,8 +4,9 @@
 //! hung upstream is cut at its deadline; [`calls`]: the guard refuses with its own headers,
 //! retries and budgets; [`overload`]: an overloaded upstream (503, `Retry-After`) and the
 //! email rule at the edge; [`request_ids`]: `X-Request-Id` on every answer and to the
-//! upstream, and a failing service's words kept out of the body; [`snapshot`]: the served
-//! API as snapshots.
+//! upstream, and a failing service's words kept out of the body; [`throttle`]: auth's
+//! throttle as a 429 and the client address passed to it; [`snapshot`]: the served API as
+//! snapshots. A fake auth behind the gateway is [`fake_auth`].
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -33,6 +34,33 @@ fn issuer(seed: u8) -> Arc<TokenIssuer> {
         600,
         60,
     ))
+}
+
+/// `auth` (a fake auth server) on a loopback port, and the route table that routes auth
+/// (only) to it.
+async fn fake_auth<A: storefront_contracts::proto::auth::auth_server::Auth>(auth: A) -> Snapshot {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let upstream = listener.local_addr().expect("addr");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(storefront_contracts::proto::auth::auth_server::AuthServer::new(auth))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let table = RouteTable::parse(&format!(
+        r#"{{"storefront": "shop", "routes": [{{"service": "auth", "upstream": "{upstream}"}}]}}"#
+    ))
+    .expect("table");
+    Snapshot {
+        table,
+        rings: Default::default(),
+    }
+}
+
+/// The `Retry-After` value of a response head.
+fn retry_after(head: &str) -> Option<&str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("retry-after: "))
+        .map(str::trim)
 }
 
 /// Applies `snapshot` to `gateway` and serves its router on a loopback port.

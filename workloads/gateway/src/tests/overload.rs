@@ -8,23 +8,15 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use super::{error_code, issuer, send, serve};
-use crate::{
-    Gateway,
-    resilience::guard::AllowAll,
-    routing::table::{RouteTable, Snapshot},
-    upstream::Deadlines,
-};
+use super::{error_code, fake_auth, issuer, retry_after, send, serve};
+use crate::{Gateway, resilience::guard::AllowAll, upstream::Deadlines};
 use storefront_contracts::{
     overload::overloaded,
     proto::auth::{
         SignInRequest, SignInResponse, SignUpRequest, SignUpResponse, VerifyTokenRequest,
-        VerifyTokenResponse,
-        auth_server::{Auth, AuthServer},
+        VerifyTokenResponse, auth_server::Auth,
     },
 };
 
@@ -59,36 +51,12 @@ impl Auth for BusyAuth {
 
 /// The gateway in front of a [`BusyAuth`]: its address and the fake's call count.
 async fn gateway_before_busy_auth() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let upstream = listener.local_addr().expect("addr");
     let auth = BusyAuth::default();
     let calls = Arc::clone(&auth.calls);
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AuthServer::new(auth))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let table = RouteTable::parse(&format!(
-        r#"{{"storefront": "shop", "routes": [{{"service": "auth", "upstream": "{upstream}"}}]}}"#
-    ))
-    .expect("table");
+    let snapshot = fake_auth(auth).await;
     let gateway = Gateway::new(issuer(8), Arc::new(AllowAll), Deadlines::default());
-    let addr = serve(
-        gateway,
-        Snapshot {
-            table,
-            rings: Default::default(),
-        },
-    )
-    .await;
+    let addr = serve(gateway, snapshot).await;
     (addr, calls)
-}
-
-/// The `Retry-After` value of a response head.
-fn retry_after(head: &str) -> Option<&str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix("retry-after: "))
-        .map(str::trim)
 }
 
 #[tokio::test]

@@ -10,23 +10,16 @@ use std::{
 };
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
-use super::{error_code, issuer, send};
-use crate::{
-    Gateway,
-    resilience::guard::AllowAll,
-    routing::table::{RouteTable, Snapshot},
-    upstream::Deadlines,
-};
+use super::{error_code, fake_auth, issuer, retry_after, send};
+use crate::{Gateway, resilience::guard::AllowAll, upstream::Deadlines};
 use storefront_contracts::{
     client_address,
     overload::throttled,
     proto::auth::{
         SignInRequest, SignInResponse, SignUpRequest, SignUpResponse, VerifyTokenRequest,
-        VerifyTokenResponse,
-        auth_server::{Auth, AuthServer},
+        VerifyTokenResponse, auth_server::Auth,
     },
 };
 
@@ -78,29 +71,14 @@ impl Auth for ThrottlingAuth {
 /// (`connect_info`, as `run` does) or without (as the other tests): its address and what
 /// the fake saw.
 async fn gateway_before_throttling_auth(seconds: u64, connect_info: bool) -> (SocketAddr, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let upstream = listener.local_addr().expect("addr");
     let seen = Seen::default();
     let auth = ThrottlingAuth {
         seconds,
         seen: Arc::clone(&seen),
     };
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AuthServer::new(auth))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let table = RouteTable::parse(&format!(
-        r#"{{"storefront": "shop", "routes": [{{"service": "auth", "upstream": "{upstream}"}}]}}"#
-    ))
-    .expect("table");
+    let snapshot = fake_auth(auth).await;
     let gateway = Gateway::new(issuer(8), Arc::new(AllowAll), Deadlines::default());
-    gateway
-        .apply(Snapshot {
-            table,
-            rings: Default::default(),
-        })
-        .expect("applies");
+    gateway.apply(snapshot).expect("applies");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = gateway.router();
@@ -110,13 +88,6 @@ async fn gateway_before_throttling_auth(seconds: u64, connect_info: bool) -> (So
         tokio::spawn(async move { axum::serve(listener, router).await });
     }
     (addr, seen)
-}
-
-/// The `Retry-After` value of a response head.
-fn retry_after(head: &str) -> Option<&str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix("retry-after: "))
-        .map(str::trim)
 }
 
 #[tokio::test]
