@@ -24,11 +24,19 @@
 //!   of a learned SKU, or `--sku`, with a pooled user's token and a fresh `Idempotency-Key`).
 //! - **Setup**: `--users` users signed up (409 = already there) and signed in, `--skus` SKUs
 //!   learned from the listing; a starting shop's 503s are waited out for a minute.
+//! - **Clients** ([`identity`]): as the gateway's per-client limits see them. `--forwarded-for
+//!   <CIDR>` gives each shopper its own address (`X-Forwarded-For`, believed from a trusted
+//!   proxy only), `--signed-in` puts the shopper's token on catalog requests, and `--abusive`
+//!   makes the whole schedule one misbehaving client's (no token, forged tokens, its own
+//!   account), reported by face beside the endpoints.
 //! - **Report** ([`stats`]): per endpoint offered and achieved (2xx) rates over the
 //!   schedule's length, p50/p90/p99/max, 2xx/4xx/429/5xx, transport errors, drops; with
 //!   `--settle`, the order → CONFIRMED/CANCELLED latency (each 202 polled every
-//!   `--settle-poll`) and confirmed orders per second. `--out` writes it all as JSON.
+//!   `--settle-poll`) and confirmed orders per second. `--out` writes it all as JSON, with
+//!   the set-up's length and the schedule's wall-clock start (`startedAtMs`), so that runs
+//!   side by side can be checked to overlap.
 
+pub mod identity;
 pub mod mix;
 pub mod run;
 pub mod schedule;
@@ -42,7 +50,8 @@ use anyhow::{Result, bail};
 pub use run::run;
 
 use self::{
-    mix::{DEFAULT_MIX, Mix},
+    identity::{Addresses, check_room},
+    mix::{DEFAULT_MIX, Kind, Mix},
     schedule::{
         Schedule, Shape, Stage, default_factor, parse_duration, parse_stages, shape_stages,
     },
@@ -62,6 +71,10 @@ fn mix_arg(s: &str) -> Result<Mix, String> {
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s).map_err(|e| format!("{e:#}"))
+}
+
+fn addresses_arg(s: &str) -> Result<Addresses, String> {
+    s.parse().map_err(|e| format!("{e:#}"))
 }
 
 fn rate_arg(s: &str) -> Result<f64, String> {
@@ -103,9 +116,25 @@ pub struct LoadgenArgs {
     /// Weights of the shopper mix: browse, search, product, recommendations, signin, order.
     #[arg(long, default_value = DEFAULT_MIX, value_parser = mix_arg)]
     pub mix: Mix,
-    /// Users to sign up (or reuse) and sign in before the run, for sign-ins and orders.
+    /// The shoppers: users to sign up (or reuse) and sign in before the run, for sign-ins,
+    /// orders and `--signed-in`; with `--forwarded-for`, as many addresses.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub users: u32,
+    /// Each shopper sends `X-Forwarded-For: <its own address>` from this range
+    /// (`198.51.100.0/24`; IPv6: a /64 each), as a proxy in front of the shop would write it;
+    /// the gateway believes it only from a proxy the Storefront trusts. With `--abusive`, the
+    /// abuser is the range's first address and forges a hop before it.
+    #[arg(long, value_parser = addresses_arg)]
+    pub forwarded_for: Option<Addresses>,
+    /// Signed-in shoppers: browse, search, product and recommendations requests carry the
+    /// shopper's token too (orders always do), so the gateway counts them per user.
+    #[arg(long, conflicts_with = "abusive")]
+    pub signed_in: bool,
+    /// One misbehaving client instead of shoppers: every arrival of the schedule is its
+    /// request (the kind from `--mix`), with no token, a forged token or its own account's
+    /// token, a third each; reported by face as well as by endpoint.
+    #[arg(long, conflicts_with_all = ["users", "signed_in"])]
+    pub abusive: bool,
     /// SKUs to learn from the listing (product pages, recommendations, orders).
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub skus: u32,
@@ -139,6 +168,25 @@ pub struct LoadgenArgs {
 }
 
 impl LoadgenArgs {
+    /// How many distinct shoppers the arrivals are spread over (1 for `--abusive`).
+    pub fn shoppers(&self) -> u32 {
+        if self.abusive { 1 } else { self.users }
+    }
+
+    /// Whether set-up creates accounts: for sign-ins, orders, signed-in browsing and the
+    /// abuser's signed-in face.
+    pub fn needs_accounts(&self) -> bool {
+        self.abusive || self.signed_in || self.mix.has(Kind::Order) || self.mix.has(Kind::SignIn)
+    }
+
+    /// Checks what flags cannot say alone (then [`LoadgenArgs::schedule`]).
+    pub fn check(&self) -> Result<()> {
+        if let Some(addresses) = &self.forwarded_for {
+            check_room(addresses, self.shoppers())?;
+        }
+        Ok(())
+    }
+
     /// The schedule the flags describe.
     pub fn schedule(&self) -> Result<Schedule> {
         let stages = match &self.stages {
@@ -217,6 +265,9 @@ mod tests {
             (&["--users", "0"][..], "--users"),
             (&["--target", "ftp://x"][..], "only http://"),
             (&["--factor", "0.5"][..], "invalid factor"),
+            (&["--forwarded-for", "10.0.0.0"][..], "a CIDR such as"),
+            (&["--abusive", "--signed-in"][..], "cannot be used with"),
+            (&["--abusive", "--users", "3"][..], "cannot be used with"),
         ] {
             let err = parse(args).expect_err(wanted);
             assert!(err.contains(wanted), "{args:?}: {err}");
@@ -229,5 +280,30 @@ mod tests {
             err.to_string().contains("no request would be sent"),
             "{err}"
         );
+        let err = parse(&["--forwarded-for", "198.51.100.0/30", "--users", "3"])
+            .expect("parses")
+            .check()
+            .expect_err("2 addresses for 3 shoppers");
+        assert!(err.to_string().contains("fewer than --users 3"), "{err}");
+    }
+
+    #[test]
+    fn who_the_shoppers_are() {
+        let a = parse(&["--mix", "browse=1"]).expect("parses");
+        assert!(!a.needs_accounts(), "anonymous browsing needs no account");
+        assert_eq!(a.shoppers(), 20);
+        let a = parse(&["--mix", "browse=1", "--signed-in"]).expect("parses");
+        assert!(a.needs_accounts());
+        let a = parse(&[
+            "--mix",
+            "browse=1",
+            "--abusive",
+            "--forwarded-for",
+            "203.0.113.0/32",
+        ])
+        .expect("parses");
+        assert!(a.needs_accounts(), "the abuser's signed-in face");
+        assert_eq!(a.shoppers(), 1);
+        a.check().expect("one address is room for one client");
     }
 }

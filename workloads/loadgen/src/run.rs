@@ -16,6 +16,7 @@ use tokio::{sync::Semaphore, time::Instant};
 
 use super::{
     LoadgenArgs,
+    identity::{self, ABUSER_EMAIL, Face},
     mix::{self, Kind},
     shop::{Call, Shop},
     stats::{self, Endpoint, Latency, Outcome, Settle, Summary},
@@ -27,6 +28,8 @@ const SETUP_CONCURRENCY: usize = 8;
 #[derive(Default)]
 struct State {
     endpoints: [Endpoint; Kind::ALL.len()],
+    /// `--abusive`: the same requests by face.
+    faces: [Endpoint; Face::ALL.len()],
     polls: Endpoint,
     settle: Settle,
     /// All answers of the current second (the progress line), reset every second.
@@ -60,15 +63,28 @@ pub async fn run(args: LoadgenArgs) -> Result<()> {
 /// Sets up, runs the schedule, waits for the answers and returns the summary.
 pub async fn execute(args: &LoadgenArgs) -> Result<Summary> {
     let schedule = args.schedule()?;
+    args.check()?;
     let cap = args.max_in_flight as usize;
     let mut shop = Shop::new(&args.target, args.timeout, cap);
     let t_setup = Instant::now();
+    // The catalog is learned as the first shopper (or the abuser) would.
+    shop.setup_forwarded_for = args.forwarded_for.map(|a| a.nth(0).to_string());
     shop.learn_catalog(args.skus as usize).await?;
-    if args.mix.has(Kind::Order) || args.mix.has(Kind::SignIn) {
+    if args.abusive {
+        let abuser = shop
+            .account(ABUSER_EMAIL.to_string(), shop.setup_forwarded_for.clone())
+            .await?;
+        shop.users = vec![abuser];
+    } else if args.needs_accounts() {
         shop.users = shop
-            .create_users(args.users as usize, SETUP_CONCURRENCY)
+            .create_users(
+                args.users as usize,
+                SETUP_CONCURRENCY,
+                args.forwarded_for.as_ref(),
+            )
             .await?;
     }
+    let setup = t_setup.elapsed();
     let shop = Arc::new(shop);
     if !args.quiet {
         eprintln!(
@@ -92,6 +108,9 @@ pub async fn execute(args: &LoadgenArgs) -> Result<Summary> {
         .map_or(0, |d| d.as_millis());
     let mut rng = mix::rng(args.seed);
     let start = Instant::now();
+    let started_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
 
     let progress = (!args.quiet).then(|| {
         tokio::spawn(progress(
@@ -111,9 +130,19 @@ pub async fn execute(args: &LoadgenArgs) -> Result<Summary> {
         }
         let kind = args.mix.pick(&mut rng);
         let call = draw(kind, &mut rng, &shop, args, run_id, n);
-        lock(&state).endpoints[index(kind)].offered += 1;
+        {
+            let mut s = lock(&state);
+            s.endpoints[index(kind)].offered += 1;
+            if let Some(face) = call.face {
+                s.faces[face as usize].offered += 1;
+            }
+        }
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            lock(&state).endpoints[index(kind)].dropped += 1;
+            let mut s = lock(&state);
+            s.endpoints[index(kind)].dropped += 1;
+            if let Some(face) = call.face {
+                s.faces[face as usize].dropped += 1;
+            }
             continue;
         };
         let (shop, state, pollers) = (Arc::clone(&shop), Arc::clone(&state), Arc::clone(&pollers));
@@ -126,15 +155,23 @@ pub async fn execute(args: &LoadgenArgs) -> Result<Summary> {
             {
                 let mut s = lock(&state);
                 s.endpoints[index(kind)].record(outcome, latency);
+                if let Some(face) = call.face {
+                    s.faces[face as usize].record(outcome, latency);
+                }
                 if outcome != Outcome::Transport {
                     s.window.record(latency);
                 }
             }
             drop(permit);
-            if let (Some((every, patience)), Some(id), Some(token)) = (settle, order_id, call.token)
+            if let (Some((every, patience)), Some(id), Some(token)) =
+                (settle, order_id, call.token.as_deref())
             {
                 pollers.fetch_add(1, Ordering::SeqCst);
-                settle_order(&shop, &state, &id, &token, due, every, patience).await;
+                let who = Who {
+                    token,
+                    forwarded_for: call.forwarded_for.as_deref(),
+                };
+                settle_order(&shop, &state, &id, who, due, every, patience).await;
                 pollers.fetch_sub(1, Ordering::SeqCst);
             }
         });
@@ -166,15 +203,28 @@ pub async fn execute(args: &LoadgenArgs) -> Result<Summary> {
         .collect();
     Ok(Summary {
         target: args.target.clone(),
+        mode: if args.abusive { "abusive" } else { "shoppers" }.to_string(),
         stages: schedule.stages().iter().map(ToString::to_string).collect(),
         mix: args.mix.to_string(),
         seed: args.seed,
         users: shop.users.len(),
+        forwarded_for: args.forwarded_for.map(|a| a.to_string()),
+        signed_in: args.signed_in,
         max_in_flight: cap,
+        setup_seconds: setup.as_secs_f64(),
+        started_at_ms,
         duration_seconds: scheduled.as_secs_f64(),
         elapsed_seconds: elapsed.as_secs_f64(),
         endpoints,
         total: stats::total(&s.endpoints).summarize("total", "all", scheduled),
+        faces: if args.abusive {
+            Face::ALL
+                .iter()
+                .map(|f| s.faces[*f as usize].summarize(f.name(), f.counted_as(), scheduled))
+                .collect()
+        } else {
+            vec![]
+        },
         settle_polls: args.settle.then(|| {
             s.polls
                 .summarize("order-status", "GET /api/v1/orders/{id}", scheduled)
@@ -200,7 +250,19 @@ fn draw(
         token: None,
         idempotency_key: None,
         body: None,
+        forwarded_for: None,
+        face: None,
     };
+    // Whose arrival: one of the shoppers (drawn only when it matters, so that a run without
+    // identities draws what it always drew), or the abuser.
+    let catalog = !matches!(kind, Kind::SignIn | Kind::Order);
+    let identified = args.signed_in || args.forwarded_for.is_some();
+    let who = if args.abusive || (catalog && !identified) {
+        0
+    } else {
+        rng.random_range(0..args.shoppers() as usize)
+    };
+    let user = shop.users.get(who);
     match kind {
         Kind::Browse => call.path = "/api/v1/products?limit=20".to_string(),
         Kind::Search => {
@@ -213,23 +275,44 @@ fn draw(
         Kind::Product => call.path = format!("/api/v1/products/{sku}"),
         Kind::Recommendations => call.path = format!("/api/v1/products/{sku}/recommendations"),
         Kind::SignIn => {
-            let user = &shop.users[rng.random_range(0..shop.users.len())];
             call.method = Method::POST;
             call.path = "/api/v1/sessions".to_string();
-            call.body = Some(Shop::sign_in_body(&user.email));
+            call.body = user.map(|u| Shop::sign_in_body(&u.email));
         }
         Kind::Order => {
-            let user = &shop.users[rng.random_range(0..shop.users.len())];
             let sku = args.sku.as_deref().unwrap_or(sku);
             call.method = Method::POST;
             call.path = "/api/v1/orders".to_string();
-            call.token = Some(user.token.clone());
+            call.token = user.map(|u| u.token.clone());
             call.idempotency_key = Some(format!("loadgen-{run_id}-{}-{n}", args.seed));
             call.body =
                 Some(serde_json::json!({"items": [{"sku": sku, "quantity": 1}]}).to_string());
         }
     }
+    if args.abusive {
+        let face = Face::pick(rng);
+        call.face = Some(face);
+        call.token = match face {
+            Face::Anonymous => None,
+            Face::ForgedToken => Some(identity::forged_token(rng)),
+            Face::SignedIn => user.map(|u| u.token.clone()),
+        };
+        call.forwarded_for = args
+            .forwarded_for
+            .map(|a| identity::forged_forwarded_for(rng, a.nth(0)));
+    } else {
+        if args.signed_in && catalog {
+            call.token = user.map(|u| u.token.clone());
+        }
+        call.forwarded_for = args.forwarded_for.map(|a| a.nth(who).to_string());
+    }
     call
+}
+
+/// Who polls an order: its owner's token, from its address.
+struct Who<'a> {
+    token: &'a str,
+    forwarded_for: Option<&'a str>,
 }
 
 /// Polls an accepted order until it settles or the patience runs out.
@@ -237,7 +320,7 @@ async fn settle_order(
     shop: &Shop,
     state: &Mutex<State>,
     id: &str,
-    token: &str,
+    who: Who<'_>,
     due: Instant,
     every: Duration,
     patience: Duration,
@@ -246,7 +329,7 @@ async fn settle_order(
     loop {
         tokio::time::sleep(every).await;
         let t = Instant::now();
-        let (outcome, settled) = shop.order_status(id, token).await;
+        let (outcome, settled) = shop.order_status(id, who.token, who.forwarded_for).await;
         let mut s = lock(state);
         s.polls.offered += 1;
         s.polls.record(outcome, t.elapsed());

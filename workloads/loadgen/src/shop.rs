@@ -1,6 +1,7 @@
 //! The shop as the load generator sees it: an HTTP/1 client of the public API (hyper-util's
 //! pooled client, one connection per concurrent request), the setup (users signed up and
-//! in, SKUs and search words learned from the listing) and one request per [`Kind`].
+//! in, SKUs and search words learned from the listing) and one request per [`Kind`]. Every
+//! request may carry the `X-Forwarded-For` of the client it stands for ([`super::identity`]).
 
 use std::time::Duration;
 
@@ -15,7 +16,11 @@ use hyper_util::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{mix::Kind, stats::Outcome};
+use super::{
+    identity::{Addresses, Face},
+    mix::Kind,
+    stats::Outcome,
+};
 
 /// The password of every load-generator user.
 const PASSWORD: &str = "loadgen correct horse battery";
@@ -61,6 +66,8 @@ impl Answer {
 pub struct User {
     pub email: String,
     pub token: String,
+    /// The `X-Forwarded-For` it signed up and in with (`--forwarded-for`).
+    pub forwarded_for: Option<String>,
 }
 
 /// What one arrival does, drawn from the run's generator when it is scheduled.
@@ -72,6 +79,10 @@ pub struct Call {
     pub token: Option<String>,
     pub idempotency_key: Option<String>,
     pub body: Option<String>,
+    /// `X-Forwarded-For`, when the run stands for clients behind a proxy.
+    pub forwarded_for: Option<String>,
+    /// The abusive client's face (`--abusive`), for its report.
+    pub face: Option<Face>,
 }
 
 /// The client and what setup learned.
@@ -82,6 +93,8 @@ pub struct Shop {
     pub users: Vec<User>,
     pub skus: Vec<String>,
     pub words: Vec<String>,
+    /// The `X-Forwarded-For` of set-up requests that are no user's (the catalog listing).
+    pub setup_forwarded_for: Option<String>,
 }
 
 impl Shop {
@@ -100,6 +113,7 @@ impl Shop {
             users: vec![],
             skus: vec![],
             words: vec![],
+            setup_forwarded_for: None,
         }
     }
 
@@ -110,6 +124,7 @@ impl Shop {
         path: &str,
         token: Option<&str>,
         idempotency_key: Option<&str>,
+        forwarded_for: Option<&str>,
         body: Option<String>,
     ) -> Result<Answer> {
         let mut req = Request::builder()
@@ -123,6 +138,9 @@ impl Shop {
         }
         if let Some(key) = idempotency_key {
             req = req.header("idempotency-key", key);
+        }
+        if let Some(addresses) = forwarded_for {
+            req = req.header("x-forwarded-for", addresses);
         }
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
@@ -146,6 +164,7 @@ impl Shop {
                 &call.path,
                 call.token.as_deref(),
                 call.idempotency_key.as_deref(),
+                call.forwarded_for.as_deref(),
                 call.body.clone(),
             )
             .await
@@ -161,7 +180,13 @@ impl Shop {
     }
 
     /// A request during setup, retried while the shop is still starting.
-    async fn setup_send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Answer> {
+    async fn setup_send(
+        &self,
+        method: Method,
+        path: &str,
+        forwarded_for: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Answer> {
         let deadline = Instant::now() + SETUP_PATIENCE;
         loop {
             let sent = self
@@ -170,6 +195,7 @@ impl Shop {
                     path,
                     None,
                     None,
+                    forwarded_for,
                     body.as_ref().map(Value::to_string),
                 )
                 .await;
@@ -194,7 +220,14 @@ impl Shop {
             if !cursor.is_empty() {
                 path.push_str(&format!("&cursor={cursor}"));
             }
-            let a = self.setup_send(Method::GET, &path, None).await?;
+            let a = self
+                .setup_send(
+                    Method::GET,
+                    &path,
+                    self.setup_forwarded_for.as_deref(),
+                    None,
+                )
+                .await?;
             if a.status != 200 {
                 bail!(
                     "failed to list products: {path} answered {}: {}",
@@ -228,23 +261,35 @@ impl Shop {
         Ok(())
     }
 
-    /// Signs up `n` users (a 409 means one exists from an earlier run) and signs each in.
-    pub async fn create_users(&self, n: usize, concurrency: usize) -> Result<Vec<User>> {
+    /// Signs up `n` users (a 409 means one exists from an earlier run) and signs each in;
+    /// user `i` is `loadgen-<i>@example.com`, from address `i` of `addresses` when given.
+    pub async fn create_users(
+        &self,
+        n: usize,
+        concurrency: usize,
+        addresses: Option<&Addresses>,
+    ) -> Result<Vec<User>> {
         let mut users = Vec::with_capacity(n);
-        let mut pending = futures::stream::iter((0..n).map(|i| self.user(i)))
-            .buffer_unordered(concurrency.max(1));
+        let mut pending = futures::stream::iter((0..n).map(|i| async move {
+            let email = format!("loadgen-{i}@example.com");
+            let forwarded_for = addresses.map(|a| a.nth(i).to_string());
+            self.account(email, forwarded_for).await.map(|u| (i, u))
+        }))
+        .buffer_unordered(concurrency.max(1));
         while let Some(user) = pending.next().await {
             users.push(user?);
         }
-        users.sort_by(|a, b| a.email.cmp(&b.email));
-        Ok(users)
+        // Shopper i is user i (and address i).
+        users.sort_by_key(|(i, _)| *i);
+        Ok(users.into_iter().map(|(_, u)| u).collect())
     }
 
-    async fn user(&self, i: usize) -> Result<User> {
-        let email = format!("loadgen-{i}@example.com");
+    /// Signs up `email` (409: it exists) and signs it in, as the client `forwarded_for`.
+    pub async fn account(&self, email: String, forwarded_for: Option<String>) -> Result<User> {
         let creds = json!({"email": email, "password": PASSWORD});
+        let xff = forwarded_for.as_deref();
         let up = self
-            .setup_send(Method::POST, "/api/v1/users", Some(creds.clone()))
+            .setup_send(Method::POST, "/api/v1/users", xff, Some(creds.clone()))
             .await?;
         if up.status != 201 && up.status != 409 {
             bail!(
@@ -254,11 +299,15 @@ impl Shop {
             );
         }
         let session = self
-            .setup_send(Method::POST, "/api/v1/sessions", Some(creds))
+            .setup_send(Method::POST, "/api/v1/sessions", xff, Some(creds))
             .await?;
         let token = session.json()["token"].as_str().map(str::to_string);
         match (session.status, token) {
-            (200, Some(token)) => Ok(User { email, token }),
+            (200, Some(token)) => Ok(User {
+                email,
+                token,
+                forwarded_for,
+            }),
             (status, _) => bail!(
                 "failed to sign in {email}: {status}: {} (a user of that email from another run with another password?)",
                 String::from_utf8_lossy(&session.body)
@@ -276,6 +325,7 @@ impl Shop {
         &self,
         id: &str,
         token: &str,
+        forwarded_for: Option<&str>,
     ) -> (Outcome, Option<(String, Option<String>)>) {
         match self
             .send(
@@ -283,6 +333,7 @@ impl Shop {
                 &format!("/api/v1/orders/{id}"),
                 Some(token),
                 None,
+                forwarded_for,
                 None,
             )
             .await

@@ -233,17 +233,33 @@ pub struct SettleSummary {
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub target: String,
+    /// `shoppers`, or `abusive` (one misbehaving client).
+    pub mode: String,
     pub stages: Vec<String>,
     pub mix: String,
     pub seed: u64,
     pub users: usize,
+    /// The shoppers' `X-Forwarded-For` range (`--forwarded-for`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_for: Option<String>,
+    /// Catalog requests carried the shopper's token (`--signed-in`).
+    pub signed_in: bool,
     pub max_in_flight: usize,
+    /// From the start until the schedule began (catalog learned, users signed up and in).
+    pub setup_seconds: f64,
+    /// When the schedule began, in milliseconds since the Unix epoch (it ends
+    /// `durationSeconds` later): runs side by side can be checked to overlap.
+    pub started_at_ms: u64,
     /// The schedule's length.
     pub duration_seconds: f64,
     /// Until the last answer (or the drain deadline).
     pub elapsed_seconds: f64,
     pub endpoints: Vec<EndpointSummary>,
     pub total: EndpointSummary,
+    /// `--abusive`: the same requests by face (`anonymous`, `forged-token`, `signed-in`), the
+    /// endpoint column saying what the gateway should count each against.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faces: Vec<EndpointSummary>,
     /// GET /api/v1/orders/{id} polls of `--settle` (not scheduled: one poller per order).
     pub settle_polls: Option<EndpointSummary>,
     pub settle: Option<SettleSummary>,
@@ -279,13 +295,21 @@ impl Summary {
     /// The table printed at the end.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        let mut clients = self.mode.clone();
+        if let Some(range) = &self.forwarded_for {
+            let _ = write!(clients, ", forwarded for {range}");
+        }
+        if self.signed_in {
+            clients.push_str(", signed in");
+        }
         let _ = writeln!(
             out,
-            "loadgen {} stages {} mix {} seed {} ({:.1} s scheduled, {:.1} s until the last answer)",
+            "loadgen {} ({clients}) stages {} mix {} seed {} ({:.1} s set-up, {:.1} s scheduled, {:.1} s until the last answer)",
             self.target,
             self.stages.join(","),
             self.mix,
             self.seed,
+            self.setup_seconds,
             self.duration_seconds,
             self.elapsed_seconds,
         );
@@ -311,6 +335,12 @@ impl Summary {
             row(&mut out, e);
         }
         row(&mut out, &self.total);
+        if !self.faces.is_empty() {
+            let _ = writeln!(out, "the abusive client by face:");
+            for f in &self.faces {
+                row(&mut out, f);
+            }
+        }
         if let Some(p) = &self.settle_polls {
             row(&mut out, p);
         }
