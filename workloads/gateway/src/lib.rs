@@ -1,5 +1,6 @@
 //! The gateway: the public HTTP/JSON API (DESIGN.md "Public API", shapes in [`storefront_contracts::api`])
-//! over the services' gRPC, on the HTTP port next to `/healthz`, `/readyz` and `/metrics`.
+//! over the services' gRPC on the HTTP port (8080); `/healthz`, `/readyz`, `/metrics` and
+//! `/routes` on a port of their own that the gateway's Service does not expose ([`ops_port`]).
 //!
 //! ```text
 //!   shopper ──HTTP/JSON──▶ http: router from the route table ──▶ upstream: Caller::call  ──gRPC──▶ auth, catalog,
@@ -27,7 +28,8 @@
 //! - [`ratelimit`]: the cluster-wide rate limiter (GCRA, Redis leases, fair shares).
 //! - [`resilience`]: the guard every upstream call passes ([`resilience::guard`]), a
 //!   breaker per upstream ([`resilience::BreakerGuard`]) and the retry budget.
-//! - [`run`]: the `gateway` subcommand.
+//! - [`run`]: the `gateway` subcommand; [`ops_port`]: its two listeners (public API, and the
+//!   operations endpoints on `OPS_ADDR`).
 //! - [`test_client`]: a raw HTTP/1.1 client for tests (this crate's and the integration
 //!   tests'), able to send malformed requests.
 //!
@@ -37,6 +39,7 @@
 
 pub mod edge_health;
 pub mod http;
+pub mod ops_port;
 pub mod ratelimit;
 pub mod resilience;
 pub mod routing;

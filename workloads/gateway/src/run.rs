@@ -1,15 +1,17 @@
-//! `storefront-workloads gateway`: the public API and the operations endpoints on one HTTP
-//! port (8080), the route table watched through the API (`GATEWAY_CONFIGMAP`, see
-//! [`crate::routing::source`]) or read from its file, the rings re-read every second, ready once a
-//! route table loaded, edge health reported on the pod ([`crate::edge_health`], with `POD_NAME`),
-//! and a bounded drain on SIGTERM.
+//! `storefront-workloads gateway`: the public API on `HTTP_ADDR` (8080) and the operations
+//! endpoints (`/healthz`, `/readyz`, `/metrics`, `/routes`) on `OPS_ADDR` (8081), a port the
+//! gateway's Service does not expose ([`crate::ops_port`]); the route table watched through the
+//! API (`GATEWAY_CONFIGMAP`, see [`crate::routing::source`]) or read from its file, the rings
+//! re-read every second, ready once a route table loaded, edge health reported on the pod
+//! ([`crate::edge_health`], with `POD_NAME`), and a bounded drain on SIGTERM.
 //!
-//! Settings (flag / variable): `--routes-file` / `GATEWAY_ROUTES` (the operator's
-//! `routes.json`), `--rings-dir` / `GATEWAY_RINGS_DIR` (holds `<ring ConfigMap>/ring.json`),
-//! `--jwt-keys-dir` / `JWT_KEYS_DIR` (user tokens are verified with its key, service tokens
-//! signed with it), `--storefront` / `STOREFRONT_NAME` (the tokens' issuer), and deadlines.
+//! Settings (flag / variable): `--ops-addr` / `OPS_ADDR`, `--routes-file` / `GATEWAY_ROUTES`
+//! (the operator's `routes.json`), `--rings-dir` / `GATEWAY_RINGS_DIR` (holds
+//! `<ring ConfigMap>/ring.json`), `--jwt-keys-dir` / `JWT_KEYS_DIR` (user tokens are verified
+//! with its key, service tokens signed with it), `--storefront` / `STOREFRONT_NAME` (the
+//! tokens' issuer), and deadlines.
 //!
-//! The server keeps each connection's peer address ([`serve`]): the client address that
+//! The public server keeps each connection's peer address ([`serve`]): the client address that
 //! sign-ins and sign-ups pass to auth for its per-address throttles
 //! ([`crate::http::client_address`]).
 
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 use crate::{
     edge_health as report,
     http::Gateway,
+    ops_port::{self, OpsServer, Routers},
     ratelimit::cluster::ClusterLimiter,
     resilience::{BreakerGuard, breaker::BreakerConfig},
     routing::{
@@ -44,6 +47,10 @@ const SERVICE_TOKEN_TTL_SECS: i64 = 60;
 pub struct GatewayArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Where the operations endpoints answer (`/healthz`, `/readyz`, `/metrics`, `/routes`):
+    /// never on `HTTP_ADDR`, the public API's port.
+    #[arg(long, env = "OPS_ADDR", default_value = "0.0.0.0:8081")]
+    pub ops_addr: SocketAddr,
     /// The route table (`routes.json` of the gateway's ConfigMap).
     #[arg(long, env = "GATEWAY_ROUTES")]
     pub routes_file: Option<PathBuf>,
@@ -104,6 +111,22 @@ impl GatewayArgs {
             connect: check("--connect-timeout-ms", self.connect_timeout_ms)?,
             body: check("--body-timeout-ms", self.body_timeout_ms)?,
         })
+    }
+
+    /// The operations endpoints' address, checked to differ from the public one (`HTTP_ADDR`):
+    /// they must not be served where the public API is.
+    pub fn ops_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let public = self.common.http_addr;
+        if self.ops_addr.port() != 0 && self.ops_addr.port() == public.port() {
+            return Err(ConfigError::Invalid {
+                flag: "--ops-addr",
+                reason: format!(
+                    "{} shares its port with the public API's --http-addr {public}",
+                    self.ops_addr
+                ),
+            });
+        }
+        Ok(self.ops_addr)
     }
 
     /// Where the route table and rings are.
@@ -194,6 +217,7 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let common = &args.common;
     let storefront = common.storefront()?.to_string();
     let deadlines = args.deadlines()?;
+    let ops_addr = args.ops_addr()?;
     let sources = args.sources()?;
     let every = Duration::from_millis(args.reload_ms.max(100));
     common.install_tls()?;
@@ -238,13 +262,14 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let loaded_table = Loaded::register(&mut registry);
 
     let ready = Readiness::default();
-    let api = gateway.clone().router_with_metrics(&mut registry);
-    let router = ops::router(ready.clone(), registry)
-        .merge(api)
-        .merge(loaded_table.clone().router());
-    let listener = TcpListener::bind(common.http_addr)
-        .await
-        .with_context(|| format!("failed to listen on {}", common.http_addr))?;
+    let routers = Routers::new(
+        gateway.clone(),
+        ready.clone(),
+        registry,
+        loaded_table.clone(),
+    );
+    let listener = ops_port::bind(common.http_addr, "the public API").await?;
+    let ops_listener = ops_port::bind(ops_addr, "the operations endpoints").await?;
     // The first table (the mounted file until the watch lists) loads on the first tick.
     let watcher = tokio::spawn(reload::reload(
         gateway,
@@ -254,11 +279,13 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
         routes_watch,
         loaded_table,
     ));
-    tracing::info!(%storefront, addr = %common.http_addr, "gateway serving");
+    // Up before the public server, and until after its drain: probes see "not ready" meanwhile.
+    let mut ops_server = OpsServer::spawn(ops_listener, routers.ops);
+    tracing::info!(%storefront, addr = %common.http_addr, ops = %ops_addr, "gateway serving");
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
     let draining = ready.clone();
-    let server = serve(listener, router, async move {
+    let server = serve(listener, routers.public, async move {
         ops::shutdown_signal().await;
         draining.set(false);
         let _ = signalled.send(());
@@ -278,9 +305,11 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
             tracing::warn!("in-flight requests outlived the {drain:?} drain; stopping");
             Ok(())
         }
+        e = ops_server.failed() => Err(e),
     };
     watcher.abort();
     heartbeats.abort();
+    ops_server.stop().await;
     result
 }
 
@@ -302,6 +331,42 @@ mod tests {
             r#"{{"service": "inventory", "epoch": {epoch}, "algorithm": "jump", "shards": [{}]}}"#,
             shards.join(",")
         )
+    }
+
+    fn args(flags: &[&str]) -> GatewayArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gateway: GatewayArgs,
+        }
+        let argv = std::iter::once("gateway").chain(flags.iter().copied());
+        <Cli as clap::Parser>::try_parse_from(argv)
+            .expect("parses")
+            .gateway
+    }
+
+    #[test]
+    fn the_ops_endpoints_get_a_port_of_their_own() {
+        let default = args(&[]);
+        assert_eq!(default.common.http_addr.port(), 8080);
+        assert_eq!(
+            default.ops_addr().expect("valid").to_string(),
+            "0.0.0.0:8081"
+        );
+        let moved = args(&[
+            "--http-addr",
+            "127.0.0.1:9000",
+            "--ops-addr",
+            "127.0.0.1:9001",
+        ]);
+        assert_eq!(moved.ops_addr().expect("valid").port(), 9001);
+        let err = args(&["--ops-addr", "127.0.0.1:8080"])
+            .ops_addr()
+            .expect_err("the public port");
+        assert_eq!(
+            err.to_string(),
+            "invalid setting --ops-addr: 127.0.0.1:8080 shares its port with the public API's --http-addr 0.0.0.0:8080"
+        );
     }
 
     async fn until(what: &str, mut check: impl FnMut() -> bool) {

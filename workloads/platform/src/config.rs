@@ -46,7 +46,8 @@ pub struct CommonArgs {
     /// The Storefront this service belongs to.
     #[arg(long, env = "STOREFRONT_NAME")]
     pub storefront: Option<String>,
-    /// Where /healthz, /readyz and /metrics answer.
+    /// The HTTP port: /healthz, /readyz and /metrics of a gRPC service; the gateway's public
+    /// API (its operations endpoints are on its own `OPS_ADDR`).
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Where the gRPC server listens.

@@ -1,6 +1,8 @@
-//! The operations endpoints every service serves on its HTTP port (8080): `/healthz` (the
-//! process is alive), `/readyz` (its datastores are reachable and migrations are done; false
-//! again while draining) and `/metrics` (Prometheus text format).
+//! The operations endpoints every service serves: `/healthz` (the process is alive),
+//! `/readyz` (its datastores are reachable and migrations are done; false again while
+//! draining) and `/metrics` (Prometheus text format). A gRPC service serves them on its HTTP
+//! port (`HTTP_ADDR`, 8080), which carries nothing else; the gateway, whose HTTP port is the
+//! public API, on a port of its own (`OPS_ADDR`, 8081: `storefront_gateway::ops_port`).
 //!
 //! Also the shutdown signal (SIGTERM from Kubernetes, or Ctrl-C) and [`Lifecycle`]: the
 //! start-ready-serve-drain sequence every gRPC service follows.

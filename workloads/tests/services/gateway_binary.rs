@@ -1,7 +1,8 @@
 //! The `gateway` subcommand as shipped: the binary with the flags the operator renders (a
-//! JWT key directory, a route table, a rings directory) serves the public API and the
-//! operations endpoints on one port, is ready once its table loads, answers 503 JSON while
-//! its upstreams are down, counts requests on `/metrics`, and exits cleanly on SIGTERM.
+//! JWT key directory, a route table, a rings directory) serves the public API on its HTTP
+//! port and the operations endpoints on its ops port (not on the public one: 404 there), is
+//! ready once its table loads, answers 503 JSON while its upstreams are down, counts requests
+//! on `/metrics`, and exits cleanly on SIGTERM.
 
 use std::{
     io::{Read, Write},
@@ -73,10 +74,13 @@ fn the_gateway_subcommand_serves_reloads_and_drains() {
             "shards": [{{"index": 0, "name": "s0", "address": "127.0.0.1:{dead}"}}]}}"#
     );
     let port = free_port();
+    let ops = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_storefront-workloads"))
         .args(["--log-format", "text", "gateway", "--storefront", "shop"])
         .arg("--http-addr")
         .arg(format!("127.0.0.1:{port}"))
+        .arg("--ops-addr")
+        .arg(format!("127.0.0.1:{ops}"))
         .arg("--jwt-keys-dir")
         .arg(dir.join("jwt"))
         .arg("--routes-file")
@@ -95,14 +99,14 @@ fn the_gateway_subcommand_serves_reloads_and_drains() {
     };
 
     // No route table yet: alive, not ready.
-    wait_for("/healthz", || get(port, "/healthz").is_some());
-    let (status, _) = get(port, "/readyz").expect("answers");
+    wait_for("/healthz", || get(ops, "/healthz").is_some());
+    let (status, _) = get(ops, "/readyz").expect("answers");
     assert!(status.contains(" 503"), "{status}");
 
     std::fs::write(dir.join("rings/shop-inventory-ring/ring.json"), ring).expect("write");
     std::fs::write(dir.join("routes.json"), routes).expect("write");
     wait_for("ready", || {
-        get(port, "/readyz").is_some_and(|(s, _)| s.contains(" 200"))
+        get(ops, "/readyz").is_some_and(|(s, _)| s.contains(" 200"))
     });
 
     let (status, body) = get(port, "/api/v1/products?q=kettle").expect("answers");
@@ -115,7 +119,21 @@ fn the_gateway_subcommand_serves_reloads_and_drains() {
     );
     let (status, body) = get(port, "/api/v1/openapi.json").expect("answers");
     assert!(status.contains(" 200") && body.contains(r#""openapi":"3.1.0""#));
-    let (_, metrics) = get(port, "/metrics").expect("answers");
+    for path in ["/metrics", "/routes", "/healthz", "/readyz"] {
+        let (status, body) = get(port, path).expect("answers");
+        assert!(
+            status.contains(" 404") && body.contains(r#""code":"not_found""#),
+            "{path} on the public port: {status} {body}"
+        );
+    }
+    let (status, body) = get(ops, "/routes").expect("answers");
+    assert!(
+        status.contains(" 200")
+            && body.contains(r#""source":"file""#)
+            && body.contains(r#""routes":2"#),
+        "{status} {body}"
+    );
+    let (_, metrics) = get(ops, "/metrics").expect("answers");
     assert!(
         metrics.contains(
             r#"storefront_requests_total{service="gateway",route="/api/v1/products",code="503"} 1"#

@@ -215,7 +215,8 @@ impl Gateway {
         super::router(self)
     }
 
-    /// [`Gateway::router`] with request metrics recorded in `registry`.
+    /// [`Gateway::router`] with request metrics recorded in `registry` (which the operations
+    /// port serves, never this router: [`crate::ops_port`]).
     pub fn router_with_metrics(
         self,
         registry: &mut prometheus_client::registry::Registry,
