@@ -80,3 +80,14 @@ pub fn total(summary: &Value, field: &str) -> u64 {
         })
         .sum()
 }
+
+/// What a limiter let through of one row (an endpoint, the total or a face of `--abusive`):
+/// sent, less 429s and requests without an answer (a 401 or a 404 was admitted, then
+/// answered).
+pub fn admitted(row: &Value) -> u64 {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    n(&row["sent"])
+        .saturating_sub(n(&row["status"]["429"]))
+        .saturating_sub(n(&row["transportErrors"]))
+        .saturating_sub(n(&row["unfinished"]))
+}

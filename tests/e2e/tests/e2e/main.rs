@@ -6,6 +6,7 @@
 //! One area by hand: `cargo test --workspace --test e2e -- shop:: --nocapture`
 //! (`--workspace`: the features `make test` builds with, so nothing is rebuilt).
 
+mod abusive_client;
 mod autoscale;
 mod console;
 mod core_path;
