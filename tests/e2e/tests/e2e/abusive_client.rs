@@ -253,9 +253,11 @@ async fn one_abusive_client_leaves_the_shoppers_their_success_rate_and_p99() {
         success_alone * 100.0
     );
 
-    // Run 2: the abuser first, over the shoppers' set-up (twice run 1's, and 3 s) and run.
+    // Run 2: both start now; the abuser's set-up (one account) is shorter than the
+    // shoppers' (twenty), and its schedule lasts over theirs (run 1's × 1.5, and 3 s) and
+    // their run.
     let setup = alone["setupSeconds"].as_f64().unwrap_or(10.0);
-    let lead = (setup * 2.0 + 3.0).ceil().min(30.0) as u64;
+    let lead = (setup * 1.5 + 3.0).ceil().min(30.0) as u64;
     let abuser_seconds = lead + RUN_SECONDS + 2;
     let abuser = {
         let target = target.clone();
