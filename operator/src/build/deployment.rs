@@ -11,7 +11,10 @@
 //!       DATABASE_SCHEMA (own schema per service / shard)
 //!       DATABASE_URL DATABASE_READ_REPLICA_URL REDIS_URL NATS_URL  (from the datastores' Secrets)
 //!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── Secret security.jwtSecretName, else <sf>-jwt
-//!  gateway  GATEWAY_ROUTES=/etc/storefront/routes/routes.json   ◀── ConfigMap <sf>-gateway-routes
+//!  ports  http 8080: /healthz /readyz /metrics (probes, Prometheus), grpc 50051
+//!  gateway  ports http 8080: the public API only; ops 8081 (OPS_ADDR=0.0.0.0:8081):
+//!           /healthz /readyz /metrics /routes (probes, Prometheus; no Service exposes it)
+//!           GATEWAY_ROUTES=/etc/storefront/routes/routes.json   ◀── ConfigMap <sf>-gateway-routes
 //!           GATEWAY_CONFIGMAP=<sf>-gateway-routes (watched through the API), POD_NAME;
 //!           GATEWAY_REPLICAS (planned replicas, the HPA's max: the rate limiter's fallback share)
 //!           the only pod with a service account token (Role <sf>-gateway)
@@ -44,8 +47,12 @@ use crate::{
     labels,
 };
 
-/// HTTP port: `/healthz`, `/readyz`, `/metrics`, and the gateway's public API.
+/// HTTP port: `/healthz`, `/readyz` and `/metrics` of a gRPC service; the gateway's public
+/// API (and nothing else there).
 pub const HTTP_PORT: i32 = 8080;
+/// The gateway's operations port (`ops`): `/healthz`, `/readyz`, `/metrics`, `/routes`, kept
+/// off its public port; no Service exposes it (Prometheus finds pods).
+pub const OPS_PORT: i32 = 8081;
 /// gRPC port between services.
 pub const GRPC_PORT: i32 = 50051;
 /// UID the workload runs as (non-root).
@@ -113,11 +120,31 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
+/// The named ports of `service`'s container: the gateway's public API (`http`) and its
+/// operations endpoints (`ops`); any other service's operations endpoints (`http`, nothing
+/// public there) and its gRPC (`grpc`).
+pub fn ports(service: &str) -> Vec<(&'static str, i32)> {
+    if service == ServiceName::Gateway.as_str() {
+        vec![("http", HTTP_PORT), ("ops", OPS_PORT)]
+    } else {
+        vec![("http", HTTP_PORT), ("grpc", GRPC_PORT)]
+    }
+}
+
+/// The port that answers `service`'s `/healthz`, `/readyz` and `/metrics`.
+pub fn ops_port_name(service: &str) -> &'static str {
+    if service == ServiceName::Gateway.as_str() {
+        "ops"
+    } else {
+        "http"
+    }
+}
+
+fn http_probe(port: &str, path: &str, period: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.to_string()),
-            port: IntOrString::String("http".to_string()),
+            port: IntOrString::String(port.to_string()),
             scheme: Some("HTTP".to_string()),
             ..HTTPGetAction::default()
         }),
@@ -194,6 +221,7 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
         });
     };
     if c.service == ServiceName::Gateway.as_str() {
+        envs.push(env("OPS_ADDR", &format!("0.0.0.0:{OPS_PORT}")));
         mount_config_map(
             "routes".to_string(),
             labels::gateway_config_name(owner.name),
@@ -245,24 +273,21 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
         image: Some(spec.image.clone()),
         image_pull_policy: Some("IfNotPresent".to_string()),
         args: Some(vec![c.service.to_string()]),
-        ports: Some(vec![
-            ContainerPort {
-                name: Some("http".to_string()),
-                container_port: HTTP_PORT,
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
-            ContainerPort {
-                name: Some("grpc".to_string()),
-                container_port: GRPC_PORT,
-                protocol: Some("TCP".to_string()),
-                ..ContainerPort::default()
-            },
-        ]),
+        ports: Some(
+            ports(c.service)
+                .into_iter()
+                .map(|(name, port)| ContainerPort {
+                    name: Some(name.to_string()),
+                    container_port: port,
+                    protocol: Some("TCP".to_string()),
+                    ..ContainerPort::default()
+                })
+                .collect(),
+        ),
         env: Some(envs),
         resources: c.resources.clone(),
-        readiness_probe: Some(http_probe("/readyz", 5, 3)),
-        liveness_probe: Some(http_probe("/healthz", 10, 6)),
+        readiness_probe: Some(http_probe(ops_port_name(c.service), "/readyz", 5, 3)),
+        liveness_probe: Some(http_probe(ops_port_name(c.service), "/healthz", 10, 6)),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),

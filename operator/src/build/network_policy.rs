@@ -1,6 +1,7 @@
 //! NetworkPolicies when `spec.security.networkPolicies` is on: each service's pods accept gRPC
 //! only from pods of the same Storefront, and HTTP (the gateway's public API, every service's
-//! `/metrics`) from anywhere in the cluster. Everything else to the shop's pods is refused.
+//! `/metrics`: the gateway's on its `ops` port) from anywhere in the cluster, where Prometheus
+//! runs. Everything else to the shop's pods is refused.
 
 use k8s_openapi::{
     api::networking::v1::{
@@ -10,7 +11,7 @@ use k8s_openapi::{
     apimachinery::pkg::{apis::meta::v1::LabelSelector, util::intstr::IntOrString},
 };
 
-use super::Owner;
+use super::{Owner, deployment};
 use crate::{decide::plan::ServicePlan, labels};
 
 fn port(name: &str) -> NetworkPolicyPort {
@@ -44,6 +45,11 @@ pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Option<NetworkPolicy> {
         }),
         ..NetworkPolicyPeer::default()
     };
+    // `http`, and the gateway's `ops` (its metrics): what the pods serve over HTTP.
+    let mut cluster_wide = vec![port("http")];
+    if deployment::ops_port_name(service) != "http" {
+        cluster_wide.push(port(deployment::ops_port_name(service)));
+    }
     let any_pod_in_cluster = NetworkPolicyPeer {
         namespace_selector: Some(LabelSelector::default()),
         ..NetworkPolicyPeer::default()
@@ -67,7 +73,7 @@ pub fn build(owner: &Owner<'_>, plan: &ServicePlan) -> Option<NetworkPolicy> {
                 },
                 NetworkPolicyIngressRule {
                     from: Some(vec![any_pod_in_cluster]),
-                    ports: Some(vec![port("http")]),
+                    ports: Some(cluster_wide),
                 },
             ]),
             ..NetworkPolicySpec::default()

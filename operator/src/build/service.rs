@@ -2,6 +2,10 @@
 //! headless Service beside an unsharded service's, whose name resolves to each ready pod
 //! (the gateway spreads its calls over them: one HTTP/2 connection through the cluster IP
 //! would reach one pod only).
+//!
+//! The gateway's Service is the shop's public one (what an Ingress, a LoadBalancer or a
+//! port-forward points at): `http` 8080 only, the public API. Its pods' `ops` port
+//! (`/metrics`, `/routes`, health) is in no Service: probes and Prometheus reach pods.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +19,7 @@ use super::{
     deployment::{GRPC_PORT, HTTP_PORT},
 };
 use crate::labels;
+use storefront_crds::ServiceName;
 
 fn port(name: &str, port: i32) -> ServicePort {
     ServicePort {
@@ -26,7 +31,7 @@ fn port(name: &str, port: i32) -> ServicePort {
     }
 }
 
-/// A Service named `name` selecting `selector`, labelled for `component`.
+/// A Service named `name` selecting `selector`, labelled for `component` (`http` and `grpc`).
 pub fn service_for(
     owner: &Owner<'_>,
     name: String,
@@ -34,12 +39,24 @@ pub fn service_for(
     selector: BTreeMap<String, String>,
     extra_labels: &BTreeMap<String, String>,
 ) -> Service {
+    with_ports(
+        owner.meta(name, component, extra_labels),
+        selector,
+        vec![port("http", HTTP_PORT), port("grpc", GRPC_PORT)],
+    )
+}
+
+fn with_ports(
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    selector: BTreeMap<String, String>,
+    ports: Vec<ServicePort>,
+) -> Service {
     Service {
-        metadata: owner.meta(name, component, extra_labels),
+        metadata,
         spec: Some(ServiceSpec {
             type_: Some("ClusterIP".to_string()),
             selector: Some(selector),
-            ports: Some(vec![port("http", HTTP_PORT), port("grpc", GRPC_PORT)]),
+            ports: Some(ports),
             ..ServiceSpec::default()
         }),
         ..Service::default()
@@ -76,7 +93,19 @@ pub fn headless(
     }
 }
 
+/// The Service of an unsharded service; the gateway's is its public API only (`http`).
 pub fn build(owner: &Owner<'_>, service: &str) -> Service {
+    if service == ServiceName::Gateway.as_str() {
+        return with_ports(
+            owner.meta(
+                labels::service_object_name(owner.name, service),
+                service,
+                &BTreeMap::new(),
+            ),
+            labels::selector(owner.name, service),
+            vec![port("http", HTTP_PORT)],
+        );
+    }
     service_for(
         owner,
         labels::service_object_name(owner.name, service),

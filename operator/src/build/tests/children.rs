@@ -198,4 +198,21 @@ fn network_policies_only_when_asked_for() {
     let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(d.network_policies.len(), 7);
     insta::assert_yaml_snapshot!("orders_network_policy", d.network_policies[3]);
+    // From anywhere in the cluster (Prometheus): the gateway's public API and its `ops` port
+    // (its /metrics); every other service's `http` (its /metrics).
+    let cluster_wide = |policy: &NetworkPolicy| -> Vec<String> {
+        let rules = policy.spec.as_ref().unwrap().ingress.as_ref().unwrap();
+        rules[1]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| format!("{:?}", p.port.as_ref().unwrap()))
+            .collect()
+    };
+    assert_eq!(d.network_policies[0].name_any(), "acme-gateway");
+    assert_eq!(
+        cluster_wide(&d.network_policies[0]),
+        [r#"String("http")"#, r#"String("ops")"#]
+    );
+    assert_eq!(cluster_wide(&d.network_policies[3]), [r#"String("http")"#]);
 }

@@ -39,6 +39,80 @@ fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
     assert_eq!(d.generated_jwt_secret.as_deref(), Some("acme-jwt"));
 }
 
+/// `(name, number)` of a Service's or a container's ports, and a probe's port name.
+fn port_names<'a>(
+    ports: impl IntoIterator<Item = (&'a Option<String>, i32)>,
+) -> Vec<(String, i32)> {
+    ports
+        .into_iter()
+        .map(|(name, n)| (name.clone().unwrap_or_default(), n))
+        .collect()
+}
+
+fn probe_port(probe: Option<&k8s_openapi::api::core::v1::Probe>) -> String {
+    match &probe.and_then(|p| p.http_get.as_ref()).unwrap().port {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+        other => panic!("a named port, not {other:?}"),
+    }
+}
+
+/// The gateway's `/metrics`, `/routes` and health answer on `ops` (8081), which its public
+/// Service does not expose; the others serve them on `http` (nothing public there).
+#[test]
+fn the_gateways_ops_port_is_in_no_service_and_its_probes_use_it() {
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
+    for dep in &d.deployments {
+        let name = dep.name_any();
+        let container = &pod_spec(dep).containers[0];
+        let ports = port_names(
+            container
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| (&p.name, p.container_port)),
+        );
+        let ops = if name == "acme-gateway" {
+            assert_eq!(
+                ports,
+                [("http".into(), 8080), ("ops".into(), 8081)],
+                "{name}"
+            );
+            assert_eq!(env_of(dep)["OPS_ADDR"], "0.0.0.0:8081");
+            "ops"
+        } else {
+            assert_eq!(
+                ports,
+                [("http".into(), 8080), ("grpc".into(), 50051)],
+                "{name}"
+            );
+            assert!(!env_of(dep).contains_key("OPS_ADDR"), "{name}");
+            "http"
+        };
+        assert_eq!(
+            probe_port(container.readiness_probe.as_ref()),
+            ops,
+            "{name}"
+        );
+        assert_eq!(probe_port(container.liveness_probe.as_ref()), ops, "{name}");
+    }
+    for svc in &d.services {
+        let name = svc.name_any();
+        let ports = port_names(
+            svc.spec
+                .iter()
+                .flat_map(|s| s.ports.iter().flatten())
+                .map(|p| (&p.name, p.port)),
+        );
+        let want: &[(&str, i32)] = match name.as_str() {
+            "acme-gateway" => &[("http", 8080)],
+            n if n.ends_with("-pods") => &[("grpc", 50051)],
+            _ => &[("http", 8080), ("grpc", 50051)],
+        };
+        let want: Vec<(String, i32)> = want.iter().map(|(n, p)| ((*n).into(), *p)).collect();
+        assert_eq!(ports, want, "{name}");
+    }
+}
+
 #[test]
 fn a_named_jwt_secret_is_mounted_and_none_generated() {
     let mut sf = sample_storefront();
