@@ -8,6 +8,7 @@
 // kube-derive's repeated `printcolumn(...)` arguments look like duplicated attributes to clippy.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod client_limits;
 pub mod common;
 pub mod crdgen;
 pub mod cron;
@@ -18,6 +19,7 @@ pub mod shard;
 pub mod storefront;
 pub mod validate;
 
+pub use client_limits::{ClientLimits, PublicRoute};
 pub use common::{FailurePoint, RateLimit, ServiceName, Tier};
 pub use flashsale::{FlashSale, FlashSaleSpec, FlashSaleStatus, SalePhase};
 pub use shard::{ServiceShard, ServiceShardSpec, ServiceShardStatus, ShardPhase, ShardedService};

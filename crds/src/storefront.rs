@@ -14,7 +14,10 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{FailurePoint, RateLimit, ServiceName, Tier};
+use crate::{
+    client_limits::ClientLimits,
+    common::{FailurePoint, RateLimit, ServiceName, Tier},
+};
 
 /// A shop: the commerce services to run, how to size them, what they connect to.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -95,6 +98,12 @@ pub struct StorefrontSpec {
     /// Authentication and network isolation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<Security>,
+
+    /// How much one client (a signed-in user, else an address) may ask of the shop, enforced
+    /// by the gateway beside the shop-wide and per-service budgets. Unset: the defaults
+    /// (600 per minute per user, 1,200 per minute per address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_limits: Option<ClientLimits>,
 
     /// Stop reconciling: children are left as they are, status is still reported.
     #[serde(default)]

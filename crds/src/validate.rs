@@ -6,6 +6,7 @@
 use std::{fmt, str::FromStr};
 
 use crate::{
+    client_limits::{ClientLimits, is_cidr},
     common::{RateLimit, ServiceName},
     flashsale::FlashSaleSpec,
     storefront::StorefrontSpec,
@@ -156,7 +157,39 @@ pub fn storefront(spec: &StorefrontSpec) -> Result<(), InvalidSpec> {
             );
         }
     }
+    if let Some(limits) = &spec.client_limits {
+        client_limits(&mut e, limits);
+    }
     e.finish()
+}
+
+/// `spec.clientLimits`: valid budgets, each route once, proxies as CIDRs.
+fn client_limits(e: &mut Errors, limits: &ClientLimits) {
+    let path = "spec.clientLimits";
+    if let Some(l) = &limits.per_user {
+        e.rate_limit(l, &format!("{path}.perUser"));
+    }
+    if let Some(l) = &limits.per_address {
+        e.rate_limit(l, &format!("{path}.perAddress"));
+    }
+    for (i, r) in limits.routes.iter().enumerate() {
+        e.rate_limit(&r.limit(), &format!("{path}.routes[{i}]"));
+        e.check(
+            !limits.routes[..i].iter().any(|o| o.route == r.route),
+            format!("{path}.routes[{i}].route"),
+            format!(
+                "{} is listed twice; keep one limit per route",
+                r.route.as_str()
+            ),
+        );
+    }
+    for (i, cidr) in limits.trusted_proxies.iter().enumerate() {
+        e.check(
+            is_cidr(cidr),
+            format!("{path}.trustedProxies[{i}]"),
+            format!("{cidr:?} is not a CIDR; write one such as 10.0.0.0/8 or fd00::/8"),
+        );
+    }
 }
 
 /// Checks a FlashSale spec.

@@ -234,3 +234,32 @@ fn sale_durations_are_checked() {
         Some(std::time::Duration::from_secs(5400))
     );
 }
+
+fn with_client_limits(limits: &str) -> Storefront {
+    storefront(&format!(
+        "{}\n  clientLimits:\n{limits}",
+        sample("minimal.yaml").trim_end()
+    ))
+}
+
+#[test]
+fn client_limits_are_checked() {
+    let sf = with_client_limits(
+        "    perUser: {requestsPerMinute: 0}\n    routes:\n      - {route: \"POST /api/v1/orders\", requestsPerMinute: 30}\n      - {route: \"POST /api/v1/orders\", requestsPerMinute: 60}\n    trustedProxies: [\"10.0.0.0/8\", \"the load balancer\"]\n",
+    );
+    assert_eq!(
+        errors(&sf),
+        [
+            "spec.clientLimits.perUser.requestsPerMinute: must be at least 1",
+            "spec.clientLimits.routes[1].route: POST /api/v1/orders is listed twice; keep one limit per route",
+            "spec.clientLimits.trustedProxies[1]: \"the load balancer\" is not a CIDR; write one such as 10.0.0.0/8 or fd00::/8",
+        ]
+    );
+    let cel = cel_errors(&sf);
+    assert!(cel.contains("must be a CIDR"), "{cel}");
+    let fine = with_client_limits(
+        "    perAddress: {requestsPerMinute: 120, burst: 20}\n    trustedProxies: [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+    );
+    assert_eq!(errors(&fine), Vec::<String>::new());
+    assert_eq!(cel_errors(&fine), "");
+}

@@ -1,5 +1,6 @@
 //! ConfigMaps the workloads read: the gateway's route table (one route per enabled service,
-//! with its tier and cluster-wide rate limit) and each sharded service's ring.
+//! with its tier and cluster-wide rate limit, and the per-client limits) and each sharded
+//! service's ring.
 //!
 //! Content is JSON serialized from ordered structs, so the same spec always yields the same
 //! bytes and an unchanged Storefront makes no writes.
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde::Serialize;
 use storefront_crds::{
-    RateLimit, ServiceName,
+    RateLimit, ServiceName, StorefrontSpec,
     ring::{ALGORITHM_JUMP, RING_DATA_KEY, RingDocument, RingShard},
 };
 
@@ -67,6 +68,44 @@ impl From<&RateLimit> for Limit {
             burst: r.effective_burst(),
         }
     }
+}
+
+/// The per-client limits in force (`spec.clientLimits`, defaults filled in; absent when
+/// turned off, and so for a gateway that predates them).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClientLimitsDoc {
+    per_user: Limit,
+    per_address: Limit,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    routes: Vec<RouteLimit>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteLimit {
+    route: &'static str,
+    #[serde(flatten)]
+    limit: Limit,
+}
+
+fn client_limits(spec: &StorefrontSpec) -> Option<ClientLimitsDoc> {
+    let limits = spec.client_limits.clone().unwrap_or_default().effective()?;
+    Some(ClientLimitsDoc {
+        per_user: Limit::from(&limits.per_user),
+        per_address: Limit::from(&limits.per_address),
+        routes: limits
+            .routes
+            .iter()
+            .map(|(route, limit)| RouteLimit {
+                route: route.as_str(),
+                limit: Limit::from(limit),
+            })
+            .collect(),
+        trusted_proxies: limits.trusted_proxies,
+    })
 }
 
 fn address(owner: &Owner<'_>, name: &str) -> String {
@@ -133,6 +172,8 @@ pub fn gateway_routes(
         routes: Routes<'a>,
         #[serde(skip_serializing_if = "Option::is_none")]
         gateway_rate_limit: Option<Limit>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_limits: Option<ClientLimitsDoc>,
     }
     let doc = Doc {
         routes: Routes {
@@ -140,6 +181,7 @@ pub fn gateway_routes(
             routes,
         },
         gateway_rate_limit: gateway_limit,
+        client_limits: client_limits(owner.spec),
     };
     config_map(
         owner,

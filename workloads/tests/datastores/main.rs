@@ -12,6 +12,7 @@ mod catalog_cache;
 mod catalog_grpc;
 mod catalog_postgres;
 mod checkout_saga;
+mod client_limits;
 mod error_bodies;
 mod gateway_api;
 mod gateway_bad_input;

@@ -4,10 +4,12 @@
 //! `into_make_service_with_connect_info`). A router served without it — tests — has no
 //! address, and the services then apply no per-address throttle.
 //!
-//! `X-Forwarded-For` is not read: any client can write it, so believing it would let one
-//! client spread its attempts over any addresses it names. Believing it only from proxies
-//! the Storefront names as trusted comes with the per-client limits; until then a gateway
-//! behind a load balancer that rewrites source addresses sees the balancer's.
+//! `X-Forwarded-For` is believed only from the proxies the Storefront names as trusted
+//! (`clientLimits.trustedProxies`): the per-client limits resolve the address
+//! ([`crate::ratelimit::client::ClientRules::client_address`]) and leave it in the request,
+//! and this extractor takes it from there. Any client can write the header, so believing it
+//! from anyone else would let one client spread its attempts over any addresses it names;
+//! with the per-client limits turned off it is not read at all (the peer is the client).
 //!
 //! The address travels as the `x-client-address` metadata
 //! ([`storefront_contracts::client_address`]), which auth believes only from the gateway's
@@ -29,6 +31,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        if let Some(super::limits::ResolvedAddress(address)) = parts.extensions.get() {
+            return Ok(Self(Some(*address)));
+        }
         Ok(Self(
             parts
                 .extensions

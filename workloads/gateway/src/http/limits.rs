@@ -1,7 +1,10 @@
-//! Rate limits at the gateway's door: every public route is checked against the shop-wide
-//! budget (`gatewayRateLimit` of the route table, scope `gateway`) and then the budget of
-//! the service it serves (the route's `rateLimit`), by the cluster-wide limiter
-//! ([`crate::ratelimit::cluster`]). A refusal is a 429 JSON error with `Retry-After`; every
+//! Rate limits at the gateway's door: every public route is checked first against its
+//! client's budgets (`clientLimits` of the route table: the signed-in user's, else the
+//! address's, then the route's own per-client limit; [`crate::ratelimit::client`]), so one
+//! client — or a flood of bad tokens from one address — is refused before it spends what
+//! everyone shares; then against the shop-wide budget (`gatewayRateLimit`, scope `gateway`)
+//! and the budget of the service it serves (the route's `rateLimit`), by the cluster-wide
+//! limiter ([`crate::ratelimit::cluster`]). A refusal is a 429 JSON error with `Retry-After`; every
 //! answer carries the IETF `RateLimit-Policy` (each budget: `q` requests per `w` seconds) and
 //! `RateLimit` (the tightest budget: `r` left, `t` seconds to wait or to full) headers, and,
 //! while Redis is unreachable, `Storefront-RateLimit: fallback; replicas=N` (each replica
@@ -12,9 +15,17 @@
 
 use std::fmt::Write as _;
 
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
 use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{HeaderMap, HeaderValue, header::RETRY_AFTER},
+    extract::{ConnectInfo, MatchedPath, Request, State},
+    http::{
+        HeaderMap, HeaderValue,
+        header::{AUTHORIZATION, RETRY_AFTER},
+    },
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -22,6 +33,7 @@ use axum::{
 use super::Gateway;
 use crate::{
     ratelimit::{
+        client::{ClientKey, ClientRules, Rule},
         cluster::{Policy, Verdict},
         gcra::Rate,
     },
@@ -29,6 +41,7 @@ use crate::{
     upstream::Service,
 };
 use storefront_contracts::api::{ApiError, ErrorKind};
+use storefront_platform::token::Claims;
 
 /// The scope of the shop-wide budget.
 pub const GATEWAY_SCOPE: &str = "gateway";
@@ -131,10 +144,14 @@ pub async fn enforce(
     next: Next,
 ) -> Response {
     let started = std::time::Instant::now();
+    let mut request = request;
     let limiter = gw.limiter();
     let service = matched.as_ref().and_then(|m| scope_of(m.as_str()));
-    let mut verdicts = Vec::with_capacity(2);
-    if service.is_some() {
+    let mut verdicts = Vec::with_capacity(3);
+    if let (Some(_), Some(path), Some(rules)) = (service, &matched, limiter.client_rules()) {
+        client_verdicts(&gw, &rules, path.as_str(), &mut request, &mut verdicts);
+    }
+    if service.is_some() && verdicts.iter().all(|v| v.allowed) {
         for scope in [Some(GATEWAY_SCOPE), service].into_iter().flatten() {
             if let Some(v) = limiter.check(scope).await {
                 let refused = !v.allowed;
@@ -148,10 +165,14 @@ pub async fn enforce(
     let extra = headers(&verdicts, limiter.replicas());
     let mut response = match verdicts.iter().find(|v| !v.allowed) {
         Some(v) => {
-            let budget = if &*v.scope == GATEWAY_SCOPE {
-                "the shop's request budget".to_string()
-            } else {
-                format!("the {} service's request budget", v.scope)
+            let budget = match &*v.scope {
+                GATEWAY_SCOPE => "the shop's request budget".to_string(),
+                "user" => "your request budget (per signed-in user)".to_string(),
+                "address" => "your request budget (per address, without a valid token)".to_string(),
+                scope => match scope.strip_prefix("route:") {
+                    Some(route) => format!("your request budget for {route}"),
+                    None => format!("the {scope} service's request budget"),
+                },
             };
             ApiError::new(
                 ErrorKind::RateLimited,
@@ -174,6 +195,73 @@ pub async fn enforce(
     }
     response
 }
+
+/// The per-client checks of one request ([`crate::ratelimit::client`]): the user's budget
+/// when its token verifies (the claims are kept in the request for [`super::SignedIn`]),
+/// else its address's (none without a known address), then the route's own; they stop at
+/// the first refusal. The client's address, resolved through trusted proxies, is kept in
+/// the request for [`super::client_address::ClientAddress`].
+fn client_verdicts(
+    gw: &Gateway,
+    rules: &ClientRules,
+    path: &str,
+    request: &mut Request,
+    verdicts: &mut Vec<Verdict>,
+) {
+    let limiter = gw.limiter();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_canonical());
+    let address = peer.map(|peer| {
+        rules.client_address(
+            peer,
+            request
+                .headers()
+                .get_all(FORWARDED_FOR)
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+    });
+    if let Some(address) = address {
+        request.extensions_mut().insert(ResolvedAddress(address));
+    }
+    let user = request
+        .headers()
+        .contains_key(AUTHORIZATION)
+        .then(|| gw.user(request.headers()).ok())
+        .flatten();
+    let client = match (&user, address) {
+        (Some(claims), _) => (Rule::PerUser, ClientKey::user(&claims.sub)),
+        (None, Some(address)) => (Rule::PerAddress, ClientKey::address(address)),
+        (None, None) => return,
+    };
+    if let Some(claims) = user {
+        request.extensions_mut().insert(VerifiedUser(claims));
+    }
+    let route = rules.route_rule(request.method(), path);
+    for rule in [Some(client.0), route].into_iter().flatten() {
+        if let Some(v) = limiter.check_client(rules, rule, &client.1) {
+            let refused = !v.allowed;
+            verdicts.push(v);
+            if refused {
+                return;
+            }
+        }
+    }
+}
+
+/// The user whose token the per-client check verified, for [`super::SignedIn`].
+#[derive(Clone, Debug)]
+pub struct VerifiedUser(pub Arc<Claims>);
+
+/// The client's address as the per-client check resolved it (through trusted proxies), for
+/// [`super::client_address::ClientAddress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolvedAddress(pub IpAddr);
+
+/// `X-Forwarded-For`.
+const FORWARDED_FOR: &str = "x-forwarded-for";
 
 #[cfg(test)]
 mod tests {

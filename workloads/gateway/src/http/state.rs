@@ -15,7 +15,7 @@ use axum::{
 };
 
 use crate::{
-    ratelimit::cluster::ClusterLimiter,
+    ratelimit::{client::ClientRules, cluster::ClusterLimiter},
     resilience::guard::{Refusal, UpstreamGuard},
     routing::{Routed, table::Snapshot},
     upstream::{self, Authed, Deadlines, Upstreams, call::Caller, discovery::PodSource, metrics},
@@ -125,9 +125,16 @@ impl Gateway {
     /// absurd limit) the current table stays, whole.
     pub fn apply(&self, snapshot: Snapshot) -> Result<(), String> {
         let policies = super::limits::policies(&snapshot.table)?;
+        let clients = snapshot
+            .table
+            .client_limits
+            .as_ref()
+            .map(ClientRules::from_table)
+            .transpose()?;
         let pods = self.0.pods.get().cloned().unwrap_or_default();
         let next = Upstreams::build(snapshot, &self.upstreams(), self.0.deadlines, &pods)?;
         self.0.limiter.configure(&policies)?;
+        self.0.limiter.configure_clients(clients);
         *self
             .0
             .upstreams

@@ -3,7 +3,11 @@
 //! shares of it between replicas (all three pure; the Redis script mirrors
 //! [`lease::fair_authority`]), and [`cluster`] the limiter at run time — buckets per
 //! scope, refills, heartbeats, and the local fallback while Redis is unreachable.
+//! Per-client budgets: [`client`] says who the client is and which budgets it spends (pure),
+//! [`clients`] keeps them, cluster-wide by report and adopt (run by [`cluster`]'s limiter).
 
+pub mod client;
+pub mod clients;
 pub mod cluster;
 pub mod fair;
 pub mod gcra;

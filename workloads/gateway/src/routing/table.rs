@@ -3,7 +3,7 @@
 //! ```text
 //!  GATEWAY_ROUTES (routes.json, ConfigMap <shop>-gateway-routes)
 //!    {storefront, routes: [{service, prefix, tier, (upstream, endpoints?) | ring, rateLimit?}],
-//!     gatewayRateLimit?}                                          │ ring: "<shop>-inventory-ring"
+//!     gatewayRateLimit?, clientLimits?}                          │ ring: "<shop>-inventory-ring"
 //!  GATEWAY_RINGS_DIR/<ring name>/ring.json  ◀─────────────────────┘   (storefront_crds::ring)
 //! ```
 //!
@@ -82,6 +82,29 @@ pub struct Route {
     pub rate_limit: Option<RateLimit>,
 }
 
+/// The per-client limits (`clientLimits`, the Storefront's `spec.clientLimits` with its
+/// defaults filled in by the operator; absent: none).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientLimitsTable {
+    pub per_user: RateLimit,
+    pub per_address: RateLimit,
+    #[serde(default)]
+    pub routes: Vec<RouteClientLimit>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A route's own per-client limit.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteClientLimit {
+    /// `METHOD path-template`, e.g. `POST /api/v1/orders`.
+    pub route: String,
+    #[serde(flatten)]
+    pub limit: RateLimit,
+}
+
 /// The route table document (`routes.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +113,8 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
     #[serde(default)]
     pub gateway_rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    pub client_limits: Option<ClientLimitsTable>,
 }
 
 impl RouteTable {
@@ -101,6 +126,14 @@ impl RouteTable {
             .map_err(|e| format!("failed to parse the route table: {e}"))?;
         if let Some(limit) = &table.gateway_rate_limit {
             limit.check("gatewayRateLimit")?;
+        }
+        if let Some(c) = &table.client_limits {
+            c.per_user.check("clientLimits.perUser")?;
+            c.per_address.check("clientLimits.perAddress")?;
+            for r in &c.routes {
+                r.limit
+                    .check(&format!("clientLimits route {:?}", r.route))?;
+            }
         }
         let mut seen = BTreeMap::new();
         for route in &table.routes {

@@ -61,6 +61,8 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use super::{
+    client::{ClientKey, ClientRules, Rule},
+    clients::{ClientMetrics, ClientTable},
     fair,
     gcra::{self, Rate},
     lease::{self, Lease},
@@ -177,6 +179,10 @@ struct Inner {
     replicas: AtomicU64,
     degraded: AtomicBool,
     buckets: RwLock<HashMap<String, Arc<Bucket>>>,
+    /// The per-client budgets ([`super::clients`]), reported every [`super::clients::SYNC`].
+    clients: ClientTable,
+    client_script: redis::Script,
+    client_metrics: ClientMetrics,
     started: Instant,
     metrics: Metrics,
     /// The last problem logged, so a change is logged once.
@@ -198,7 +204,11 @@ impl ClusterLimiter {
         replicas_hint: u64,
     ) -> Result<Self, redis::RedisError> {
         let redis = redis_url.map(redis::Client::open).transpose()?;
+        let client_metrics = ClientMetrics::default();
         let limiter = Self(Arc::new(Inner {
+            clients: ClientTable::new(client_metrics.clone()),
+            client_script: redis::Script::new(super::clients::SCRIPT),
+            client_metrics,
             degraded: AtomicBool::new(redis.is_none()),
             redis,
             connection: tokio::sync::Mutex::new(None),
@@ -251,6 +261,57 @@ impl ClusterLimiter {
             "Tokens left in a budget as this replica last saw it",
             m.remaining.clone(),
         );
+        let c = &self.0.client_metrics;
+        registry.register(
+            "storefront_ratelimit_client_decisions",
+            "Per-client rate-limit decisions by budget (user, address, route:<route>) and decision (allowed|limited)",
+            c.decisions.clone(),
+        );
+        registry.register(
+            "storefront_ratelimit_clients",
+            "Clients this replica keeps a per-client budget for",
+            c.tracked.clone(),
+        );
+    }
+
+    /// Sets the per-client rules (`None`: no per-client limits).
+    pub fn configure_clients(&self, rules: Option<ClientRules>) {
+        self.0.clients.configure(rules);
+    }
+
+    /// The per-client rules in force.
+    pub fn client_rules(&self) -> Option<Arc<ClientRules>> {
+        self.0.clients.rules()
+    }
+
+    /// The per-client budgets this replica keeps (for tests and the sync).
+    pub fn clients(&self) -> &ClientTable {
+        &self.0.clients
+    }
+
+    /// Decides one request of `client` in `rule`'s per-client budget (no await, no Redis);
+    /// `None` when the rule has no budget.
+    pub fn check_client(
+        &self,
+        rules: &ClientRules,
+        rule: Rule,
+        client: &ClientKey,
+    ) -> Option<Verdict> {
+        let budget = rules.budget(rule)?;
+        let d = self.0.clients.take(rule, client, self.now_us())?;
+        Some(Verdict {
+            allowed: d.allowed,
+            scope: Arc::clone(&budget.name),
+            requests_per_minute: budget.requests_per_minute,
+            remaining: d.remaining,
+            reset_s: d.reset_us.div_ceil(1_000_000),
+            retry_after_s: if d.allowed {
+                0
+            } else {
+                d.retry_after_us.div_ceil(1_000_000).max(1)
+            },
+            fallback: self.degraded(),
+        })
     }
 
     /// Whether the limiter runs on the local fallback.
@@ -283,7 +344,7 @@ impl ClusterLimiter {
         }
     }
 
-    fn now_us(&self) -> u64 {
+    pub(crate) fn now_us(&self) -> u64 {
         u64::try_from(self.0.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 

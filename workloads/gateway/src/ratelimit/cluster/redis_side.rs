@@ -14,7 +14,10 @@ use storefront_platform::{
 };
 
 use super::{
-    super::lease::{self, LEASE_LIFETIME_US},
+    super::{
+        clients,
+        lease::{self, LEASE_LIFETIME_US},
+    },
     Bucket, CALL_TIMEOUT, ClusterLimiter, HEARTBEAT, LIVE_WINDOW_MS, SLOW_STREAK,
 };
 
@@ -223,13 +226,91 @@ impl ClusterLimiter {
         }
     }
 
-    /// Heartbeats every [`HEARTBEAT`] until the task is dropped.
+    /// Heartbeats every [`HEARTBEAT`], and reports the per-client budgets every
+    /// [`clients::SYNC`], until the task is dropped.
     pub async fn run_heartbeats(self) {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sync = tokio::time::interval(clients::SYNC);
+        sync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            self.heartbeat().await;
+            tokio::select! {
+                _ = beat.tick() => self.heartbeat().await,
+                _ = sync.tick() => self.sync_clients().await,
+            }
+        }
+    }
+
+    /// One report of the per-client budgets ([`clients`]): what this replica admitted per
+    /// client since the last, in script calls of at most [`clients::BATCH`] clients; each
+    /// answer's debt is adopted. Degraded or failing: nothing is charged later (see the
+    /// module docs of [`clients`]); a slow call puts its reports back for the next sync.
+    pub async fn sync_clients(&self) {
+        let now_us = self.now_us();
+        let reports = self.0.clients.drain(now_us);
+        if reports.is_empty() || self.degraded() {
+            return;
+        }
+        let Some(mut conn) = self.0.connection.lock().await.clone() else {
+            return;
+        };
+        let Some(rules) = self.0.clients.rules() else {
+            return;
+        };
+        let mut key = String::with_capacity(self.0.prefix.len() + 64);
+        for batch in reports.chunks(clients::BATCH) {
+            let mut call = self.0.client_script.prepare_invoke();
+            for r in batch {
+                let Some(budget) = rules.budget(r.rule) else {
+                    continue;
+                };
+                key.clear();
+                key.push_str(&self.0.prefix);
+                key.push_str(":client:");
+                key.push_str(&budget.name);
+                key.push_str(&format!(":{}:{}:", r.rate.interval_us, r.rate.burst));
+                match &r.client {
+                    Some(c) => c.write_to(&mut key),
+                    None => key.push_str("overflow"),
+                }
+                call.key(&key)
+                    .arg(r.rate.interval_us)
+                    .arg(r.rate.burst)
+                    .arg(r.spent);
+            }
+            let sent = Instant::now();
+            let answer =
+                tokio::time::timeout(CALL_TIMEOUT * 2, call.invoke_async::<Vec<i64>>(&mut conn))
+                    .await;
+            record(
+                datastore_op!(Datastore::Redis, "client-sync"),
+                matches!(answer, Ok(Ok(_))),
+                Some(sent.elapsed()),
+            );
+            match answer {
+                Ok(Ok(debts)) if debts.len() == batch.len() => {
+                    let now_us = self.now_us();
+                    for (r, debt) in batch.iter().zip(debts) {
+                        self.0.clients.adopt(
+                            r.rule,
+                            r.client.as_ref(),
+                            u64::try_from(debt).unwrap_or(0),
+                            now_us,
+                        );
+                    }
+                }
+                Ok(Ok(debts)) => {
+                    tracing::warn!(
+                        "the client-limit script answered {} debts for {} clients",
+                        debts.len(),
+                        batch.len()
+                    );
+                }
+                Ok(Err(e)) if !e.is_timeout() => {
+                    tracing::warn!("the client-limit sync failed: {e}");
+                }
+                Ok(Err(_)) | Err(_) => self.0.clients.restore(batch),
+            }
         }
     }
 }
