@@ -53,6 +53,8 @@ kind: Storefront
 metadata: {{name: auto}}
 spec:
   image: placeholder
+  # 80 requests/s from one address drive the HPA here: no per-client limits.
+  clientLimits: {{enabled: false}}
   datastores:
     postgres: {{secretName: storefront-postgres}}
     postgresReadReplica: {{secretName: storefront-postgres-replica}}

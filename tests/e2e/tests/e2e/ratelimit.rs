@@ -32,6 +32,8 @@ kind: Storefront
 metadata: {{name: shop}}
 spec:
   image: placeholder
+  # This area measures the shop-wide budget, offered from one address: no per-client limits.
+  clientLimits: {{enabled: false}}
   datastores:
     postgres: {{secretName: storefront-postgres}}
     postgresReadReplica: {{secretName: storefront-postgres-replica}}
