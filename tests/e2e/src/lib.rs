@@ -426,6 +426,32 @@ pub async fn operator_metrics(client: &Client) -> anyhow::Result<String> {
     Ok(client.request_text(req).await?)
 }
 
+/// The gateway pods' operations port (`ops`): `/metrics`, `/routes`, `/healthz`, `/readyz`.
+/// Its public port (8080, the `http` of its Service) answers the public API only.
+pub const GATEWAY_OPS_PORT: u16 = 8081;
+
+/// `GET path` on port `port` of the Service `service` in `namespace`, through the API server's
+/// service proxy: the status and body the Service's pod answered (a 404 is an answer here,
+/// not an error).
+pub async fn service_get(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+    port: &str,
+    path: &str,
+) -> anyhow::Result<(u16, String)> {
+    use http_body_util::BodyExt as _;
+    let uri = format!("/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy{path}");
+    let req = http::Request::get(&uri).body(kube::client::Body::from(Vec::new()))?;
+    let res = client
+        .send(req)
+        .await
+        .with_context(|| format!("failed to GET {uri}"))?;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
 /// Sum of a counter's samples whose line starts with `prefix` (e.g.
 /// `storefront_operator_writes_total{`).
 pub fn counter_sum(metrics: &str, prefix: &str) -> f64 {

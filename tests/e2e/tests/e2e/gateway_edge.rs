@@ -1,5 +1,8 @@
 //! The gateway's edge on a real cluster (issue 7), with the real workload image and the
 //! cluster's datastores: a small shop (gateway and catalog, catalog on the core tier).
+//! 0. The public Service (`edge-gateway`, port `http` only) answers the API and not the
+//!    operations endpoints: `/metrics` and `/routes` through it are the gateway's 404 (issue
+//!    21); the pod's `ops` port (8081) answers them.
 //! 1. A rate limit changed in the Storefront reaches the gateway through the API watch of its
 //!    route-table ConfigMap (the Role the operator renders): timed from the moment the test
 //!    sees the ConfigMap change to the moment the gateway's `GET /routes` shows the new limit;
@@ -22,7 +25,7 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
@@ -30,8 +33,9 @@ use kube::{
 use serde_json::{Value, json};
 use storefront_crds::Storefront;
 use storefront_e2e::{
-    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, forward::forward,
-    real_workload_image, shopper::Shopper, storefront_from, wait_for, wait_ready,
+    GATEWAY_OPS_PORT, TestNamespace, client, datastores::DatastoreUrls, ensure_operator,
+    forward::forward, real_workload_image, service_get, shopper::Shopper, storefront_from,
+    wait_for, wait_ready,
 };
 
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
@@ -79,8 +83,9 @@ where
     }
 }
 
-async fn routes(gw: &Shopper) -> anyhow::Result<Value> {
-    let a = gw.call("GET", "/routes", &[], None).await?;
+/// `GET /routes` on the gateway pod's ops port (`ops`: a forward to [`GATEWAY_OPS_PORT`]).
+async fn routes(ops: &Shopper) -> anyhow::Result<Value> {
+    let a = ops.call("GET", "/routes", &[], None).await?;
     anyhow::ensure!(a.status == 200, "GET /routes: {} {}", a.status, a.body);
     Ok(a.body)
 }
@@ -105,11 +110,11 @@ async fn set_routes(cms: &Api<ConfigMap>, text: &str) {
     .unwrap();
 }
 
-/// Waits until the gateway refuses what was written (`why` in its refusal), and checks it
-/// kept the last good table (`rpm`, `generation`) and serves the listing.
-async fn refused(gw: &Shopper, why: &str, rpm: i64, generation: &Value) {
+/// Waits until the gateway refuses what was written (`why` in its refusal, read on its `ops`
+/// port), and checks it kept the last good table (`rpm`, `generation`) and serves the listing.
+async fn refused(gw: &Shopper, ops: &Shopper, why: &str, rpm: i64, generation: &Value) {
     let r = fast_wait(why, Duration::from_secs(10), || async {
-        let r = routes(gw).await?;
+        let r = routes(ops).await?;
         Ok(r["refused"]
             .as_str()
             .is_some_and(|e| e.contains(why))
@@ -168,11 +173,15 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
     .unwrap();
     let (addr, _forward) = forward(pods.clone(), &gateway_pod, 8080).await.unwrap();
     let gw = Shopper::new(addr);
+    let (ops_addr, _ops_forward) = forward(pods.clone(), &gateway_pod, GATEWAY_OPS_PORT)
+        .await
+        .unwrap();
+    let ops = Shopper::new(ops_addr);
     let first = fast_wait(
         "the table from the API",
         Duration::from_secs(30),
         || async {
-            let r = routes(&gw).await?;
+            let r = routes(&ops).await?;
             Ok((r["source"] == "api" && catalog_rpm(&r) == Some(6000)).then_some(r))
         },
     )
@@ -185,6 +194,9 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         Ok((listing(&gw).await == 200).then_some(()))
     })
     .await;
+
+    // 0. The public Service: the API, not the operations endpoints.
+    ops_endpoints_are_off_the_public_service(&client, &ns.name, &ops).await;
 
     // 1. A limit change through the Storefront: ConfigMap → gateway.
     let mut figures = Vec::new();
@@ -221,7 +233,7 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
             "the gateway's new table",
             Duration::from_secs(30),
             || async {
-                let r = routes(&gw).await?;
+                let r = routes(&ops).await?;
                 Ok((catalog_rpm(&r) == Some(rpm)).then_some(r))
             },
         )
@@ -256,13 +268,13 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
     .await
     .unwrap();
     let good = cms.get(ROUTES).await.unwrap().data.unwrap()["routes.json"].clone();
-    let generation = routes(&gw).await.unwrap()["generation"].clone();
+    let generation = routes(&ops).await.unwrap()["generation"].clone();
     set_routes(&cms, "{ this is not a route table").await;
-    refused(&gw, "failed to parse", 4321, &generation).await;
+    refused(&gw, &ops, "failed to parse", 4321, &generation).await;
     set_routes(&cms, &good.replace("4321", "0")).await;
-    refused(&gw, "requestsPerMinute 0", 4321, &generation).await;
+    refused(&gw, &ops, "requestsPerMinute 0", 4321, &generation).await;
     cms.delete(ROUTES, &DeleteParams::default()).await.unwrap();
-    refused(&gw, "is missing", 4321, &generation).await;
+    refused(&gw, &ops, "is missing", 4321, &generation).await;
     // A good table written by hand applies.
     let by_hand = ConfigMap {
         metadata: kube::api::ObjectMeta {
@@ -278,7 +290,7 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         "the hand-written table",
         Duration::from_secs(10),
         || async {
-            let r = routes(&gw).await?;
+            let r = routes(&ops).await?;
             Ok((catalog_rpm(&r) == Some(777)).then_some(r))
         },
     )
@@ -299,7 +311,7 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
     fast_wait(
         "the operator's table again",
         Duration::from_secs(30),
-        || async { Ok((catalog_rpm(&routes(&gw).await?) == Some(4321)).then_some(())) },
+        || async { Ok((catalog_rpm(&routes(&ops).await?) == Some(4321)).then_some(())) },
     )
     .await;
 
@@ -454,6 +466,51 @@ async fn limits_apply_within_two_seconds_bad_tables_are_refused_and_open_breaker
         split.1,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Through the gateway's public Service (the API server's service proxy to `edge-gateway`,
+/// the way an Ingress or a LoadBalancer reaches it): the API answers, `/metrics` and `/routes`
+/// are the gateway's 404 JSON, and the Service has no other port to try. The pod's ops port
+/// (`ops`) answers both.
+async fn ops_endpoints_are_off_the_public_service(
+    client: &kube::Client,
+    namespace: &str,
+    ops: &Shopper,
+) {
+    let svc: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let ports: Vec<(Option<String>, i32)> = svc
+        .get("edge-gateway")
+        .await
+        .unwrap()
+        .spec
+        .and_then(|s| s.ports)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| (p.name, p.port))
+        .collect();
+    assert_eq!(
+        ports,
+        [(Some("http".to_string()), 8080)],
+        "the public Service's ports"
+    );
+    let public = |path: &'static str| service_get(client, namespace, "edge-gateway", "http", path);
+    let (status, body) = public("/api/v1/openapi.json").await.unwrap();
+    assert_eq!(status, 200, "the API through the public Service: {body}");
+    for path in ["/metrics", "/routes"] {
+        let (status, body) = public(path).await.unwrap();
+        assert_eq!(status, 404, "{path} through the public Service: {body}");
+        assert!(
+            body.contains(r#""code":"not_found""#),
+            "{path}: the gateway's own 404, not the proxy's: {body}"
+        );
+    }
+    let (status, metrics) = ops.get_text("/metrics").await.unwrap();
+    assert_eq!(status, 200, "/metrics on the pod's ops port: {metrics}");
+    assert!(
+        metrics.contains("storefront_requests_total{service=\"gateway\""),
+        "the gateway's request metrics are on its ops port: {metrics}"
+    );
+    println!("the public Service answers /metrics and /routes with 404; the ops port with 200");
 }
 
 fn pod_ready(pod: &Pod) -> bool {

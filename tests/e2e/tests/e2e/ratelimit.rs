@@ -16,7 +16,7 @@ use kube::{
 };
 use storefront_crds::Storefront;
 use storefront_e2e::{
-    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, loadgen,
+    GATEWAY_OPS_PORT, TestNamespace, client, datastores::DatastoreUrls, ensure_operator, loadgen,
     real_workload_image, sample, storefront_from, wait_for, wait_ready,
 };
 
@@ -89,14 +89,15 @@ async fn gateway_ips(pods: &Api<Pod>, n: usize) -> Vec<String> {
     .unwrap()
 }
 
-/// Waits until every gateway pod counts `n` replicas sharing the budget (its heartbeats).
+/// Waits until every gateway pod counts `n` replicas sharing the budget (its heartbeats, on
+/// the `/metrics` of its ops port).
 async fn replicas_seen(ips: &[String], n: usize) {
     wait_for(
         &format!("every gateway counting {n} replicas"),
         Duration::from_secs(60),
         || async {
             for ip in ips {
-                let metrics = http_get(&format!("{ip}:8080"), "/metrics").await?;
+                let metrics = http_get(&format!("{ip}:{GATEWAY_OPS_PORT}"), "/metrics").await?;
                 let line = format!("storefront_ratelimit_replicas {n}");
                 if !metrics.lines().any(|l| l == line) {
                     return Ok(None);
@@ -305,7 +306,8 @@ async fn without_redis_the_gateway_limits_on_its_share_and_says_so() {
         (2..=3).contains(&limited),
         "never unlimited: 5 (+1 refilled) of 8 pass: {statuses:?}"
     );
-    let metrics = http_get(&addr, "/metrics").await.unwrap();
+    let ops = format!("{}:{GATEWAY_OPS_PORT}", ips[0]);
+    let metrics = http_get(&ops, "/metrics").await.unwrap();
     assert!(
         metrics
             .lines()
