@@ -2,7 +2,8 @@
 //!
 //! A sale has a one-off window (`start`, `end`) or a recurring one (`schedule`: cron +
 //! `duration` + `timeZone`), a `prewarm` lead time, and per-service capacity (`scale` or
-//! `factor`) and rate-limit overrides. Its phases run
+//! `factor`) and rate-limit overrides, and per-customer caps on units per SKU
+//! (`orderLimits`, in force with the rate limits). Its phases run
 //! `Scheduled → PreWarming → Active → Restoring → Completed` (or `Failed`). The Storefront
 //! controller merges every sale active at `now` into what it applies (overlaps: maximum wins).
 
@@ -93,6 +94,47 @@ pub struct FlashSaleSpec {
         "self.all(k, k in ['gateway', 'auth', 'catalog', 'orders', 'payments', 'inventory', 'recommendations'])"
     ).message("unknown service name: services must be among gateway, auth, catalog, orders, payments, inventory, recommendations").reason(kube::core::Reason::FieldValueInvalid))]
     pub services: BTreeMap<String, SaleService>,
+
+    /// Caps on what one signed-in customer may buy during the window, against stock hoarding
+    /// (absent: none). In force exactly when the sale's rate limits are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_limits: Option<OrderLimits>,
+}
+
+/// Most units a SKU may be capped at per customer.
+pub const MAX_UNITS_PER_CUSTOMER: u32 = 10_000;
+/// Most SKUs one sale may name in `orderLimits.skus`.
+pub const MAX_LIMITED_SKUS: usize = 1_000;
+/// Longest SKU (the public API's rule).
+pub const MAX_SKU_CHARS: usize = 64;
+
+/// Per-customer caps of a sale (`spec.orderLimits`).
+///
+/// During the sale's window, one signed-in customer may buy at most `unitsPerCustomer` units
+/// of each SKU the caps cover, counted over the customer's orders created since the window
+/// opened (cancelled ones not counted). An order past the cap is refused whole with 409 and a
+/// message that says the cap and how many the customer has; nothing of it is kept.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLimits {
+    /// Units of each covered SKU one customer may buy during the window (1..10000).
+    #[schemars(range(min = 1, max = 10000))]
+    pub units_per_customer: u32,
+    /// The SKUs the cap covers (at most 1000, each once); empty or absent: every SKU.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    #[schemars(extend(
+        "x-kubernetes-list-type" = "set",
+        "items" = {"type": "string", "minLength": 1, "maxLength": 64, "x-kubernetes-validations": [{"rule": "self.matches('^[A-Za-z0-9_-]+$')", "message": "a SKU may contain only letters, digits, '-' and '_'"}]}
+    ))]
+    pub skus: Vec<String>,
+}
+
+impl OrderLimits {
+    /// Whether the cap covers `sku`.
+    pub fn covers(&self, sku: &str) -> bool {
+        self.skus.is_empty() || self.skus.iter().any(|s| s == sku)
+    }
 }
 
 /// A window that repeats.

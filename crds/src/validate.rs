@@ -8,7 +8,9 @@ use std::{fmt, str::FromStr};
 use crate::{
     client_limits::{ClientLimits, is_cidr},
     common::{RateLimit, ServiceName},
-    flashsale::FlashSaleSpec,
+    flashsale::{
+        FlashSaleSpec, MAX_LIMITED_SKUS, MAX_SKU_CHARS, MAX_UNITS_PER_CUSTOMER, OrderLimits,
+    },
     storefront::StorefrontSpec,
 };
 
@@ -277,7 +279,49 @@ pub fn flash_sale(spec: &FlashSaleSpec) -> Result<(), InvalidSpec> {
             e.rate_limit(limit, &format!("{path}.rateLimit"));
         }
     }
+    if let Some(limits) = &spec.order_limits {
+        order_limits(&mut e, limits);
+    }
     e.finish()
+}
+
+/// `spec.orderLimits`: a cap within range, at most [`MAX_LIMITED_SKUS`] SKUs, each a SKU the
+/// public API accepts and listed once.
+fn order_limits(e: &mut Errors, limits: &OrderLimits) {
+    let path = "spec.orderLimits";
+    e.range(
+        limits.units_per_customer.into(),
+        1,
+        MAX_UNITS_PER_CUSTOMER.into(),
+        format!("{path}.unitsPerCustomer"),
+    );
+    e.check(
+        limits.skus.len() <= MAX_LIMITED_SKUS,
+        format!("{path}.skus"),
+        format!(
+            "lists {} SKUs; at most {MAX_LIMITED_SKUS} (leave it empty to cap every SKU)",
+            limits.skus.len()
+        ),
+    );
+    for (i, sku) in limits.skus.iter().enumerate() {
+        let field = format!("{path}.skus[{i}]");
+        e.check(
+            (1..=MAX_SKU_CHARS).contains(&sku.len()),
+            field.clone(),
+            format!("{sku:?} must be 1 to {MAX_SKU_CHARS} characters long"),
+        );
+        e.check(
+            sku.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            field.clone(),
+            format!("{sku:?}: a SKU may contain only letters, digits, '-' and '_'"),
+        );
+        e.check(
+            !limits.skus[..i].contains(sku),
+            field,
+            format!("{sku:?} is listed twice; list each SKU once"),
+        );
+    }
 }
 
 /// Parses a Go-style duration (`90s`, `1h30m`); `None` when it is not one or is negative.

@@ -263,3 +263,64 @@ fn client_limits_are_checked() {
     assert_eq!(errors(&fine), Vec::<String>::new());
     assert_eq!(cel_errors(&fine), "");
 }
+
+#[test]
+fn sale_order_limits_are_checked() {
+    let window = "  start: \"2026-11-27T08:00:00Z\"\n  end: \"2026-11-27T20:00:00Z\"\n";
+    let s = sale(&format!(
+        "{window}  orderLimits: {{unitsPerCustomer: 0, skus: [SKU-1, \"bad sku\", SKU-1, \"\"]}}\n"
+    ));
+    assert_eq!(
+        sale_errors(&s),
+        [
+            "spec.orderLimits.unitsPerCustomer: must be between 1 and 10000, got 0",
+            "spec.orderLimits.skus[1]: \"bad sku\": a SKU may contain only letters, digits, '-' and '_'",
+            "spec.orderLimits.skus[2]: \"SKU-1\" is listed twice; list each SKU once",
+            "spec.orderLimits.skus[3]: \"\" must be 1 to 64 characters long",
+        ]
+    );
+    let cel = cel_errors(&s);
+    assert!(
+        cel.contains("a SKU may contain only letters, digits, '-' and '_'"),
+        "{cel}"
+    );
+    let many = sale(&format!(
+        "{window}  orderLimits: {{unitsPerCustomer: 10001, skus: [{}]}}\n",
+        (0..1001)
+            .map(|i| format!("S{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    assert_eq!(
+        sale_errors(&many),
+        [
+            "spec.orderLimits.unitsPerCustomer: must be between 1 and 10000, got 10001",
+            "spec.orderLimits.skus: lists 1001 SKUs; at most 1000 (leave it empty to cap every SKU)",
+        ]
+    );
+    // Every SKU (no list), and a list at the limits: fine.
+    for fine in [
+        format!("{window}  orderLimits: {{unitsPerCustomer: 2}}\n"),
+        format!(
+            "{window}  orderLimits: {{unitsPerCustomer: 10000, skus: [{}, {}]}}\n",
+            "A".repeat(64),
+            "sku_2-x"
+        ),
+    ] {
+        let s = sale(&fine);
+        assert_eq!(sale_errors(&s), Vec::<String>::new(), "{fine}");
+        assert_eq!(cel_errors(&s), "", "{fine}");
+    }
+    let limits = sale(&format!("{window}  orderLimits: {{unitsPerCustomer: 2}}\n"))
+        .spec
+        .order_limits
+        .expect("set");
+    assert!(limits.covers("ANY-SKU"));
+    let some = sale(&format!(
+        "{window}  orderLimits: {{unitsPerCustomer: 2, skus: [SKU-1]}}\n"
+    ))
+    .spec
+    .order_limits
+    .expect("set");
+    assert!(some.covers("SKU-1") && !some.covers("SKU-2"));
+}

@@ -1,6 +1,6 @@
 //! ConfigMaps the workloads read: the gateway's route table (one route per enabled service,
-//! with its tier and cluster-wide rate limit, and the per-client limits) and each sharded
-//! service's ring.
+//! with its tier and cluster-wide rate limit, the per-client limits, and the per-customer caps
+//! of the sales in force) and each sharded service's ring.
 //!
 //! Content is JSON serialized from ordered structs, so the same spec always yields the same
 //! bytes and an unchanged Storefront makes no writes.
@@ -16,7 +16,7 @@ use storefront_crds::{
 
 use super::{Owner, deployment::GRPC_PORT};
 use crate::{
-    decide::plan::{ServicePlan, Sizing},
+    decide::plan::{SaleOrderLimit, ServicePlan, Sizing},
     labels,
 };
 
@@ -108,6 +108,34 @@ fn client_limits(spec: &StorefrontSpec) -> Option<ClientLimitsDoc> {
     })
 }
 
+/// One sale's per-customer caps (`orderLimits`), as the gateway passes them to orders.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderLimitDoc<'a> {
+    sale: &'a str,
+    /// Unix seconds of the window's start: orders created before it do not count.
+    since: i64,
+    units_per_customer: u32,
+    /// Empty: every SKU.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    skus: &'a [String],
+}
+
+fn order_limits(limits: &[SaleOrderLimit]) -> Vec<OrderLimitDoc<'_>> {
+    let mut docs: Vec<_> = limits
+        .iter()
+        .map(|l| OrderLimitDoc {
+            sale: &l.sale,
+            since: l.since.as_second(),
+            units_per_customer: l.units_per_customer,
+            skus: &l.skus,
+        })
+        .collect();
+    // Sale name order whatever the caller's, so the same sales give the same bytes.
+    docs.sort_by(|a, b| a.sale.cmp(b.sale));
+    docs
+}
+
 fn address(owner: &Owner<'_>, name: &str) -> String {
     format!("{name}.{}.svc:{GRPC_PORT}", owner.namespace)
 }
@@ -131,11 +159,13 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
-/// The gateway's route table, with the rings in force (`rings`: shards and epoch by service).
+/// The gateway's route table, with the rings in force (`rings`: shards and epoch by service)
+/// and the per-customer caps of the sales in force (`sale_limits`).
 pub fn gateway_routes(
     owner: &Owner<'_>,
     plans: &[ServicePlan],
     rings: &BTreeMap<String, (i32, i64)>,
+    sale_limits: &[SaleOrderLimit],
 ) -> ConfigMap {
     let routes = plans
         .iter()
@@ -174,6 +204,9 @@ pub fn gateway_routes(
         gateway_rate_limit: Option<Limit>,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_limits: Option<ClientLimitsDoc>,
+        /// Absent without a sale's caps in force (and so for a gateway that predates them).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        order_limits: Vec<OrderLimitDoc<'a>>,
     }
     let doc = Doc {
         routes: Routes {
@@ -182,6 +215,7 @@ pub fn gateway_routes(
         },
         gateway_rate_limit: gateway_limit,
         client_limits: client_limits(owner.spec),
+        order_limits: order_limits(sale_limits),
     };
     config_map(
         owner,

@@ -8,7 +8,8 @@
 //!  Storefront ─┬─ per unsharded service: Deployment, Service (+ a headless `-pods` one when
 //!              │                         a gateway calls it), ServiceAccount, [HPA], [PDB]
 //!              ├─ per sharded service:   ServiceAccount, ring ConfigMap, ServiceShard × shards
-//!              ├─ gateway enabled:       route table ConfigMap (routes + rate limits),
+//!              ├─ gateway enabled:       route table ConfigMap (routes, rate limits, sales'
+//!              │                         per-customer caps),
 //!              │                         Role + RoleBinding (watch that ConfigMap, patch pod status)
 //!              ├─ no security.jwtSecretName: Secret <sf>-jwt (created once, see `jwt.rs`)
 //!              └─ security.networkPolicies: a NetworkPolicy per service
@@ -262,8 +263,12 @@ pub fn desired(
             .iter()
             .map(|(k, r)| (k.clone(), (r.shards, r.epoch)))
             .collect();
-        d.config_maps
-            .push(config::gateway_routes(&owner, &plans, &rings));
+        d.config_maps.push(config::gateway_routes(
+            &owner,
+            &plans,
+            &rings,
+            &plan::order_limits(&active),
+        ));
         d.roles.push(rbac::role(&owner));
         d.role_bindings.push(rbac::role_binding(&owner));
     }

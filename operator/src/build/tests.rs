@@ -1,6 +1,7 @@
 //! The builders' tests, by topic: the children a Storefront gets (`children.rs`), HPAs
-//! (`hpa.rs`), what every pod gets (`pods.rs`), sharded services and rings (`shards.rs`). The
-//! helpers below are shared.
+//! (`hpa.rs`), what every pod gets (`pods.rs`), sharded services and rings (`shards.rs`), the
+//! sales' per-customer caps in the route table (`order_limits.rs`). The helpers below are
+//! shared.
 
 use kube::ResourceExt;
 use storefront_crds::{ServiceName, ShardedService};
@@ -71,5 +72,6 @@ fn mounts_of(dep: &Deployment) -> BTreeMap<String, String> {
 
 mod children;
 mod hpa;
+mod order_limits;
 mod pods;
 mod shards;

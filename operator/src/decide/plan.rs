@@ -11,6 +11,9 @@
 //!   ServicePlan { sizing, rate_limit, reason }   ← "orders: min 12 because FlashSale bf is Active"
 //! ```
 //!
+//! Beside the plan, [`order_limits`]: the per-customer caps (`orderLimits`) of the sales whose
+//! limits are open, each counted from its window's start, for the gateway's route table.
+//!
 //! A sale raises the HPA floor and ceiling; it never sets `replicas` on an autoscaled service.
 
 use jiff::Timestamp;
@@ -88,12 +91,44 @@ pub struct ActiveSale<'a> {
     pub sale: &'a FlashSale,
     pub phase: SalePhase,
     pub effect: SaleEffect,
+    /// The start of the window in progress (where per-customer caps count from).
+    pub window_start: Option<Timestamp>,
 }
 
 impl ActiveSale<'_> {
-    fn name(&self) -> &str {
+    /// The sale's name.
+    pub fn name(&self) -> &str {
         self.sale.metadata.name.as_deref().unwrap_or("unnamed")
     }
+}
+
+/// One sale's per-customer caps in force (`spec.orderLimits`), counted from `since`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleOrderLimit {
+    pub sale: String,
+    /// The start of the sale's window in progress: orders created before it do not count.
+    pub since: Timestamp,
+    pub units_per_customer: u32,
+    /// The SKUs capped; empty: every SKU.
+    pub skus: Vec<String>,
+}
+
+/// The per-customer caps of the `sales` in force now, in sale name order: a sale's caps hold
+/// exactly when its rate limits do (from the start once capacity is Ready, until the end).
+pub fn order_limits(sales: &[ActiveSale<'_>]) -> Vec<SaleOrderLimit> {
+    sales
+        .iter()
+        .filter(|a| a.effect.limits)
+        .filter_map(|a| {
+            let limits = a.sale.spec.order_limits.as_ref()?;
+            Some(SaleOrderLimit {
+                sale: a.name().to_string(),
+                since: a.window_start?,
+                units_per_customer: limits.units_per_customer,
+                skus: limits.skus.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Where a sale stands at `now` by the clock alone; `None` when its spec cannot be scheduled
@@ -109,6 +144,14 @@ pub fn sale_state(sale: &FlashSale, now: Timestamp) -> Option<SaleState> {
 /// `status.windowStart`): limits open at the start or when capacity is Ready, whichever is
 /// later, and close at the end whatever the status says.
 pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<(SalePhase, SaleEffect)> {
+    sale_effect_in_window(sale, now).map(|(phase, effect, _)| (phase, effect))
+}
+
+/// [`sale_effect`] with the start of the window it is for.
+fn sale_effect_in_window(
+    sale: &FlashSale,
+    now: Timestamp,
+) -> Option<(SalePhase, SaleEffect, Option<Timestamp>)> {
     let st = sale_state(sale, now)?;
     let opened = sale.status.as_ref().is_some_and(|s| {
         s.limits_open && s.window_start.as_ref().map(|t| t.0) == st.window.map(|w| w.start)
@@ -117,7 +160,7 @@ pub fn sale_effect(sale: &FlashSale, now: Timestamp) -> Option<(SalePhase, SaleE
         capacity: st.effect.capacity,
         limits: st.effect.limits && opened,
     };
-    (effect.capacity || effect.limits).then_some((st.phase, effect))
+    (effect.capacity || effect.limits).then_some((st.phase, effect, st.window.map(|w| w.start)))
 }
 
 /// The next instant after `now` at which a sale of `storefront` changes the plan, so the
@@ -140,10 +183,11 @@ pub fn active_sales<'a>(
         .iter()
         .filter(|s| s.spec.storefront_ref == storefront)
         .filter_map(|sale| {
-            sale_effect(sale, now).map(|(phase, effect)| ActiveSale {
+            sale_effect_in_window(sale, now).map(|(phase, effect, window_start)| ActiveSale {
                 sale,
                 phase,
                 effect,
+                window_start,
             })
         })
         .collect();

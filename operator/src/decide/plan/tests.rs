@@ -353,3 +353,75 @@ fn next_boundary_is_the_next_prewarm_start_or_end() {
     );
     assert_eq!(next("2026-11-28T09:00:10Z"), None);
 }
+
+#[test]
+fn order_limits_hold_exactly_while_the_sales_limits_are_open() {
+    // The sample's caps: 2 of each of two SKUs per customer.
+    let mut bf = sale(
+        "bf",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "10m",
+    );
+    let caps = |sales: &[FlashSale], at: &str| order_limits(&active_sales("acme", sales, ts(at)));
+    let want = vec![SaleOrderLimit {
+        sale: "bf".into(),
+        since: ts("2026-11-27T08:00:00Z"),
+        units_per_customer: 2,
+        skus: vec!["SKU-0000-000001".into(), "SKU-0000-000002".into()],
+    }];
+    // Pre-warming (capacity only), after the end (restoring), long after: none.
+    for at in [
+        "2026-11-27T07:55:00Z",
+        "2026-11-27T20:00:00Z",
+        "2026-11-28T00:00:00Z",
+    ] {
+        assert_eq!(caps(std::slice::from_ref(&bf), at), [], "{at}");
+    }
+    assert_eq!(
+        caps(std::slice::from_ref(&bf), "2026-11-27T08:00:00Z"),
+        want
+    );
+    assert_eq!(
+        caps(std::slice::from_ref(&bf), "2026-11-27T19:59:59Z"),
+        want
+    );
+    // Capacity late: the limits wait, and so do the caps.
+    bf.status.as_mut().unwrap().limits_open = false;
+    assert_eq!(caps(std::slice::from_ref(&bf), "2026-11-27T09:00:00Z"), []);
+    // A sale without caps has none.
+    bf.status.as_mut().unwrap().limits_open = true;
+    bf.spec.order_limits = None;
+    assert_eq!(caps(std::slice::from_ref(&bf), "2026-11-27T09:00:00Z"), []);
+}
+
+#[test]
+fn a_recurring_sales_caps_count_from_the_window_in_progress() {
+    let mut s = sale(
+        "weekly",
+        "acme",
+        "2026-11-27T08:00:00Z",
+        "2026-11-27T20:00:00Z",
+        "1m",
+    );
+    s.spec.start = None;
+    s.spec.end = None;
+    s.spec.schedule = Some(
+        serde_yaml::from_str("{cron: '0 20 * * FRI', duration: 3h, timeZone: Europe/Berlin}")
+            .unwrap(),
+    );
+    // The FlashSale controller opened the limits of the second Friday's window.
+    s.status.as_mut().unwrap().window_start = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts("2026-12-04T19:00:00Z")),
+    );
+    let sales = [s];
+    let caps = order_limits(&active_sales("acme", &sales, ts("2026-12-04T19:30:00Z")));
+    assert_eq!(caps.len(), 1);
+    assert_eq!(caps[0].since, ts("2026-12-04T19:00:00Z"));
+    // The week before, its limits were never recorded open: no caps.
+    assert_eq!(
+        order_limits(&active_sales("acme", &sales, ts("2026-11-27T19:30:00Z"))),
+        []
+    );
+}
