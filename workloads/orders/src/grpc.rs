@@ -3,6 +3,10 @@
 //! `Idempotency-Key`; the fingerprint is taken over `(sku, quantity)` in the shopper's order,
 //! which is exactly what the public body says, so a retried request replays and a changed
 //! one conflicts (`ALREADY_EXISTS`, which the gateway answers with 422).
+//!
+//! The gateway also passes the per-customer caps of the flash sales in force (`sale_limits`,
+//! from its route table). A user past the pending-order cap or past a sale's cap is refused
+//! with `FAILED_PRECONDITION` and a message written for the shopper (the gateway's 409).
 
 use std::{future::Future, sync::Arc};
 
@@ -11,13 +15,14 @@ use tokio::net::TcpListener;
 use tonic::{Code, Request, Response, Status};
 
 use super::{
-    domain::{Line, Order, OrderEvent, OrderStatus},
+    domain::{Line, Order, OrderEvent, OrderStatus, sale_limits::SaleLimit},
     idempotency::Fingerprint,
     postgres::{Created, PgOrders, PgOrdersError},
 };
 use storefront_contracts::proto::orders::{
     CreateOrderRequest as CreateOrderMessage, GetOrderRequest, ListOrdersRequest,
     ListOrdersResponse, Order as OrderMessage, OrderLine, OrderStatus as WireStatus,
+    SaleLimit as SaleLimitMessage,
     orders_server::{Orders as OrdersApi, OrdersServer},
 };
 use storefront_contracts::{api::validate_idempotency_key, order_lines};
@@ -72,6 +77,28 @@ fn wire_status(status: OrderStatus) -> WireStatus {
     }
 }
 
+/// The sales' caps of a request; a cap of 0 (it would refuse every order) or a sale with no
+/// name is the caller's mistake.
+fn sale_limits(limits: Vec<SaleLimitMessage>) -> Result<Vec<SaleLimit>, Status> {
+    limits
+        .into_iter()
+        .map(|l| {
+            if l.sale.is_empty() || l.units_per_customer == 0 {
+                return Err(Status::invalid_argument(format!(
+                    "sale_limits: sale {:?} needs a name and units_per_customer of at least 1",
+                    l.sale
+                )));
+            }
+            Ok(SaleLimit {
+                sale: l.sale,
+                since: l.since_unix,
+                units_per_customer: l.units_per_customer,
+                skus: l.skus,
+            })
+        })
+        .collect()
+}
+
 /// A new order id (128 random bits).
 pub fn new_order_id() -> String {
     format!("o-{:032x}", rand::rng().random::<u128>())
@@ -101,6 +128,7 @@ impl OrdersApi for OrdersGrpc {
                 .map(|l| (l.sku.as_str(), i64::from(l.quantity))),
         )
         .map_err(Status::invalid_argument)?;
+        let limits = sale_limits(r.sale_limits)?;
         let mut total: i64 = 0;
         for l in &r.lines {
             if l.unit_price_cents <= 0 {
@@ -133,7 +161,12 @@ impl OrdersApi for OrdersGrpc {
         };
         match self
             .store
-            .create(&r.idempotency_key, &Fingerprint::of(&checked), created)
+            .create_under(
+                &r.idempotency_key,
+                &Fingerprint::of(&checked),
+                created,
+                &limits,
+            )
             .await
             .map_err(db)?
         {
@@ -146,6 +179,7 @@ impl OrdersApi for OrdersGrpc {
                 "you have {pending} orders still pending (at most {cap} at once); \
                  wait until one is confirmed or cancelled"
             ))),
+            Created::OverSaleLimit(over) => Err(Status::failed_precondition(over.to_string())),
         }
     }
 

@@ -11,8 +11,10 @@
 //!
 //! - Creating an order writes its key record, `OrderCreated`, the index row and the outbox
 //!   row in one transaction: a retry after a crash finds all or nothing. With a pending cap
-//!   ([`PgOrders::with_pending_cap`]) the transaction first takes a per-user advisory lock
-//!   and counts the user's open orders, so two concurrent orders cannot both pass the cap.
+//!   ([`PgOrders::with_pending_cap`]) or flash sales' per-customer caps
+//!   ([`PgOrders::create_under`], counted by [`sale_units`]) the transaction first takes a
+//!   per-user advisory lock and counts the user's open orders and units, so two concurrent
+//!   orders cannot both pass a cap.
 //! - Appending is optimistic: events go in at `version + 1..`; the primary key refuses a
 //!   second writer that decided from the same version ([`PgOrdersError::Concurrent`]), which
 //!   then reloads and decides again ([`PgOrders::apply`]).
@@ -31,6 +33,7 @@ use super::{
     domain::{
         BusMessage, Decision, Order, OrderEvent, ProjectionError, SagaInput, Step,
         ports::{Appended, OrderLog},
+        sale_limits::{self, OverSaleLimit, SaleLimit},
         step,
     },
     idempotency::{Fingerprint, IdempotencyDecision, IdempotencyRecord, check},
@@ -59,6 +62,8 @@ pub enum PgOrdersError {
     NotCreated,
 }
 
+mod sale_units;
+
 type Result<T> = std::result::Result<T, PgOrdersError>;
 
 /// Only a failed query is the datastore's failure; the rest are answers.
@@ -80,6 +85,9 @@ pub enum Created {
     /// The user already has `pending` orders waiting for stock or payment, the most the shop
     /// allows at once (`cap`): nothing was written, the key is still free.
     TooManyPending { pending: i64, cap: u32 },
+    /// The order would take the user past a flash sale's per-customer cap on a SKU: nothing
+    /// was written, the key is still free.
+    OverSaleLimit(OverSaleLimit),
 }
 
 /// The PostgreSQL notification channel that says "the outbox of schema <payload> has rows".
@@ -246,11 +254,25 @@ impl PgOrders {
         fingerprint: &Fingerprint,
         created: OrderEvent,
     ) -> Result<Created> {
+        self.create_under(key, fingerprint, created, &[]).await
+    }
+
+    /// [`PgOrders::create`] within the per-customer caps of the flash sales in force
+    /// (`limits`): a new order that would take the user past one is refused
+    /// ([`Created::OverSaleLimit`]). A key already used answers as before, caps or not.
+    pub async fn create_under(
+        &self,
+        key: &str,
+        fingerprint: &Fingerprint,
+        created: OrderEvent,
+        limits: &[SaleLimit],
+    ) -> Result<Created> {
         timed(datastore_op!(Datastore::Postgres, "create_order"), async {
             let OrderEvent::OrderCreated {
                 order_id,
                 user_id,
                 created_at,
+                lines,
                 ..
             } = &created
             else {
@@ -295,12 +317,15 @@ impl PgOrders {
                     }
                 };
             }
-            if let Some(cap) = self.pending_cap {
-                // One creation per user at a time (the count and the insert must not race).
+            if self.pending_cap.is_some() || !limits.is_empty() {
+                // One creation per user at a time (the counts and the insert must not race).
+                // The key names "pending" for the pods that take it for the pending cap only.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                     .bind(format!("{}:pending:{user_id}", self.schema))
                     .execute(&mut *tx)
                     .await?;
+            }
+            if let Some(cap) = self.pending_cap {
                 let pending: i64 =
                     sqlx::query_scalar("SELECT count(*) FROM open_orders WHERE user_id = $1")
                         .bind(user_id)
@@ -310,6 +335,17 @@ impl PgOrders {
                     tx.rollback().await?;
                     return Ok(Created::TooManyPending { pending, cap });
                 }
+            }
+            let mut held = Vec::with_capacity(limits.len());
+            for limit in limits {
+                held.push(
+                    sale_units::units_since(&mut tx, user_id, limit.since, &limit.covered(lines))
+                        .await?,
+                );
+            }
+            if let Some(over) = sale_limits::check(limits, &held, lines) {
+                tx.rollback().await?;
+                return Ok(Created::OverSaleLimit(over));
             }
             sqlx::query("INSERT INTO order_index (order_id, user_id, created_at) VALUES ($1, $2, $3)")
                 .bind(order_id)

@@ -23,6 +23,7 @@ mod inventory_postgres;
 mod migrations;
 mod orders_grpc;
 mod orders_postgres;
+mod orders_sale_limits;
 mod payments_postgres;
 mod ratelimit_cluster;
 mod ratelimit_redis;

@@ -1,5 +1,6 @@
 //! Orders over a real gRPC socket on a real PostgreSQL: create with an Idempotency-Key
-//! (replay, conflict), owner-only reads, newest-first lists, bad input, service tokens.
+//! (replay, conflict), owner-only reads, newest-first lists, a sale's per-customer cap, bad
+//! input, service tokens.
 //!
 //! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
@@ -15,7 +16,7 @@ use storefront_workloads::{
         postgres::PgOrders,
     },
     proto::orders::{
-        CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderLine, OrderStatus,
+        CreateOrderRequest, GetOrderRequest, ListOrdersRequest, OrderLine, OrderStatus, SaleLimit,
         orders_client::OrdersClient,
     },
 };
@@ -34,6 +35,7 @@ fn create(user: &str, key: &str, lines: &[(&str, u32, i64)]) -> CreateOrderReque
                 unit_price_cents: *price,
             })
             .collect(),
+        sale_limits: vec![],
     }
 }
 
@@ -159,6 +161,36 @@ async fn orders_answer_over_grpc() {
             err.message()
         );
     }
+
+    // A sale's cap: 1 of SKU-A per customer since the epoch; u1 already has 2 (refused whole,
+    // in words for the shopper), u9 may buy 1.
+    let capped = |user: &str, key: &str, units_per_customer: u32| {
+        let mut r = create(user, key, &[("SKU-A", 1, 500)]);
+        r.sale_limits = vec![SaleLimit {
+            sale: "bf".into(),
+            since_unix: 0,
+            units_per_customer,
+            skus: vec!["SKU-A".into()],
+        }];
+        r
+    };
+    let err = c
+        .create_order(capped("u1", "k-cap", 1))
+        .await
+        .expect_err("over the cap");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        err.message(),
+        "at most 1 of SKU-A per customer during sale bf; you have 2 already and this order asks for 1"
+    );
+    c.create_order(capped("u9", "k-cap", 1))
+        .await
+        .expect("within the cap");
+    let err = c
+        .create_order(capped("u9", "k-zero", 0))
+        .await
+        .expect_err("a cap of 0");
+    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
 
     let err = OrdersClient::new(channel)
         .list_orders(ListOrdersRequest {

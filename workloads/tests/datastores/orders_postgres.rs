@@ -1,6 +1,6 @@
 //! Orders' PostgreSQL store against a real server: idempotent creation (replay and
-//! conflict), the saga through the event log, optimistic concurrency, the outbox, and the
-//! newest-first listing.
+//! conflict), the saga through the event log, optimistic concurrency, the outbox, the
+//! newest-first listing, the pending-order cap and the flash sales' per-customer caps.
 //!
 //! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
@@ -11,7 +11,10 @@ use sqlx::AssertSqlSafe;
 use storefront_workloads::{
     api::{ApiError, CreateOrderRequest},
     orders::{
-        domain::{Compensation, Line, OrderEvent, OrderStatus, SagaInput},
+        domain::{
+            Compensation, Line, OrderEvent, OrderStatus, SagaInput,
+            sale_limits::{OverSaleLimit, SaleLimit},
+        },
         idempotency::Fingerprint,
         postgres::{Created, PgOrders, PgOrdersError},
     },
@@ -310,4 +313,198 @@ async fn a_user_cannot_hold_more_pending_orders_than_the_cap() {
             cap: CAP
         }
     ));
+}
+
+/// An `OrderCreated` of `user` at `at` (unix seconds) with `lines` of `(sku, quantity)`.
+fn order_of(order_id: &str, user: &str, at: i64, lines: &[(&str, u32)]) -> OrderEvent {
+    OrderEvent::OrderCreated {
+        order_id: order_id.into(),
+        user_id: user.into(),
+        lines: lines
+            .iter()
+            .map(|(sku, quantity)| Line {
+                sku: sku.to_string(),
+                quantity: *quantity,
+                unit_price_cents: 100,
+            })
+            .collect(),
+        total_cents: lines.iter().map(|(_, q)| i64::from(*q) * 100).sum(),
+        currency: "USD".into(),
+        created_at: at,
+    }
+}
+
+/// The fingerprint of the public body with `lines`.
+fn body_of(lines: &[(&str, u32)]) -> Fingerprint {
+    let items: Vec<String> = lines
+        .iter()
+        .map(|(sku, q)| format!(r#"{{"sku":"{sku}","quantity":{q}}}"#))
+        .collect();
+    fingerprint(&format!(r#"{{"items":[{}]}}"#, items.join(",")))
+}
+
+/// The sale `bf` from `SINCE`: 2 of SKU-1 per customer.
+const SINCE: i64 = 1_000;
+
+fn bf() -> Vec<SaleLimit> {
+    vec![SaleLimit {
+        sale: "bf".into(),
+        since: SINCE,
+        units_per_customer: 2,
+        skus: vec!["SKU-1".into()],
+    }]
+}
+
+/// Creates `lines` for `user` under key `key` within the caps `limits`.
+async fn place(
+    s: &PgOrders,
+    limits: &[SaleLimit],
+    user: &str,
+    key: &str,
+    at: i64,
+    lines: &[(&str, u32)],
+) -> Created {
+    s.create_under(
+        key,
+        &body_of(lines),
+        order_of(&format!("o-{user}-{key}"), user, at, lines),
+        limits,
+    )
+    .await
+    .expect("answers")
+}
+
+fn over(already: i64, requested: u32) -> Created {
+    Created::OverSaleLimit(OverSaleLimit {
+        sale: "bf".into(),
+        sku: "SKU-1".into(),
+        cap: 2,
+        already,
+        requested,
+    })
+}
+
+#[tokio::test]
+async fn a_customer_cannot_buy_more_units_of_a_sku_than_the_sales_cap() {
+    let s = store().await;
+    let limits = bf();
+    // Before the window opened: not counted.
+    assert!(matches!(
+        place(&s, &[], "u1", "early", SINCE - 1, &[("SKU-1", 2)]).await,
+        Created::New(_)
+    ));
+    // 1 + 1 pass (the second with another SKU beside it); the third unit is refused.
+    assert!(matches!(
+        place(&s, &limits, "u1", "k1", SINCE, &[("SKU-1", 1)]).await,
+        Created::New(_)
+    ));
+    assert!(matches!(
+        place(
+            &s,
+            &limits,
+            "u1",
+            "k2",
+            SINCE + 1,
+            &[("SKU-2", 5), ("SKU-1", 1)]
+        )
+        .await,
+        Created::New(_)
+    ));
+    let refused = place(&s, &limits, "u1", "k3", SINCE + 2, &[("SKU-1", 1)]).await;
+    assert_eq!(refused, over(2, 1));
+    // Nothing of it was written, and its key is still free.
+    assert!(s.load("o-u1-k3").await.expect("query").is_none());
+    let Created::New(_) = place(&s, &limits, "u1", "k3", SINCE + 3, &[("SKU-2", 1)]).await else {
+        panic!("the refused key is free, and another SKU is not capped");
+    };
+    // One order asking for more than the cap at once, from a fresh customer.
+    assert_eq!(
+        place(&s, &limits, "u2", "k1", SINCE, &[("SKU-1", 3)]).await,
+        over(0, 3)
+    );
+    // Another customer has a cap of their own.
+    assert!(matches!(
+        place(&s, &limits, "u2", "k2", SINCE, &[("SKU-1", 2)]).await,
+        Created::New(_)
+    ));
+    // A replay of an accepted key still answers with its order, cap or not.
+    let Created::Replay(order) = place(&s, &limits, "u1", "k1", SINCE + 9, &[("SKU-1", 1)]).await
+    else {
+        panic!("a replay");
+    };
+    assert_eq!(order.order_id, "o-u1-k1");
+
+    // A cancelled order frees its units: o-u1-k1 fails payment.
+    for input in [
+        SagaInput::StockHeld {
+            shard: 0,
+            shards: 1,
+        },
+        SagaInput::PaymentFailed {
+            reason: "declined".into(),
+        },
+    ] {
+        s.apply("o-u1-k1", &input).await.expect("applies");
+    }
+    assert!(matches!(
+        place(&s, &limits, "u1", "k4", SINCE + 10, &[("SKU-1", 1)]).await,
+        Created::New(_)
+    ));
+    assert_eq!(
+        place(&s, &limits, "u1", "k5", SINCE + 11, &[("SKU-1", 1)]).await,
+        over(2, 1)
+    );
+    // A cap on every SKU (no list) counts SKU-2 too: 5 + 1 held, 6 allowed, the 7th not.
+    let every = [SaleLimit {
+        sale: "every".into(),
+        since: SINCE,
+        units_per_customer: 6,
+        skus: vec![],
+    }];
+    let Created::OverSaleLimit(o) =
+        place(&s, &every, "u1", "k6", SINCE + 12, &[("SKU-2", 1)]).await
+    else {
+        panic!("SKU-2 is capped too");
+    };
+    assert_eq!(
+        (o.sale.as_str(), o.sku.as_str(), o.already),
+        ("every", "SKU-2", 6)
+    );
+    // Without caps (the sale is over), the customer orders as much as they like.
+    assert!(matches!(
+        place(&s, &[], "u1", "k7", SINCE + 13, &[("SKU-1", 9)]).await,
+        Created::New(_)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_cannot_both_pass_a_sales_cap() {
+    let s = store().await;
+    // Ten orders of one unit at once from one customer, with a cap of 2: exactly 2 pass.
+    let tries: Vec<_> = (0..10)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                place(
+                    &s,
+                    &bf(),
+                    "u1",
+                    &format!("k{i}"),
+                    SINCE + i,
+                    &[("SKU-1", 1)],
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut new = 0;
+    for t in tries {
+        match t.await.expect("joins") {
+            Created::New(_) => new += 1,
+            Created::OverSaleLimit(o) => assert_eq!((o.already, o.cap), (2, 2)),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(new, 2);
+    assert_eq!(s.list("u1", 50).await.expect("lists").len(), 2);
 }

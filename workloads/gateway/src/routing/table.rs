@@ -3,7 +3,7 @@
 //! ```text
 //!  GATEWAY_ROUTES (routes.json, ConfigMap <shop>-gateway-routes)
 //!    {storefront, routes: [{service, prefix, tier, (upstream, endpoints?) | ring, rateLimit?}],
-//!     gatewayRateLimit?, clientLimits?}                          │ ring: "<shop>-inventory-ring"
+//!     gatewayRateLimit?, clientLimits?, orderLimits?}            │ ring: "<shop>-inventory-ring"
 //!  GATEWAY_RINGS_DIR/<ring name>/ring.json  ◀─────────────────────┘   (storefront_crds::ring)
 //! ```
 //!
@@ -105,6 +105,23 @@ pub struct RouteClientLimit {
     pub limit: RateLimit,
 }
 
+/// A flash sale's per-customer caps (`orderLimits`: the FlashSale's `spec.orderLimits`,
+/// present while the sale's limits are open). The gateway passes them to orders with every
+/// new order; orders counts and refuses.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLimit {
+    /// The FlashSale's name.
+    pub sale: String,
+    /// Unix seconds of the start of the sale's window: orders created before it do not count.
+    pub since: i64,
+    /// Units of each covered SKU one customer may buy during the sale; at least 1.
+    pub units_per_customer: u32,
+    /// The SKUs covered; empty: every SKU.
+    #[serde(default)]
+    pub skus: Vec<String>,
+}
+
 /// The route table document (`routes.json`).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,12 +132,15 @@ pub struct RouteTable {
     pub gateway_rate_limit: Option<RateLimit>,
     #[serde(default)]
     pub client_limits: Option<ClientLimitsTable>,
+    #[serde(default)]
+    pub order_limits: Vec<OrderLimit>,
 }
 
 impl RouteTable {
     /// Parses and checks a table: every route has exactly one of `upstream` and `ring`, no
-    /// service twice, no empty names, every rate limit within [`RateLimit::RANGE`] (a zero
-    /// or absurd limit refuses the whole table: the last good one stays).
+    /// service twice, no empty names, every rate limit within [`RateLimit::RANGE`], every
+    /// sale's cap named and at least 1 (a zero or absurd limit refuses the whole table: the
+    /// last good one stays).
     pub fn parse(json: &str) -> Result<Self, String> {
         let table: RouteTable = serde_json::from_str(json)
             .map_err(|e| format!("failed to parse the route table: {e}"))?;
@@ -133,6 +153,14 @@ impl RouteTable {
             for r in &c.routes {
                 r.limit
                     .check(&format!("clientLimits route {:?}", r.route))?;
+            }
+        }
+        for limit in &table.order_limits {
+            if limit.sale.is_empty() || limit.units_per_customer == 0 {
+                return Err(format!(
+                    "orderLimits: sale {:?} needs a name and unitsPerCustomer of at least 1",
+                    limit.sale
+                ));
             }
         }
         let mut seen = BTreeMap::new();
@@ -426,6 +454,34 @@ mod tests {
                 format!(r#"{{"storefront": "a", "routes": [], "gatewayRateLimit": {limit}}}"#);
             let e = RouteTable::parse(&gateway).expect_err("on the gateway too");
             assert!(e.contains("gatewayRateLimit"), "{e}");
+        }
+        assert_eq!(table.order_limits, []);
+        let caps = r#"{"storefront": "a", "routes": [], "orderLimits": [
+            {"sale": "bf", "since": 1795766400, "unitsPerCustomer": 2, "skus": ["SKU-1"]},
+            {"sale": "every", "since": 1795770000, "unitsPerCustomer": 5}]}"#;
+        assert_eq!(
+            RouteTable::parse(caps).expect("caps").order_limits,
+            [
+                OrderLimit {
+                    sale: "bf".into(),
+                    since: 1_795_766_400,
+                    units_per_customer: 2,
+                    skus: vec!["SKU-1".into()]
+                },
+                OrderLimit {
+                    sale: "every".into(),
+                    since: 1_795_770_000,
+                    units_per_customer: 5,
+                    skus: vec![]
+                }
+            ]
+        );
+        for bad in [
+            r#"{"storefront": "a", "routes": [], "orderLimits": [{"sale": "bf", "since": 1, "unitsPerCustomer": 0}]}"#,
+            r#"{"storefront": "a", "routes": [], "orderLimits": [{"sale": "", "since": 1, "unitsPerCustomer": 2}]}"#,
+        ] {
+            let e = RouteTable::parse(bad).expect_err(bad);
+            assert!(e.contains("orderLimits"), "{e}");
         }
         let twice = r#"{"storefront": "a", "routes": [{"service": "auth", "upstream": "a:1"}, {"service": "auth", "upstream": "b:1"}]}"#;
         assert!(

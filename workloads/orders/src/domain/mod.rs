@@ -7,7 +7,8 @@
 //! An order is never updated in place: its state is [`Order::fold`] of its append-only events
 //! (`order_events` in PostgreSQL). The saga reacts to what other services report and decides
 //! which events to append next; it is idempotent (a redelivered message changes nothing) and
-//! compensates when a step fails after an earlier one succeeded.
+//! compensates when a step fails after an earlier one succeeded. [`sale_limits`] decides
+//! whether a new order stays within the flash sales' per-customer caps.
 //!
 //! ```text
 //!                 OrderCreated ──▶ inventory reserves (all or nothing)
@@ -29,6 +30,7 @@ pub use storefront_contracts::messages::{BusMessage, Line, OrderEvent, ShardHeld
 
 pub mod ports;
 mod saga;
+pub mod sale_limits;
 mod step;
 
 pub use saga::{Compensation, Decision, MAX_STOCK_REQUESTS, STALL_SECS, SagaInput, decide};

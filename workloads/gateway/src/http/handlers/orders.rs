@@ -2,6 +2,7 @@
 //! catalog), one order and the user's orders; the order status read from orders' wire form.
 
 use super::*;
+use storefront_contracts::proto::orders::SaleLimit;
 
 /// The status an orders pod sent: `status`, or the text in `legacy_status` from an orders pod
 /// older than that field (during a rolling upgrade). Neither known is the orders service's
@@ -53,7 +54,9 @@ fn order_view(o: Order) -> Result<OrderView, ApiError> {
 
 /// `POST /api/v1/orders` (Bearer, `Idempotency-Key`) → 202 `{orderId, status: "PENDING"}`;
 /// the same key and body again → the same answer; the same key with another body → 422.
-/// Lines are priced by the catalog; an unknown SKU is a 422 that names it.
+/// Lines are priced by the catalog; an unknown SKU is a 422 that names it. The flash sales'
+/// per-customer caps in the route table go to orders with the order; a user past one, or
+/// past the pending-order cap, gets 409 in orders' words.
 pub async fn create_order(
     State(gw): State<Gateway>,
     SignedIn(user): SignedIn,
@@ -117,6 +120,7 @@ pub async fn create_order(
                 quantity: *quantity,
             })
             .collect(),
+        sale_limits: sale_limits(&gw),
     };
     let orders = CREATE_ORDER.service();
     let channel = gw.client(orders)?;
@@ -129,7 +133,8 @@ pub async fn create_order(
         .await;
     let order = answer.map_err(|s| match s.code() {
         Code::AlreadyExists => ApiError::new(ErrorKind::IdempotencyKeyReused, s.message()),
-        // The user's pending-order cap (orders' own words, written for the shopper).
+        // The user's pending-order cap or a sale's per-customer cap (orders' own words,
+        // written for the shopper).
         Code::FailedPrecondition => ApiError::new(ErrorKind::Conflict, s.message()),
         _ => upstream::error(orders, &s),
     })?;
@@ -138,6 +143,27 @@ pub async fn create_order(
         status: OrderStatus::Pending,
     };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The per-customer caps of the sales in the route table now (it follows the API watch, so a
+/// sale's caps arrive about a second after its limits open).
+fn sale_limits(gw: &Gateway) -> Vec<SaleLimit> {
+    gw.upstreams()
+        .snapshot
+        .as_ref()
+        .map(|s| {
+            s.table
+                .order_limits
+                .iter()
+                .map(|l| SaleLimit {
+                    sale: l.sale.clone(),
+                    since_unix: l.since,
+                    units_per_customer: l.units_per_customer,
+                    skus: l.skus.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `GET /api/v1/orders/{id}` (Bearer, owner only) → 200 the order; 404 for another's.
