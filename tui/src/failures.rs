@@ -183,10 +183,7 @@ pub fn derive(
                             kind: "RateLimit".into(),
                             name: key.service.clone(),
                             reason: "Throttled".into(),
-                            message: format!(
-                                "{} requests/s rejected with 429",
-                                crate::metrics::fmt_rate(Some(r))
-                            ),
+                            message: throttled_message(r, &key.service, m),
                             node: None,
                             since: now,
                         },
@@ -199,6 +196,26 @@ pub fn derive(
 
     out.sort_by(|a, b| b.since.cmp(&a.since).then_with(|| a.key().cmp(&b.key())));
     out
+}
+
+/// `3.50 requests/s rejected with 429`, split by what refused them where the gateway's
+/// limiter says: at the gateway `: 2.30/s by per-client limits, 0/s by the shop's budget` (a
+/// few clients being limited reads differently from the shop's budget being spent), at a
+/// service `: 1.20/s by its budget`.
+fn throttled_message(rps: f64, service: &str, m: &crate::metrics::ServiceMetrics) -> String {
+    use crate::metrics::fmt_rate;
+    let mut msg = format!("{} requests/s rejected with 429", fmt_rate(Some(rps)));
+    let clients = m.clients.as_ref().and_then(|c| c.limited_rps());
+    if service == "gateway" && (clients.is_some() || m.limited_rps.is_some()) {
+        msg.push_str(&format!(
+            ": {}/s by per-client limits, {}/s by the shop's budget",
+            fmt_rate(clients),
+            fmt_rate(m.limited_rps)
+        ));
+    } else if service != "gateway" && m.limited_rps.is_some() {
+        msg.push_str(&format!(": {}/s by its budget", fmt_rate(m.limited_rps)));
+    }
+    msg
 }
 
 /// The node of a pod named in a failure point, from the pods the console watches.
@@ -215,7 +232,7 @@ fn pod_node(cluster: &Cluster, namespace: &str, pod: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::{
-        metrics::{PromSnapshot, ServiceKey, ServiceMetrics},
+        metrics::{ClientTraffic, Decisions, PromSnapshot, ServiceKey, ServiceMetrics},
         model::{DeploymentInfo, PodInfo},
     };
     use storefront_crds::Storefront;
@@ -359,6 +376,44 @@ mod tests {
                 ("CircuitBreaker".into(), "Open".into()),
                 ("RateLimit".into(), "Throttled".into())
             ]
+        );
+        let message = |prom: &PromState| {
+            derive(&Cluster::default(), prom, t(5), &BTreeMap::new())
+                .into_iter()
+                .find(|f| f.kind == "RateLimit")
+                .map(|f| f.message)
+                .unwrap()
+        };
+        assert_eq!(message(&prom), "3.00 requests/s rejected with 429");
+        // At the gateway, split by what refused: a few clients, not the shop's budget.
+        let gateway = |snap: &mut PromSnapshot| {
+            let mut m = snap.services.pop_first().unwrap().1;
+            m.limited_rps = Some(0.0);
+            m.clients = Some(ClientTraffic {
+                budgets: [(
+                    "address".to_string(),
+                    Decisions {
+                        allowed: Some(9.0),
+                        limited: Some(2.5),
+                    },
+                )]
+                .into(),
+                ..ClientTraffic::default()
+            });
+            snap.services.insert(
+                ServiceKey {
+                    namespace: "shop".into(),
+                    storefront: Some("acme".into()),
+                    service: "gateway".into(),
+                },
+                m,
+            );
+        };
+        let mut split = prom.clone();
+        gateway(split.last.as_mut().unwrap());
+        assert_eq!(
+            message(&split),
+            "3.00 requests/s rejected with 429: 2.50/s by per-client limits, 0/s by the shop's budget"
         );
         assert!(kinds(&prom, t(100)).contains(&("Metrics".into(), "Stale".into())));
         prom.error = Some("connection refused".into());

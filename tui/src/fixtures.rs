@@ -7,7 +7,10 @@ use serde_json::json;
 use storefront_crds::{FlashSale, ServiceShard, Storefront};
 
 use crate::{
-    metrics::{Circuit, EdgeTraffic, PromSnapshot, ServiceKey, ServiceMetrics, StoreTraffic},
+    metrics::{
+        Circuit, ClientTraffic, Decisions, EdgeTraffic, PromSnapshot, ServiceKey, ServiceMetrics,
+        StoreTraffic,
+    },
     model::{DeploymentInfo, EventInfo, PodInfo},
     state::{Action, App, Scope, Settings, Update},
 };
@@ -68,6 +71,11 @@ fn storefront(broken: bool) -> Storefront {
                 "inventory": {"sharding": {"shards": 4, "replicasPerShard": 1}},
                 "recommendations": {"replicas": 1, "tier": "supporting"}
             },
+            // Per user and per address the defaults; sign-in tighter; behind the cluster's
+            // ingress proxies.
+            "clientLimits": {"routes": [{"route": "POST /api/v1/sessions",
+                                         "requestsPerMinute": 30, "burst": 5}],
+                             "trustedProxies": ["10.0.0.0/8"]},
             "datastores": {"postgres": {"secretName": "acme-pg"},
                            "postgresReadReplica": {"secretName": "acme-pg-replica"},
                            "redis": {"secretName": "acme-redis"},
@@ -297,6 +305,13 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
                 throttled_rps: Some(if broken { throttled } else { 0.0 }),
                 admitted_rps: None,
                 ratelimit_use: Some(use_),
+                // The budgets the limiter holds: the shop-wide one and orders' (the sale's).
+                limited_rps: match service {
+                    "gateway" => Some(0.0),
+                    "orders" => Some(if broken { throttled } else { 0.0 }),
+                    _ => None,
+                },
+                clients: (service == "gateway").then(|| client_traffic(broken)),
                 circuit: Some(if failing {
                     Circuit::Open
                 } else {
@@ -344,6 +359,28 @@ fn prom_snapshot(at: Timestamp, broken: bool) -> PromSnapshot {
     snap.operator.writes = Some(85.0);
     snap.operator.p99_seconds = Some(0.021);
     snap
+}
+
+/// The gateway's per-client limits at work. Broken: a flood of bad tokens from one address,
+/// refused by its address's budget (2.30/s of the gateway's 3.50 429s/s; orders' budget
+/// refuses the other 1.20).
+fn client_traffic(broken: bool) -> ClientTraffic {
+    let budget = |allowed: f64, limited: f64| Decisions {
+        allowed: Some(allowed),
+        limited: Some(limited),
+    };
+    ClientTraffic {
+        budgets: [
+            ("user", budget(300.0, 0.0)),
+            ("address", budget(112.0, if broken { 2.3 } else { 0.0 })),
+            ("route:POST /api/v1/sessions", budget(1.5, 0.0)),
+        ]
+        .into_iter()
+        .map(|(name, d)| (name.to_string(), d))
+        .collect(),
+        tracked: Some(1234.0),
+        pods: Some(2.0),
+    }
 }
 
 fn base(settings: Settings) -> App {

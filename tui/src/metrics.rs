@@ -59,6 +59,25 @@ pub mod queries {
         ("storefront:service_consumed:rate1m", CONSUMED),
     ];
 
+    /// Requests the gateway's rate limiter refused per second, per budget (`scope`, as in
+    /// [`ADMITTED`]: `gateway` is the shop-wide one). With per-client refusals
+    /// ([`CLIENT_DECISIONS`]) it tells "one client is limited" from "the budget is spent".
+    pub const LIMITED: &str = "sum by (namespace, storefront, service) (label_replace(rate(storefront_ratelimit_decisions_total{decision=\"limited\"}[1m]), \"service\", \"$1\", \"scope\", \"(.+)\"))";
+    /// The gateway's per-client decisions per second, by `budget` (`user`, `address`,
+    /// `route:<METHOD path>`) and `decision` (`allowed`, `limited`). prometheus-client
+    /// exports the counter `storefront_ratelimit_client_decisions` with `_total`.
+    pub const CLIENT_DECISIONS: &str = "sum by (namespace, storefront, budget, decision) (rate(storefront_ratelimit_client_decisions_total[1m]))";
+    /// Clients the gateway's pods keep a per-client budget for, summed over its pods (a
+    /// client served by two pods counts twice).
+    pub const CLIENTS_TRACKED: &str =
+        "sum by (namespace, storefront) (storefront_ratelimit_clients)";
+    /// Gateway pods reporting [`CLIENTS_TRACKED`].
+    pub const CLIENT_PODS: &str = "count by (namespace, storefront) (storefront_ratelimit_clients)";
+
+    /// The rate-limit queries (no recording rules: raw), in the order
+    /// [`crate::sources::prometheus::add_limits`] reads them.
+    pub const LIMITS: [&str; 4] = [LIMITED, CLIENT_DECISIONS, CLIENTS_TRACKED, CLIENT_PODS];
+
     /// The operator's raw counters (rates from successive readings: [`super::CounterRate`]).
     pub const OPERATOR_RECONCILES: &str = "sum(storefront_operator_reconciles_total)";
     pub const OPERATOR_ERRORS: &str = "sum(storefront_operator_reconcile_errors_total)";
@@ -146,6 +165,11 @@ pub struct ServiceMetrics {
     pub admitted_rps: Option<f64>,
     /// Admitted rate over the budget, 0..1 (filled by the views, which know the budget).
     pub ratelimit_use: Option<f64>,
+    /// Requests/s the gateway's rate limiter refused against this service's budget (the
+    /// gateway's: the shop-wide budget).
+    pub limited_rps: Option<f64>,
+    /// The gateway's per-client limits at work (the gateway's metrics only).
+    pub clients: Option<ClientTraffic>,
     pub circuit: Option<Circuit>,
     /// The gateway's calls into this service (client side), when the gateway exports them.
     pub upstream: Option<EdgeTraffic>,
@@ -154,6 +178,34 @@ pub struct ServiceMetrics {
     /// This service's calls to each datastore, by `datastore` label (`postgres`,
     /// `postgres-replica`, `redis`, `nats`).
     pub stores: BTreeMap<String, StoreTraffic>,
+}
+
+/// The gateway's per-client limits at work: decisions per budget and the clients it tracks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClientTraffic {
+    /// Decisions per second by budget: `user`, `address`, `route:<METHOD path>`.
+    pub budgets: BTreeMap<String, Decisions>,
+    /// Clients with a budget, summed over the gateway's pods.
+    pub tracked: Option<f64>,
+    /// Gateway pods reporting `tracked`.
+    pub pods: Option<f64>,
+}
+
+impl ClientTraffic {
+    /// Per-client refusals per second over every budget; `None` when no budget reports one.
+    pub fn limited_rps(&self) -> Option<f64> {
+        self.budgets
+            .values()
+            .filter_map(|d| d.limited)
+            .reduce(|a, b| a + b)
+    }
+}
+
+/// Allowed and limited decisions per second of one budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Decisions {
+    pub allowed: Option<f64>,
+    pub limited: Option<f64>,
 }
 
 /// The gateway's calls to one upstream, as the gateway saw them.

@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use crate::{
     metrics::{
-        Circuit, EdgeTraffic, OperatorMetrics, PromSnapshot, ServiceKey, ServiceMetrics,
-        StoreTraffic, queries,
+        Circuit, ClientTraffic, EdgeTraffic, OperatorMetrics, PromSnapshot, ServiceKey,
+        ServiceMetrics, StoreTraffic, queries,
     },
     state::Update,
 };
@@ -140,9 +140,12 @@ pub async fn poll_once(client: &Client) -> Result<PromSnapshot, String> {
     let service = futures::future::try_join_all(recorded.iter().map(|q| query(client, q)));
     let edges = futures::future::try_join_all(edges.iter().map(|q| query(client, q)));
     let operator = futures::future::try_join_all(queries::OPERATOR.map(|q| query(client, q)));
-    let (service, edges, operator) = futures::future::try_join3(service, edges, operator).await?;
+    let limits = futures::future::try_join_all(queries::LIMITS.map(|q| query(client, q)));
+    let (service, edges, operator, limits) =
+        futures::future::try_join4(service, edges, operator, limits).await?;
     let mut snap = snapshot(at, &service, &operator);
     add_edges(&mut snap, &edges);
+    add_limits(&mut snap, &limits);
     Ok(snap)
 }
 
@@ -192,6 +195,46 @@ pub fn add_edges(snap: &mut PromSnapshot, edges: &[Samples]) {
     }
 }
 
+/// Adds the rate-limit answers, in the order of [`queries::LIMITS`]: refusals per budget
+/// (into that service's [`ServiceMetrics::limited_rps`]; `gateway` is the shop-wide budget),
+/// and the per-client decisions, clients tracked and pods into the gateway's
+/// [`ServiceMetrics::clients`].
+pub fn add_limits(snap: &mut PromSnapshot, limits: &[Samples]) {
+    for (i, samples) in limits.iter().enumerate() {
+        for (labels, v) in samples {
+            let v = Some(*v).filter(|v| v.is_finite());
+            if i == 0 {
+                if let Some(name) = labels.get("service") {
+                    snap.services
+                        .entry(key(labels, name))
+                        .or_default()
+                        .limited_rps = v;
+                }
+                continue;
+            }
+            let m: &mut ServiceMetrics = snap.services.entry(key(labels, "gateway")).or_default();
+            let clients = m.clients.get_or_insert_with(ClientTraffic::default);
+            match i {
+                1 => {
+                    let (Some(budget), Some(decision)) =
+                        (labels.get("budget"), labels.get("decision"))
+                    else {
+                        continue;
+                    };
+                    let d = clients.budgets.entry(budget.clone()).or_default();
+                    match decision.as_str() {
+                        "allowed" => d.allowed = v,
+                        "limited" => d.limited = v,
+                        _ => {}
+                    }
+                }
+                2 => clients.tracked = v,
+                _ => clients.pods = v,
+            }
+        }
+    }
+}
+
 /// Builds a snapshot from the answers, in the order of [`queries::RECORDED`] and of
 /// [`queries::OPERATOR`].
 pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> PromSnapshot {
@@ -236,6 +279,7 @@ pub fn snapshot(at: Timestamp, service: &[Samples], operator: &[Samples]) -> Pro
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::metrics::Decisions;
 
     #[test]
     fn a_bad_ca_bundle_is_a_clear_error() {
@@ -319,6 +363,70 @@ mod tests {
         assert_eq!(snap.operator.reconciles_rate, Some(0.25));
         assert_eq!(snap.operator.errors_rate, Some(0.0));
         assert_eq!(snap.operator.writes_rate, None);
+    }
+
+    #[test]
+    fn rate_limit_answers_land_on_the_budgets_service_and_the_gateways_clients() {
+        let at = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut snap = snapshot(at, &[], &[]);
+        let sf = [("namespace", "shop"), ("storefront", "acme")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut l = sf.to_vec();
+            l.extend_from_slice(extra);
+            l
+        };
+        let limits = vec![
+            vec![
+                sample(&with(&[("service", "gateway")]), 0.0),
+                sample(&with(&[("service", "orders")]), 1.5),
+            ],
+            vec![
+                sample(
+                    &with(&[("budget", "address"), ("decision", "allowed")]),
+                    20.0,
+                ),
+                sample(
+                    &with(&[("budget", "address"), ("decision", "limited")]),
+                    180.0,
+                ),
+                sample(&with(&[("budget", "user"), ("decision", "limited")]), 0.0),
+                sample(
+                    &with(&[
+                        ("budget", "route:POST /api/v1/sessions"),
+                        ("decision", "limited"),
+                    ]),
+                    f64::NAN,
+                ),
+                sample(&with(&[("budget", "user")]), 9.0),
+            ],
+            vec![sample(&sf, 1234.0)],
+            vec![sample(&sf, 2.0)],
+        ];
+        add_limits(&mut snap, &limits);
+        let gateway = snap.service("shop", "acme", "gateway").unwrap();
+        assert_eq!(gateway.limited_rps, Some(0.0), "the shop-wide budget");
+        let clients = gateway.clients.as_ref().unwrap();
+        assert_eq!(
+            clients.budgets["address"],
+            Decisions {
+                allowed: Some(20.0),
+                limited: Some(180.0)
+            }
+        );
+        assert_eq!(
+            clients.budgets["user"].allowed, None,
+            "no decision label: skipped"
+        );
+        assert_eq!(clients.budgets["user"].limited, Some(0.0));
+        assert_eq!(
+            clients.budgets["route:POST /api/v1/sessions"].limited, None,
+            "NaN is absent"
+        );
+        assert_eq!(clients.limited_rps(), Some(180.0));
+        assert_eq!((clients.tracked, clients.pods), (Some(1234.0), Some(2.0)));
+        let orders = snap.service("shop", "acme", "orders").unwrap();
+        assert_eq!(orders.limited_rps, Some(1.5));
+        assert_eq!(orders.clients, None, "per-client numbers are the gateway's");
     }
 
     #[test]

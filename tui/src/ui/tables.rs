@@ -13,7 +13,7 @@ use super::{CORE, FAILURE, SUPPORTING, empty_text, metric_style, metrics_age};
 use crate::{
     metrics::{Circuit, fmt_age, fmt_latency, fmt_percent, fmt_rate},
     state::App,
-    views::{self, countdown, opt},
+    views::{self, Verdict, countdown, opt},
 };
 use storefront_crds::Tier;
 
@@ -56,7 +56,73 @@ fn render_table(
     );
 }
 
+/// The rate-limit panel under the Services table (see [`views::Limits`]): the verdict, the
+/// 429s by what refused them, per-client refusals and clients tracked, then the limits in
+/// force.
+fn limits_lines(app: &App, limits: &views::Limits) -> Vec<Line<'static>> {
+    let ms = metric_style(app);
+    let verdict_style = match limits.verdict() {
+        Verdict::ShopBudgetSpent => Style::new().fg(FAILURE).bold(),
+        Verdict::ServiceBudgetSpent => Style::new().fg(Color::Yellow).bold(),
+        Verdict::ClientsLimited => Style::new().fg(Color::Yellow),
+        Verdict::Quiet => Style::new().fg(Color::Green),
+        Verdict::Unknown => Style::new().dim(),
+    };
+    let line = |k: String, v: String, style: Style| {
+        Line::from(vec![
+            Span::styled(format!(" {k:<12}"), Style::new().bold()),
+            Span::styled(v, style),
+        ])
+    };
+    let mut out = vec![line(
+        "verdict".into(),
+        limits.verdict_text(),
+        verdict_style.patch(ms),
+    )];
+    out.extend(
+        limits
+            .metric_lines()
+            .into_iter()
+            .map(|(k, v)| line(k, v, ms)),
+    );
+    out.extend(
+        limits
+            .spec_lines()
+            .into_iter()
+            .map(|(k, v)| line(k, v, Style::new())),
+    );
+    out
+}
+
 pub fn services(frame: &mut Frame, area: Rect, app: &App) {
+    // The rate limits of the selected row's Storefront below the table, in what the table
+    // leaves; at least the verdict and the refusals (6 lines) where the table is long.
+    let limits = views::limits(app);
+    let rows_len = views::services(app).len() as u16;
+    let area = match &limits {
+        Some(limits) => {
+            let lines = limits_lines(app, limits);
+            let room = area
+                .height
+                .saturating_sub(rows_len + 3)
+                .max(6.min(area.height / 3));
+            let [top, bottom] = Layout::vertical([
+                Constraint::Min(4),
+                Constraint::Length((lines.len() as u16 + 2).min(room)),
+            ])
+            .areas(area);
+            let title = format!(
+                " Rate limits {}/{} · per client, shop, services ",
+                limits.namespace, limits.storefront
+            );
+            frame.render_widget(
+                Paragraph::new(lines).block(Block::bordered().title(title)),
+                bottom,
+            );
+            top
+        }
+        None => area,
+    };
     let rows = views::services(app);
     let sfs = app.storefronts();
     let multi = sfs.len() > 1;

@@ -266,3 +266,78 @@ fn topology_selection_opens_a_shard_detail() {
     assert!(text.contains("shard acme-inventory-1"), "{text}");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn the_rate_limit_panel_tells_clients_limited_from_the_shop_budget_spent() {
+    // The cell where `text` starts on screen.
+    let cell_of = |app: &App, text: &str| {
+        let buf = render(app, 80, 24);
+        let screen = to_text(&buf);
+        let (y, line) = screen
+            .lines()
+            .enumerate()
+            .find(|(_, l)| l.contains(text))
+            .unwrap_or_else(|| panic!("{text} not on screen:\n{screen}"));
+        let x = line[..line.find(text).unwrap()].chars().count();
+        buf[(x as u16, y as u16)].clone()
+    };
+    let mut app = fixtures::degraded();
+    app.update(Action::Show(View::Services));
+    let text = to_text(&render(&app, 80, 24));
+    for want in [
+        "Rate limits shop/acme",
+        "clients limited 2.30/s (address)",
+        "3.50: per client 2.30 · shop budget 0 · services 1.20 (orders)",
+        "1234 tracked on 2 gateway pods",
+        "POST /api/v1/sessions 30/min burst 5",
+        "1 trusted: 10.0.0.0/8",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    assert_eq!(cell_of(&app, "orders budget spent").fg, Color::Yellow);
+
+    // The shop's budget spent: red, whoever asks.
+    let mut snap = app.prom.last.clone().unwrap();
+    for (k, m) in &mut snap.services {
+        if k.service == "gateway" {
+            m.limited_rps = Some(40.0);
+        }
+    }
+    app.update(Action::Data(crate::state::Update::Prometheus(Ok(snap))));
+    assert_eq!(cell_of(&app, "shop budget spent").fg, FAILURE);
+
+    // Enter on the gateway: its pane has the verdict and the refusals; the limits in force
+    // follow the pods where the terminal has room.
+    let mut app = fixtures::degraded();
+    app.update(Action::Show(View::Services));
+    app.update(Action::Enter);
+    let text = to_text(&render(&app, 132, 40));
+    assert!(text.contains("service gateway"), "{text}");
+    for (key, want) in [
+        (
+            "429/s",
+            "3.50: per client 2.30 · shop budget 0 · services 1.20 (orders)",
+        ),
+        (
+            "limits",
+            "orders budget spent 1.20/s · clients limited 2.30/s (address)",
+        ),
+        (
+            "limited/s",
+            "user 0 · address 2.30 (2.0%) · POST /api/v1/sessions 0",
+        ),
+        (
+            "per client",
+            "user 600/min burst 100 · address 1200/min burst 200 (defaults)",
+        ),
+        ("proxies", "1 trusted: 10.0.0.0/8"),
+    ] {
+        let line = format!(" {key:<15}{want}");
+        assert!(text.contains(&line), "{line} missing:\n{text}");
+    }
+    assert_eq!(
+        text.matches(&format!(" {:<15}", "429/s")).count(),
+        1,
+        "one 429/s line in the pane, split:\n{text}"
+    );
+}

@@ -2,9 +2,10 @@
 
 use storefront_crds::ServiceName;
 
-use super::{countdown, events, failures, opt, sales, services, shards, topology_rows};
+use super::{countdown, events, failures, limits_of, opt, sales, services, shards, topology_rows};
 use crate::{
     metrics::{fmt_age, fmt_latency, fmt_percent, fmt_rate},
+    model::sf_key,
     state::{App, View},
 };
 
@@ -92,6 +93,27 @@ pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
                     ),
                 )
             }));
+            // The gateway holds the shop's rate limits: what refuses (per client, shop,
+            // services) here, what is in force after the pods (the Services view's panel
+            // has it all where this pane is cut).
+            let limits = (r.service == "gateway")
+                .then(|| {
+                    app.storefronts()
+                        .into_iter()
+                        .find(|sf| sf_key(sf) == (r.namespace.clone(), r.storefront.clone()))
+                })
+                .flatten()
+                .map(|sf| limits_of(app, sf));
+            if let Some(limits) = &limits {
+                lines.push(kv("limits", limits.verdict_text()));
+                for (k, v) in limits.metric_lines() {
+                    // The gateway's 429/s, now split by what refused them.
+                    match lines.iter_mut().find(|(key, _)| *key == k) {
+                        Some(line) => line.1 = v,
+                        None => lines.push((k, v)),
+                    }
+                }
+            }
             lines.extend(
                 app.failures
                     .iter()
@@ -99,6 +121,7 @@ pub fn detail(app: &App) -> (String, Vec<(String, String)>) {
                     .map(|f| kv("failure", format!("{} {}", f.reason, f.message))),
             );
             lines.extend(pods.into_iter().map(|p| kv("pod", p)));
+            lines.extend(limits.iter().flat_map(|l| l.spec_lines()));
             (format!("service {}", r.service), lines)
         }
         View::Shards => match shards(app).get(i) {

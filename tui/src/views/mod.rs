@@ -1,9 +1,10 @@
 //! Row models of the views: what each table shows for the Storefronts in scope, after the
 //! `/` filter and sort, and the key/value lines of the Enter detail pane. Pure functions of
-//! [`App`]; [`crate::ui`] only lays them out. The detail pane is in `detail.rs`.
+//! [`App`]; [`crate::ui`] only lays them out. The detail pane is in `detail.rs`, the rate
+//! limits of a Storefront (shop-wide, per service, per client) in `limits.rs`.
 
 use jiff::{SignedDuration, Timestamp};
-use storefront_crds::{SalePhase, Tier};
+use storefront_crds::{RateLimit, SalePhase, Tier};
 
 use crate::{
     failures::Failure,
@@ -14,8 +15,10 @@ use crate::{
 };
 
 mod detail;
+mod limits;
 
 pub use detail::detail;
+pub use limits::{Limits, Verdict, limits, limits_of};
 
 /// One service of one Storefront.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,6 +50,16 @@ pub fn ratelimit_estimate(rps: Option<f64>, budget_per_minute: Option<u32>) -> O
 /// Requests per minute `service` of `sf` may take now: the largest `rateLimit` of its active
 /// FlashSales, else its own.
 fn budget(app: &App, sf: &storefront_crds::Storefront, service: &str) -> Option<u32> {
+    budget_in_force(app, sf, service).map(|(r, _)| r.requests_per_minute)
+}
+
+/// The budget of `service` of `sf` in force now, and the active FlashSale that set it (`None`:
+/// the Storefront's own): the largest `rateLimit` of its active FlashSales, else its own.
+pub fn budget_in_force(
+    app: &App,
+    sf: &storefront_crds::Storefront,
+    service: &str,
+) -> Option<(RateLimit, Option<String>)> {
     let (ns, _) = sf_key(sf);
     let status = sf.status.clone().unwrap_or_default();
     let from_sales = app
@@ -60,17 +73,35 @@ fn budget(app: &App, sf: &storefront_crds::Storefront, service: &str) -> Option<
                     .as_ref()
                     .is_some_and(|n| status.active_flash_sales.contains(n))
         })
-        .filter_map(|s| s.spec.services.get(service)?.rate_limit.as_ref())
-        .map(|r| r.requests_per_minute)
-        .max();
+        .filter_map(|s| {
+            let r = s.spec.services.get(service)?.rate_limit.clone()?;
+            Some((r, s.metadata.name.clone()))
+        })
+        .max_by_key(|(r, _)| r.requests_per_minute);
     from_sales.or_else(|| {
-        sf.spec
-            .services
-            .get(service)?
-            .rate_limit
-            .as_ref()
-            .map(|r| r.requests_per_minute)
+        let r = sf.spec.services.get(service)?.rate_limit.clone()?;
+        Some((r, None))
     })
+}
+
+/// Fills `metrics.ratelimit_use` of `service` of `sf` where Prometheus did not: the limiter's
+/// allowed rate over the budget in force, else the served rate over it (an estimate: `true`).
+fn fill_ratelimit_use(
+    app: &App,
+    sf: &storefront_crds::Storefront,
+    service: &str,
+    metrics: &mut ServiceMetrics,
+) -> bool {
+    if metrics.ratelimit_use.is_some() {
+        return false;
+    }
+    let budget = budget(app, sf, service);
+    metrics.ratelimit_use = ratelimit_estimate(metrics.admitted_rps, budget);
+    if metrics.ratelimit_use.is_some() {
+        return false;
+    }
+    metrics.ratelimit_use = ratelimit_estimate(metrics.rps, budget);
+    metrics.ratelimit_use.is_some()
 }
 
 /// One shard.
@@ -147,15 +178,7 @@ pub fn services(app: &App) -> Vec<ServiceRow> {
                 .service(&ns, &name, id)
                 .cloned()
                 .unwrap_or_default();
-            let mut ratelimit_estimated = false;
-            if metrics.ratelimit_use.is_none() {
-                let budget = budget(app, sf, id);
-                metrics.ratelimit_use = ratelimit_estimate(metrics.admitted_rps, budget);
-                if metrics.ratelimit_use.is_none() {
-                    metrics.ratelimit_use = ratelimit_estimate(metrics.rps, budget);
-                    ratelimit_estimated = metrics.ratelimit_use.is_some();
-                }
-            }
+            let ratelimit_estimated = fill_ratelimit_use(app, sf, id, &mut metrics);
             rows.push(ServiceRow {
                 namespace: ns.clone(),
                 storefront: name.clone(),
