@@ -20,7 +20,7 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     h
 }
 
-const HELP: [(&str, &str); 14] = [
+const HELP: [(&str, &str); 15] = [
     (
         "1-6",
         "views: topology services shards sales failures events",
@@ -38,6 +38,10 @@ const HELP: [(&str, &str); 14] = [
     (":sf NAME", "show one Storefront; :ns NS|all"),
     ("colors", "blue core · green supporting · red failure"),
     ("edges", "requests/s · p99 · 429s/s; → datastore: + error %"),
+    (
+        "limits",
+        "2: 429s by per-client limits, shop budget, services",
+    ),
 ];
 
 pub fn help(frame: &mut Frame, area: Rect) {
