@@ -283,7 +283,10 @@ pub fn create_order() -> Value {
                 "409",
                 error_response(
                     "the user already has the most pending orders the shop allows at once \
-                     (MAX_PENDING_ORDERS); retry when one is confirmed or cancelled",
+                     (MAX_PENDING_ORDERS; retry when one is confirmed or cancelled), or the order \
+                     would take the user past a flash sale's per-customer cap on a SKU \
+                     (FlashSale orderLimits; the message names the sale, the SKU, the cap and \
+                     how many the user has)",
                 ),
             ),
             ("413", too_large()),
