@@ -256,7 +256,29 @@ async fn console_shows_the_live_shop_under_traffic_and_turns_a_killed_service_re
             rl_use.ends_with('%') && !rl_use.starts_with('~'),
             "the gateway's rate-limit use from its limiter's count:\n{pane}"
         );
+        // The rate-limit panel under the table: the gateway's per-client decisions by budget
+        // and the clients its pods track, from Prometheus (the exported names and labels the
+        // console queries; both budgets' counters exist once the route table has the rules).
+        tmux.wait(
+            "the per-client limits at work in the rate-limit panel",
+            Duration::from_secs(30),
+            |p| {
+                p.lines().any(|l| {
+                    l.contains("limited/s") && l.contains("user ") && l.contains("address ")
+                }) && p
+                    .lines()
+                    .any(|l| l.contains("clients") && l.contains("tracked on"))
+            },
+        )
+        .await;
     }
+    // The per-client limits in force, from the live Storefront (the defaults unless the
+    // sample names some).
+    assert!(
+        pane.lines()
+            .any(|l| l.contains("per client  user ") && l.contains("/min burst")),
+        "the per-client limits in force in the rate-limit panel:\n{pane}"
+    );
     tmux.keys(&["3"]);
     tmux.wait("the Shards view", Duration::from_secs(5), |p| {
         p.contains("Shards (4)") && p.contains("acme-inventory-3")
