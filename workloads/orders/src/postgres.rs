@@ -317,7 +317,9 @@ impl PgOrders {
                     }
                 };
             }
-            if self.pending_cap.is_some() || !limits.is_empty() {
+            // Caps that cover no line of this order cost nothing, not even the lock.
+            let capped = limits.iter().any(|l| !l.covered(lines).is_empty());
+            if self.pending_cap.is_some() || capped {
                 // One creation per user at a time (the counts and the insert must not race).
                 // The key names "pending" for the pods that take it for the pending cap only.
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
@@ -338,10 +340,9 @@ impl PgOrders {
             }
             let mut held = Vec::with_capacity(limits.len());
             for limit in limits {
-                held.push(
-                    sale_units::units_since(&mut tx, user_id, limit.since, &limit.covered(lines))
-                        .await?,
-                );
+                // No query for a cap that covers no line.
+                let skus = limit.covered(lines);
+                held.push(sale_units::units_since(&mut tx, user_id, limit.since, &skus).await?);
             }
             if let Some(over) = sale_limits::check(limits, &held, lines) {
                 tx.rollback().await?;
