@@ -97,8 +97,9 @@ fn limits_lines(app: &App, limits: &views::Limits) -> Vec<Line<'static>> {
 pub fn services(frame: &mut Frame, area: Rect, app: &App) {
     // The rate limits of the selected row's Storefront below the table, in what the table
     // leaves; at least the verdict and the refusals (6 lines) where the table is long.
-    let limits = views::limits(app);
-    let rows_len = views::services(app).len() as u16;
+    let rows = views::services(app);
+    let limits = views::limits(app, &rows);
+    let rows_len = rows.len() as u16;
     let area = match &limits {
         Some(limits) => {
             let lines = limits_lines(app, limits);
@@ -123,7 +124,6 @@ pub fn services(frame: &mut Frame, area: Rect, app: &App) {
         }
         None => area,
     };
-    let rows = views::services(app);
     let sfs = app.storefronts();
     let multi = sfs.len() > 1;
     let multi_ns = sfs

@@ -306,6 +306,16 @@ fn the_rate_limit_panel_tells_clients_limited_from_the_shop_budget_spent() {
     app.update(Action::Data(crate::state::Update::Prometheus(Ok(snap))));
     assert_eq!(cell_of(&app, "shop budget spent").fg, FAILURE);
 
+    // The topology's summary says it while something refuses, and nothing while all passes.
+    let mut topo = app.clone();
+    topo.update(Action::Show(View::Topology));
+    assert_eq!(
+        cell_of(&topo, "shop budget spent: 40.0/s refused to everyone").fg,
+        FAILURE
+    );
+    let quiet = frame(&fixtures::healthy(), View::Topology);
+    assert!(!quiet.contains("limits "), "{quiet}");
+
     // Enter on the gateway: its pane has the verdict and the refusals; the limits in force
     // follow the pods where the terminal has room.
     let mut app = fixtures::degraded();

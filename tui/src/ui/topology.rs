@@ -25,7 +25,7 @@ use crate::{
     metrics::{fmt_age, fmt_latency, fmt_percent, fmt_rate},
     state::App,
     topology::{self, Node, NodeClass, Topology},
-    views::{self, countdown, opt},
+    views::{self, Verdict, countdown, opt},
 };
 
 fn node_style(n: &Node) -> Style {
@@ -226,7 +226,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// Below the graph: the Storefront's sales, the operator's rates, and what is failing.
+/// Below the graph: the Storefront's sales, the operator's rates, what refuses requests (while
+/// something does), and what is failing.
 fn summary(topo: &Topology, app: &App) -> Vec<Line<'static>> {
     let head = |s: &str| Span::styled(format!("{s:<9} "), Style::new().bold());
     let mut out = Vec::new();
@@ -263,6 +264,22 @@ fn summary(topo: &Topology, app: &App) -> Vec<Line<'static>> {
                 metric_style(app),
             ),
         ]));
+    }
+    // What refuses requests, while something does: a few clients, or everyone (details in
+    // the Services view's rate-limit panel).
+    if let Some(limits) = app.focus().map(|sf| views::limits_of(app, sf)) {
+        let style = match limits.verdict() {
+            Verdict::ShopBudgetSpent => Some(Style::new().fg(FAILURE).bold()),
+            Verdict::ServiceBudgetSpent => Some(Style::new().fg(Color::Yellow).bold()),
+            Verdict::ClientsLimited => Some(Style::new().fg(Color::Yellow)),
+            Verdict::Quiet | Verdict::Unknown => None,
+        };
+        if let Some(style) = style {
+            out.push(Line::from(vec![
+                head("limits"),
+                Span::styled(limits.verdict_text(), style.patch(metric_style(app))),
+            ]));
+        }
     }
     for f in app
         .failures

@@ -20,7 +20,7 @@
 
 use storefront_crds::{RateLimit, Storefront, client_limits::EffectiveClientLimits};
 
-use super::{budget_in_force, fill_ratelimit_use, services};
+use super::{ServiceRow, budget_in_force, fill_ratelimit_use};
 use crate::{
     metrics::{ClientTraffic, fmt_percent, fmt_rate},
     model::sf_key,
@@ -129,11 +129,11 @@ pub fn limits_of(app: &App, sf: &Storefront) -> Limits {
     }
 }
 
-/// The limits the Services view shows: of the selected row's Storefront, else of the first
-/// in scope.
-pub fn limits(app: &App) -> Option<Limits> {
+/// The limits the Services view shows under `rows` (its rows): of the selected row's
+/// Storefront, else of the first in scope.
+pub fn limits(app: &App, rows: &[ServiceRow]) -> Option<Limits> {
     let selected = (app.view == View::Services)
-        .then(|| services(app).into_iter().nth(app.selection()))
+        .then(|| rows.get(app.selection()))
         .flatten();
     let sf = match selected {
         Some(row) => app

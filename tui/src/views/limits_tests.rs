@@ -5,6 +5,7 @@ use crate::{
     fixtures,
     metrics::{Decisions, ServiceKey},
     state::{Action, Update},
+    views::services,
 };
 
 fn acme(app: &App) -> Limits {
@@ -190,15 +191,12 @@ fn without_limiter_numbers_nothing_is_claimed() {
 fn the_services_view_shows_the_limits_of_the_selected_rows_storefront() {
     let mut app = fixtures::many(3);
     app.update(Action::Show(View::Services));
-    assert_eq!(limits(&app).unwrap().namespace, "shop-0");
+    let shown = |app: &App| limits(app, &services(app)).map(|l| l.namespace);
+    assert_eq!(shown(&app).as_deref(), Some("shop-0"));
     for _ in 0..8 {
         app.update(Action::Down);
     }
-    assert_eq!(views_row_ns(&app), "shop-1");
-    assert_eq!(limits(&app).unwrap().namespace, "shop-1");
-    assert!(limits(&fixtures::empty()).is_none());
-}
-
-fn views_row_ns(app: &App) -> String {
-    services(app)[app.selection()].namespace.clone()
+    assert_eq!(services(&app)[app.selection()].namespace, "shop-1");
+    assert_eq!(shown(&app).as_deref(), Some("shop-1"));
+    assert_eq!(shown(&fixtures::empty()), None);
 }
