@@ -9,6 +9,8 @@
 //! - `cluster_redis`: the same with budgets leased from a real Redis (`REDIS_URL`; skipped
 //!   with a note when unset);
 //! - `governor`: `RateLimiter::direct(quota).check()`.
+//! - per client (figures only): `ClusterLimiter::check_client` over 10,000 users in turn,
+//!   beside governor's keyed limiter (`RateLimiter::keyed(quota).check_key()`).
 //!
 //! Two quotas: `open` (60,000,000 rpm with a burst of 4e9, never spent during a run: every
 //! decision admits) and `spent` (6,000 rpm, burst 100: after the first 100, nearly every
@@ -25,10 +27,14 @@ use std::{
 
 use criterion::{BenchmarkId, Criterion};
 use governor::{Quota, RateLimiter};
-use storefront_workloads::gateway::ratelimit::{
-    cluster::{ClusterLimiter, Policy},
-    gcra::{self, Rate},
-    lease::Lease,
+use storefront_workloads::gateway::{
+    ratelimit::{
+        client::{ClientKey, ClientRules, Rule},
+        cluster::{ClusterLimiter, Policy},
+        gcra::{self, Rate},
+        lease::Lease,
+    },
+    routing::table::{ClientLimitsTable, RateLimit},
 };
 
 /// A quota of the bench: requests per minute and burst.
@@ -275,6 +281,68 @@ fn figures(redis: Option<&str>) {
     }
 }
 
+/// The per-client decision beside governor's keyed limiter (a `DashMap` of GCRA cells):
+/// `CLIENTS` users in turn, each with the quota `q`, so each decision finds its client's
+/// entry among many (the gateway's case: one check per request, the client's own).
+fn client_figures() {
+    const ROUNDS: usize = 7;
+    const N: u64 = 500_000;
+    const CLIENTS: usize = 10_000;
+    for q in [OPEN, SPENT] {
+        let limit = RateLimit {
+            requests_per_minute: q.rpm,
+            burst: q.burst,
+        };
+        let rules = match ClientRules::from_table(&ClientLimitsTable {
+            per_user: limit,
+            per_address: limit,
+            routes: vec![],
+            trusted_proxies: vec![],
+        }) {
+            Ok(r) => r,
+            Err(e) => panic!("bench rules: {e}"),
+        };
+        let limiter = ClusterLimiter::local(1);
+        limiter.configure_clients(Some(rules.clone()));
+        let users: Vec<String> = (0..CLIENTS).map(|i| format!("user-{i:05}")).collect();
+        let keys: Vec<ClientKey> = users.iter().map(|u| ClientKey::user(u)).collect();
+        let ours = timed(ROUNDS, N, |n| {
+            let mut ok = 0;
+            let start = Instant::now();
+            for i in 0..n {
+                let key = &keys[i as usize % CLIENTS];
+                if let Some(v) = limiter.check_client(&rules, Rule::PerUser, black_box(key)) {
+                    ok += u64::from(v.allowed);
+                }
+            }
+            (start.elapsed(), ok)
+        });
+        let g = RateLimiter::keyed(quota(q));
+        let governor = timed(ROUNDS, N, |n| {
+            let mut ok = 0;
+            let start = Instant::now();
+            for i in 0..n {
+                let user = &users[i as usize % CLIENTS];
+                ok += u64::from(g.check_key(black_box(user)).is_ok());
+            }
+            (start.elapsed(), ok)
+        });
+        println!(
+            "figure: limiter per-client quota={} ({} rpm, burst {}), {CLIENTS} users in turn: \
+             governor RateLimiter::keyed().check_key() {:.1} ns/decision (admitted {:.1}%); \
+             ClusterLimiter::check_client {:.1} ns/decision (admitted {:.1}%), {:.2}x governor",
+            q.name,
+            q.rpm,
+            q.burst,
+            governor.0,
+            governor.1 * 100.0,
+            ours.0,
+            ours.1 * 100.0,
+            ours.0 / governor.0
+        );
+    }
+}
+
 fn main() {
     let redis = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty());
     if redis.is_none() {
@@ -286,5 +354,6 @@ fn main() {
     // `cargo test --benches` runs each benchmark once; the figures only under `cargo bench`.
     if std::env::args().any(|a| a == "--bench") {
         figures(redis.as_deref());
+        client_figures();
     }
 }
