@@ -115,10 +115,13 @@ pub struct SaleOrderLimit {
 
 /// The per-customer caps of the `sales` in force now, in sale name order: a sale's caps hold
 /// exactly when its rate limits do (from the start once capacity is Ready, until the end).
+/// A sale whose spec is invalid (it slipped past the schema; its controller reports it) has
+/// none: the gateway would refuse the whole route table for one bad cap.
 pub fn order_limits(sales: &[ActiveSale<'_>]) -> Vec<SaleOrderLimit> {
     sales
         .iter()
         .filter(|a| a.effect.limits)
+        .filter(|a| storefront_crds::validate::flash_sale(&a.sale.spec).is_ok())
         .filter_map(|a| {
             let limits = a.sale.spec.order_limits.as_ref()?;
             Some(SaleOrderLimit {

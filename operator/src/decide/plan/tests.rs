@@ -390,8 +390,12 @@ fn order_limits_hold_exactly_while_the_sales_limits_are_open() {
     // Capacity late: the limits wait, and so do the caps.
     bf.status.as_mut().unwrap().limits_open = false;
     assert_eq!(caps(std::slice::from_ref(&bf), "2026-11-27T09:00:00Z"), []);
-    // A sale without caps has none.
+    // A cap of 0 that slipped past the schema: not rendered (the gateway would refuse the
+    // whole table).
     bf.status.as_mut().unwrap().limits_open = true;
+    bf.spec.order_limits.as_mut().unwrap().units_per_customer = 0;
+    assert_eq!(caps(std::slice::from_ref(&bf), "2026-11-27T09:00:00Z"), []);
+    // A sale without caps has none.
     bf.spec.order_limits = None;
     assert_eq!(caps(std::slice::from_ref(&bf), "2026-11-27T09:00:00Z"), []);
 }
