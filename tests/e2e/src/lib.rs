@@ -417,6 +417,24 @@ pub async fn wait_ready(
     .await
 }
 
+/// `http://<ip>:8080` of a pod of Storefront `instance`'s gateway (the first with an IP),
+/// for loadgen runs that must reach the gateway directly (no Service in between).
+pub async fn gateway_target(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    instance: &str,
+) -> anyhow::Result<String> {
+    let selector =
+        format!("app.kubernetes.io/instance={instance},app.kubernetes.io/component=gateway");
+    let ip = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .find_map(|p| p.status?.pod_ip)
+        .with_context(|| format!("no pod of {selector} has an IP"))?;
+    Ok(format!("http://{ip}:8080"))
+}
+
 /// The operator's `/metrics`, fetched through the API server's service proxy.
 pub async fn operator_metrics(client: &Client) -> anyhow::Result<String> {
     let path = format!(

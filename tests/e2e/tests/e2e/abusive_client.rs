@@ -53,7 +53,7 @@ use kube::{
 use serde_json::Value;
 use storefront_crds::Storefront;
 use storefront_e2e::{
-    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, loadgen,
+    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, gateway_target, loadgen,
     real_workload_image, storefront_from, wait_ready,
 };
 
@@ -228,19 +228,7 @@ async fn one_abusive_client_leaves_the_shoppers_their_success_rate_and_p99() {
     wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
         .await
         .unwrap();
-    let pods: Api<Pod> = ns.api();
-    let gateway = pods
-        .list(
-            &ListParams::default()
-                .labels("app.kubernetes.io/instance=shop,app.kubernetes.io/component=gateway"),
-        )
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find_map(|p| p.status?.pod_ip)
-        .expect("a gateway pod IP");
-    let target = format!("http://{gateway}:8080");
+    let target = gateway_target(&ns.api(), "shop").await.unwrap();
     let t0 = std::time::Instant::now();
 
     // Run 1: the shoppers alone.

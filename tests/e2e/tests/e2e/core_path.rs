@@ -16,7 +16,7 @@ use kube::{
 use serde_json::Value;
 use storefront_crds::Storefront;
 use storefront_e2e::{
-    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, loadgen,
+    TestNamespace, client, datastores::DatastoreUrls, ensure_operator, gateway_target, loadgen,
     real_workload_image, storefront_from, wait_for, wait_ready,
 };
 
@@ -99,19 +99,7 @@ async fn core_endpoints_keep_their_p99_and_errors_without_recommendations() {
     wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
         .await
         .unwrap();
-    let pods: Api<Pod> = ns.api();
-    let gateway = pods
-        .list(
-            &ListParams::default()
-                .labels("app.kubernetes.io/instance=shop,app.kubernetes.io/component=gateway"),
-        )
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .find_map(|p| p.status?.pod_ip)
-        .expect("a gateway pod IP");
-    let target = format!("http://{gateway}:8080");
+    let target = gateway_target(&ns.api(), "shop").await.unwrap();
 
     let healthy = run(&target).await;
 
