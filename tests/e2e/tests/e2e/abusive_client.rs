@@ -46,10 +46,9 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
-    api::{ApiResource, DynamicObject, ListParams, PostParams},
+    api::{ApiResource, DynamicObject, PostParams},
 };
 use serde_json::Value;
 use storefront_crds::Storefront;

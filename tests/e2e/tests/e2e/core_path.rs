@@ -99,7 +99,8 @@ async fn core_endpoints_keep_their_p99_and_errors_without_recommendations() {
     wait_ready(&sfs, "shop", "True", READY_TIMEOUT)
         .await
         .unwrap();
-    let target = gateway_target(&ns.api(), "shop").await.unwrap();
+    let pods: Api<Pod> = ns.api();
+    let target = gateway_target(&pods, "shop").await.unwrap();
 
     let healthy = run(&target).await;
 
