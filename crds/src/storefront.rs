@@ -271,8 +271,10 @@ fn default_url_key() -> String {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
-    /// Secret holding the JWT signing keys (`private.pem`: PKCS#8 Ed25519, `public.pem`).
-    /// When unset, the operator generates `<storefront>-jwt` once and keeps it.
+    /// Secret holding the user-token signing key (`private.pem`: PKCS#8 Ed25519, mounted in
+    /// auth only; `public.pem`, mounted in every service). When unset, the operator generates
+    /// `<storefront>-jwt` once and keeps it. Each service's own service-token key is always
+    /// generated, in `<storefront>-<service>-token-key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_secret_name: Option<String>,
     /// Mutual TLS between services. Not enforced yet: the Storefront reports it with the

@@ -86,6 +86,11 @@ pub fn jwt_secret_name(storefront: &str) -> String {
     format!("{storefront}-jwt")
 }
 
+/// Name of the generated Secret with `service`'s own token-signing key.
+pub fn service_key_secret_name(storefront: &str, service: &str) -> String {
+    format!("{storefront}-{service}-token-key")
+}
+
 /// Name of a sharded service's ring ConfigMap.
 pub fn ring_name(storefront: &str, service: &str) -> String {
     format!("{storefront}-{service}-ring")

@@ -10,7 +10,9 @@
 //!       HTTP_ADDR=0.0.0.0:8080  GRPC_ADDR=0.0.0.0:50051
 //!       DATABASE_SCHEMA (own schema per service / shard)
 //!       DATABASE_URL DATABASE_READ_REPLICA_URL REDIS_URL NATS_URL  (from the datastores' Secrets)
-//!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── Secret security.jwtSecretName, else <sf>-jwt
+//!       JWT_KEYS_DIR=/etc/storefront/jwt   ◀── the token keys this service may hold (jwt.rs):
+//!            the user key (security.jwtSecretName, else <sf>-jwt): public half; auth: private too
+//!            <sf>-<service>-token-key: own private key; every service's public key
 //!  ports  http 8080: /healthz /readyz /metrics (probes, Prometheus), grpc 50051
 //!  gateway  ports http 8080: the public API only; ops 8081 (OPS_ADDR=0.0.0.0:8081):
 //!           /healthz /readyz /metrics /routes (probes, Prometheus; no Service exposes it)
@@ -30,8 +32,8 @@ use k8s_openapi::{
         core::v1::{
             Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
             HTTPGetAction, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-            Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource,
-            SecurityContext, Volume, VolumeMount,
+            Probe, ResourceRequirements, SeccompProfile, SecretKeySelector, SecurityContext,
+            Volume, VolumeMount,
         },
     },
     apimachinery::pkg::{
@@ -248,18 +250,9 @@ pub fn workload(owner: &Owner<'_>, c: ContainerSpec<'_>) -> Deployment {
         }
         envs.push(env("GATEWAY_RINGS_DIR", RINGS_DIR));
     }
-    // Every service gets the JWT keys: auth signs user tokens, every service checks the
-    // service tokens on its gRPC calls.
-    volumes.push(Volume {
-        name: "jwt".to_string(),
-        secret: Some(SecretVolumeSource {
-            secret_name: Some(super::jwt::secret_name(owner.name, spec)),
-            default_mode: Some(0o440),
-            optional: Some(false),
-            ..SecretVolumeSource::default()
-        }),
-        ..Volume::default()
-    });
+    // The token keys (`jwt.rs`): auth alone the user key; each service its own service key;
+    // everyone the public halves, to verify with.
+    volumes.push(super::jwt::keys_volume("jwt", owner.name, spec, c.service));
     mounts.push(VolumeMount {
         name: "jwt".to_string(),
         mount_path: JWT_DIR.to_string(),

@@ -91,6 +91,8 @@ pub struct Desired {
     /// The JWT keys Secret the operator generates (created once, never updated); `None` when
     /// the spec names its own.
     pub generated_jwt_secret: Option<String>,
+    /// The service key Secrets the operator generates (one per service; created once).
+    pub service_key_secrets: Vec<(String, String)>,
     /// `security.mtls` is asked for (and not enforced yet: reported in status).
     pub mtls_requested: bool,
     /// The sharded services' rings as rendered (the controller's record, for status).
@@ -192,6 +194,15 @@ pub fn desired(
             })
             .collect(),
         generated_jwt_secret: jwt::generated_name(owner.name, &sf.spec),
+        service_key_secrets: storefront_crds::ServiceName::ALL
+            .iter()
+            .map(|s| {
+                (
+                    s.as_str().to_string(),
+                    labels::service_key_secret_name(owner.name, s.as_str()),
+                )
+            })
+            .collect(),
         mtls_requested: sf.spec.security.as_ref().is_some_and(|s| s.mtls),
         ..Desired::default()
     };

@@ -60,14 +60,42 @@ fn mounts_of(dep: &Deployment) -> BTreeMap<String, String> {
         .flatten()
         .map(|m| {
             let v = volumes.iter().find(|v| v.name == m.name).unwrap();
-            let source = match (&v.config_map, &v.secret) {
-                (Some(c), _) => format!("configmap:{}", c.name),
-                (_, Some(s)) => format!("secret:{}", s.secret_name.clone().unwrap_or_default()),
+            let source = match (&v.config_map, &v.secret, &v.projected) {
+                (Some(c), _, _) => format!("configmap:{}", c.name),
+                (_, Some(s), _) => format!("secret:{}", s.secret_name.clone().unwrap_or_default()),
+                (_, _, Some(_)) => "projected".to_string(),
                 _ => "emptyDir".to_string(),
             };
             (m.mount_path.clone(), source)
         })
         .collect()
+}
+
+/// The files of the projected volume mounted at `path`: file → `secret/key`.
+fn projected_files(dep: &Deployment, path: &str) -> BTreeMap<String, String> {
+    let spec = pod_spec(dep);
+    let mount = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == path)
+        .unwrap();
+    let volume = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let mut files = BTreeMap::new();
+    for source in volume.projected.as_ref().unwrap().sources.iter().flatten() {
+        let secret = source.secret.as_ref().expect("secrets only");
+        assert_eq!(secret.optional, Some(false), "{}", secret.name);
+        for item in secret.items.iter().flatten() {
+            let previous = files.insert(item.path.clone(), format!("{}/{}", secret.name, item.key));
+            assert!(previous.is_none(), "{} projected twice", item.path);
+        }
+    }
+    files
 }
 
 mod children;

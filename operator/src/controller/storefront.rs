@@ -142,9 +142,7 @@ async fn apply(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<
     let name = sf.name_any();
     let uid = sf.uid().ok_or(Error::MissingField("metadata.uid"))?;
     // Keys first: the pods mount them.
-    if let Some(secret) = &d.generated_jwt_secret {
-        ensure_jwt_secret(ctx, sf, ns, secret).await?;
-    }
+    ensure_key_secrets(ctx, sf, ns, d).await?;
     let target = children::Target {
         client: &ctx.client,
         metrics: &ctx.metrics,
@@ -250,29 +248,59 @@ async fn unresolved_secrets(
     Ok(references::check(ns, &refs, &found))
 }
 
-/// Creates the generated JWT keys Secret when it does not exist; an existing one is never
-/// changed (keys must outlive reconciles and operator restarts). One read per reconcile: the
-/// operator keeps no Secret cache (a cluster-wide one would hold every Secret's data).
-async fn ensure_jwt_secret(ctx: &Context, sf: &Storefront, ns: &str, name: &str) -> Result<()> {
+/// Creates the generated token key Secrets that do not exist (the user key unless the spec
+/// names its own, and every service's key); an existing one is never changed (keys must
+/// outlive reconciles and operator restarts). One metadata list per reconcile (the Secrets
+/// the operator manages for this Storefront): the operator keeps no Secret cache (a
+/// cluster-wide one would hold every Secret's data).
+async fn ensure_key_secrets(ctx: &Context, sf: &Storefront, ns: &str, d: &Desired) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    if api.get_metadata_opt(name).await?.is_some() {
-        return Ok(());
+    let selector = crate::labels::children_selector(&sf.name_any());
+    let existing: std::collections::BTreeSet<String> = api
+        .list_metadata(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .collect();
+    let owner = build::Owner::of(sf)?;
+    let mut wanted = Vec::new();
+    if let Some(name) = &d.generated_jwt_secret {
+        wanted.push((name.clone(), None));
     }
-    let mut seed = [0u8; 32];
-    rand::rng().fill_bytes(&mut seed);
-    let secret = build::jwt::generated_secret(&build::Owner::of(sf)?, seed)
-        .map_err(|e| Error::Keys(e.to_string()))?;
-    match api.create(&PostParams::default(), &secret).await {
-        Ok(_) => {
-            ctx.metrics.write("Secret", "create");
-            let note = format!("generated JWT signing keys (Ed25519) in Secret {name}");
-            publish(ctx, sf, EventType::Normal, "GeneratedKeys", &note).await;
-            Ok(())
+    for (service, name) in &d.service_key_secrets {
+        wanted.push((name.clone(), Some(service.as_str())));
+    }
+    for (name, service) in wanted {
+        if existing.contains(&name) {
+            continue;
         }
-        // Created in between (another reconcile, a person): keep that one.
-        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
+        let mut seed = [0u8; 32];
+        rand::rng().fill_bytes(&mut seed);
+        let secret = match service {
+            None => build::jwt::generated_secret(&owner, seed),
+            Some(service) => build::jwt::generated_service_secret(&owner, service, seed),
+        }
+        .map_err(|e| Error::Keys(e.to_string()))?;
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => {
+                ctx.metrics.write("Secret", "create");
+                let note = match service {
+                    None => {
+                        format!("generated the user-token signing key (Ed25519) in Secret {name}")
+                    }
+                    Some(s) => format!(
+                        "generated {s}'s service-token signing key (Ed25519) in Secret {name}"
+                    ),
+                };
+                publish(ctx, sf, EventType::Normal, "GeneratedKeys", &note).await;
+            }
+            // Created in between (another reconcile, a person): keep that one.
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(())
 }
 
 /// Ready pods and health of the Storefront's workloads, from the stores.

@@ -29,6 +29,15 @@ use storefront_platform::request_id::hidden;
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "auth";
 
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: the gateway, for shoppers signing up and in); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "SignUp" | "SignIn" | "VerifyToken" => &["gateway"],
+        _ => &[],
+    }
+}
+
 /// The tonic implementation.
 pub struct AuthGrpc<S> {
     accounts: Arc<Accounts<S>>,
@@ -132,7 +141,7 @@ pub async fn serve<S: UserStore>(
     let verifier = Arc::new(accounts.issuer().verifier());
     let auth = AuthServer::with_interceptor(
         AuthGrpc::new(accounts),
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, auth, shutdown).await
 }

@@ -43,7 +43,17 @@ pub async fn run(
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     // The Storefront's name is the issuer of its tokens: another shop's tokens are refused.
-    let issuer = TokenIssuer::new(common.signing_keys()?, &storefront, user_ttl, service_ttl);
+    // Auth alone holds the user key; it verifies user tokens and its callers' service tokens
+    // with the shop's key set.
+    let keys = common.token_keys(&storefront)?;
+    let user_key = keys.user.ok_or_else(|| {
+        anyhow::anyhow!(
+            "auth needs the user-token signing key ({}/private.pem): the operator mounts it in auth only",
+            common.jwt_keys_dir.as_deref().unwrap_or(std::path::Path::new("JWT_KEYS_DIR")).display()
+        )
+    })?;
+    let issuer =
+        TokenIssuer::new(user_key, &storefront, user_ttl, service_ttl).with_verifier(keys.verifier);
     common.install_tls()?;
     let passwords = Passwords::new(HashCost::PRODUCTION)?;
     let limits = hashing.limits()?;

@@ -25,6 +25,15 @@ use storefront_platform::token::TokenVerifier;
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "catalog";
 
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: the gateway, for shoppers browsing and checking out); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "GetProduct" | "SearchProducts" | "GetPrices" => &["gateway"],
+        _ => &[],
+    }
+}
+
 /// The catalog: products in PostgreSQL (reads from the replica when there is one) and the
 /// search index built from them.
 pub struct Catalog {
@@ -195,7 +204,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let service = CatalogServer::with_interceptor(
         CatalogGrpc { catalog },
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, service, shutdown).await
 }

@@ -32,7 +32,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
     let storefront = common.storefront()?.to_string();
     let url = common.database_url()?;
     let schema = common.database_schema()?;
-    let keys = common.signing_keys()?;
+    let keys = common.token_keys(&storefront)?;
     common.install_tls()?;
     let seeding = seeding.seed()?;
 
@@ -74,7 +74,7 @@ pub async fn run(common: CommonArgs, seeding: CatalogSeedArgs) -> Result<()> {
         .await
         .map_err(|s| anyhow::anyhow!("failed to build the search index: {}", s.message()))?;
     tracing::info!(%storefront, products = indexed, "catalog ready");
-    let verifier = Arc::new(keys.verifier(&storefront));
+    let verifier = Arc::new(keys.verifier);
     life.serve(|shutdown| serve(grpc, catalog, verifier, shutdown))
         .await
 }

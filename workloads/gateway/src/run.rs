@@ -221,12 +221,18 @@ pub async fn run(args: GatewayArgs) -> Result<()> {
     let sources = args.sources()?;
     let every = Duration::from_millis(args.reload_ms.max(100));
     common.install_tls()?;
-    let issuer = Arc::new(TokenIssuer::new(
-        common.signing_keys()?,
-        &storefront,
-        SERVICE_TOKEN_TTL_SECS,
-        SERVICE_TOKEN_TTL_SECS,
-    ));
+    // The gateway's own key mints its service tokens; user tokens are checked against the
+    // shop's key set (auth's public key: the gateway cannot mint one).
+    let keys = common.token_keys(&storefront)?;
+    let issuer = Arc::new(
+        TokenIssuer::new(
+            keys.service,
+            &storefront,
+            SERVICE_TOKEN_TTL_SECS,
+            SERVICE_TOKEN_TTL_SECS,
+        )
+        .with_verifier(keys.verifier),
+    );
     let mut registry = Registry::default();
     // Its Redis calls (the limiter's leases and heartbeats): the console's gateway → Redis edge.
     storefront_platform::datastore_metrics::install(&mut registry, "gateway");

@@ -35,6 +35,17 @@ use storefront_platform::token::TokenVerifier;
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "inventory";
 
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: the gateway reads stock; only orders moves it); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "GetStock" => &["gateway"],
+        // The saga reserves over the bus; over gRPC, only orders (the saga's owner) may.
+        "Reserve" | "Release" | "Commit" => &["orders"],
+        _ => &[],
+    }
+}
+
 /// Refuses a SKU this shard does not own.
 fn check_owner(place: &ShardPlace, sku: &str) -> Result<(), Status> {
     let owner = shard_of(sku, place.count);
@@ -199,7 +210,7 @@ pub async fn serve<S: StockStore>(
 ) -> Result<(), tonic::transport::Error> {
     let inventory = InventoryServer::with_interceptor(
         InventoryGrpc::new(store, place),
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, inventory, shutdown).await
 }

@@ -43,7 +43,7 @@ pub async fn run(
     let (index, count, epoch) = shard.place()?;
     let url = common.database_url()?;
     let schema = common.database_schema()?;
-    let keys = common.signing_keys()?;
+    let keys = common.token_keys(&storefront)?;
     common.install_tls()?;
     let nats = common.nats_url()?;
     let (concurrency, _) = bus_args.checked()?;
@@ -80,7 +80,7 @@ pub async fn run(
     }
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
-    let verifier = Arc::new(keys.verifier(&storefront));
+    let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(store.clone(), bus, place, concurrency);
     life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
         serve(grpc, store, place, verifier, shutdown)

@@ -32,6 +32,15 @@ use storefront_platform::token::TokenVerifier;
 
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "orders";
+
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: the gateway, for shoppers); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "CreateOrder" | "GetOrder" | "ListOrders" => &["gateway"],
+        _ => &[],
+    }
+}
 /// The currency of every order (the catalog's).
 pub const CURRENCY: &str = "USD";
 
@@ -224,7 +233,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let service = OrdersServer::with_interceptor(
         OrdersGrpc { store },
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, service, shutdown).await
 }

@@ -33,7 +33,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs, order_args: OrderArgs) -
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let nats = common.nats_url()?;
-    let keys = common.signing_keys()?;
+    let keys = common.token_keys(&storefront)?;
     common.install_tls()?;
     let (concurrency, timeout) = bus_args.checked()?;
     let pending_cap = order_args.pending_cap()?;
@@ -48,7 +48,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs, order_args: OrderArgs) -
     let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, timeout_s = timeout.as_secs(), ?pending_cap, "orders ready");
-    let verifier = Arc::new(keys.verifier(&storefront));
+    let verifier = Arc::new(keys.verifier);
     let workers: Vec<storefront_platform::ops::Worker> = vec![
         (
             "outbox relay",

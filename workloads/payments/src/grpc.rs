@@ -18,6 +18,15 @@ use storefront_platform::token::TokenVerifier;
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "payments";
 
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: orders alone (the gateway never reads charges)); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "GetCharge" => &["orders"],
+        _ => &[],
+    }
+}
+
 /// The tonic implementation.
 pub struct PaymentsGrpc {
     ledger: PgLedger,
@@ -60,7 +69,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let service = PaymentsServer::with_interceptor(
         PaymentsGrpc { ledger },
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, service, shutdown).await
 }

@@ -37,7 +37,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let nats = common.nats_url()?;
-    let keys = common.signing_keys()?;
+    let keys = common.token_keys(&storefront)?;
     common.install_tls()?;
     let (concurrency, _) = bus_args.checked()?;
 
@@ -47,7 +47,7 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
     ledger.migrate().await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "payments ready");
-    let verifier = Arc::new(keys.verifier(&storefront));
+    let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(
         ledger.clone(),
         Arc::new(Mutex::new(provider)),

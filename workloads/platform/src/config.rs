@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Args;
 use thiserror::Error;
 
-use crate::token::{KeyError, SigningKeys};
+use crate::token::{self, KeyError, KeySet, SigningKeys, TokenVerifier};
 
 /// The file in `JWT_KEYS_DIR` (the mounted JWT Secret) that holds the PKCS#8 PEM private key.
 pub const JWT_PRIVATE_KEY_FILE: &str = "private.pem";
@@ -29,6 +29,17 @@ pub enum ConfigError {
     },
     #[error("failed to load the JWT key from {path}: {source}")]
     Key { path: PathBuf, source: KeyError },
+}
+
+/// A service's token keys from `JWT_KEYS_DIR` ([`CommonArgs::token_keys`]).
+#[derive(Clone)]
+pub struct TokenKeys {
+    /// The key that signs user tokens: auth's alone (`None` in every other service).
+    pub user: Option<SigningKeys>,
+    /// This service's own key, for the tokens it calls other services with.
+    pub service: SigningKeys,
+    /// The verifier of the shop's tokens (the keys of every service, and the user key).
+    pub verifier: TokenVerifier,
 }
 
 /// The value of a required setting, or [`ConfigError::Missing`] naming flag and variable.
@@ -145,12 +156,46 @@ impl CommonArgs {
     /// The JWT signing keys from `JWT_KEYS_DIR/private.pem`.
     pub fn signing_keys(&self) -> Result<SigningKeys, ConfigError> {
         let dir = required(self.jwt_keys_dir.as_ref(), "--jwt-keys-dir", "JWT_KEYS_DIR")?;
-        let path = dir.join(JWT_PRIVATE_KEY_FILE);
-        let pem = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
+        read_signing_keys(&dir.join(JWT_PRIVATE_KEY_FILE))
+    }
+
+    /// The token keys of `JWT_KEYS_DIR` for the tokens of Storefront `issuer`. In the
+    /// operator's layout (`services/` present, see [`crate::token`]) the user key is
+    /// `private.pem` where it is mounted (auth), this service's key `service.pem`, and the
+    /// verifier trusts `public.pem` for users and `services/<name>.pem` for each service.
+    /// Without `services/`, `private.pem` is the one key for everything (a binary run by
+    /// hand, the tests), and a warning says so.
+    pub fn token_keys(&self, issuer: &str) -> Result<TokenKeys, ConfigError> {
+        let dir = required(self.jwt_keys_dir.as_ref(), "--jwt-keys-dir", "JWT_KEYS_DIR")?;
+        if !KeySet::is_split_dir(dir) {
+            let keys = self.signing_keys()?;
+            tracing::warn!(
+                dir = %dir.display(),
+                "JWT_KEYS_DIR holds one key for user and service tokens (no services/): \
+                 whoever reads it can mint any token; the operator mounts one key per service"
+            );
+            return Ok(TokenKeys {
+                verifier: keys.verifier(issuer),
+                service: keys.clone(),
+                user: Some(keys),
+            });
+        }
+        let user_path = dir.join(token::USER_PRIVATE_FILE);
+        let user = if user_path.exists() {
+            Some(read_signing_keys(&user_path)?)
+        } else {
+            None
+        };
+        let service = read_signing_keys(&dir.join(token::SERVICE_PRIVATE_FILE))?;
+        let verifier = TokenVerifier::from_dir(dir, issuer).map_err(|source| ConfigError::Key {
+            path: dir.clone(),
             source,
         })?;
-        SigningKeys::from_pkcs8_pem(&pem).map_err(|source| ConfigError::Key { path, source })
+        Ok(TokenKeys {
+            user,
+            service,
+            verifier,
+        })
     }
 
     /// How long to drain on SIGTERM.
@@ -306,4 +351,15 @@ impl TokenArgs {
             )?,
         ))
     }
+}
+
+fn read_signing_keys(path: &std::path::Path) -> Result<SigningKeys, ConfigError> {
+    let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    SigningKeys::from_pkcs8_pem(&pem).map_err(|source| ConfigError::Key {
+        path: path.to_path_buf(),
+        source,
+    })
 }

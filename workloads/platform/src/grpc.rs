@@ -13,6 +13,12 @@
 //! remembers the tokens it verified (until they expire, in a bounded cache) — a repeated
 //! token costs a cache lookup, a new or tampered one the full check.
 //!
+//! Who may call what: a server's [`RequireServiceToken`] takes an allow-list, the services
+//! that may call each of its methods (the architecture's call graph, in each service's
+//! `grpc` module); a caller proven by its token but not on the list is refused with
+//! `PERMISSION_DENIED`. Every refusal is logged with its reason and counted in
+//! `storefront_service_token_refusals_total{service,reason}`.
+//!
 //! Transport security is a switch: with `GRPC_TLS_DIR` set (a mounted Secret with `ca.crt`,
 //! `tls.crt`, `tls.key`, the layout cert-manager writes), every server requires a client
 //! certificate signed by that CA ([`server`]) and every client presents its own and checks
@@ -30,6 +36,11 @@ use tonic::{
     metadata::{Ascii, MetadataValue},
     service::Interceptor,
     transport::{Certificate, ClientTlsConfig, Identity, Server, ServerTlsConfig},
+};
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family},
+    registry::Registry,
 };
 
 use crate::token::{Claims, IssuedToken, TokenIssuer, TokenVerifier};
@@ -174,6 +185,7 @@ where
     server()?
         .layer(crate::metrics::GrpcMetricsLayer::installed())
         .layer(crate::request_id::RequestIdLayer)
+        .layer(CalledMethodLayer)
         .add_service(health_service)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
@@ -265,12 +277,91 @@ impl VerifiedTokens {
     }
 }
 
+/// The method of the gRPC call being served (`CreateOrder` of
+/// `/storefront.orders.v1.Orders/CreateOrder`), put into the request's extensions by
+/// [`CalledMethodLayer`] ([`serve`] adds it): tonic's interceptors do not see the URI, and
+/// [`RequireServiceToken`]'s allow-list is per method.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalledMethod(pub String);
+
+/// A tower layer that puts [`CalledMethod`] into every request's extensions.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CalledMethodLayer;
+
+impl<S> tower_layer::Layer<S> for CalledMethodLayer {
+    type Service = WithCalledMethod<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithCalledMethod(inner)
+    }
+}
+
+/// The service [`CalledMethodLayer`] wraps around a server.
+#[derive(Clone, Debug)]
+pub struct WithCalledMethod<S>(S);
+
+impl<S, B> tower_service::Service<http::Request<B>> for WithCalledMethod<S>
+where
+    S: tower_service::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().rsplit('/').next().unwrap_or_default();
+        let method = CalledMethod(method.to_string());
+        request.extensions_mut().insert(method);
+        self.0.call(request)
+    }
+}
+
+/// Who may call a service: for a method's name, the services allowed to call it.
+pub type Callers = fn(method: &str) -> &'static [&'static str];
+
+type RefusalLabels = Vec<(&'static str, String)>;
+static REFUSALS: std::sync::OnceLock<Family<RefusalLabels, Counter>> = std::sync::OnceLock::new();
+
+/// Registers `storefront_service_token_refusals_total{service,reason}` in `registry` (the
+/// first call wins; [`crate::metrics::install`] calls it).
+pub fn install_refusal_metrics(registry: &mut Registry) {
+    if REFUSALS.get().is_none() {
+        let family = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "storefront_service_token_refusals",
+            "gRPC calls refused for their service token (missing, forged, another service's key, expired) or their caller (not allowed to call the method), by reason",
+            family.clone(),
+        );
+        let _ = REFUSALS.set(family);
+    }
+}
+
+fn refused(service: &'static str, reason: &'static str) {
+    if let Some(family) = REFUSALS.get() {
+        family
+            .get_or_create(&vec![
+                ("service", service.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc();
+    }
+}
+
 /// Server-side interceptor: only calls with a valid service token addressed to this
-/// service pass; the caller's service name is added to the request extensions.
+/// service, from a service its allow-list names for the method, pass; the caller's service
+/// name is added to the request extensions.
 #[derive(Clone)]
 pub struct RequireServiceToken {
     verifier: Arc<TokenVerifier>,
     audience: &'static str,
+    callers: Callers,
     verified: VerifiedTokens,
 }
 
@@ -279,34 +370,62 @@ pub struct RequireServiceToken {
 pub struct Caller(pub String);
 
 impl RequireServiceToken {
-    pub fn new(verifier: Arc<TokenVerifier>, audience: &'static str) -> Self {
+    /// Calls to service `audience` with tokens `verifier` trusts, from the `callers` of
+    /// each method.
+    pub fn new(verifier: Arc<TokenVerifier>, audience: &'static str, callers: Callers) -> Self {
         Self {
             verifier,
             audience,
+            callers,
             verified: VerifiedTokens::default(),
         }
     }
 
     /// The claims of a valid token, from the cache when it was verified before.
-    fn check(&self, token: &str, now: i64) -> Result<Arc<Claims>, String> {
+    fn check(&self, token: &str, now: i64) -> Result<Arc<Claims>, crate::token::TokenError> {
         self.verified.get_or_verify(token, now, || {
-            self.verifier
-                .verify_service(token, self.audience, now)
-                .map_err(|e| e.to_string())
+            self.verifier.verify_service(token, self.audience, now)
         })
+    }
+
+    /// Whether `caller` may call `method` (the allow-list).
+    pub fn allows(&self, caller: &str, method: &str) -> bool {
+        (self.callers)(method).contains(&caller)
     }
 }
 
 impl Interceptor for RequireServiceToken {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let token = bearer(&request).ok_or_else(|| {
-            Status::unauthenticated(format!(
+        let Some(token) = bearer(&request) else {
+            refused(self.audience, "missing");
+            tracing::warn!(service = self.audience, "call refused: no service token");
+            return Err(Status::unauthenticated(format!(
                 "missing service token ({SERVICE_TOKEN} or authorization: Bearer)"
-            ))
+            )));
+        };
+        let claims = self.check(token, unix_now()).map_err(|e| {
+            refused(self.audience, e.reason());
+            tracing::warn!(service = self.audience, reason = %e, "call refused: service token");
+            Status::unauthenticated(format!("service token refused: {e}"))
         })?;
-        let claims = self
-            .check(token, unix_now())
-            .map_err(|e| Status::unauthenticated(format!("service token refused: {e}")))?;
+        let method = request
+            .extensions()
+            .get::<CalledMethod>()
+            .map(|m| m.0.as_str())
+            .unwrap_or_default();
+        if !self.allows(&claims.sub, method) {
+            refused(self.audience, "not_allowed");
+            tracing::warn!(
+                service = self.audience,
+                caller = %claims.sub,
+                method,
+                "call refused: the caller is not allowed to call this method"
+            );
+            return Err(Status::permission_denied(format!(
+                "{} may not call {}'s {method:?}",
+                claims.sub, self.audience
+            )));
+        }
         request.extensions_mut().insert(Caller(claims.sub.clone()));
         Ok(request)
     }
@@ -425,7 +544,8 @@ mod tests {
     fn the_token_travels_as_indexable_metadata_and_authorization_still_works() {
         let issuer = issuer(4);
         let mut attacher = ServiceTokenAttacher::new(Arc::clone(&issuer), "gateway", "orders");
-        let mut guard = RequireServiceToken::new(Arc::new(issuer.verifier()), "orders");
+        let mut guard =
+            RequireServiceToken::new(Arc::new(issuer.verifier()), "orders", |_| &["gateway"]);
         let sent = attacher.call(Request::new(())).expect("attached");
         assert!(sent.metadata().get("authorization").is_none());
         let token = sent
@@ -475,7 +595,8 @@ mod tests {
     #[test]
     fn a_callee_remembers_valid_tokens_only_until_they_expire() {
         let issuer = issuer(2);
-        let guard = RequireServiceToken::new(Arc::new(issuer.verifier()), "orders");
+        let guard =
+            RequireServiceToken::new(Arc::new(issuer.verifier()), "orders", |_| &["gateway"]);
         let token = issuer
             .issue_service("gateway", "orders", 1_000)
             .expect("mints")
@@ -499,5 +620,67 @@ mod tests {
             .token;
         assert!(guard.check(&forged, 1_000).is_err());
         assert_eq!(guard.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_caller_not_on_the_methods_allow_list_is_refused_with_permission_denied() {
+        use tower_layer::Layer;
+        use tower_service::Service;
+        fn callers(method: &str) -> &'static [&'static str] {
+            match method {
+                "GetCharge" => &["orders"],
+                _ => &[],
+            }
+        }
+        let issuer = issuer(5);
+        let guard = RequireServiceToken::new(Arc::new(issuer.verifier()), "payments", callers);
+        let call = |from: &'static str, method: Option<&str>| {
+            let mut attacher = ServiceTokenAttacher::new(Arc::clone(&issuer), from, "payments");
+            let mut request = attacher.call(Request::new(())).expect("attached");
+            if let Some(m) = method {
+                request.extensions_mut().insert(CalledMethod(m.into()));
+            }
+            guard.clone().call(request)
+        };
+        assert!(call("orders", Some("GetCharge")).is_ok());
+        let denied = call("gateway", Some("GetCharge")).expect_err("not on the list");
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(
+            denied.message().contains("gateway may not call payments"),
+            "{denied:?}"
+        );
+        // A method nobody is listed for, and a call whose method is unknown: refused.
+        assert_eq!(
+            call("orders", Some("Refund")).expect_err("no one").code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            call("orders", None).expect_err("unknown method").code(),
+            tonic::Code::PermissionDenied
+        );
+
+        // The layer names the method from the request's path.
+        #[derive(Clone)]
+        struct Seen;
+        impl tower_service::Service<http::Request<()>> for Seen {
+            type Response = Option<CalledMethod>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+            fn poll_ready(
+                &mut self,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Result<(), Self::Error>> {
+                std::task::Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, r: http::Request<()>) -> Self::Future {
+                std::future::ready(Ok(r.extensions().get::<CalledMethod>().cloned()))
+            }
+        }
+        let request = http::Request::builder()
+            .uri("/storefront.payments.v1.Payments/GetCharge")
+            .body(())
+            .expect("request");
+        let seen = CalledMethodLayer.layer(Seen).call(request).into_inner();
+        assert_eq!(seen, Ok(Some(CalledMethod("GetCharge".into()))));
     }
 }

@@ -132,6 +132,7 @@ pub fn install(registry: &mut Registry, service: &'static str) {
         let _ = INSTALLED.set(RequestMetrics::register(registry, service));
     }
     crate::datastore_metrics::install(registry, service);
+    crate::grpc::install_refusal_metrics(registry);
 }
 
 /// The HTTP status that stands for a gRPC status code (as grpc-gateway maps them).

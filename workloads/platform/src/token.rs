@@ -1,4 +1,22 @@
 //! Tokens: Ed25519 key material, and issuing and verifying user and service JWTs.
+//!
+//! Who holds which key (the operator's layout of `JWT_KEYS_DIR`, see [`KeySet::load_dir`]):
+//!
+//! ```text
+//!  user key     private.pem  auth only: signs user tokens
+//!               public.pem   everyone: verifies them
+//!  service key  service.pem  each service its own: signs the tokens it calls others with
+//!               services/<service>.pem  everyone: every service's public key
+//! ```
+//!
+//! A verifier picks the key by the token's `kid` from the set that matches the token it
+//! expects (a user token is checked against user keys only) and refuses a service token whose
+//! caller (`sub`) is not the owner of the key that signed it: the gateway's key signs tokens
+//! from `gateway` and nothing else, and no service but auth can mint a user token. A `kid` it
+//! does not know makes it read the directory again (at most every [`RELOAD_EVERY`]), so a key
+//! added to the Secrets is trusted without a restart, and a removed one stops being trusted.
+//! A directory with only `private.pem` (a binary run by hand, the tests) is one key for
+//! everything ([`KeySet::single`]).
 
 use ed25519_dalek::{
     SigningKey, VerifyingKey,
@@ -10,6 +28,13 @@ use ed25519_dalek::{
 use jsonwebtoken::{
     DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind as JwtErrorKind,
 };
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -18,6 +43,14 @@ use thiserror::Error;
 pub const USER_AUDIENCE: &str = "storefront";
 /// Clock skew tolerated when checking expiry, in seconds.
 pub const LEEWAY_SECS: i64 = 5;
+/// How often at most a verifier reads its key directory again for a `kid` it does not know
+/// (a flood of made-up kids costs one directory read per period, not one per token).
+pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
+/// Files of the operator's key layout in `JWT_KEYS_DIR`.
+pub const USER_PRIVATE_FILE: &str = "private.pem";
+pub const USER_PUBLIC_FILE: &str = "public.pem";
+pub const SERVICE_PRIVATE_FILE: &str = "service.pem";
+pub const SERVICE_PUBLIC_DIR: &str = "services";
 
 /// Which kind of token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +89,8 @@ pub enum KeyError {
     Public(String),
     #[error("failed to encode the key: {0}")]
     Encode(String),
+    #[error("failed to read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
 }
 
 /// Why a token was refused.
@@ -77,6 +112,31 @@ pub enum TokenError {
     WrongKind { expected: TokenKind, got: TokenKind },
     #[error("failed to sign the token: {0}")]
     Sign(String),
+    #[error("the token names no key (kid)")]
+    NoKeyId,
+    #[error("no trusted {kind:?} key has id {kid:?}")]
+    UnknownKey { kind: TokenKind, kid: String },
+    #[error("a token from {sub:?} signed with the key of {owner:?}")]
+    WrongSigner { sub: String, owner: String },
+}
+
+impl TokenError {
+    /// A short label for metrics (`reason`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "malformed",
+            Self::BadSignature => "bad_signature",
+            Self::BadAlgorithm => "bad_algorithm",
+            Self::Expired { .. } => "expired",
+            Self::WrongIssuer(_) => "wrong_issuer",
+            Self::WrongAudience { .. } => "wrong_audience",
+            Self::WrongKind { .. } => "wrong_kind",
+            Self::Sign(_) => "sign",
+            Self::NoKeyId => "no_kid",
+            Self::UnknownKey { .. } => "unknown_kid",
+            Self::WrongSigner { .. } => "wrong_signer",
+        }
+    }
 }
 
 /// The key material: an Ed25519 key pair and its key id (the first 8 bytes of the SHA-256 of
@@ -140,9 +200,107 @@ impl SigningKeys {
         &self.kid
     }
 
-    /// A verifier for tokens signed with this key.
+    /// A verifier that trusts this one key for every token ([`KeySet::single`]).
     pub fn verifier(&self, issuer: &str) -> TokenVerifier {
-        TokenVerifier::new(&self.public, issuer)
+        TokenVerifier::new(KeySet::single(&self.public), issuer)
+    }
+}
+
+/// Whose key signed a service token: a service's own key may sign only tokens from that
+/// service; the key of a single-key set signs for anyone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Signer {
+    Service(String),
+    Any,
+}
+
+/// The public keys a verifier trusts, by key id: user keys (auth's) and service keys (each
+/// its owner's).
+#[derive(Clone, Default)]
+pub struct KeySet {
+    user: HashMap<String, DecodingKey>,
+    service: HashMap<String, (DecodingKey, Signer)>,
+}
+
+fn read_text(path: &Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn public_from_pem(pem: &str) -> Result<VerifyingKey, KeyError> {
+    VerifyingKey::from_public_key_pem(pem).map_err(|e| KeyError::Public(e.to_string()))
+}
+
+impl KeySet {
+    /// One key for user tokens and for every service's tokens (a hand-run binary, tests).
+    pub fn single(public: &VerifyingKey) -> Self {
+        let mut set = Self::default();
+        set.add_user_key(public);
+        set.service.insert(
+            key_id(public),
+            (DecodingKey::from_ed_der(public.as_bytes()), Signer::Any),
+        );
+        set
+    }
+
+    /// Trusts `public` for user tokens.
+    pub fn add_user_key(&mut self, public: &VerifyingKey) {
+        self.user
+            .insert(key_id(public), DecodingKey::from_ed_der(public.as_bytes()));
+    }
+
+    /// Trusts `public` for tokens from `service` (and from no one else).
+    pub fn add_service_key(&mut self, service: &str, public: &VerifyingKey) {
+        self.service.insert(
+            key_id(public),
+            (
+                DecodingKey::from_ed_der(public.as_bytes()),
+                Signer::Service(service.to_string()),
+            ),
+        );
+    }
+
+    /// The operator's layout: the user key from `public.pem`, every service's key from
+    /// `services/<service>.pem`. An unreadable or malformed file is an error that names it.
+    pub fn load_dir(dir: &Path) -> Result<Self, KeyError> {
+        let mut set = Self::default();
+        set.add_user_key(&public_from_pem(&read_text(&dir.join(USER_PUBLIC_FILE))?)?);
+        let services = dir.join(SERVICE_PUBLIC_DIR);
+        let entries = std::fs::read_dir(&services).map_err(|e| KeyError::Read {
+            path: services.clone(),
+            reason: e.to_string(),
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let (Some(service), Some("pem")) = (
+                path.file_stem().and_then(|s| s.to_str()),
+                path.extension().and_then(|s| s.to_str()),
+            ) else {
+                continue; // the kubelet's `..data` links and anything else
+            };
+            let public = public_from_pem(&read_text(&path)?).map_err(|e| KeyError::Read {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            set.add_service_key(service, &public);
+        }
+        Ok(set)
+    }
+
+    /// Whether `dir` is in the operator's layout (it has `services/`).
+    pub fn is_split_dir(dir: &Path) -> bool {
+        dir.join(SERVICE_PUBLIC_DIR).is_dir()
+    }
+
+    /// Key ids trusted for user tokens and for service tokens (sorted; logs, tests).
+    pub fn key_ids(&self) -> (Vec<String>, Vec<String>) {
+        let mut user: Vec<String> = self.user.keys().cloned().collect();
+        let mut service: Vec<String> = self.service.keys().cloned().collect();
+        user.sort();
+        service.sort();
+        (user, service)
     }
 }
 
@@ -153,6 +311,9 @@ pub struct TokenIssuer {
     issuer: String,
     user_ttl_secs: i64,
     service_ttl_secs: i64,
+    /// What [`TokenIssuer::verifier`] hands out: set by [`TokenIssuer::with_verifier`] (the
+    /// key set of the directory), else a verifier of this issuer's own key.
+    verifier: Option<TokenVerifier>,
 }
 
 impl TokenIssuer {
@@ -162,12 +323,23 @@ impl TokenIssuer {
             issuer: issuer.to_string(),
             user_ttl_secs,
             service_ttl_secs,
+            verifier: None,
         }
     }
 
-    /// A verifier for this issuer's tokens.
+    /// This issuer, whose [`TokenIssuer::verifier`] is `verifier` (the shop's key set)
+    /// instead of one for its own key.
+    pub fn with_verifier(mut self, verifier: TokenVerifier) -> Self {
+        self.verifier = Some(verifier);
+        self
+    }
+
+    /// The verifier of the tokens this process accepts: the one given to
+    /// [`TokenIssuer::with_verifier`], else one that trusts this issuer's key alone.
     pub fn verifier(&self) -> TokenVerifier {
-        self.keys.verifier(&self.issuer)
+        self.verifier
+            .clone()
+            .unwrap_or_else(|| self.keys.verifier(&self.issuer))
     }
 
     fn sign(&self, claims: &Claims) -> Result<IssuedToken, TokenError> {
@@ -213,26 +385,113 @@ impl TokenIssuer {
     }
 }
 
-/// Verifies tokens: signature (EdDSA only), issuer, kind, audience and expiry.
+/// Verifies tokens: the key chosen by `kid` among the trusted ones, signature (EdDSA only),
+/// issuer, kind, audience, expiry, and for a service token that its key is its caller's.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    decoding: DecodingKey,
+    keys: Arc<RwLock<Arc<KeySet>>>,
     issuer: String,
+    /// The directory the keys came from, read again for an unknown `kid`.
+    reload: Option<Arc<Reload>>,
+}
+
+/// Where a verifier's keys come from and when it last read them.
+struct Reload {
+    dir: PathBuf,
+    every: Duration,
+    last: Mutex<Instant>,
 }
 
 impl TokenVerifier {
-    fn new(public: &VerifyingKey, issuer: &str) -> Self {
+    /// A verifier of the tokens of `issuer` signed with a key of `keys`.
+    pub fn new(keys: KeySet, issuer: &str) -> Self {
         Self {
-            decoding: DecodingKey::from_ed_der(public.as_bytes()),
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
             issuer: issuer.to_string(),
+            reload: None,
         }
     }
 
-    /// A verifier from an SPKI PEM public key.
+    /// A verifier of the keys in `dir` (the operator's layout, [`KeySet::load_dir`]), read
+    /// again when a token names a key it does not know.
+    pub fn from_dir(dir: &Path, issuer: &str) -> Result<Self, KeyError> {
+        let mut verifier = Self::new(KeySet::load_dir(dir)?, issuer);
+        verifier.reload = Some(Arc::new(Reload {
+            dir: dir.to_path_buf(),
+            every: RELOAD_EVERY,
+            last: Mutex::new(Instant::now()),
+        }));
+        Ok(verifier)
+    }
+
+    /// This verifier, reading its directory again at most every `every` (tests).
+    pub fn reload_every(mut self, every: Duration) -> Self {
+        if let Some(reload) = &self.reload {
+            self.reload = Some(Arc::new(Reload {
+                dir: reload.dir.clone(),
+                every,
+                last: Mutex::new(Instant::now()),
+            }));
+        }
+        self
+    }
+
+    /// A verifier that trusts one SPKI PEM public key for every token.
     pub fn from_public_pem(pem: &str, issuer: &str) -> Result<Self, KeyError> {
-        let public =
-            VerifyingKey::from_public_key_pem(pem).map_err(|e| KeyError::Public(e.to_string()))?;
-        Ok(Self::new(&public, issuer))
+        Ok(Self::new(KeySet::single(&public_from_pem(pem)?), issuer))
+    }
+
+    /// The keys trusted now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Reads the directory again if it was not read in the last [`RELOAD_EVERY`]; whether
+    /// the keys changed. A directory that does not load keeps the keys trusted until now.
+    fn reload(&self) -> bool {
+        let Some(reload) = &self.reload else {
+            return false;
+        };
+        {
+            let mut last = reload.last.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.elapsed() < reload.every {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        match KeySet::load_dir(&reload.dir) {
+            Ok(keys) => {
+                let (user, service) = keys.key_ids();
+                tracing::info!(?user, ?service, "token keys read again");
+                *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "token keys unreadable; keeping the ones trusted");
+                false
+            }
+        }
+    }
+
+    /// The key for a `kind` token with id `kid`, and whose it is; reads the directory again
+    /// (rate-limited) when the id is unknown.
+    fn key(&self, kind: TokenKind, kid: &str) -> Result<(DecodingKey, Signer), TokenError> {
+        let find = |keys: &KeySet| match kind {
+            TokenKind::User => keys.user.get(kid).map(|k| (k.clone(), Signer::Any)),
+            TokenKind::Service => keys.service.get(kid).cloned(),
+        };
+        if let Some(found) = find(&self.keys()) {
+            return Ok(found);
+        }
+        if self.reload()
+            && let Some(found) = find(&self.keys())
+        {
+            return Ok(found);
+        }
+        Err(TokenError::UnknownKey {
+            kind,
+            kid: kid.to_string(),
+        })
     }
 
     fn verify(
@@ -242,13 +501,17 @@ impl TokenVerifier {
         audience: &str,
         now: i64,
     ) -> Result<Claims, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        let kid = header.kid.ok_or(TokenError::NoKeyId)?;
+        let (decoding, signer) = self.key(kind, &kid)?;
         let mut validation = Validation::new(jsonwebtoken::Algorithm::EdDSA);
         // Expiry and audience are checked below against the caller's `now` with typed errors.
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         validation.set_issuer(&[&self.issuer]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+        let claims = jsonwebtoken::decode::<Claims>(token, &decoding, &validation)
             .map_err(|e| match e.kind() {
                 JwtErrorKind::InvalidSignature => TokenError::BadSignature,
                 JwtErrorKind::InvalidAlgorithm => TokenError::BadAlgorithm,
@@ -276,6 +539,14 @@ impl TokenVerifier {
             return Err(TokenError::Expired {
                 expired_at: claims.exp,
                 now,
+            });
+        }
+        if let Signer::Service(owner) = signer
+            && owner != claims.sub
+        {
+            return Err(TokenError::WrongSigner {
+                sub: claims.sub,
+                owner,
             });
         }
         Ok(claims)
@@ -371,9 +642,39 @@ mod tests {
     fn foreign_tampered_and_garbage_tokens_are_refused() {
         let t = issuer(7).issue_user("u1", "a@b.io", 1_000).expect("token");
         // Another Storefront's key.
-        assert_eq!(
+        assert!(matches!(
             issuer(8).verifier().verify_user(&t.token, 1_000),
+            Err(TokenError::UnknownKey {
+                kind: TokenKind::User,
+                ..
+            })
+        ));
+        // The right key id on another key's signature.
+        let forged = {
+            let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+            header.kid = Some(SigningKeys::from_seed([7; 32]).expect("key").kid().into());
+            let other = SigningKeys::from_seed([8; 32]).expect("key");
+            let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&t.token)
+                .expect("decodes")
+                .claims;
+            jsonwebtoken::encode(&header, &claims, &other.encoding).expect("signs")
+        };
+        assert_eq!(
+            issuer(7).verifier().verify_user(&forged, 1_000),
             Err(TokenError::BadSignature)
+        );
+        // No key id at all.
+        let anonymous = {
+            let header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+            let keys = SigningKeys::from_seed([7; 32]).expect("key");
+            let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&t.token)
+                .expect("decodes")
+                .claims;
+            jsonwebtoken::encode(&header, &claims, &keys.encoding).expect("signs")
+        };
+        assert_eq!(
+            issuer(7).verifier().verify_user(&anonymous, 1_000),
+            Err(TokenError::NoKeyId)
         );
         // Same key, another issuer name.
         let other = TokenIssuer::new(
@@ -423,5 +724,120 @@ mod tests {
         assert!(verifier.verify_service(&t.token, "payments", 20).is_ok());
         assert!(SigningKeys::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\nxx\n").is_err());
         assert!(TokenVerifier::from_public_pem("nope", "shop").is_err());
+    }
+
+    fn public(seed: u8) -> VerifyingKey {
+        SigningKey::from_bytes(&[seed; 32]).verifying_key()
+    }
+
+    /// The operator's split: user key 1 (auth), gateway's key 2, orders' key 3.
+    fn split() -> (TokenIssuer, TokenIssuer, TokenIssuer, TokenVerifier) {
+        let mut keys = KeySet::default();
+        keys.add_user_key(&public(1));
+        keys.add_service_key("gateway", &public(2));
+        keys.add_service_key("orders", &public(3));
+        let verifier = TokenVerifier::new(keys, "shop");
+        (issuer(1), issuer(2), issuer(3), verifier)
+    }
+
+    #[test]
+    fn a_service_key_signs_for_its_own_service_only_and_never_a_user_token() {
+        let (auth, gateway, orders, verifier) = split();
+        // Each service's own tokens pass.
+        let t = gateway
+            .issue_service("gateway", "orders", 1_000)
+            .expect("token");
+        assert_eq!(
+            verifier
+                .verify_service(&t.token, "orders", 1_000)
+                .expect("valid")
+                .sub,
+            "gateway"
+        );
+        let t = orders
+            .issue_service("orders", "payments", 1_000)
+            .expect("token");
+        assert!(verifier.verify_service(&t.token, "payments", 1_000).is_ok());
+        // The gateway's key claiming to be orders.
+        let t = gateway
+            .issue_service("orders", "payments", 1_000)
+            .expect("token");
+        assert_eq!(
+            verifier.verify_service(&t.token, "payments", 1_000),
+            Err(TokenError::WrongSigner {
+                sub: "orders".into(),
+                owner: "gateway".into()
+            })
+        );
+        // The gateway's key minting a user token.
+        let t = gateway.issue_user("u1", "a@b.io", 1_000).expect("token");
+        assert_eq!(
+            verifier.verify_user(&t.token, 1_000),
+            Err(TokenError::UnknownKey {
+                kind: TokenKind::User,
+                kid: SigningKeys::from_seed([2; 32]).expect("key").kid().into()
+            })
+        );
+        // Auth's user key signs user tokens, not service tokens.
+        let t = auth.issue_user("u1", "a@b.io", 1_000).expect("token");
+        assert!(verifier.verify_user(&t.token, 1_000).is_ok());
+        let t = auth
+            .issue_service("gateway", "orders", 1_000)
+            .expect("token");
+        assert!(matches!(
+            verifier.verify_service(&t.token, "orders", 1_000),
+            Err(TokenError::UnknownKey {
+                kind: TokenKind::Service,
+                ..
+            })
+        ));
+    }
+
+    fn write_public(path: &Path, seed: u8) {
+        let pem = public(seed).to_public_key_pem(LineEnding::LF).expect("pem");
+        std::fs::write(path, pem).expect("write");
+    }
+
+    #[test]
+    fn a_key_directory_is_read_again_for_an_unknown_kid_at_most_once_per_period() {
+        let dir = std::env::temp_dir().join(format!("sf-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join(SERVICE_PUBLIC_DIR)).expect("dir");
+        write_public(&dir.join(USER_PUBLIC_FILE), 1);
+        write_public(&dir.join("services/gateway.pem"), 2);
+        std::fs::write(dir.join("services/..data"), "ignored").expect("write");
+        assert!(KeySet::is_split_dir(&dir));
+        let verifier = TokenVerifier::from_dir(&dir, "shop").expect("loads");
+        let (user, service) = verifier.keys().key_ids();
+        assert_eq!((user.len(), service.len()), (1, 1));
+        let from_orders = issuer(3)
+            .issue_service("orders", "payments", 1_000)
+            .expect("token");
+        assert!(matches!(
+            verifier.verify_service(&from_orders.token, "payments", 1_000),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // Orders' key added: not read again within the period...
+        write_public(&dir.join("services/orders.pem"), 3);
+        assert!(matches!(
+            verifier.verify_service(&from_orders.token, "payments", 1_000),
+            Err(TokenError::UnknownKey { .. })
+        ));
+        // ...and trusted once it has passed.
+        let verifier = verifier.reload_every(Duration::ZERO);
+        assert!(
+            verifier
+                .verify_service(&from_orders.token, "payments", 1_000)
+                .is_ok()
+        );
+        // A broken file is an error that names it; the keys in use stay.
+        std::fs::write(dir.join("services/orders.pem"), "garbage").expect("write");
+        let err = KeySet::load_dir(&dir).err().expect("refused").to_string();
+        assert!(err.contains("orders.pem"), "{err}");
+        let t = issuer(2)
+            .issue_service("gateway", "orders", 1_000)
+            .expect("token");
+        assert!(verifier.verify_service(&t.token, "orders", 1_000).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -18,6 +18,15 @@ use storefront_platform::token::TokenVerifier;
 /// This service's name: the audience of the service tokens it accepts.
 pub const SERVICE: &str = "recommendations";
 
+/// Who may call each method, by the name its service token proves (the architecture's call
+/// graph: the gateway, for product pages); anyone else, and any other method, is refused with `PERMISSION_DENIED`.
+pub fn callers(method: &str) -> &'static [&'static str] {
+    match method {
+        "BoughtTogether" => &["gateway"],
+        _ => &[],
+    }
+}
+
 /// The tonic implementation.
 pub struct RecommendationsGrpc {
     store: PgRecommendations,
@@ -54,7 +63,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     let service = RecommendationsServer::with_interceptor(
         RecommendationsGrpc { store },
-        RequireServiceToken::new(verifier, SERVICE),
+        RequireServiceToken::new(verifier, SERVICE, callers),
     );
     storefront_platform::grpc::serve(listener, service, shutdown).await
 }

@@ -27,7 +27,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     let url = common.database_url()?;
     let schema = common.database_schema()?;
     let nats = common.nats_url()?;
-    let keys = common.signing_keys()?;
+    let keys = common.token_keys(&storefront)?;
     common.install_tls()?;
     let (concurrency, _) = bus_args.checked()?;
 
@@ -39,7 +39,7 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     store.migrate().await?;
     let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
     tracing::info!(%storefront, "recommendations ready");
-    let verifier = Arc::new(keys.verifier(&storefront));
+    let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(store.clone(), bus, concurrency);
     life.serve_with_workers(vec![("order events", Box::pin(consumer))], |shutdown| {
         serve(grpc, store, verifier, shutdown)

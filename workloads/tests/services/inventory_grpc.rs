@@ -92,6 +92,21 @@ async fn a_shard_reserves_over_grpc_and_never_oversells() {
         ServiceTokenAttacher::new(issuer.clone(), "orders", SERVICE),
     );
     let mut c = client.clone();
+    // The gateway reads stock; only orders moves it (inventory::grpc::callers).
+    let mut reader: Client = InventoryClient::with_interceptor(
+        channel.clone(),
+        ServiceTokenAttacher::new(issuer.clone(), "gateway", SERVICE),
+    );
+    let denied = reader
+        .reserve(reserve("o0", &[(a, 1)], 3))
+        .await
+        .expect_err("the gateway may not reserve");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let denied = c
+        .get_stock(GetStockRequest { sku: a.into() })
+        .await
+        .expect_err("orders may not read stock over gRPC");
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
 
     let ok = c
         .reserve(reserve("o1", &[(a, 2), (b, 1)], 3))
@@ -117,7 +132,7 @@ async fn a_shard_reserves_over_grpc_and_never_oversells() {
         "{}",
         short.reason
     );
-    let stock = c
+    let stock = reader
         .get_stock(GetStockRequest { sku: a.into() })
         .await
         .expect("stock")
@@ -163,7 +178,7 @@ async fn a_shard_reserves_over_grpc_and_never_oversells() {
         "{}",
         err.message()
     );
-    let err = c
+    let err = reader
         .get_stock(GetStockRequest {
             sku: theirs[0].clone(),
         })
@@ -184,7 +199,7 @@ async fn a_shard_reserves_over_grpc_and_never_oversells() {
         let err = c.reserve(bad).await.expect_err("invalid");
         assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
     }
-    let err = c
+    let err = reader
         .get_stock(GetStockRequest {
             sku: mine[2].replace("SKU", "SKX"),
         })
@@ -239,7 +254,7 @@ async fn a_shard_reserves_over_grpc_and_never_oversells() {
         }
     }
     assert_eq!(answers.values().filter(|r| **r).count(), 10);
-    let stock = c
+    let stock = reader
         .get_stock(GetStockRequest { sku: hot.into() })
         .await
         .expect("stock")

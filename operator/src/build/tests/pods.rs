@@ -22,11 +22,7 @@ fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
         ] {
             assert_eq!(env.get(var).map(String::as_str), Some(want), "{name} {var}");
         }
-        assert_eq!(
-            mounts_of(dep)["/etc/storefront/jwt"],
-            "secret:acme-jwt",
-            "{name}"
-        );
+        assert_eq!(mounts_of(dep)["/etc/storefront/jwt"], "projected", "{name}");
         let probe = pod_spec(dep).containers[0]
             .readiness_probe
             .as_ref()
@@ -37,6 +33,58 @@ fn every_service_gets_the_datastores_jwt_keys_and_its_ports() {
         );
     }
     assert_eq!(d.generated_jwt_secret.as_deref(), Some("acme-jwt"));
+}
+
+#[test]
+fn only_auth_holds_the_user_key_and_each_service_only_its_own_service_key() {
+    let d = desired(&sample_storefront(), &[], now(), &Default::default()).unwrap();
+    let services = storefront_crds::ServiceName::ALL;
+    assert_eq!(
+        d.service_key_secrets,
+        services
+            .iter()
+            .map(|s| (s.to_string(), format!("acme-{s}-token-key")))
+            .collect::<Vec<_>>()
+    );
+    let mut seen = std::collections::BTreeSet::new();
+    for dep in &d.deployments {
+        let service = env_of(dep)["STOREFRONT_SERVICE"].clone();
+        seen.insert(service.clone());
+        let files = projected_files(dep, "/etc/storefront/jwt");
+        let mut want: BTreeMap<String, String> = services
+            .iter()
+            .map(|s| {
+                (
+                    format!("services/{s}.pem"),
+                    format!("acme-{s}-token-key/public.pem"),
+                )
+            })
+            .collect();
+        want.insert("public.pem".into(), "acme-jwt/public.pem".into());
+        want.insert(
+            "service.pem".into(),
+            format!("acme-{service}-token-key/private.pem"),
+        );
+        if service == "auth" {
+            want.insert("private.pem".into(), "acme-jwt/private.pem".into());
+        }
+        assert_eq!(files, want, "{}", dep.name_any());
+        // No private key but its own service key (and auth's user key) in any pod.
+        for source in files.values().filter(|s| s.ends_with("/private.pem")) {
+            assert!(
+                *source == format!("acme-{service}-token-key/private.pem")
+                    || (service == "auth" && source == "acme-jwt/private.pem"),
+                "{service} holds {source}"
+            );
+        }
+    }
+    // Inventory's pods are its shards' (`shards.rs` checks their keys).
+    assert_eq!(
+        seen.len(),
+        services.len() - 1,
+        "every service has pods: {seen:?}"
+    );
+    assert!(!seen.contains("inventory") && !d.shards.is_empty());
 }
 
 /// `(name, number)` of a Service's or a container's ports, and a probe's port name.
@@ -123,7 +171,10 @@ fn a_named_jwt_secret_is_mounted_and_none_generated() {
     let d = desired(&sf, &[], now(), &Default::default()).unwrap();
     assert_eq!(d.generated_jwt_secret, None);
     for dep in &d.deployments {
-        assert_eq!(mounts_of(dep)["/etc/storefront/jwt"], "secret:platform-jwt");
+        let files = projected_files(dep, "/etc/storefront/jwt");
+        assert_eq!(files["public.pem"], "platform-jwt/public.pem");
+        let auth = env_of(dep)["STOREFRONT_SERVICE"] == "auth";
+        assert_eq!(files.contains_key("private.pem"), auth);
     }
 }
 

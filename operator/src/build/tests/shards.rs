@@ -105,6 +105,10 @@ fn shard_pods_know_their_place_in_the_ring() {
         dep.metadata.owner_references.as_ref().unwrap()[0].uid,
         "uid-shard-2"
     );
+    // A shard holds inventory's own key and no user key.
+    let files = projected_files(&dep, "/etc/storefront/jwt");
+    assert_eq!(files["service.pem"], "acme-inventory-token-key/private.pem");
+    assert!(!files.contains_key("private.pem"), "{files:?}");
     insta::assert_yaml_snapshot!("inventory_shard_2_deployment", dep);
 }
 

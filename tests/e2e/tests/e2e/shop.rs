@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::{
     Api, ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
@@ -104,6 +104,104 @@ async fn settled_stock(shopper: &Shopper, sku: &str) -> Value {
     )
     .await
     .unwrap()
+}
+
+/// Act 1b, as an attacker who read the gateway pod's files (code execution or a file read in
+/// the internet-facing pod): its only private key is its own service key, which mints no user
+/// token the gateway accepts, no service token in another service's name, and no call the
+/// gateway may not make. The same checks with orders' key (read here as the cluster's admin)
+/// pass: the keys are per service, not broken.
+async fn a_stolen_gateway_key_mints_nothing(
+    ns: &TestNamespace,
+    pods: &Api<Pod>,
+    gateway: std::net::SocketAddr,
+    order: &str,
+) {
+    use storefront_contracts::proto::payments::{
+        GetChargeRequest, payments_client::PaymentsClient,
+    };
+    use storefront_platform::{
+        grpc::{SERVICE_TOKEN, unix_now},
+        token::{SigningKeys, TokenIssuer},
+    };
+    let secrets: Api<Secret> = ns.api();
+    let key_of = |service: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            let secret = secrets
+                .get(&format!("shop-{service}-token-key"))
+                .await
+                .unwrap();
+            let pem = String::from_utf8(secret.data.unwrap()["private.pem"].0.clone()).unwrap();
+            TokenIssuer::new(SigningKeys::from_pkcs8_pem(&pem).unwrap(), "shop", 3600, 60)
+        }
+    };
+    let stolen = key_of("gateway").await;
+    let now = unix_now();
+
+    // A user token signed with the gateway's key.
+    let forged = stolen
+        .issue_user("u-mallory", "mallory@example.com", now)
+        .unwrap();
+    let mut mallory = Shopper::new(gateway);
+    mallory.token = Some(forged.token);
+    let listed = mallory
+        .call("GET", "/api/v1/orders", &[], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.status, 401,
+        "a user token signed with the gateway's key: {}",
+        listed.body
+    );
+
+    // gRPC to payments, straight to its pod.
+    let payments = running_pod(
+        pods,
+        "app.kubernetes.io/instance=shop,app.kubernetes.io/component=payments",
+    )
+    .await;
+    let (grpc, _forward) = forward(pods.clone(), &payments, 50051).await.unwrap();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{grpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let get_charge = |issuer: &TokenIssuer, from: &str| {
+        let token = issuer.issue_service(from, "payments", now).unwrap().token;
+        let mut request = tonic::Request::new(GetChargeRequest {
+            order_id: order.to_string(),
+        });
+        request
+            .metadata_mut()
+            .insert(SERVICE_TOKEN, token.parse().unwrap());
+        let mut client = PaymentsClient::new(channel.clone());
+        async move { client.get_charge(request).await }
+    };
+    // The gateway's key in orders' name.
+    let err = get_charge(&stolen, "orders")
+        .await
+        .expect_err("forged caller");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    assert!(
+        err.message().contains("signed with the key of \"gateway\""),
+        "{err:?}"
+    );
+    // The gateway's key in its own name: payments is not the gateway's to call.
+    let err = get_charge(&stolen, "gateway")
+        .await
+        .expect_err("not allowed");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
+    // Orders' own key: allowed, and the charge is the order's.
+    let charge = get_charge(&key_of("orders").await, "orders")
+        .await
+        .expect("orders may read a charge")
+        .into_inner();
+    assert_eq!(charge.order_id, order);
+    println!(
+        "figure: a stolen gateway key: user token 401, as orders UNAUTHENTICATED, as itself PERMISSION_DENIED (orders' key reads charge {} {})",
+        charge.status, charge.amount_cents
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -226,6 +324,9 @@ async fn a_shopper_orders_through_the_real_shop_and_survives_a_shard_kill() {
         "figure: first order PENDING → CONFIRMED in {:.2}s",
         t.elapsed().as_secs_f64()
     );
+
+    // Act 1b: an attacker with the gateway's key.
+    a_stolen_gateway_key_mints_nothing(&ns, &pods, addr, &id).await;
 
     // Act 2: recommendations at 0 replicas.
     sfs.patch(
