@@ -7,7 +7,7 @@
 //! Needs `DATABASE_URL` (run by `workloads/scripts/integration`):
 //! `workloads/scripts/test-datastores up && eval "$(workloads/scripts/test-datastores env)"`.
 
-use crate::gateway_support::{SHOP, error_of, forged, send, shop};
+use crate::gateway_support::{SHOP, error_of, forged, forged_with, send, shop};
 use serde_json::json;
 use storefront_workloads::{
     auth::domain::{Claims, SigningKeys, TokenIssuer, TokenKind},
@@ -99,12 +99,19 @@ async fn every_bad_input_is_a_4xx_that_names_the_problem() {
         600,
         60,
     );
-    let bad_signature = format!(
+    let unknown_key = format!(
         "Bearer {}",
         other_key
             .issue_user("u-bob", "bob@example.com", now)
             .expect("token")
             .token
+    );
+    let bad_signature = format!(
+        "Bearer {}",
+        forged_with(
+            &claims("storefront", SHOP, now + 600, TokenKind::User),
+            [99; 32]
+        )
     );
     let line = |q: &str| format!(r#"{{"items": [{{"sku": "{sku}", "quantity": {q}}}]}}"#);
     let good = line("1");
@@ -136,6 +143,7 @@ async fn every_bad_input_is_a_4xx_that_names_the_problem() {
         bad("not bearer", "GET", "/api/v1/orders", &[("authorization", "Basic Ym9iOng=")], "", 401, "unauthenticated", "Bearer"),
         bad("garbage token", "GET", "/api/v1/orders", &[("authorization", "Bearer abc.def.ghi")], "", 401, "unauthenticated", "malformed"),
         bad("bad signature", "GET", "/api/v1/orders", &[("authorization", bad_signature.as_str())], "", 401, "unauthenticated", "signature"),
+        bad("unknown key", "GET", "/api/v1/orders", &[("authorization", unknown_key.as_str())], "", 401, "unauthenticated", "key"),
         bad("expired", "GET", "/api/v1/orders/o-1", &[("authorization", expired.as_str())], "", 401, "unauthenticated", "expired"),
         bad("wrong audience", "POST", "/api/v1/orders", &[ ("authorization", wrong_aud.as_str()), ("idempotency-key", "k"), ], &good, 401, "unauthenticated", "orders"),
         bad("wrong issuer", "GET", "/api/v1/orders", &[("authorization", wrong_iss.as_str())], "", 401, "unauthenticated", "other-shop"),

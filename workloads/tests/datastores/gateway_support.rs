@@ -76,9 +76,22 @@ pub fn never() -> std::future::Pending<()> {
 
 /// A token signed with the shop's key but with claims of the test's choosing.
 pub fn forged(claims: &Claims) -> String {
-    let pem = SigningKeys::seed_to_pkcs8_pem(KEY_SEED).expect("pem");
+    forged_with(claims, KEY_SEED)
+}
+
+/// A token that names the shop's key (`kid`) but is signed with the key of `seed`.
+pub fn forged_with(claims: &Claims, seed: [u8; 32]) -> String {
+    let pem = SigningKeys::seed_to_pkcs8_pem(seed).expect("pem");
     let key = EncodingKey::from_ed_pem(pem.as_bytes()).expect("key");
-    jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::EdDSA), claims, &key).expect("signs")
+    // The shop key's id, as every token of this shop names it.
+    let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
+    header.kid = Some(
+        SigningKeys::from_seed(KEY_SEED)
+            .expect("key")
+            .kid()
+            .to_string(),
+    );
+    jsonwebtoken::encode(&header, claims, &key).expect("signs")
 }
 
 pub struct Shop {
