@@ -39,6 +39,6 @@ pub use storefront_loadgen as loadgen;
 pub use storefront_orders as orders;
 pub use storefront_payments as payments;
 pub use storefront_platform::{
-    config, datastore_metrics, datastore_op, db, events, grpc, metrics, ops,
+    config, datastore_metrics, datastore_op, db, events, grpc, metrics, ops, token,
 };
 pub use storefront_recommendations as recommendations;

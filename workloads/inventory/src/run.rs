@@ -14,7 +14,7 @@ use super::{
 };
 use storefront_catalog::seed;
 use storefront_platform::config::{BusArgs, CatalogSeedArgs, CommonArgs, ShardArgs};
-use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::events::{Bus, EventKeys, EventMetrics};
 use storefront_platform::ops::Lifecycle;
 
 /// Connections per shard pod.
@@ -78,7 +78,10 @@ pub async fn run(
             "stocked the generated catalog"
         );
     }
-    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    // Events signed with this service's key; only their publishers' are accepted.
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics)
+        .await?
+        .signed(EventKeys::new(keys.service.clone(), keys.verifier.clone()));
     tracing::info!(%storefront, shard = index, shards = count, epoch, "inventory shard ready");
     let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(store.clone(), bus, place, concurrency);

@@ -8,7 +8,7 @@ use anyhow::Result;
 
 use super::{args::OrderArgs, bus, grpc::serve, postgres::PgOrders};
 use storefront_platform::config::{BusArgs, CommonArgs};
-use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::events::{Bus, EventKeys, EventMetrics};
 use storefront_platform::ops::Lifecycle;
 
 /// Connections per orders pod for the API (create, get, list).
@@ -46,7 +46,10 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs, order_args: OrderArgs) -
         store = store.with_pending_cap(cap);
     }
     let saga_store = PgOrders::connect(url, schema, SAGA_POOL_SIZE).await?;
-    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    // Events signed with this service's key; only their publishers' are accepted.
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics)
+        .await?
+        .signed(EventKeys::new(keys.service.clone(), keys.verifier.clone()));
     tracing::info!(%storefront, timeout_s = timeout.as_secs(), ?pending_cap, "orders ready");
     let verifier = Arc::new(keys.verifier);
     let workers: Vec<storefront_platform::ops::Worker> = vec![

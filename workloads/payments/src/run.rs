@@ -12,7 +12,7 @@ use anyhow::Result;
 use super::{bus, domain::SimulatedProvider, grpc::serve, postgres::PgLedger};
 use crate::args::ProviderArgs;
 use storefront_platform::config::{BusArgs, CommonArgs};
-use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::events::{Bus, EventKeys, EventMetrics};
 use storefront_platform::ops::Lifecycle;
 
 /// How long an in-flight charge is left alone before another delivery may take it over.
@@ -45,7 +45,10 @@ pub async fn run(common: CommonArgs, provider: ProviderArgs, bus_args: BusArgs) 
         Lifecycle::start_service(&common, "payments", |r| Ok(EventMetrics::register(r))).await?;
     let ledger = PgLedger::connect(url, schema, 16, LEASE).await?;
     ledger.migrate().await?;
-    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    // Events signed with this service's key; only their publishers' are accepted.
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics)
+        .await?
+        .signed(EventKeys::new(keys.service.clone(), keys.verifier.clone()));
     tracing::info!(%storefront, "payments ready");
     let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(

@@ -22,6 +22,19 @@
 //! anything later. Messages that cannot be decoded are acknowledged and counted, never
 //! redelivered forever.
 //!
+//! Events are signed by the service that publishes them, with its own token key
+//! ([`EventKeys`], `token.rs`): headers `Storefront-Key` (the key's id) and
+//! `Storefront-Signature` (Ed25519 over the subject, the message id and the payload). A
+//! consumer acknowledges and drops, counted as `forged`, every event that is unsigned, signed
+//! by a key it does not trust, signed by a service that does not publish that type
+//! ([`publisher_of`]: only orders publishes `StockReserved`, which payments charges), or whose
+//! signature does not verify; nothing in the shop changes. The message id carries a tag, a
+//! signature of the logical id (`<order>:<type>[:<instance>]:<tag>`): stable across a
+//! publisher's retries (Ed25519 is deterministic), so the broker still drops the copies,
+//! and unguessable without the key, so a forged event sent first cannot make the broker
+//! drop the real one as its duplicate. A bus without keys (a test, a binary run by hand)
+//! publishes unsigned and checks nothing.
+//!
 //! Broker calls are `nats` requests of [`crate::datastore_metrics`]: `publish` (counted and
 //! timed until the broker stored the message, or failed) and `deliver` (every message a
 //! consumer received; `error` when receiving or acknowledging failed; counted, not timed).
@@ -45,7 +58,11 @@ use prometheus_client::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{datastore_metrics::Datastore, datastore_op};
+use crate::{
+    datastore_metrics::Datastore,
+    datastore_op,
+    token::{SigningKeys, TokenVerifier},
+};
 
 /// How long the broker remembers message ids to drop duplicates.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
@@ -70,6 +87,123 @@ pub fn subject(storefront: &str, area: &str, kind: &str) -> String {
 /// The last token of a subject (the event type).
 pub fn kind_of(subject: &str) -> &str {
     subject.rsplit('.').next().unwrap_or(subject)
+}
+
+/// Which service publishes each event type (the table above); `None` for a type nobody does.
+pub fn publisher_of(kind: &str) -> Option<&'static str> {
+    match kind {
+        "OrderCreated" | "StockRequested" | "StockReserved" | "OrderConfirmed"
+        | "OrderCancelled" | "RefundRequested" => Some("orders"),
+        "StockHeld" | "StockRejected" => Some("inventory"),
+        "PaymentSucceeded" | "PaymentFailed" => Some("payments"),
+        _ => None,
+    }
+}
+
+/// The header naming the key that signed an event (its `kid`).
+pub const KEY_HEADER: &str = "Storefront-Key";
+/// The header with an event's Ed25519 signature (hex) over [`signed_bytes`].
+pub const SIGNATURE_HEADER: &str = "Storefront-Signature";
+
+/// What an event's signature covers: its subject, its broker message id and its payload.
+pub fn signed_bytes(subject: &str, message_id: &str, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(subject.len() + message_id.len() + payload.len() + 32);
+    bytes.extend_from_slice(b"storefront-event-v1\n");
+    bytes.extend_from_slice(subject.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(message_id.as_bytes());
+    bytes.push(b'\n');
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A service's keys on the bus: its own key signs what it publishes; the shop's key set
+/// checks what it consumes.
+#[derive(Clone)]
+pub struct EventKeys {
+    key: SigningKeys,
+    trust: TokenVerifier,
+}
+
+impl EventKeys {
+    /// Signs with `key` (this service's own) and trusts what `trust` trusts.
+    pub fn new(key: SigningKeys, trust: TokenVerifier) -> Self {
+        Self { key, trust }
+    }
+
+    /// The broker message id of the logical id `id`: `<id>:<tag>`, the tag the first 8
+    /// bytes (hex) of this key's signature of `id`.
+    pub fn message_id(&self, id: &str) -> String {
+        let mut bytes = b"storefront-message-id-v1\n".to_vec();
+        bytes.extend_from_slice(id.as_bytes());
+        format!("{id}:{}", hex(&self.key.sign(&bytes)[..8]))
+    }
+
+    /// The headers of an event: the key's id and the signature.
+    pub fn headers(
+        &self,
+        subject: &str,
+        message_id: &str,
+        payload: &[u8],
+    ) -> async_nats::HeaderMap {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(KEY_HEADER, self.key.kid());
+        let signature = self.key.sign(&signed_bytes(subject, message_id, payload));
+        headers.insert(SIGNATURE_HEADER, hex(&signature).as_str());
+        headers
+    }
+
+    /// Why an event on `subject` is refused, or `Ok` when its publisher signed it.
+    pub fn check(
+        &self,
+        subject: &str,
+        headers: Option<&async_nats::HeaderMap>,
+        payload: &[u8],
+    ) -> std::result::Result<(), String> {
+        let kind = kind_of(subject);
+        let publisher = publisher_of(kind).ok_or_else(|| format!("no service publishes {kind}"))?;
+        let get = |name: &str| {
+            headers
+                .and_then(|h| h.get(name))
+                .map(|v| v.as_str().to_string())
+        };
+        let kid = get(KEY_HEADER).ok_or("unsigned")?;
+        let signature = get(SIGNATURE_HEADER).ok_or("unsigned (no signature)")?;
+        let message_id = get("Nats-Msg-Id").ok_or("no message id")?;
+        let (public, owner) = self
+            .trust
+            .service_key(&kid)
+            .ok_or_else(|| format!("signed with an unknown key {kid:?}"))?;
+        if let Some(owner) = owner
+            && owner != publisher
+        {
+            return Err(format!(
+                "{kind} signed with {owner}'s key; only {publisher} publishes it"
+            ));
+        }
+        let signature = from_hex::<64>(&signature).ok_or("a malformed signature")?;
+        public
+            .verify_strict(
+                &signed_bytes(subject, &message_id, payload),
+                &ed25519_dalek::Signature::from_bytes(&signature),
+            )
+            .map_err(|_| "the signature does not verify".to_string())
+    }
 }
 
 pub use storefront_contracts::messages::{
@@ -127,6 +261,8 @@ pub struct Bus {
     storefront: String,
     stream: String,
     metrics: EventMetrics,
+    /// Signs what this bus publishes and checks what it consumes (`None`: neither).
+    keys: Option<Arc<EventKeys>>,
 }
 
 impl Bus {
@@ -156,7 +292,15 @@ impl Bus {
             storefront: storefront.to_string(),
             stream: name,
             metrics,
+            keys: None,
         })
+    }
+
+    /// This bus, signing what it publishes and refusing unsigned or forged events
+    /// ([`EventKeys`]).
+    pub fn signed(mut self, keys: EventKeys) -> Self {
+        self.keys = Some(Arc::new(keys));
+        self
     }
 
     /// The event counters.
@@ -215,14 +359,18 @@ impl Bus {
     > {
         let op = datastore_op!(Datastore::Nats, "publish");
         let started = Instant::now();
+        let subject = subject(&self.storefront, area, kind);
+        let mut message = jetstream::message::PublishMessage::build();
+        if let Some(keys) = &self.keys {
+            let id = keys.message_id(message_id);
+            message = message.headers(keys.headers(&subject, &id, &payload));
+            message = message.message_id(id);
+        } else {
+            message = message.message_id(message_id);
+        }
         let sent = self
             .js
-            .send_publish(
-                subject(&self.storefront, area, kind),
-                jetstream::message::PublishMessage::build()
-                    .payload(payload.into())
-                    .message_id(message_id),
-            )
+            .send_publish(subject, message.payload(payload.into()))
             .await;
         let ack = match sent {
             Ok(ack) => ack,
@@ -283,9 +431,11 @@ impl Bus {
             .with_context(|| format!("failed to pull from the consumer {durable}"))?;
         let handler = Arc::new(handler);
         let metrics = self.metrics.clone();
+        let keys = self.keys.clone();
         let work = messages.for_each_concurrent(concurrency.max(1), |message| {
             let handler = handler.clone();
             let metrics = metrics.clone();
+            let keys = keys.clone();
             async move {
                 let deliver = datastore_op!(Datastore::Nats, "deliver");
                 let message = match message {
@@ -301,6 +451,19 @@ impl Bus {
                 };
                 let subject = message.subject.to_string();
                 let kind = kind_of(&subject).to_string();
+                if let Some(keys) = &keys
+                    && let Err(reason) =
+                        keys.check(&subject, message.headers.as_ref(), &message.payload)
+                {
+                    // Dropped for good: a forged event is not redelivered, and nothing changes.
+                    metrics.count(&kind, "forged");
+                    tracing::warn!(%subject, %reason, "dropping an event that is not its publisher's");
+                    let acked = message.ack().await;
+                    if let Some(op) = deliver {
+                        op.record(acked.is_ok(), None);
+                    }
+                    return;
+                }
                 let ack = match handler(subject.clone(), message.payload.to_vec()).await {
                     Ok(Handled::Done) => {
                         metrics.count(&kind, "handled");
@@ -422,5 +585,71 @@ mod tests {
             decode::<PaymentReply>(&metrics, "a.payments.X", b"{nope"),
             None
         );
+    }
+
+    fn keys(seed: u8) -> EventKeys {
+        let mut set = crate::token::KeySet::default();
+        for (service, seed) in [("orders", 1u8), ("inventory", 2), ("payments", 3)] {
+            let key = SigningKeys::from_seed([seed; 32]).expect("key");
+            set.add_service_key(service, &key.public_key());
+        }
+        EventKeys::new(
+            SigningKeys::from_seed([seed; 32]).expect("key"),
+            TokenVerifier::new(set, "shop"),
+        )
+    }
+
+    #[test]
+    fn an_event_passes_only_signed_by_its_publisher_and_unchanged() {
+        let (orders, inventory, stranger) = (keys(1), keys(2), keys(9));
+        let subject = "shop.orders.StockReserved";
+        let payload = br#"{"type":"StockReserved","orderId":"o1","totalCents":500}"#;
+        // The tag: stable for one key, another for another key, unguessable without it.
+        let id = orders.message_id("o1:StockReserved");
+        assert_eq!(id, orders.message_id("o1:StockReserved"));
+        assert!(id.starts_with("o1:StockReserved:") && id.len() == "o1:StockReserved:".len() + 16);
+        assert_ne!(id, inventory.message_id("o1:StockReserved"));
+        let with_id = |mut headers: async_nats::HeaderMap, id: &str| {
+            headers.insert("Nats-Msg-Id", id);
+            headers
+        };
+        let signed = with_id(orders.headers(subject, &id, payload), &id);
+        assert_eq!(orders.check(subject, Some(&signed), payload), Ok(()));
+        // Checked by any service of the shop.
+        assert_eq!(keys(3).check(subject, Some(&signed), payload), Ok(()));
+        let refused = |headers: Option<&async_nats::HeaderMap>, payload: &[u8]| {
+            orders
+                .check(subject, headers, payload)
+                .expect_err("refused")
+        };
+        assert_eq!(refused(None, payload), "unsigned");
+        let changed = br#"{"type":"StockReserved","orderId":"o1","totalCents":1}"#;
+        assert_eq!(
+            refused(Some(&signed), changed),
+            "the signature does not verify"
+        );
+        let other_id = with_id(orders.headers(subject, &id, payload), "o1:StockReserved");
+        assert_eq!(
+            refused(Some(&other_id), payload),
+            "the signature does not verify"
+        );
+        let by_inventory = with_id(inventory.headers(subject, &id, payload), &id);
+        assert_eq!(
+            refused(Some(&by_inventory), payload),
+            "StockReserved signed with inventory's key; only orders publishes it"
+        );
+        let by_stranger = with_id(stranger.headers(subject, &id, payload), &id);
+        assert!(refused(Some(&by_stranger), payload).starts_with("signed with an unknown key"));
+        let mut garbled = signed.clone();
+        garbled.insert(SIGNATURE_HEADER, "zz");
+        assert_eq!(refused(Some(&garbled), payload), "a malformed signature");
+        assert_eq!(
+            orders.check("shop.orders.Refund", Some(&signed), payload),
+            Err("no service publishes Refund".into())
+        );
+        // Inventory's own events pass with its key.
+        let subject = "shop.inventory.StockHeld";
+        let signed = with_id(inventory.headers(subject, &id, payload), &id);
+        assert_eq!(orders.check(subject, Some(&signed), payload), Ok(()));
     }
 }

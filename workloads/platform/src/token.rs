@@ -144,6 +144,7 @@ impl TokenError {
 #[derive(Clone)]
 pub struct SigningKeys {
     encoding: EncodingKey,
+    signing: SigningKey,
     public: VerifyingKey,
     kid: String,
 }
@@ -175,6 +176,7 @@ impl SigningKeys {
         let public = signing.verifying_key();
         Ok(Self {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            signing: signing.clone(),
             kid: key_id(&public),
             public,
         })
@@ -195,9 +197,20 @@ impl SigningKeys {
             .map_err(|e| KeyError::Encode(e.to_string()))
     }
 
+    /// The public half.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
     /// The key id in token headers.
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// An Ed25519 signature of `message` (the bus signs its events with it: `events.rs`).
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.signing.sign(message).to_bytes()
     }
 
     /// A verifier that trusts this one key for every token ([`KeySet::single`]).
@@ -219,7 +232,15 @@ enum Signer {
 #[derive(Clone, Default)]
 pub struct KeySet {
     user: HashMap<String, DecodingKey>,
-    service: HashMap<String, (DecodingKey, Signer)>,
+    service: HashMap<String, ServiceKey>,
+}
+
+/// A service key: for tokens (`decoding`), for events (`public`), and whose it is.
+#[derive(Clone)]
+struct ServiceKey {
+    decoding: DecodingKey,
+    public: VerifyingKey,
+    signer: Signer,
 }
 
 fn read_text(path: &Path) -> Result<String, KeyError> {
@@ -240,7 +261,11 @@ impl KeySet {
         set.add_user_key(public);
         set.service.insert(
             key_id(public),
-            (DecodingKey::from_ed_der(public.as_bytes()), Signer::Any),
+            ServiceKey {
+                decoding: DecodingKey::from_ed_der(public.as_bytes()),
+                public: *public,
+                signer: Signer::Any,
+            },
         );
         set
     }
@@ -255,10 +280,11 @@ impl KeySet {
     pub fn add_service_key(&mut self, service: &str, public: &VerifyingKey) {
         self.service.insert(
             key_id(public),
-            (
-                DecodingKey::from_ed_der(public.as_bytes()),
-                Signer::Service(service.to_string()),
-            ),
+            ServiceKey {
+                decoding: DecodingKey::from_ed_der(public.as_bytes()),
+                public: *public,
+                signer: Signer::Service(service.to_string()),
+            },
         );
     }
 
@@ -478,7 +504,10 @@ impl TokenVerifier {
     fn key(&self, kind: TokenKind, kid: &str) -> Result<(DecodingKey, Signer), TokenError> {
         let find = |keys: &KeySet| match kind {
             TokenKind::User => keys.user.get(kid).map(|k| (k.clone(), Signer::Any)),
-            TokenKind::Service => keys.service.get(kid).cloned(),
+            TokenKind::Service => keys
+                .service
+                .get(kid)
+                .map(|k| (k.decoding.clone(), k.signer.clone())),
         };
         if let Some(found) = find(&self.keys()) {
             return Ok(found);
@@ -491,6 +520,28 @@ impl TokenVerifier {
         Err(TokenError::UnknownKey {
             kind,
             kid: kid.to_string(),
+        })
+    }
+
+    /// The service key with id `kid` and the service it belongs to (`None`: a single-key set,
+    /// anyone's), reading the directory again (rate-limited) when the id is unknown: what the
+    /// bus checks an event's signature with.
+    pub fn service_key(&self, kid: &str) -> Option<(VerifyingKey, Option<String>)> {
+        let find = |keys: &KeySet| {
+            keys.service.get(kid).map(|k| {
+                let owner = match &k.signer {
+                    Signer::Service(s) => Some(s.clone()),
+                    Signer::Any => None,
+                };
+                (k.public, owner)
+            })
+        };
+        find(&self.keys()).or_else(|| {
+            if self.reload() {
+                find(&self.keys())
+            } else {
+                None
+            }
         })
     }
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::{bus, grpc::serve, postgres::PgRecommendations};
 use storefront_platform::config::{BusArgs, CommonArgs};
-use storefront_platform::events::{Bus, EventMetrics};
+use storefront_platform::events::{Bus, EventKeys, EventMetrics};
 use storefront_platform::ops::Lifecycle;
 
 /// Creates the schema and tables.
@@ -37,7 +37,10 @@ pub async fn run(common: CommonArgs, bus_args: BusArgs) -> Result<()> {
     .await?;
     let store = PgRecommendations::connect(url, schema, 8).await?;
     store.migrate().await?;
-    let bus = Bus::connect(nats, &common.bus_name()?, metrics).await?;
+    // Events signed with this service's key; only their publishers' are accepted.
+    let bus = Bus::connect(nats, &common.bus_name()?, metrics)
+        .await?
+        .signed(EventKeys::new(keys.service.clone(), keys.verifier.clone()));
     tracing::info!(%storefront, "recommendations ready");
     let verifier = Arc::new(keys.verifier);
     let consumer = bus::consume(store.clone(), bus, concurrency);

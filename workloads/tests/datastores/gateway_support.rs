@@ -25,7 +25,7 @@ use storefront_workloads::{
         service::Accounts,
     },
     catalog::{self, grpc::Catalog, postgres::PgCatalog, search::SearchIndex, seed::generate},
-    events::{Bus, EventMetrics},
+    events::{Bus, EventKeys, EventMetrics},
     gateway::{
         Gateway,
         resilience::guard::AllowAll,
@@ -72,6 +72,37 @@ pub async fn listener() -> (TcpListener, SocketAddr) {
 
 pub fn never() -> std::future::Pending<()> {
     std::future::pending()
+}
+
+/// Each service's own event key in the saga (seeds), as the operator gives each its own.
+pub const EVENT_KEY_SEEDS: [(&str, u8); 4] = [
+    ("orders", 31),
+    ("inventory", 32),
+    ("payments", 33),
+    ("recommendations", 34),
+];
+
+/// The shop's key set: every service's public key, each trusted for its own events.
+pub fn event_trust() -> storefront_workloads::token::TokenVerifier {
+    let mut keys = storefront_workloads::token::KeySet::default();
+    for (service, seed) in EVENT_KEY_SEEDS {
+        let key = SigningKeys::from_seed([seed; 32]).expect("key");
+        keys.add_service_key(service, &key.public_key());
+    }
+    storefront_workloads::token::TokenVerifier::new(keys, SHOP)
+}
+
+/// `bus` as `service` uses it: signing with its own key, accepting its publishers' events.
+pub fn signed_bus(bus: &Bus, service: &str) -> Bus {
+    let seed = EVENT_KEY_SEEDS
+        .iter()
+        .find(|(s, _)| *s == service)
+        .map(|(_, seed)| *seed)
+        .expect("a service of the saga");
+    bus.clone().signed(EventKeys::new(
+        SigningKeys::from_seed([seed; 32]).expect("key"),
+        event_trust(),
+    ))
 }
 
 /// A token signed with the shop's key but with claims of the test's choosing.
@@ -279,7 +310,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -
             if !options.silent_shards.contains(&index) {
                 tokio::spawn(inventory::bus::consume(
                     shard.clone(),
-                    bus.clone(),
+                    signed_bus(bus, "inventory"),
                     place,
                     16,
                 ));
@@ -318,7 +349,10 @@ async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -
             use storefront_workloads::{
                 orders::bus as orders_bus, payments, recommendations as recs,
             };
-            tokio::spawn(orders_bus::relay(orders_store.clone(), bus.clone()));
+            tokio::spawn(orders_bus::relay(
+                orders_store.clone(),
+                signed_bus(bus, "orders"),
+            ));
             // Timeouts and stalled orders, looked at every second (5 s in the service).
             tokio::spawn(orders_bus::sweep_timeouts(
                 orders_store.clone(),
@@ -327,7 +361,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -
             ));
             tokio::spawn(orders_bus::consume_replies(
                 orders_store.clone(),
-                bus.clone(),
+                signed_bus(bus, "orders"),
                 16,
             ));
             let schema = format!("it_gw_pay_{pid}");
@@ -348,7 +382,7 @@ async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -
             tokio::spawn(payments::bus::consume(
                 ledger.clone(),
                 provider.clone(),
-                bus.clone(),
+                signed_bus(bus, "payments"),
                 32,
             ));
             let schema = format!("it_gw_recs_{pid}");
@@ -357,7 +391,11 @@ async fn build(tag: &str, saga: Option<SagaOptions>, pending_cap: Option<u32>) -
                 .expect("connects");
             clean(recs_store.pool(), &schema).await;
             recs_store.migrate().await.expect("migrates");
-            tokio::spawn(recs::bus::consume(recs_store.clone(), bus.clone(), 8));
+            tokio::spawn(recs::bus::consume(
+                recs_store.clone(),
+                signed_bus(bus, "recommendations"),
+                8,
+            ));
             let (l, addr) = listener().await;
             tokio::spawn(recs::grpc::serve(
                 l,

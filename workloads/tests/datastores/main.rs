@@ -27,3 +27,4 @@ mod orders_sale_limits;
 mod payments_postgres;
 mod ratelimit_cluster;
 mod ratelimit_redis;
+mod signed_events;

@@ -202,6 +202,88 @@ async fn a_stolen_gateway_key_mints_nothing(
         "figure: a stolen gateway key: user token 401, as orders UNAUTHENTICATED, as itself PERMISSION_DENIED (orders' key reads charge {} {})",
         charge.status, charge.amount_cents
     );
+
+    // On the bus, without any key: a 1-cent StockReserved for an order (here one nobody
+    // placed, so no real event follows) under the message id events had before they were
+    // signed. Payments drops it (counted) and charges nothing.
+    let urls = DatastoreUrls::discover().unwrap();
+    let nats = async_nats::connect(&urls.nats).await.unwrap();
+    let forged_order = format!("o-forged-{}", std::process::id());
+    let message = async_nats::jetstream::message::PublishMessage::build()
+        .payload(
+            format!(r#"{{"type":"StockReserved","orderId":"{forged_order}","totalCents":1}}"#)
+                .into_bytes()
+                .into(),
+        )
+        .message_id(format!("{forged_order}:StockReserved"));
+    async_nats::jetstream::new(nats)
+        .send_publish(format!("{}-shop.orders.StockReserved", ns.name), message)
+        .await
+        .unwrap()
+        .await
+        .expect("the stream takes the forged event");
+    let metrics = wait_for(
+        "payments to drop the forged event",
+        Duration::from_secs(30),
+        || {
+            let pods = pods.clone();
+            let payments = payments.clone();
+            async move {
+                let text = pod_get(&pods, &payments, 8080, "/metrics").await?;
+                Ok(text
+                    .contains(r#"storefront_events_total{type="StockReserved",outcome="forged"}"#)
+                    .then_some(text))
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let err = get_charge(&key_of("orders").await, "orders")
+        .await
+        .map(|c| c.into_inner().order_id);
+    assert!(
+        err.is_ok(),
+        "the real order's charge is still there: {err:?}"
+    );
+    let none = {
+        let token = key_of("orders")
+            .await
+            .issue_service("orders", "payments", unix_now())
+            .unwrap()
+            .token;
+        let mut request = tonic::Request::new(GetChargeRequest {
+            order_id: forged_order.clone(),
+        });
+        request
+            .metadata_mut()
+            .insert(SERVICE_TOKEN, token.parse().unwrap());
+        PaymentsClient::new(channel.clone())
+            .get_charge(request)
+            .await
+    };
+    assert_eq!(
+        none.expect_err("no charge for a forged event").code(),
+        tonic::Code::NotFound
+    );
+    let forged_line = metrics
+        .lines()
+        .find(|l| l.contains(r#"outcome="forged""#))
+        .unwrap_or_default()
+        .to_string();
+    println!(
+        "figure: a forged 1-cent StockReserved on the bus: dropped, no charge ({forged_line})"
+    );
+}
+
+/// GET `path` on `port` of `pod` (port-forwarded), as text.
+async fn pod_get(pods: &Api<Pod>, pod: &str, port: u16, path: &str) -> anyhow::Result<String> {
+    let (addr, forward) = forward(pods.clone(), pod, port).await?;
+    let shopper = Shopper::new(addr);
+    let answer = shopper.get_text(path).await;
+    forward.abort();
+    let (status, text) = answer?;
+    anyhow::ensure!(status == 200, "GET {path} on {pod}: {status} {text}");
+    Ok(text)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
